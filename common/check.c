@@ -1,0 +1,100 @@
+/* check.c: fatal-error helpers behind the xxxCheck macros, and lqa_err. */
+#include "common/check.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+void lqa_fatal_at(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    fflush(stdout);
+    fprintf(stderr, "lqa: fatal: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (at %s:%d)\n", file, line);
+    exit(1);
+}
+
+void *lqa_malloc_at(size_t n, const char *file, int line) {
+    void *p = malloc(n ? n : 1);
+    if (!p) lqa_fatal_at(file, line, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *lqa_calloc_at(size_t count, size_t size, const char *file, int line) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) lqa_fatal_at(file, line, "out of memory allocating %zu x %zu bytes", count, size);
+    return p;
+}
+
+void *lqa_realloc_at(void *p, size_t n, const char *file, int line) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) lqa_fatal_at(file, line, "out of memory reallocating to %zu bytes", n);
+    return q;
+}
+
+char *lqa_strdup_at(const char *s, const char *file, int line) {
+    return lqa_strndup_at(s, strlen(s), file, line);
+}
+
+char *lqa_strndup_at(const char *s, size_t n, const char *file, int line) {
+    char *p = lqa_malloc_at(n + 1, file, line);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+FILE *lqa_fopen_at(const char *path, const char *mode, const char *file, int line) {
+    FILE *f = fopen(path, mode);
+    if (!f) lqa_fatal_at(file, line, "cannot open %s (mode %s): %s", path, mode, strerror(errno));
+    return f;
+}
+
+void lqa_fread_at(void *buf, size_t size, size_t n, FILE *f, const char *file, int line) {
+    size_t got = fread(buf, size, n, f);
+    if (got != n) {
+        lqa_fatal_at(file, line, "short read: %zu of %zu items (%s)", got, n,
+                     feof(f) ? "end of file" : strerror(errno));
+    }
+}
+
+void lqa_fwrite_at(const void *buf, size_t size, size_t n, FILE *f, const char *file, int line) {
+    if (fwrite(buf, size, n, f) != n) lqa_fatal_at(file, line, "write failed: %s", strerror(errno));
+}
+
+void lqa_fclose_at(FILE *f, const char *file, int line) {
+    if (fclose(f) != 0) lqa_fatal_at(file, line, "close failed: %s", strerror(errno));
+}
+
+void lqa_sqlite_fail(int rc, struct sqlite3 *db, const char *file, int line) {
+    lqa_fatal_at(file, line, "SQLite error %d: %s", rc, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+size_t lqa_zstd_check(size_t ret, const char *file, int line) {
+    if (ZSTD_isError(ret)) lqa_fatal_at(file, line, "zstd error: %s", ZSTD_getErrorName(ret));
+    return ret;
+}
+
+int lqa_err_set(lqa_err *err, const char *fmt, ...) {
+    if (!err) return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int lqa_err_prefix(lqa_err *err, const char *fmt, ...) {
+    if (!err) return -1;
+    char prefix[512], old[sizeof err->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, err->msg, sizeof old);
+    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    return -1;
+}

@@ -1,0 +1,40 @@
+/* tokenizer.h: C API over sentencepiece (implemented in tokenizer.cc, the project's one C++
+ * file). No C++ exception ever crosses into C: every call that can fail returns -1 with err set.
+ * A real LLaMA-2 tokenizer.model loads unchanged. LLaMA has no pad id: pad_id is -1 then, and
+ * the trainer masks padding itself (see docs/FORMATS.md). */
+#ifndef LQA_TOKENIZER_H
+#define LQA_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/check.h"
+
+typedef struct lqa_tokenizer lqa_tokenizer;
+
+lqa_tokenizer *lqa_tok_load(const char *model_path, lqa_err *err);
+void lqa_tok_free(lqa_tokenizer *t);
+
+int lqa_tok_vocab_size(const lqa_tokenizer *t);
+int lqa_tok_bos_id(const lqa_tokenizer *t);
+int lqa_tok_eos_id(const lqa_tokenizer *t);
+int lqa_tok_unk_id(const lqa_tokenizer *t);
+int lqa_tok_pad_id(const lqa_tokenizer *t); /* -1 when the model has none (LLaMA) */
+/* SHA-256 of the .model file's bytes, lower-case hex (65 bytes with NUL). */
+const char *lqa_tok_sha256(const lqa_tokenizer *t);
+
+/* Encodes UTF-8 text (no BOS/EOS added). *ids is allocated (caller frees). */
+int lqa_tok_encode(const lqa_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n_ids,
+                   lqa_err *err);
+/* Decodes ids to UTF-8 text (caller frees *text). */
+int lqa_tok_decode(const lqa_tokenizer *t, const int32_t *ids, size_t n_ids, char **text, lqa_err *err);
+/* Piece string of an id (valid while t lives); NULL when out of range. */
+const char *lqa_tok_id_to_piece(const lqa_tokenizer *t, int id);
+int lqa_tok_piece_to_id(const lqa_tokenizer *t, const char *piece); /* unk id when unknown */
+
+/* Trains a LLaMA-style BPE model (byte_fallback, split_digits) from a text file with one
+ * sentence (paragraph) per line; writes model_prefix.model. */
+int lqa_tok_train(const char *input_txt, const char *model_prefix, int vocab_size, uint64_t seed, int threads,
+                  lqa_err *err);
+
+#endif

@@ -1,0 +1,96 @@
+/* testutil.c: helpers shared by the test binaries. */
+#include "tests/testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+
+static char g_tmp[512];
+
+static void cleanup(void) {
+    if (g_tmp[0] && !getenv("LQA_KEEP_TMP")) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
+    }
+}
+
+const char *lqa_test_tool(const char *name) {
+    static char path[8][512];
+    static int next;
+    const char *dir = getenv("LQA_BUILD");
+    char *p = path[next++ % 8];
+    snprintf(p, 512, "%s/%s", dir ? dir : "build", name);
+    return p;
+}
+
+const char *lqa_test_tmpdir(void) {
+    if (!g_tmp[0]) {
+        const char *base = getenv("TMPDIR");
+        snprintf(g_tmp, sizeof g_tmp, "%s/lqa-test-XXXXXX", base ? base : "/tmp");
+        if (!mkdtemp(g_tmp)) {
+            perror("mkdtemp");
+            exit(1);
+        }
+        atexit(cleanup);
+    }
+    return g_tmp;
+}
+
+int lqa_test_run(lqa_buf *out, const char *fmt, ...) {
+    lqa_buf cmd = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[8192];
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    lqa_buf_puts(&cmd, tmp);
+    lqa_buf_puts(&cmd, " 2>&1");
+    FILE *p = popen(cmd.data, "r");
+    lqa_buf_free(&cmd);
+    if (!p) return -1;
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, p)) > 0)
+        if (out) lqa_buf_append(out, chunk, got);
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+void lqa_test_write(const char *path, const void *data, size_t n) {
+    char *dir = lqa_strdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = '\0';
+        lqa_mkdir_p(dir, NULL);
+    }
+    free(dir);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, n, f) != n) {
+        perror(path);
+        exit(1);
+    }
+    fclose(f);
+}
+
+const char *lqa_test_fixtures(void) {
+    const char *d = getenv("LQA_FIXTURES");
+    return d ? d : "tests/fixtures";
+}
+
+uint64_t lqa_test_seed(void) {
+    static uint64_t seed;
+    static int done;
+    if (!done) {
+        const char *s = getenv("LQA_TEST_SEED");
+        seed = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
+        fprintf(stderr, "# random seed %llu (set LQA_TEST_SEED to repeat)\n", (unsigned long long)seed);
+        done = 1;
+    }
+    return seed;
+}

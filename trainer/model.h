@@ -1,0 +1,124 @@
+/* model.h: the LLaMA model as Hugging Face defines it (RMSNorm, RoPE with rope_theta and linear
+ * rope_scaling, SwiGLU MLP, grouped-query attention, optional tied embeddings), its parameters in
+ * one contiguous fp32 buffer, LoRA adapters, and one forward+backward on a token batch.
+ *
+ * Parameter layout (lqa_model.params, in this order; shapes are [rows, cols] row-major, as the
+ * HF tensors are, so y = x W^T):
+ *   model.embed_tokens.weight                       [V, D]
+ *   for l in 0..L-1:
+ *     model.layers.l.input_layernorm.weight         [D]
+ *     model.layers.l.self_attn.q_proj.weight        [H*hd, D]
+ *     model.layers.l.self_attn.k_proj.weight        [KV*hd, D]
+ *     model.layers.l.self_attn.v_proj.weight        [KV*hd, D]
+ *     model.layers.l.self_attn.o_proj.weight        [D, H*hd]
+ *     model.layers.l.post_attention_layernorm.weight [D]
+ *     model.layers.l.mlp.gate_proj.weight           [F, D]
+ *     model.layers.l.mlp.up_proj.weight             [F, D]
+ *     model.layers.l.mlp.down_proj.weight           [D, F]
+ *   model.norm.weight                               [D]
+ *   lm_head.weight                                  [V, D]   (absent when tie_word_embeddings)
+ * LoRA (lqa_model.lora, one contiguous buffer), for l, then each target in q,k,v,o,gate,up,down
+ * order that is enabled:
+ *   base_model.model.model.layers.l.self_attn.q_proj.lora_A.weight  [r, in]
+ *   base_model.model.model.layers.l.self_attn.q_proj.lora_B.weight  [out, r]   (zero at init)
+ *   (mlp targets: base_model.model.model.layers.l.mlp.gate_proj.lora_A.weight ...)
+ * Effective weight: W + (alpha/r) * B A.
+ */
+#ifndef LQA_MODEL_H
+#define LQA_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/check.h"
+
+typedef struct lqa_config {
+    int vocab_size;      /* V */
+    int dim;             /* D, hidden_size */
+    int n_layers;        /* L, num_hidden_layers */
+    int n_heads;         /* H, num_attention_heads */
+    int n_kv_heads;      /* KV, num_key_value_heads (H % KV == 0) */
+    int hidden_dim;      /* F, intermediate_size */
+    int max_pos;         /* max_position_embeddings */
+    float rope_theta;    /* 10000 for LLaMA-2 */
+    float rope_scale;    /* linear rope_scaling factor; 1 = none. positions are divided by it */
+    float rms_eps;       /* rms_norm_eps */
+    int tie_embeddings;  /* tie_word_embeddings */
+    int bos_id, eos_id;
+} lqa_config;
+
+enum { LQA_LORA_Q = 1, LQA_LORA_K = 2, LQA_LORA_V = 4, LQA_LORA_O = 8, LQA_LORA_GATE = 16, LQA_LORA_UP = 32,
+       LQA_LORA_DOWN = 64 };
+typedef enum { LQA_TRAIN_LORA_PLUS = 0, LQA_TRAIN_LORA = 1, LQA_TRAIN_FULL = 2 } lqa_train_set;
+typedef enum { LQA_ATTN_FULL = 0, LQA_ATTN_S2 = 1 } lqa_attn_mode;
+
+typedef struct lqa_tensor_info {
+    char name[128];      /* HF / PEFT name */
+    int ndim;
+    int64_t shape[2];
+    size_t offset;       /* in floats, into its buffer */
+    size_t numel;
+} lqa_tensor_info;
+
+typedef struct lqa_model {
+    lqa_config cfg;
+    float *params;                  /* base parameters, layout above */
+    size_t n_params;
+    lqa_tensor_info *tensors;       /* n_tensors entries describing params */
+    int n_tensors;
+    /* LoRA (NULL / 0 when none) */
+    int lora_targets;               /* LQA_LORA_* bits */
+    int lora_rank;
+    float lora_alpha;
+    float *lora;
+    size_t n_lora;
+    lqa_tensor_info *lora_tensors;
+    int n_lora_tensors;
+} lqa_model;
+
+/* Builds the tensor table and allocates params (uninitialised) for cfg. */
+void lqa_model_alloc(lqa_model *m, const lqa_config *cfg);
+/* Random init as HF LLaMA does (normal(0, 0.02) for linears and embedding, norms = 1). */
+void lqa_model_init_random(lqa_model *m, uint64_t seed);
+/* Adds LoRA tensors (A ~ Kaiming-uniform as PEFT, B = 0). */
+void lqa_model_add_lora(lqa_model *m, int targets, int rank, float alpha, uint64_t seed);
+void lqa_model_free(lqa_model *m);
+/* Looks a tensor up by name in params or lora; NULL when absent. */
+float *lqa_model_tensor(lqa_model *m, const char *name, const lqa_tensor_info **info);
+
+/* A batch of B sequences of T tokens. loss_mask[b*T+t] = 1: token t is a target predicted from
+ * tokens < t (HF labels convention; t = 0 is never a target). segment_ids (may be NULL): tokens
+ * attend only within their own segment (packed records); segment id < 0 marks padding. */
+typedef struct lqa_batch {
+    int B, T;
+    const int32_t *tokens;
+    const uint8_t *loss_mask;
+    const int32_t *segment_ids;
+} lqa_batch;
+
+typedef struct lqa_step_opts {
+    lqa_attn_mode attn;
+    float group_ratio;     /* S2-Attn group size = T * group_ratio */
+    lqa_train_set train;   /* which gradients are computed */
+    int checkpointing;     /* recompute per layer in backward */
+    int threads;
+} lqa_step_opts;
+
+/* Gradients of the trainable tensors, same layout as params / lora. Pointers are NULL for sets
+ * that are not trained (for lora+, d_params holds embedding and norm gradients, the rest 0). */
+typedef struct lqa_grads {
+    float *d_params;   /* n_params */
+    float *d_lora;     /* n_lora */
+} lqa_grads;
+
+/* Forward and backward; returns the mean loss over all targets of the batch and ADDS gradients
+ * into g (so micro-batches accumulate). g may be NULL for forward only. */
+float lqa_model_step(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o, lqa_grads *g);
+
+/* Logits of every position (B*T*V floats, caller frees); full causal attention. For tests. */
+float *lqa_model_logits(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o);
+
+/* Folds LoRA into the base weights (W += alpha/r B A) and drops the adapter. */
+void lqa_model_merge_lora(lqa_model *m);
+
+#endif
