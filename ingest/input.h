@@ -1,0 +1,22 @@
+/* input.h: a byte stream over a file that is transparently decompressed (.gz .bz2 .xz .zst,
+ * recognised by magic bytes, not by name), for the streaming parsers (MediaWiki, JSON arrays). */
+#ifndef LQA_INPUT_H
+#define LQA_INPUT_H
+
+#include <stddef.h>
+
+#include "common/check.h"
+
+typedef struct lqa_input lqa_input;
+
+lqa_input *lqa_input_open(const char *path, lqa_err *err);
+/* Reads up to n bytes; returns bytes read, 0 at end, -1 on error (err set: truncated or corrupt
+ * compressed data names the file and the byte offset). */
+long lqa_input_read(lqa_input *in, void *buf, size_t n, lqa_err *err);
+/* Reads the whole (decompressed) input, refusing more than max_bytes. */
+int lqa_input_read_all(const char *path, size_t max_bytes, char **data, size_t *len, lqa_err *err);
+const char *lqa_input_codec(const lqa_input *in); /* "none", "gzip", "bzip2", "xz", "zstd" */
+size_t lqa_input_compressed_pos(const lqa_input *in); /* bytes of the file consumed so far */
+void lqa_input_close(lqa_input *in);
+
+#endif

@@ -1,0 +1,43 @@
+/* parse.h: from an input path to parsed documents. The dispatcher reads the file through the
+ * decompression layer (.gz .bz2 .xz .zst, by magic bytes), sniffs the format from content (or
+ * takes --format), and calls the format's parser, which hands each document to the sink. One
+ * file may yield many documents (a MediaWiki dump, a QA set, an EPUB when not joined). */
+#ifndef LQA_PARSE_H
+#define LQA_PARSE_H
+
+#include "common/check.h"
+#include "ingest/doc.h"
+
+/* Called once per parsed document. The parser frees doc after the sink returns.
+ * Return 0 to go on, non-zero to stop parsing this input. */
+typedef int (*lqa_doc_sink)(lqa_doc *doc, void *ctx);
+
+/* A per-input warning (recoverable oddity: recovered HTML error, skipped record). */
+typedef void (*lqa_warn_fn)(const char *msg, void *ctx);
+
+typedef struct lqa_parse_opts {
+    const char *format;      /* NULL or "auto" = sniff */
+    size_t max_text_node;    /* refuse a single text node larger than this (default 16 MiB) */
+    int max_depth;           /* refuse nesting deeper than this (default 256) */
+    lqa_warn_fn warn;        /* may be NULL */
+    void *warn_ctx;
+} lqa_parse_opts;
+
+/* Parses one file. Returns 0, or -1 with err = "FILE:LINE: what was wrong, what was expected".
+ * Documents handed to the sink before an error stay handed (the caller decides what to keep). */
+int lqa_parse_path(const char *path, const lqa_parse_opts *opts, lqa_doc_sink sink, void *ctx, lqa_err *err);
+
+/* Parses several HTML/XHTML pages of one manual as ONE document in the given reading order
+ * (the --join mode); paths in order. */
+int lqa_parse_joined(const char *const *paths, int n_paths, const lqa_parse_opts *opts, lqa_doc_sink sink,
+                     void *ctx, lqa_err *err);
+
+/* Reading order of a multi-page HTML manual: follows the table of contents of index_path
+ * (links in document order, first visit wins) and returns the paths (caller frees each and the
+ * array). Pages not linked from the TOC are appended in name order. */
+int lqa_manual_reading_order(const char *index_path, char ***paths, int *n_paths, lqa_err *err);
+
+/* Format names accepted by --format. */
+extern const char *const lqa_formats[];
+
+#endif
