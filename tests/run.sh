@@ -18,10 +18,10 @@ for t in "$@"; do
     "$t" >"$log" 2>&1
     rc=$?
     secs=$(( $(date +%s) - start ))
-    p=$(grep -cE '^ok [0-9]+' "$log" | head -1)
-    s=$(grep -cE '^ok [0-9]+.*# SKIP' "$log" | head -1)
-    f=$(grep -cE '^not ok [0-9]+' "$log" | head -1)
-    p=$((p - s))
+    # cmocka's TAP: "ok N - name", "not ok N - name", and skips as "not ok N # SKIP name"
+    p=$(grep -cE '^ok [0-9]+' "$log")
+    s=$(grep -cE '^(not )?ok [0-9]+ # SKIP' "$log")
+    f=$(grep -E '^not ok [0-9]+' "$log" | grep -vc '# SKIP')
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "not ok - $name exited with status $rc" >>"$log"; fi
     sed "s/^/[$name] /" "$log"
     echo "# $name: $p passed, $f failed, $s skipped (${secs}s)"
