@@ -1,0 +1,43 @@
+/* adapter.h: the PEFT-compatible adapter directory that `lqa-sft train` writes to RUN/final/:
+ *   adapter_config.json          as PEFT writes it (peft_type LORA, r, lora_alpha, target_modules,
+ *                                lora_dropout 0, bias none, task_type CAUSAL_LM,
+ *                                base_model_name_or_path)
+ *   adapter_model.safetensors    LoRA A and B under PEFT's names
+ *                                (base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight)
+ *   trainable_params.safetensors the other trained tensors (lora+: embedding and norms) under HF
+ *                                names (model.embed_tokens.weight, ...); LongLoRA's own
+ *                                "base_model.model."-prefixed names are accepted on load.
+ * Loading checks that the adapter fits the base model (names, shapes) with a clear error. */
+#ifndef LQA_ADAPTER_H
+#define LQA_ADAPTER_H
+
+#include "common/check.h"
+#include "trainer/model.h"
+
+typedef struct lqa_adapter_config {
+    int rank;
+    float alpha;
+    int targets;                  /* LQA_LORA_* bits */
+    char base_model[1024];        /* base_model_name_or_path */
+} lqa_adapter_config;
+
+/* Parses DIR/adapter_config.json. */
+int lqa_adapter_read_config(const char *dir, lqa_adapter_config *c, lqa_err *err);
+
+/* Writes the adapter of m into dir (created). With train == LQA_TRAIN_LORA_PLUS the embedding and
+ * every norm also go to trainable_params.safetensors. base_model is recorded in the config. */
+int lqa_adapter_save(const char *dir, const lqa_model *m, lqa_train_set train, const char *base_model,
+                     lqa_err *err);
+
+/* Adds the adapter in dir to m (a loaded base model without LoRA): LoRA with the adapter's rank,
+ * alpha and targets, its A and B, and trainable_params when present (which replace the base's
+ * embedding / norms). Errors for a missing file, a tensor missing or of the wrong shape (an
+ * adapter made for another base model). */
+int lqa_adapter_load(const char *dir, lqa_model *m, lqa_err *err);
+
+/* "q,k,v,o" <-> LQA_LORA_* bits; also accepts PEFT module names (q_proj, gate_proj, ...). */
+int lqa_lora_targets_parse(const char *s, int *targets, lqa_err *err);
+/* Comma list of short names ("q,k,v,o") into buf. */
+void lqa_lora_targets_format(int targets, char *buf, size_t n);
+
+#endif

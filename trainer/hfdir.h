@@ -1,0 +1,41 @@
+/* hfdir.h: the Hugging Face LLaMA model directory: config.json <-> lqa_config (hidden_size,
+ * num_hidden_layers, num_attention_heads, num_key_value_heads, intermediate_size,
+ * max_position_embeddings, rope_theta, rope_scaling {"type":"linear","factor":F}, rms_norm_eps,
+ * tie_word_embeddings, vocab_size, bos/eos ids), the parameters by their HF tensor names from
+ * model.safetensors or a sharded set with model.safetensors.index.json (F32/F16/BF16), and
+ * tokenizer.model. Real LLaMA checkpoints load unchanged; trainer and eval both load through it. */
+#ifndef LQA_HFDIR_H
+#define LQA_HFDIR_H
+
+#include <jansson.h>
+
+#include "common/check.h"
+#include "common/safetensors.h"
+#include "trainer/model.h"
+
+/* Parses DIR/config.json; errors name the file and the key that is missing or wrong. */
+int lqa_hf_read_config(const char *dir, lqa_config *cfg, lqa_err *err);
+/* config.json as transformers writes it for LlamaForCausalLM (new reference). */
+json_t *lqa_hf_config_json(const lqa_config *cfg, lqa_st_dtype dtype);
+int lqa_hf_write_config(const char *dir, const lqa_config *cfg, lqa_st_dtype dtype, lqa_err *err);
+
+/* Loads config and every base parameter into m (allocated here with lqa_model_alloc; the caller
+ * frees with lqa_model_free). Missing tensors or wrong shapes are errors naming the tensor;
+ * extra tensors (e.g. rotary_emb.inv_freq) are ignored; lm_head is ignored when tied. */
+int lqa_hf_load(const char *dir, lqa_model *m, lqa_err *err);
+
+typedef struct lqa_hf_save_opts {
+    lqa_st_dtype dtype;          /* storage dtype (default F32) */
+    size_t max_shard_bytes;      /* 0: one model.safetensors */
+    const char *tokenizer_path;  /* copied in as tokenizer.model when not NULL */
+} lqa_hf_save_opts;
+
+/* Writes config.json, the base parameters (not LoRA) and tokenizer.model into dir (created). */
+int lqa_hf_save(const char *dir, const lqa_model *m, const lqa_hf_save_opts *o, lqa_err *err);
+
+/* DIR/tokenizer.model (freshly allocated path); NULL with err set when absent. */
+char *lqa_hf_tokenizer_path(const char *dir, lqa_err *err);
+/* Copies a file (atomically) to dst. */
+int lqa_hf_copy_file(const char *src, const char *dst, lqa_err *err);
+
+#endif
