@@ -111,8 +111,16 @@ typedef struct lqa_grads {
     float *d_lora;     /* n_lora */
 } lqa_grads;
 
+/* 0 when opts can run a batch of length T on m (S2-Attn needs G = T*group_ratio an even integer
+ * dividing T; the message then names ctx values that work), else -1 with err set. */
+int lqa_model_check_opts(const lqa_model *m, int T, const lqa_step_opts *o, lqa_err *err);
+/* Bytes of activation + scratch memory lqa_model_step allocates for a B x T batch (the
+ * trainer's memory estimate before allocating; linear in T). */
+size_t lqa_model_step_bytes(const lqa_model *m, int B, int T, const lqa_step_opts *o);
+
 /* Forward and backward; returns the mean loss over all targets of the batch and ADDS gradients
- * into g (so micro-batches accumulate). g may be NULL for forward only. */
+ * into g (so micro-batches accumulate). g may be NULL for forward only. Invalid opts (see
+ * lqa_model_check_opts) are fatal: check them first. A batch with no target returns 0. */
 float lqa_model_step(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o, lqa_grads *g);
 
 /* Logits of every position (B*T*V floats, caller frees); full causal attention. For tests. */
