@@ -45,4 +45,45 @@ typedef int (*lqa_store_qa_fn)(const lqa_store_qa *qa, void *ctx);
 int lqa_store_each_qa(lqa_store *s, const char *split, const char *kinds, lqa_store_qa_fn fn, void *ctx,
                       lqa_err *err);
 
+/* ---- write API (lqa-ingest) ---- */
+
+/* Schema version this build reads and writes (PRAGMA user_version). */
+#define LQA_STORE_SCHEMA_VERSION 2
+
+/* A document to insert: text is the normalised UTF-8 text, hash the hex SHA-256 of it. */
+typedef struct lqa_store_doc_in {
+    int64_t source_id;
+    const char *hash_hex, *title, *format, *path, *split;
+    const char *text;
+    size_t text_len;
+    int synthetic;        /* 1: a copy of parent_id with an inserted needle */
+    int64_t parent_id;    /* 0 when none */
+} lqa_store_doc_in;
+
+/* A QA pair to insert; answers_json NULL means ["answer"]. ev_end == 0: no span. */
+typedef struct lqa_store_qa_in {
+    int64_t doc_id;
+    const char *question, *answer, *answers_json, *kind, *generator;
+    size_t ev_start, ev_end, doc_len;
+    uint64_t seed;
+} lqa_store_qa_in;
+
+/* Transactions: one per document, so an interrupted run leaves whole documents only. */
+void lqa_store_begin(lqa_store *s);
+void lqa_store_commit(lqa_store *s);
+void lqa_store_rollback(lqa_store *s);
+
+/* The id of source `name`, created when missing. */
+int64_t lqa_store_source(lqa_store *s, const char *name);
+/* The id of the document with this content hash, or 0. */
+int64_t lqa_store_find_hash(lqa_store *s, const char *hash_hex);
+int64_t lqa_store_add_doc(lqa_store *s, const lqa_store_doc_in *d);
+/* Adds one section row (and its FTS5 entry: title + body text). Returns its row id. */
+int64_t lqa_store_add_section(lqa_store *s, int64_t doc_id, int idx, int parent_idx, int level,
+                              const char *title, size_t start, size_t end, const char *body, size_t body_len);
+int64_t lqa_store_add_qa(lqa_store *s, const lqa_store_qa_in *q);
+
+/* Split of a document, deterministic from (seed, content hash): fractions train,valid,test. */
+const char *lqa_store_split_for(const char *hash_hex, uint64_t seed, const double frac[3]);
+
 #endif

@@ -1,0 +1,386 @@
+/* store.c: the LongQA store on SQLite (WAL): schema creation, version check and migration,
+ * the write API used by lqa-ingest and the read API used by lqa-build and lqa-eval.
+ * The schema is documented in docs/STORE.md; keep the two in step. */
+#include "ingest/store.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "common/hash.h"
+#include "common/json.h"
+
+struct lqa_store {
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *ins_doc, *ins_sec, *ins_fts, *ins_qa, *find_hash;
+};
+
+/* Version 1 lacked qa.seed and documents.synthetic/parent_id; version 2 is the current one. */
+static const char *const SCHEMA_V2 =
+    "CREATE TABLE sources(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE documents(id INTEGER PRIMARY KEY, source_id INTEGER NOT NULL REFERENCES sources(id),"
+    " hash TEXT NOT NULL UNIQUE, title TEXT, format TEXT NOT NULL, path TEXT,"
+    " n_bytes INTEGER NOT NULL, n_chars INTEGER NOT NULL, split TEXT NOT NULL,"
+    " text BLOB NOT NULL, synthetic INTEGER NOT NULL DEFAULT 0,"
+    " parent_id INTEGER REFERENCES documents(id));"
+    "CREATE TABLE sections(id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL REFERENCES documents(id),"
+    " idx INTEGER NOT NULL, parent INTEGER NOT NULL, level INTEGER NOT NULL, title TEXT NOT NULL,"
+    " start INTEGER NOT NULL, end INTEGER NOT NULL);"
+    "CREATE TABLE qa(id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL REFERENCES documents(id),"
+    " question TEXT NOT NULL, answer TEXT NOT NULL, answers TEXT NOT NULL,"
+    " ev_start INTEGER NOT NULL, ev_end INTEGER NOT NULL, kind TEXT NOT NULL, generator TEXT NOT NULL,"
+    " doc_len INTEGER NOT NULL, seed INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX qa_doc ON qa(doc_id);"
+    "CREATE INDEX sections_doc ON sections(doc_id);"
+    "CREATE INDEX documents_split ON documents(split);"
+    "CREATE VIRTUAL TABLE sections_fts USING fts5(title, body);";
+
+static const char *const MIGRATE_V1_TO_V2 =
+    "ALTER TABLE qa ADD COLUMN seed INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE documents ADD COLUMN synthetic INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE documents ADD COLUMN parent_id INTEGER REFERENCES documents(id);"
+    "PRAGMA user_version = 2;";
+
+static int user_version(sqlite3 *db) {
+    sqlite3_stmt *st;
+    sqliteCheck(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), db);
+    int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int count_tables(sqlite3 *db) {
+    sqlite3_stmt *st;
+    sqliteCheck(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL), db);
+    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    return n;
+}
+
+static void exec(sqlite3 *db, const char *sql) {
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) lqa_fatal("sqlite: %s while running %.80s", msg ? msg : "?", sql);
+}
+
+/* Creates the schema in a fresh file, migrates an older one, refuses anything else. */
+static int check_schema(lqa_store *s, int create, lqa_err *err) {
+    int v = user_version(s->db);
+    if (v == LQA_STORE_SCHEMA_VERSION) return 0;
+    if (v == 0 && count_tables(s->db) == 0) {
+        if (!create) return lqa_err_set(err, "%s: not a LongQA store (empty database), expected one made by lqa-ingest add", s->path);
+        exec(s->db, "BEGIN IMMEDIATE");
+        exec(s->db, SCHEMA_V2);
+        exec(s->db, "PRAGMA user_version = 2; COMMIT");
+        return 0;
+    }
+    if (v == 1) {
+        exec(s->db, "BEGIN IMMEDIATE");
+        exec(s->db, MIGRATE_V1_TO_V2);
+        exec(s->db, "COMMIT");
+        return 0;
+    }
+    return lqa_err_set(err,
+                       "%s: store has schema version %d, this lqa-ingest reads %d; %s", s->path, v,
+                       LQA_STORE_SCHEMA_VERSION,
+                       v > LQA_STORE_SCHEMA_VERSION ? "use a newer lqa-ingest or ingest into a new store"
+                                                    : "it is not a LongQA store or is too old to migrate; re-ingest into a new store");
+}
+
+static sqlite3_stmt *prep(lqa_store *s, const char *sql) {
+    sqlite3_stmt *st;
+    sqliteCheck(sqlite3_prepare_v2(s->db, sql, -1, &st, NULL), s->db);
+    return st;
+}
+
+lqa_store *lqa_store_open(const char *path, int create, lqa_err *err) {
+    lqa_store *s = lqa_calloc(1, sizeof *s);
+    s->path = lqa_strdup(path);
+    int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+        lqa_err_set(err, "%s: cannot open store: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        lqa_store_close(s);
+        return NULL;
+    }
+    sqlite3_busy_timeout(s->db, 10000);
+    /* A file that is not SQLite fails here, on the first read. */
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON",
+                     NULL, NULL, &msg) != SQLITE_OK) {
+        lqa_err_set(err, "%s: cannot open store: %s, expected a SQLite database", path, msg ? msg : "?");
+        sqlite3_free(msg);
+        lqa_store_close(s);
+        return NULL;
+    }
+    if (check_schema(s, create, err) != 0) {
+        lqa_store_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+void lqa_store_close(lqa_store *s) {
+    if (!s) return;
+    sqlite3_stmt *sts[] = {s->ins_doc, s->ins_sec, s->ins_fts, s->ins_qa, s->find_hash};
+    for (size_t i = 0; i < sizeof sts / sizeof sts[0]; i++) sqlite3_finalize(sts[i]);
+    if (s->db) sqlite3_close(s->db);
+    free(s->path);
+    free(s);
+}
+
+struct sqlite3 *lqa_store_db(lqa_store *s) { return s->db; }
+
+/* ---- write API ---- */
+
+void lqa_store_begin(lqa_store *s) { exec(s->db, "BEGIN IMMEDIATE"); }
+void lqa_store_commit(lqa_store *s) { exec(s->db, "COMMIT"); }
+void lqa_store_rollback(lqa_store *s) { exec(s->db, "ROLLBACK"); }
+
+int64_t lqa_store_source(lqa_store *s, const char *name) {
+    sqlite3_stmt *st = prep(s, "INSERT INTO sources(name) VALUES(?) ON CONFLICT(name) DO NOTHING");
+    sqliteCheck(sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT), s->db);
+    sqliteCheck(sqlite3_step(st), s->db);
+    sqlite3_finalize(st);
+    st = prep(s, "SELECT id FROM sources WHERE name = ?");
+    sqliteCheck(sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT), s->db);
+    lqaCheck(sqlite3_step(st) == SQLITE_ROW, "source %s vanished", name);
+    int64_t id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return id;
+}
+
+int64_t lqa_store_find_hash(lqa_store *s, const char *hash_hex) {
+    if (!s->find_hash) s->find_hash = prep(s, "SELECT id FROM documents WHERE hash = ?");
+    sqlite3_stmt *st = s->find_hash;
+    sqliteCheck(sqlite3_bind_text(st, 1, hash_hex, -1, SQLITE_TRANSIENT), s->db);
+    int rc = sqlite3_step(st);
+    sqliteCheck(rc, s->db);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return id;
+}
+
+/* Code points in UTF-8 text: every byte that is not a continuation byte starts one. */
+static size_t utf8_chars(const char *t, size_t n) {
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += ((unsigned char)t[i] & 0xC0) != 0x80;
+    return c;
+}
+
+int64_t lqa_store_add_doc(lqa_store *s, const lqa_store_doc_in *d) {
+    if (!s->ins_doc)
+        s->ins_doc = prep(s, "INSERT INTO documents(source_id, hash, title, format, path, n_bytes, n_chars, split,"
+                             " text, synthetic, parent_id) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+    size_t cap = ZSTD_compressBound(d->text_len);
+    void *z = lqa_malloc(cap ? cap : 1);
+    size_t zn = zstdCheck(ZSTD_compress(z, cap, d->text, d->text_len, 3));
+    sqlite3_stmt *st = s->ins_doc;
+    sqliteCheck(sqlite3_bind_int64(st, 1, d->source_id), s->db);
+    sqliteCheck(sqlite3_bind_text(st, 2, d->hash_hex, -1, SQLITE_TRANSIENT), s->db);
+    sqliteCheck(sqlite3_bind_text(st, 3, d->title ? d->title : "", -1, SQLITE_TRANSIENT), s->db);
+    sqliteCheck(sqlite3_bind_text(st, 4, d->format, -1, SQLITE_TRANSIENT), s->db);
+    sqliteCheck(sqlite3_bind_text(st, 5, d->path ? d->path : "", -1, SQLITE_TRANSIENT), s->db);
+    sqliteCheck(sqlite3_bind_int64(st, 6, (int64_t)d->text_len), s->db);
+    sqliteCheck(sqlite3_bind_int64(st, 7, (int64_t)utf8_chars(d->text, d->text_len)), s->db);
+    sqliteCheck(sqlite3_bind_text(st, 8, d->split, -1, SQLITE_TRANSIENT), s->db);
+    sqliteCheck(sqlite3_bind_blob(st, 9, z, (int)zn, SQLITE_TRANSIENT), s->db);
+    sqliteCheck(sqlite3_bind_int(st, 10, d->synthetic), s->db);
+    if (d->parent_id) sqliteCheck(sqlite3_bind_int64(st, 11, d->parent_id), s->db);
+    else sqliteCheck(sqlite3_bind_null(st, 11), s->db);
+    sqliteCheck(sqlite3_step(st), s->db);
+    sqlite3_reset(st);
+    free(z);
+    return sqlite3_last_insert_rowid(s->db);
+}
+
+int64_t lqa_store_add_section(lqa_store *s, int64_t doc_id, int idx, int parent_idx, int level,
+                              const char *title, size_t start, size_t end, const char *body, size_t body_len) {
+    if (!s->ins_sec) {
+        s->ins_sec = prep(s, "INSERT INTO sections(doc_id, idx, parent, level, title, start, end) VALUES(?,?,?,?,?,?,?)");
+        s->ins_fts = prep(s, "INSERT INTO sections_fts(rowid, title, body) VALUES(?,?,?)");
+    }
+    sqlite3_stmt *st = s->ins_sec;
+    sqliteCheck(sqlite3_bind_int64(st, 1, doc_id), s->db);
+    sqliteCheck(sqlite3_bind_int(st, 2, idx), s->db);
+    sqliteCheck(sqlite3_bind_int(st, 3, parent_idx), s->db);
+    sqliteCheck(sqlite3_bind_int(st, 4, level), s->db);
+    sqliteCheck(sqlite3_bind_text(st, 5, title ? title : "", -1, SQLITE_TRANSIENT), s->db);
+    sqliteCheck(sqlite3_bind_int64(st, 6, (int64_t)start), s->db);
+    sqliteCheck(sqlite3_bind_int64(st, 7, (int64_t)end), s->db);
+    sqliteCheck(sqlite3_step(st), s->db);
+    sqlite3_reset(st);
+    int64_t id = sqlite3_last_insert_rowid(s->db);
+    st = s->ins_fts;
+    sqliteCheck(sqlite3_bind_int64(st, 1, id), s->db);
+    sqliteCheck(sqlite3_bind_text(st, 2, title ? title : "", -1, SQLITE_TRANSIENT), s->db);
+    sqliteCheck(sqlite3_bind_text(st, 3, body, (int)body_len, SQLITE_TRANSIENT), s->db);
+    sqliteCheck(sqlite3_step(st), s->db);
+    sqlite3_reset(st);
+    return id;
+}
+
+int64_t lqa_store_add_qa(lqa_store *s, const lqa_store_qa_in *q) {
+    if (!s->ins_qa)
+        s->ins_qa = prep(s, "INSERT INTO qa(doc_id, question, answer, answers, ev_start, ev_end, kind, generator,"
+                            " doc_len, seed) VALUES(?,?,?,?,?,?,?,?,?,?)");
+    sqlite3_stmt *st = s->ins_qa;
+    char *answers = NULL;
+    if (!q->answers_json) {
+        json_t *a = json_pack("[s]", q->answer);
+        lqaCheck(a != NULL, "answer is not valid UTF-8");
+        answers = json_dumps(a, JSON_COMPACT);
+        json_decref(a);
+        mallocCheck(answers);
+    }
+    sqliteCheck(sqlite3_bind_int64(st, 1, q->doc_id), s->db);
+    sqliteCheck(sqlite3_bind_text(st, 2, q->question, -1, SQLITE_TRANSIENT), s->db);
+    sqliteCheck(sqlite3_bind_text(st, 3, q->answer, -1, SQLITE_TRANSIENT), s->db);
+    sqliteCheck(sqlite3_bind_text(st, 4, answers ? answers : q->answers_json, -1, SQLITE_TRANSIENT), s->db);
+    sqliteCheck(sqlite3_bind_int64(st, 5, (int64_t)q->ev_start), s->db);
+    sqliteCheck(sqlite3_bind_int64(st, 6, (int64_t)q->ev_end), s->db);
+    sqliteCheck(sqlite3_bind_text(st, 7, q->kind, -1, SQLITE_TRANSIENT), s->db);
+    sqliteCheck(sqlite3_bind_text(st, 8, q->generator, -1, SQLITE_TRANSIENT), s->db);
+    sqliteCheck(sqlite3_bind_int64(st, 9, (int64_t)q->doc_len), s->db);
+    sqliteCheck(sqlite3_bind_int64(st, 10, (int64_t)q->seed), s->db);
+    sqliteCheck(sqlite3_step(st), s->db);
+    sqlite3_reset(st);
+    free(answers);
+    return sqlite3_last_insert_rowid(s->db);
+}
+
+const char *lqa_store_split_for(const char *hash_hex, uint64_t seed, const double frac[3]) {
+    /* 53 bits of the hash give a uniform number in [0, 1) */
+    double u = (double)(lqa_xxh64(hash_hex, strlen(hash_hex), seed) >> 11) / 9007199254740992.0;
+    double total = frac[0] + frac[1] + frac[2];
+    if (total <= 0) return "train";
+    if (u < frac[0] / total) return "train";
+    if (u < (frac[0] + frac[1]) / total) return "valid";
+    return "test";
+}
+
+/* ---- read API ---- */
+
+static char *col_dup(sqlite3_stmt *st, int i) {
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return lqa_strdup(t ? (const char *)t : "");
+}
+
+static int decompress_text(sqlite3_stmt *st, int col, int64_t id, char **out, size_t *out_len, lqa_err *err) {
+    const void *z = sqlite3_column_blob(st, col);
+    size_t zn = (size_t)sqlite3_column_bytes(st, col);
+    unsigned long long n = ZSTD_getFrameContentSize(z, zn);
+    if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN)
+        return lqa_err_set(err, "document %lld: stored text is not a zstd frame with a known size", (long long)id);
+    char *t = lqa_malloc((size_t)n + 1);
+    size_t got = ZSTD_decompress(t, (size_t)n, z, zn);
+    if (ZSTD_isError(got) || got != n) {
+        free(t);
+        return lqa_err_set(err, "document %lld: stored text is corrupt (%s)", (long long)id,
+                           ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short frame");
+    }
+    t[n] = '\0';
+    *out = t;
+    *out_len = (size_t)n;
+    return 0;
+}
+
+#define DOC_SELECT                                                                                      \
+    "SELECT d.id, d.title, d.format, s.name, d.split, d.text FROM documents d JOIN sources s ON s.id = " \
+    "d.source_id "
+
+static int row_to_doc(sqlite3_stmt *st, lqa_store_doc *d, lqa_err *err) {
+    memset(d, 0, sizeof *d);
+    d->id = sqlite3_column_int64(st, 0);
+    if (decompress_text(st, 5, d->id, &d->text, &d->text_len, err) != 0) return -1;
+    d->title = col_dup(st, 1);
+    d->format = col_dup(st, 2);
+    d->source = col_dup(st, 3);
+    d->split = col_dup(st, 4);
+    return 0;
+}
+
+void lqa_store_doc_free(lqa_store_doc *d) {
+    free(d->title);
+    free(d->format);
+    free(d->source);
+    free(d->split);
+    free(d->text);
+    memset(d, 0, sizeof *d);
+}
+
+int lqa_store_each_doc(lqa_store *s, const char *split, lqa_store_doc_fn fn, void *ctx, lqa_err *err) {
+    sqlite3_stmt *st = prep(s, split ? DOC_SELECT "WHERE d.split = ? ORDER BY d.id" : DOC_SELECT "ORDER BY d.id");
+    if (split) sqliteCheck(sqlite3_bind_text(st, 1, split, -1, SQLITE_TRANSIENT), s->db);
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        lqa_store_doc d;
+        if (row_to_doc(st, &d, err) != 0) {
+            ret = -1;
+            break;
+        }
+        int stop = fn(&d, ctx);
+        lqa_store_doc_free(&d);
+        if (stop) break;
+    }
+    if (ret == 0) sqliteCheck(rc, s->db);
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int lqa_store_get_doc(lqa_store *s, int64_t id, lqa_store_doc *out, lqa_err *err) {
+    sqlite3_stmt *st = prep(s, DOC_SELECT "WHERE d.id = ?");
+    sqliteCheck(sqlite3_bind_int64(st, 1, id), s->db);
+    int rc = sqlite3_step(st);
+    sqliteCheck(rc, s->db);
+    int ret = rc == SQLITE_ROW ? row_to_doc(st, out, err)
+                               : lqa_err_set(err, "%s: no document with id %lld", s->path, (long long)id);
+    sqlite3_finalize(st);
+    return ret;
+}
+
+/* True when kind is in the comma-separated list. */
+static int kind_in(const char *kind, const char *list) {
+    size_t n = strlen(kind);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncmp(p, kind, n) == 0) return 1;
+        if (!e) break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+int lqa_store_each_qa(lqa_store *s, const char *split, const char *kinds, lqa_store_qa_fn fn, void *ctx,
+                      lqa_err *err) {
+    const char *sql_all = "SELECT q.id, q.doc_id, q.kind, q.generator, d.split, q.question, q.answer, q.ev_start,"
+                          " q.ev_end, q.doc_len FROM qa q JOIN documents d ON d.id = q.doc_id ";
+    char sql[512];
+    snprintf(sql, sizeof sql, "%s%s ORDER BY q.id", sql_all, split ? "WHERE d.split = ?" : "");
+    sqlite3_stmt *st = prep(s, sql);
+    if (split) sqliteCheck(sqlite3_bind_text(st, 1, split, -1, SQLITE_TRANSIENT), s->db);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *kind = (const char *)sqlite3_column_text(st, 2);
+        if (kinds && !kind_in(kind, kinds)) continue;
+        lqa_store_qa q = {
+            .id = sqlite3_column_int64(st, 0),
+            .doc_id = sqlite3_column_int64(st, 1),
+            .kind = (char *)kind,
+            .generator = (char *)sqlite3_column_text(st, 3),
+            .split = (char *)sqlite3_column_text(st, 4),
+            .question = (char *)sqlite3_column_text(st, 5),
+            .answer = (char *)sqlite3_column_text(st, 6),
+            .ev_start = (size_t)sqlite3_column_int64(st, 7),
+            .ev_end = (size_t)sqlite3_column_int64(st, 8),
+            .doc_len = (size_t)sqlite3_column_int64(st, 9),
+        };
+        if (fn(&q, ctx)) break;
+    }
+    if (rc != SQLITE_ROW) sqliteCheck(rc, s->db);
+    sqlite3_finalize(st);
+    (void)err;
+    return 0;
+}

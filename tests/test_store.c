@@ -1,0 +1,238 @@
+/* test_store.c: the store: schema creation, version check (migrate an old store, refuse a newer
+ * or foreign one), write/read round trip through the read API, deterministic splits. */
+#include "tests/testutil.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/hash.h"
+#include "common/rng.h"
+#include "ingest/store.h"
+
+static char *tmp_path(const char *name) {
+    static int n;
+    char *p = lqa_malloc(600);
+    snprintf(p, 600, "%s/%d-%s", lqa_test_tmpdir(), n++, name);
+    return p;
+}
+
+/* Random lowercase words with a few multi-byte characters, never empty. */
+static char *random_text(lqa_rng *r, size_t min_len) {
+    lqa_buf b = {0};
+    while (b.len < min_len) {
+        int w = 2 + (int)lqa_rng_below(r, 8);
+        for (int i = 0; i < w; i++) lqa_buf_putc(&b, (char)('a' + lqa_rng_below(r, 26)));
+        if (lqa_rng_below(r, 10) == 0) lqa_buf_puts(&b, "\xc3\xa9");
+        lqa_buf_putc(&b, ' ');
+    }
+    return lqa_buf_steal(&b);
+}
+
+typedef struct qa_walk {
+    lqa_store *s;
+    int n;
+} qa_walk;
+static int check_qa(const lqa_store_qa *q, void *c);
+static int count_docs(const lqa_store_doc *d, void *c);
+
+static int64_t add_doc(lqa_store *s, const char *text, const char *split) {
+    uint8_t h[32];
+    char hex[65];
+    lqa_sha256(text, strlen(text), h);
+    lqa_hex(h, 32, hex);
+    lqa_store_doc_in d = {.source_id = lqa_store_source(s, "unit"), .hash_hex = hex, .title = "T",
+                          .format = "text", .path = "x.txt", .split = split, .text = text,
+                          .text_len = strlen(text)};
+    return lqa_store_add_doc(s, &d);
+}
+
+static void test_create_and_reopen(void **state) {
+    char *path = tmp_path("a.db");
+    lqa_err err;
+    assert_null(lqa_store_open(path, 0, &err)); /* missing and create == 0 */
+    lqa_store *s = lqa_store_open(path, 1, &err);
+    assert_non_null(s);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(lqa_store_db(s), "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), LQA_STORE_SCHEMA_VERSION);
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_prepare_v2(lqa_store_db(s), "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    lqa_store_close(s);
+    s = lqa_store_open(path, 0, &err);
+    assert_non_null(s);
+    lqa_store_close(s);
+    free(path);
+}
+
+static void test_roundtrip_read_api(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed());
+    char *path = tmp_path("b.db");
+    lqa_err err;
+    lqa_store *s = lqa_store_open(path, 1, &err);
+    assert_non_null(s);
+    enum { N = 5 };
+    char *texts[N];
+    int64_t ids[N];
+    const char *splits[] = {"train", "valid", "test", "train", "train"};
+    lqa_store_begin(s);
+    for (int i = 0; i < N; i++) {
+        texts[i] = random_text(&r, 100 + lqa_rng_below(&r, 5000));
+        ids[i] = add_doc(s, texts[i], splits[i]);
+        size_t a = lqa_rng_below(&r, 50), b = a + 1 + lqa_rng_below(&r, 40);
+        char *ans = lqa_strndup(texts[i] + a, b - a);
+        lqa_store_qa_in q = {.doc_id = ids[i], .question = "q?", .answer = ans, .kind = i % 2 ? "section" : "table",
+                             .generator = "unit", .ev_start = a, .ev_end = b, .doc_len = strlen(texts[i]), .seed = 7};
+        lqa_store_add_qa(s, &q);
+        free(ans);
+    }
+    lqa_store_commit(s);
+    for (int i = 0; i < N; i++) {
+        lqa_store_doc d;
+        assert_int_equal(lqa_store_get_doc(s, ids[i], &d, &err), 0);
+        assert_int_equal(d.text_len, strlen(texts[i]));
+        assert_memory_equal(d.text, texts[i], d.text_len);
+        assert_string_equal(d.split, splits[i]);
+        assert_string_equal(d.source, "unit");
+        lqa_store_doc_free(&d);
+        char hex[65];
+        uint8_t h[32];
+        lqa_sha256(texts[i], strlen(texts[i]), h);
+        lqa_hex(h, 32, hex);
+        assert_int_equal(lqa_store_find_hash(s, hex), ids[i]);
+    }
+    assert_int_not_equal(lqa_store_get_doc(s, 9999, &(lqa_store_doc){0}, &err), 0);
+    /* each_qa: spans point at the answer in the stored text */
+    qa_walk ctx = {s, 0};
+    assert_int_equal(lqa_store_each_qa(s, NULL, "section", check_qa, &ctx, &err), 0);
+    assert_int_equal(ctx.n, N / 2);
+    ctx.n = 0;
+    assert_int_equal(lqa_store_each_qa(s, "train", NULL, check_qa, &ctx, &err), 0);
+    assert_int_equal(ctx.n, 3);
+    int nd = 0;
+    assert_int_equal(lqa_store_each_doc(s, "valid", count_docs, &nd, &err), 0);
+    assert_int_equal(nd, 1);
+    nd = 0;
+    assert_int_equal(lqa_store_each_doc(s, NULL, count_docs, &nd, &err), 0);
+    assert_int_equal(nd, N);
+    lqa_store_close(s);
+    for (int i = 0; i < N; i++) free(texts[i]);
+    free(path);
+}
+
+static int check_qa(const lqa_store_qa *q, void *c) {
+    qa_walk *ctx = c;
+    lqa_store_doc d;
+    lqa_err err;
+    assert_int_equal(lqa_store_get_doc(ctx->s, q->doc_id, &d, &err), 0);
+    assert_true(q->ev_end <= d.text_len && q->ev_start < q->ev_end);
+    assert_int_equal(q->doc_len, d.text_len);
+    assert_memory_equal(d.text + q->ev_start, q->answer, strlen(q->answer));
+    lqa_store_doc_free(&d);
+    ctx->n++;
+    return 0;
+}
+
+static int count_docs(const lqa_store_doc *d, void *c) {
+    (*(int *)c)++;
+    return 0;
+}
+
+/* A version-1 store (before qa.seed and documents.synthetic) is migrated in place, data kept. */
+static void test_migrates_v1(void **state) {
+    char *path = tmp_path("v1.db");
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    const char *v1 =
+        "CREATE TABLE sources(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+        "CREATE TABLE documents(id INTEGER PRIMARY KEY, source_id INTEGER NOT NULL, hash TEXT NOT NULL UNIQUE,"
+        " title TEXT, format TEXT NOT NULL, path TEXT, n_bytes INTEGER NOT NULL, n_chars INTEGER NOT NULL,"
+        " split TEXT NOT NULL, text BLOB NOT NULL);"
+        "CREATE TABLE sections(id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL, idx INTEGER NOT NULL,"
+        " parent INTEGER NOT NULL, level INTEGER NOT NULL, title TEXT NOT NULL, start INTEGER NOT NULL,"
+        " end INTEGER NOT NULL);"
+        "CREATE TABLE qa(id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL, question TEXT NOT NULL,"
+        " answer TEXT NOT NULL, answers TEXT NOT NULL, ev_start INTEGER NOT NULL, ev_end INTEGER NOT NULL,"
+        " kind TEXT NOT NULL, generator TEXT NOT NULL, doc_len INTEGER NOT NULL);"
+        "CREATE VIRTUAL TABLE sections_fts USING fts5(title, body);"
+        "INSERT INTO sources VALUES(1, 'old');"
+        "INSERT INTO qa VALUES(1, 1, 'q', 'a', '[\"a\"]', 0, 1, 'section', 'g', 10);"
+        "PRAGMA user_version = 1;";
+    assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    lqa_err err;
+    lqa_store *s = lqa_store_open(path, 0, &err);
+    assert_non_null(s);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(lqa_store_db(s), "SELECT seed, (SELECT count(*) FROM sources) FROM qa",
+                                        -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 0);
+    assert_int_equal(sqlite3_column_int(st, 1), 1);
+    sqlite3_finalize(st);
+    lqa_store_close(s);
+    s = lqa_store_open(path, 0, &err);
+    assert_non_null(s);
+    lqa_store_close(s);
+    free(path);
+}
+
+static void test_refuses_newer_and_foreign(void **state) {
+    char *path = tmp_path("v9.db");
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE x(a); PRAGMA user_version = 9;", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    lqa_err err;
+    assert_null(lqa_store_open(path, 1, &err));
+    assert_non_null(strstr(err.msg, "schema version 9"));
+    assert_non_null(strstr(err.msg, "reads 2"));
+    char *foreign = tmp_path("foreign.db");
+    assert_int_equal(sqlite3_open(foreign, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE users(name);", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_null(lqa_store_open(foreign, 1, &err));
+    assert_non_null(strstr(err.msg, "schema version 0"));
+    char *junk = tmp_path("junk.db");
+    lqa_test_write(junk, "this is not sqlite at all, just some text padding it out ......", 64);
+    assert_null(lqa_store_open(junk, 1, &err));
+    assert_non_null(strstr(err.msg, junk));
+    free(path);
+    free(foreign);
+    free(junk);
+}
+
+static void test_split_deterministic_and_proportional(void **state) {
+    uint64_t seed = lqa_test_seed();
+    double frac[3] = {0.8, 0.1, 0.1};
+    int counts[3] = {0};
+    for (int i = 0; i < 20000; i++) {
+        char hex[65];
+        uint8_t h[32];
+        lqa_sha256(&i, sizeof i, h);
+        lqa_hex(h, 32, hex);
+        const char *a = lqa_store_split_for(hex, seed, frac);
+        assert_string_equal(a, lqa_store_split_for(hex, seed, frac));
+        counts[a[0] == 't' && a[1] == 'r' ? 0 : a[0] == 'v' ? 1 : 2]++;
+    }
+    assert_in_range(counts[0], 15500, 16500);
+    assert_in_range(counts[1], 1700, 2300);
+    assert_in_range(counts[2], 1700, 2300);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_create_and_reopen),
+        cmocka_unit_test(test_roundtrip_read_api),
+        cmocka_unit_test(test_migrates_v1),
+        cmocka_unit_test(test_refuses_newer_and_foreign),
+        cmocka_unit_test(test_split_deterministic_and_proportional),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
