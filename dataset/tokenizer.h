@@ -10,6 +10,10 @@
 
 #include "common/check.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct lqa_tokenizer lqa_tokenizer;
 
 lqa_tokenizer *lqa_tok_load(const char *model_path, lqa_err *err);
@@ -23,18 +27,34 @@ int lqa_tok_pad_id(const lqa_tokenizer *t); /* -1 when the model has none (LLaMA
 /* SHA-256 of the .model file's bytes, lower-case hex (65 bytes with NUL). */
 const char *lqa_tok_sha256(const lqa_tokenizer *t);
 
-/* Encodes UTF-8 text (no BOS/EOS added). *ids is allocated (caller frees). */
+/* Encodes UTF-8 text (no BOS/EOS added). *ids is allocated (caller frees). Thread-safe: one
+ * tokenizer may encode from many threads at once. */
 int lqa_tok_encode(const lqa_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n_ids,
                    lqa_err *err);
-/* Decodes ids to UTF-8 text (caller frees *text). */
+/* Same, plus the byte offset into text where each token's span begins (non-decreasing);
+ * *begins is allocated like *ids. Used to cut documents at token boundaries. */
+int lqa_tok_encode_offsets(const lqa_tokenizer *t, const char *text, size_t len, int32_t **ids, uint32_t **begins,
+                           size_t *n_ids, lqa_err *err);
+/* Decodes ids to UTF-8 text (caller frees *text). Ids outside the vocabulary are an error. */
 int lqa_tok_decode(const lqa_tokenizer *t, const int32_t *ids, size_t n_ids, char **text, lqa_err *err);
 /* Piece string of an id (valid while t lives); NULL when out of range. */
 const char *lqa_tok_id_to_piece(const lqa_tokenizer *t, int id);
 int lqa_tok_piece_to_id(const lqa_tokenizer *t, const char *piece); /* unk id when unknown */
 
-/* Trains a LLaMA-style BPE model (byte_fallback, split_digits) from a text file with one
- * sentence (paragraph) per line; writes model_prefix.model. */
-int lqa_tok_train(const char *input_txt, const char *model_prefix, int vocab_size, uint64_t seed, int threads,
+/* sentencepiece skips training sentences longer than this many bytes (LLaMA's setting);
+ * lqa-build splits longer paragraphs before feeding them. */
+#define LQA_TOK_MAX_SENTENCE 4192
+
+/* Trains a LLaMA-style BPE model (byte_fallback, split_digits, add_dummy_prefix, whitespace
+ * kept, identity normalisation, unk 0 / bos 1 / eos 2 / no pad) from a text file with one
+ * sentence (paragraph) per line; writes the .model atomically to out_model. Neither path is
+ * recorded in the model, so the same text and seed give byte-identical files. The vocabulary
+ * may come out smaller than vocab_size when the text is too small for it. */
+int lqa_tok_train(const char *input_txt, const char *out_model, int vocab_size, uint64_t seed, int threads,
                   lqa_err *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
