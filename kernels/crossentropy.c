@@ -1,0 +1,95 @@
+/* kernels/crossentropy.c: next-token cross-entropy and the chunked fused lm_head + loss. */
+#include "kernels/crossentropy.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "kernels/matmul.h"
+
+static float row_logsumexp(const float *z, int V) {
+    float mx = z[0];
+    for (int i = 1; i < V; i++) mx = z[i] > mx ? z[i] : mx;
+    float s = 0.0f;
+    for (int i = 0; i < V; i++) s += expf(z[i] - mx);
+    return mx + logf(s);
+}
+
+void crossentropy_forward_cpu(float *losses, const float *logits, const int32_t *targets, int N, int V) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *z = logits + (size_t)n * V;
+        losses[n] = targets[n] < 0 ? 0.0f : row_logsumexp(z, V) - z[targets[n]];
+    }
+}
+
+/* z <- grad_scale * (softmax(z) - onehot(target)) */
+static void row_backward(float *z, int32_t target, int V, float grad_scale) {
+    if (target < 0) {
+        memset(z, 0, sizeof(float) * V);
+        return;
+    }
+    float lse = row_logsumexp(z, V);
+    for (int i = 0; i < V; i++) z[i] = grad_scale * expf(z[i] - lse);
+    z[target] -= grad_scale;
+}
+
+void crossentropy_backward_cpu(float *logits, const int32_t *targets, int N, int V, float grad_scale) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) row_backward(logits + (size_t)n * V, targets[n], V, grad_scale);
+}
+
+size_t crossentropy_scratch_floats(int chunk, int D, int V) {
+    /* logits chunk x V, gathered x chunk x D, gathered dx chunk x D, losses chunk, row index chunk */
+    return (size_t)chunk * V + 2 * (size_t)chunk * D + 2 * (size_t)chunk;
+}
+
+/* Gathers up to `chunk` target rows starting at *cursor: their indices into idx and their x rows
+ * into xg. Returns how many. */
+static int gather_targets(int32_t *idx, float *xg, const float *x, const int32_t *targets, int N, int D,
+                          int chunk, int *cursor) {
+    int c = 0;
+    while (*cursor < N && c < chunk) {
+        int n = (*cursor)++;
+        if (targets[n] < 0) continue;
+        idx[c] = n;
+        memcpy(xg + (size_t)c * D, x + (size_t)n * D, sizeof(float) * D);
+        c++;
+    }
+    return c;
+}
+
+double crossentropy_fused_cpu(float *dx, float *dW, const float *x, const float *W, const int32_t *targets,
+                              int N, int D, int V, float grad_scale, int chunk, float *scratch) {
+    float *logits = scratch;
+    float *xg = logits + (size_t)chunk * V;
+    float *dxg = xg + (size_t)chunk * D;
+    float *losses = dxg + (size_t)chunk * D;
+    int32_t *idx = (int32_t *)(losses + chunk);
+    double total = 0.0;
+    int cursor = 0;
+    for (;;) {
+        int c = gather_targets(idx, xg, x, targets, N, D, chunk, &cursor);
+        if (c == 0) break;
+        matmul_forward_cpu(logits, xg, W, c, D, V, 0);
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < c; i++) {
+            const float *z = logits + (size_t)i * V;
+            losses[i] = row_logsumexp(z, V) - z[targets[idx[i]]];
+        }
+        for (int i = 0; i < c; i++) total += losses[i]; /* fixed order: deterministic */
+        if (!dx && !dW) continue;
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < c; i++) row_backward(logits + (size_t)i * V, targets[idx[i]], V, grad_scale);
+        if (dW) matmul_backward_cpu(NULL, dW, logits, xg, W, c, D, V);
+        if (dx) {
+            memset(dxg, 0, sizeof(float) * (size_t)c * D);
+            matmul_backward_cpu(dxg, NULL, logits, xg, W, c, D, V);
+            for (int i = 0; i < c; i++) {
+                float *dst = dx + (size_t)idx[i] * D;
+                const float *src = dxg + (size_t)i * D;
+                for (int j = 0; j < D; j++) dst[j] += src[j];
+            }
+        }
+    }
+    return total;
+}

@@ -1,0 +1,23 @@
+/* kernels/swiglu.c: h = silu(g) * u and its backward, elementwise. */
+#include "kernels/swiglu.h"
+
+#include <math.h>
+
+void swiglu_forward_cpu(float *h, const float *g, const float *u, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float sig = 1.0f / (1.0f + expf(-g[i]));
+        h[i] = g[i] * sig * u[i];
+    }
+}
+
+/* silu'(g) = sig(g) (1 + g (1 - sig(g))) */
+void swiglu_backward_cpu(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float sig = 1.0f / (1.0f + expf(-g[i]));
+        float silu = g[i] * sig;
+        dg[i] += dh[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
+        du[i] += dh[i] * silu;
+    }
+}
