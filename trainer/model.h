@@ -120,10 +120,12 @@ size_t lqa_model_step_bytes(const lqa_model *m, int B, int T, const lqa_step_opt
 
 /* Forward and backward; returns the mean loss over all targets of the batch and ADDS gradients
  * into g (so micro-batches accumulate). g may be NULL for forward only. Invalid opts (see
- * lqa_model_check_opts) are fatal: check them first. A batch with no target returns 0. */
+ * lqa_model_check_opts) are fatal: check them first. A batch with no target returns 0. o must not
+ * be NULL. */
 float lqa_model_step(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o, lqa_grads *g);
 
-/* Logits of every position (B*T*V floats, caller frees); full causal attention. For tests. */
+/* Logits of every position (B*T*V floats, caller frees), with o's attention mode (o NULL: full
+ * causal attention, all threads). For tests and evaluation. */
 float *lqa_model_logits(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o);
 
 /* Folds LoRA into the base weights (W += alpha/r B A) and drops the adapter. */
