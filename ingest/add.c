@@ -1,0 +1,448 @@
+/* add.c: `lqa-ingest add`: walks the inputs (directories recursively, sorted), parses each
+ * through lqa_parse_path (or lqa_parse_joined for a --join manual), runs the QA generators and
+ * stores each document with its sections and pairs in its own transaction, so an interrupted
+ * run leaves whole documents only and a re-run completes it (the content hash is unique). */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/fileio.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "common/progress.h"
+#include "ingest/cli.h"
+#include "ingest/gen.h"
+#include "ingest/parse.h"
+#include "ingest/store.h"
+
+static const char *const ADD_USAGE =
+    "usage: lqa-ingest add --db DB [options] PATH...\n"
+    "\n"
+    "Parses documents (files, or directories walked recursively in name order), generates QA pairs\n"
+    "and adds both to the store DB (created when missing). Documents already in the store (same\n"
+    "normalised text) are skipped, so re-running adds nothing and completes an interrupted run.\n"
+    "\n"
+    "options:\n"
+    "  --db DB                 the store (SQLite file)\n"
+    "  --format auto|FMT       force the input format (html, docbook, jats, tei, mallard, mediawiki,\n"
+    "                          epub, text, markdown, alpaca, longbench, squad, qasper); default auto\n"
+    "  --source NAME           source name recorded for every document (default: the first directory\n"
+    "                          below each PATH, or PATH's own name)\n"
+    "  --seed N                seed of the splits and the generators (default 1)\n"
+    "  --split T,V,E           train,valid,test fractions per document (default 0.9,0.05,0.05)\n"
+    "  --generators LIST       comma list of section, table, definition, reference, continuation,\n"
+    "                          multihop, summary, synthetic, imported, or all (default all)\n"
+    "  --join                  a directory holding index.html (or index.*.html) is a multi-page manual:\n"
+    "                          ingest it as ONE document in the reading order of its table of contents\n"
+    "  --max-pairs-per-doc N   at most N generated pairs per document (default 200; imported pairs\n"
+    "                          are not capped)\n"
+    "  --max-per-kind N        at most N pairs per generator per document (default 25)\n"
+    "  -q, --quiet             no summary, only errors\n"
+    "\n"
+    "Exit status: 0 all inputs added, 3 some inputs failed (reported as FILE:LINE: ...), 2 usage.\n";
+
+/* One unit of work: a file, or a manual directory (join: index is its index page). */
+typedef struct input_item {
+    char *path, *source, *index;
+    double bytes;
+} input_item;
+
+typedef struct kind_count {
+    char *kind;
+    long n;
+} kind_count;
+
+typedef struct add_ctx {
+    lqa_store *store;
+    lqa_gen_opts gen;
+    double split[3];
+    int max_pairs;
+    const char *source_override;
+    int64_t source_id;
+    const char *cur_path;
+    long added, dups, empty, failed, synthetic_docs, warnings;
+    kind_count *kinds;
+    int n_kinds;
+    lqa_buf failures;
+    input_item *items;
+    int n_items, cap_items;
+} add_ctx;
+
+static void count_kind(add_ctx *c, const char *kind) {
+    for (int i = 0; i < c->n_kinds; i++)
+        if (!strcmp(c->kinds[i].kind, kind)) {
+            c->kinds[i].n++;
+            return;
+        }
+    c->kinds = lqa_realloc(c->kinds, (size_t)(c->n_kinds + 1) * sizeof *c->kinds);
+    c->kinds[c->n_kinds++] = (kind_count){lqa_strdup(kind), 1};
+}
+
+/* ---- input walk ---- */
+
+static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Sorted entry names of dir (hidden ones skipped); NULL when it cannot be read. */
+static char **list_dir(const char *dir, int *n) {
+    DIR *d = opendir(dir);
+    if (!d) return NULL;
+    char **names = NULL;
+    int cap = 0;
+    *n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        if (*n == cap) names = lqa_realloc(names, (size_t)(cap = cap ? 2 * cap : 32) * sizeof *names);
+        names[(*n)++] = lqa_strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)*n, sizeof *names, name_cmp);
+    return names;
+}
+
+/* index.html, else the first index.*.html, of a manual directory; NULL if none. */
+static char *manual_index(const char *dir) {
+    int n;
+    char **names = list_dir(dir, &n);
+    char *found = NULL;
+    for (int i = 0; i < n && !found; i++)
+        if (!strcmp(names[i], "index.html")) found = lqa_path_join(dir, names[i]);
+    for (int i = 0; i < n && !found; i++) {
+        size_t len = strlen(names[i]);
+        if (!strncmp(names[i], "index.", 6) && len > 11 && !strcmp(names[i] + len - 5, ".html"))
+            found = lqa_path_join(dir, names[i]);
+    }
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return found;
+}
+
+static void push_item(add_ctx *c, const char *path, const char *source, char *index, double bytes) {
+    if (c->n_items == c->cap_items)
+        c->items = lqa_realloc(c->items, (size_t)(c->cap_items = c->cap_items ? 2 * c->cap_items : 64) * sizeof *c->items);
+    c->items[c->n_items++] = (input_item){lqa_strdup(path), lqa_strdup(source), index, bytes};
+}
+
+static double dir_bytes(const char *dir) {
+    int n;
+    char **names = list_dir(dir, &n);
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        char *p = lqa_path_join(dir, names[i]);
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) total += (double)st.st_size;
+        free(p);
+        free(names[i]);
+    }
+    free(names);
+    return total;
+}
+
+static void walk(add_ctx *c, const char *path, const char *source, int join, int depth) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        lqa_buf_printf(&c->failures, "  %s: cannot read: %s\n", path, strerror(errno));
+        c->failed++;
+        return;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        push_item(c, path, source, NULL, (double)st.st_size);
+        return;
+    }
+    char *index = join ? manual_index(path) : NULL;
+    if (index) {
+        push_item(c, path, source, index, dir_bytes(path));
+        return;
+    }
+    int n;
+    char **names = list_dir(path, &n);
+    if (!names || depth > 32) {
+        lqa_buf_printf(&c->failures, "  %s: cannot list directory%s\n", path, depth > 32 ? " (nested too deep)" : "");
+        c->failed++;
+    }
+    for (int i = 0; i < n && names; i++) {
+        char *child = lqa_path_join(path, names[i]);
+        struct stat cst;
+        /* the default source is the first directory below the PATH argument */
+        const char *src = source;
+        if (depth == 0 && !c->source_override && stat(child, &cst) == 0 && S_ISDIR(cst.st_mode)) src = names[i];
+        walk(c, child, src, join, depth + 1);
+        free(child);
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* ---- storing one document ---- */
+
+/* Keeps at most max pairs, taking the generators' runs in turn (round robin) so no generator
+ * crowds out the others; the generators append their pairs in runs, one run per generator. */
+static void cap_pairs(lqa_gen_list *l, int max) {
+    if (l->n <= max) return;
+    int *run_start = lqa_malloc(((size_t)l->n + 1) * sizeof *run_start), n_runs = 0;
+    for (int i = 0; i < l->n; i++)
+        if (i == 0 || strcmp(l->items[i].generator, l->items[i - 1].generator)) run_start[n_runs++] = i;
+    run_start[n_runs] = l->n;
+    char *taken = lqa_calloc((size_t)l->n, 1);
+    int kept = 0;
+    for (int round = 0; kept < max; round++) {
+        int took = 0;
+        for (int r = 0; r < n_runs && kept < max; r++)
+            if (run_start[r] + round < run_start[r + 1]) {
+                taken[run_start[r] + round] = 1;
+                kept++;
+                took = 1;
+            }
+        if (!took) break;
+    }
+    int w = 0;
+    for (int i = 0; i < l->n; i++) {
+        if (taken[i]) {
+            l->items[w++] = l->items[i];
+            continue;
+        }
+        free(l->items[i].question);
+        free(l->items[i].answer);
+        free(l->items[i].answers_json);
+        free(l->items[i].generator);
+    }
+    l->n = w;
+    free(taken);
+    free(run_start);
+}
+
+static void store_pairs(add_ctx *c, int64_t doc_id, size_t doc_len, const lqa_gen_list *l) {
+    for (int i = 0; i < l->n; i++) {
+        const lqa_gen_qa *g = &l->items[i];
+        lqa_store_qa_in q = {.doc_id = doc_id, .question = g->question, .answer = g->answer,
+                             .answers_json = g->answers_json, .kind = g->kind, .generator = g->generator,
+                             .ev_start = g->evidence.start, .ev_end = g->evidence.end, .doc_len = doc_len,
+                             .seed = c->gen.seed};
+        lqa_store_add_qa(c->store, &q);
+        count_kind(c, g->kind);
+    }
+}
+
+static void store_sections(add_ctx *c, int64_t doc_id, const lqa_doc *doc) {
+    for (int i = 0; i < doc->n_sections; i++) {
+        const lqa_section *s = &doc->sections[i];
+        if (s->span.start > s->span.end || s->span.end > doc->text.len) continue;
+        size_t body_end = lqa_gen_section_body_end(doc, i);
+        lqa_store_add_section(c->store, doc_id, i, s->parent, s->level, s->title, s->span.start, s->span.end,
+                              doc->text.data + s->span.start, body_end - s->span.start);
+    }
+}
+
+static void hash_hex(const char *text, size_t n, char out[65]) {
+    uint8_t h[LQA_SHA256_SIZE];
+    lqa_sha256(text, n, h);
+    lqa_hex(h, LQA_SHA256_SIZE, out);
+}
+
+static void store_synthetic(add_ctx *c, const lqa_doc *doc, int64_t parent, const char *split) {
+    lqa_gen_synth syn;
+    if (lqa_gen_synthetic(doc, &c->gen, &syn) != 0) return;
+    char hex[65];
+    hash_hex(syn.text, syn.len, hex);
+    if (syn.qas.n > 0 && !lqa_store_find_hash(c->store, hex)) {
+        lqa_buf title = {0};
+        lqa_buf_printf(&title, "%s [synthetic]", doc->title ? doc->title : "");
+        lqa_store_doc_in d = {.source_id = c->source_id, .hash_hex = hex, .title = title.data, .format = doc->format,
+                              .path = doc->path, .split = split, .text = syn.text, .text_len = syn.len,
+                              .synthetic = 1, .parent_id = parent};
+        int64_t id = lqa_store_add_doc(c->store, &d);
+        store_pairs(c, id, syn.len, &syn.qas);
+        c->synthetic_docs++;
+        lqa_buf_free(&title);
+    }
+    lqa_gen_synth_free(&syn);
+}
+
+static int ingest_doc(lqa_doc *doc, void *ctx) {
+    add_ctx *c = ctx;
+    if (doc->text.len == 0) {
+        log_warn("%s: document \"%s\" has no text, skipped", doc->path ? doc->path : c->cur_path,
+                 doc->title ? doc->title : "");
+        c->empty++;
+        return 0;
+    }
+    char hex[65];
+    hash_hex(doc->text.data, doc->text.len, hex);
+    if (lqa_store_find_hash(c->store, hex)) {
+        c->dups++;
+        return 0;
+    }
+    const char *split = lqa_store_split_for(hex, c->gen.seed, c->split);
+    lqa_gen_list pairs = {0};
+    lqa_gen_run(doc, &c->gen, &pairs);
+    cap_pairs(&pairs, c->max_pairs + (doc->n_qas > 0 ? doc->n_qas : 0));
+    lqa_store_begin(c->store);
+    lqa_store_doc_in d = {.source_id = c->source_id, .hash_hex = hex, .title = doc->title, .format = doc->format,
+                          .path = doc->path && *doc->path ? doc->path : c->cur_path, .split = split,
+                          .text = doc->text.data, .text_len = doc->text.len};
+    int64_t id = lqa_store_add_doc(c->store, &d);
+    store_sections(c, id, doc);
+    store_pairs(c, id, doc->text.len, &pairs);
+    if ((c->gen.mask & LQA_GEN_SYNTHETIC) && doc->n_qas == 0) store_synthetic(c, doc, id, split);
+    lqa_store_commit(c->store);
+    lqa_gen_list_free(&pairs);
+    c->added++;
+    return 0;
+}
+
+static void on_warning(const char *msg, void *ctx) {
+    add_ctx *c = ctx;
+    c->warnings++;
+    log_warn("%s", msg);
+}
+
+static int ingest_item(add_ctx *c, const input_item *it, const lqa_parse_opts *po) {
+    lqa_err err = {{0}};
+    c->cur_path = it->path;
+    c->source_id = lqa_store_source(c->store, c->source_override ? c->source_override : it->source);
+    int rc;
+    if (it->index) {
+        char **paths = NULL;
+        int n = 0;
+        rc = lqa_manual_reading_order(it->index, &paths, &n, &err);
+        if (rc == 0) rc = lqa_parse_joined((const char *const *)paths, n, po, ingest_doc, c, &err);
+        for (int i = 0; i < n; i++) free(paths[i]);
+        free(paths);
+    } else {
+        rc = lqa_parse_path(it->path, po, ingest_doc, c, &err);
+    }
+    if (rc != 0) {
+        c->failed++;
+        lqa_buf_printf(&c->failures, "  %s\n", err.msg[0] ? err.msg : it->path);
+        log_error("%s", err.msg[0] ? err.msg : it->path);
+    }
+    return rc;
+}
+
+/* ---- options and summary ---- */
+
+static int parse_split(const char *s, double f[3], lqa_err *err) {
+    char *end;
+    for (int i = 0; i < 3; i++) {
+        f[i] = strtod(s, &end);
+        if (end == s || f[i] < 0 || (i < 2 && *end != ',') || (i == 2 && *end != '\0'))
+            return lqa_err_set(err, "--split '%s': expected three non-negative fractions like 0.9,0.05,0.05", s);
+        s = end + 1;
+    }
+    if (f[0] + f[1] + f[2] <= 0) return lqa_err_set(err, "--split: fractions sum to 0, expected a positive sum");
+    return 0;
+}
+
+static void print_summary(const add_ctx *c, double secs) {
+    printf("added %ld document%s (+%ld synthetic copies), skipped %ld duplicate%s, %ld empty; %ld input%s failed"
+           " (%.1f s)\n",
+           c->added, c->added == 1 ? "" : "s", c->synthetic_docs, c->dups, c->dups == 1 ? "" : "s", c->empty,
+           c->failed, c->failed == 1 ? "" : "s", secs);
+    if (c->failures.len) printf("failed inputs:\n%s", c->failures.data);
+    long total = 0;
+    for (int i = 0; i < c->n_kinds; i++) total += c->kinds[i].n;
+    printf("QA pairs added: %ld", total);
+    for (int i = 0; i < c->n_kinds; i++) printf("%s %s %ld", i ? "," : " (", c->kinds[i].kind, c->kinds[i].n);
+    printf("%s\n", c->n_kinds ? ")" : "");
+}
+
+static int usage_error(const char *msg) {
+    fprintf(stderr, "lqa-ingest add: %s\n\n%s", msg, ADD_USAGE);
+    return LQA_EXIT_USAGE;
+}
+
+int lqa_cmd_add(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"db", required_argument, 0, 'd'},        {"format", required_argument, 0, 'f'},
+        {"source", required_argument, 0, 's'},    {"seed", required_argument, 0, 'S'},
+        {"split", required_argument, 0, 'p'},     {"generators", required_argument, 0, 'g'},
+        {"join", no_argument, 0, 'j'},            {"max-pairs-per-doc", required_argument, 0, 'm'},
+        {"max-per-kind", required_argument, 0, 'k'}, {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
+    add_ctx c = {.split = {0.9, 0.05, 0.05}, .max_pairs = 200, .gen = {.seed = 1, .mask = LQA_GEN_ALL, .max_per_kind = 25}};
+    const char *db = NULL, *format = NULL;
+    int join = 0, quiet = 0, opt;
+    lqa_err err = {{0}};
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "d:f:s:S:p:g:jm:k:qh", opts, NULL)) != -1) {
+        char *end = NULL;
+        switch (opt) {
+        case 'd': db = optarg; break;
+        case 'f': format = optarg; break;
+        case 's': c.source_override = optarg; break;
+        case 'S':
+            c.gen.seed = strtoull(optarg, &end, 10);
+            if (!*optarg || *end) return usage_error("--seed: expected a non-negative integer");
+            break;
+        case 'p':
+            if (parse_split(optarg, c.split, &err)) return usage_error(err.msg);
+            break;
+        case 'g':
+            if (lqa_gen_parse_list(optarg, &c.gen.mask, &err)) return usage_error(err.msg);
+            break;
+        case 'j': join = 1; break;
+        case 'm':
+            c.max_pairs = (int)strtol(optarg, &end, 10);
+            if (!*optarg || *end || c.max_pairs < 0) return usage_error("--max-pairs-per-doc: expected an integer >= 0");
+            break;
+        case 'k':
+            c.gen.max_per_kind = (int)strtol(optarg, &end, 10);
+            if (!*optarg || *end || c.gen.max_per_kind < 1) return usage_error("--max-per-kind: expected an integer >= 1");
+            break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(ADD_USAGE, stdout); return LQA_EXIT_OK;
+        default: return usage_error("unknown option");
+        }
+    }
+    if (!db) return usage_error("--db DB is required");
+    if (optind >= argc) return usage_error("no PATH given");
+    if (format && strcmp(format, "auto")) {
+        int known = 0;
+        for (int i = 0; lqa_formats[i] && !known; i++) known = !strcmp(lqa_formats[i], format);
+        if (!known) return usage_error("--format: unknown format (see the list in --help)");
+    }
+    c.store = lqa_store_open(db, 1, &err);
+    if (!c.store) {
+        fprintf(stderr, "lqa-ingest add: %s\n", err.msg);
+        return LQA_EXIT_FATAL;
+    }
+    for (int i = optind; i < argc; i++) {
+        /* trailing slashes would leave an empty name */
+        char *copy = lqa_strdup(argv[i]);
+        size_t n = strlen(copy);
+        while (n > 1 && copy[n - 1] == '/') copy[--n] = '\0';
+        char *base = strrchr(copy, '/');
+        walk(&c, copy, base ? base + 1 : copy, join, 0);
+        free(copy);
+    }
+    double total = 0, t0 = lqa_now();
+    for (int i = 0; i < c.n_items; i++) total += c.items[i].bytes;
+    lqa_parse_opts po = {.format = format, .max_text_node = 16u << 20, .max_depth = 256, .warn = on_warning,
+                         .warn_ctx = &c};
+    lqa_progress prog;
+    lqa_progress_start(&prog, "ingest", total / 1e6, "MB");
+    double done = 0;
+    for (int i = 0; i < c.n_items; i++) {
+        ingest_item(&c, &c.items[i], &po);
+        done += c.items[i].bytes;
+        lqa_progress_update(&prog, done / 1e6);
+    }
+    lqa_progress_finish(&prog);
+    if (!quiet) print_summary(&c, lqa_now() - t0);
+    lqa_store_close(c.store);
+    int status = c.failed ? LQA_EXIT_INPUTS : LQA_EXIT_OK;
+    for (int i = 0; i < c.n_items; i++) {
+        free(c.items[i].path);
+        free(c.items[i].source);
+        free(c.items[i].index);
+    }
+    free(c.items);
+    for (int i = 0; i < c.n_kinds; i++) free(c.kinds[i].kind);
+    free(c.kinds);
+    lqa_buf_free(&c.failures);
+    return status;
+}

@@ -1,0 +1,197 @@
+/* export.c: `lqa-ingest export`: QA pairs with their whole document as context, as JSONL (one
+ * object per pair, evidence as CHARACTER offsets into context, as Python indexes strings) or
+ * as the LongAlpaca JSON array ({instruction, output}). Written to a temp file and renamed, so
+ * a failed export never leaves a half file. Pairs are read in document order so each
+ * document is decompressed and JSON-encoded once. */
+#include <getopt.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/fileio.h"
+#include "common/json.h"
+#include "ingest/cli.h"
+#include "ingest/store.h"
+
+static const char *const EXPORT_USAGE =
+    "usage: lqa-ingest export --db DB --format longalpaca|jsonl [--split S] [--kinds LIST] -o FILE\n"
+    "\n"
+    "  --format jsonl        one JSON object per QA pair: id, doc_id, kind, generator, split, question,\n"
+    "                        answer, answers, context (the whole document text), evidence_start,\n"
+    "                        evidence_end (character offsets into context; null when the pair has no\n"
+    "                        span), title, synthetic\n"
+    "  --format longalpaca   the JSON array LongLoRA's scripts read: [{\"instruction\": document +\n"
+    "                        question, \"output\": answer}, ...]\n"
+    "  --split S             only documents of split S (train, valid, test)\n"
+    "  --kinds LIST          only these kinds (comma list, e.g. section,table)\n"
+    "  -o FILE               output file (written atomically)\n";
+
+/* The document being exported, with its JSON-encoded text kept for all of its pairs. */
+typedef struct cur_doc {
+    int64_t id;
+    lqa_store_doc doc;
+    char *context_json;
+    size_t char_pos, byte_pos; /* code points before byte_pos, for monotone offset conversion */
+} cur_doc;
+
+static char *json_str(const char *s, size_t n) {
+    json_t *j = json_stringn(s, n);
+    lqaCheck(j != NULL, "stored text is not valid UTF-8");
+    char *out = json_dumps(j, JSON_ENCODE_ANY);
+    mallocCheck(out);
+    json_decref(j);
+    return out;
+}
+
+/* Character (code point) offset of byte offset b in the document text. */
+static size_t char_offset(cur_doc *c, size_t b) {
+    if (b < c->byte_pos) c->byte_pos = c->char_pos = 0;
+    for (; c->byte_pos < b && c->byte_pos < c->doc.text_len; c->byte_pos++)
+        c->char_pos += ((unsigned char)c->doc.text[c->byte_pos] & 0xC0) != 0x80;
+    return c->char_pos;
+}
+
+static int load_doc(lqa_store *s, cur_doc *c, int64_t id, lqa_err *err) {
+    if (c->id == id) return 0;
+    if (c->id) lqa_store_doc_free(&c->doc);
+    free(c->context_json);
+    memset(c, 0, sizeof *c);
+    if (lqa_store_get_doc(s, id, &c->doc, err) != 0) return -1;
+    c->id = id;
+    c->context_json = json_str(c->doc.text, c->doc.text_len);
+    return 0;
+}
+
+static void write_jsonl(FILE *f, sqlite3_stmt *st, cur_doc *c, int synthetic) {
+    size_t ev_s = (size_t)sqlite3_column_int64(st, 7), ev_e = (size_t)sqlite3_column_int64(st, 8);
+    json_t *o = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+                          "doc_id", (json_int_t)c->id, "kind", sqlite3_column_text(st, 2), "generator",
+                          sqlite3_column_text(st, 3), "split", c->doc.split, "title", c->doc.title, "question",
+                          sqlite3_column_text(st, 4), "answer", sqlite3_column_text(st, 5), "synthetic", synthetic);
+    lqaCheck(o != NULL, "QA pair %lld: text is not valid UTF-8", (long long)sqlite3_column_int64(st, 0));
+    json_t *answers = json_loads((const char *)sqlite3_column_text(st, 6), 0, NULL);
+    json_object_set_new(o, "answers", answers ? answers : json_array());
+    if (ev_e > 0) {
+        json_object_set_new(o, "evidence_start", json_integer((json_int_t)char_offset(c, ev_s)));
+        json_object_set_new(o, "evidence_end", json_integer((json_int_t)char_offset(c, ev_e)));
+    } else {
+        json_object_set_new(o, "evidence_start", json_null());
+        json_object_set_new(o, "evidence_end", json_null());
+    }
+    char *head = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    mallocCheck(head);
+    /* splice the shared context in before the closing brace: {...,"context":"..."} */
+    size_t n = strlen(head);
+    fwriteCheck(head, 1, n - 1, f);
+    fputs(",\"context\":", f);
+    fwriteCheck(c->context_json, 1, strlen(c->context_json), f);
+    fputs("}\n", f);
+    free(head);
+    json_decref(o);
+}
+
+static void write_longalpaca(FILE *f, sqlite3_stmt *st, cur_doc *c, int first) {
+    const char *question = (const char *)sqlite3_column_text(st, 4), *answer = (const char *)sqlite3_column_text(st, 5);
+    lqa_buf ins = {0};
+    lqa_buf_puts(&ins, "Below is a document. Memorize the document and answer my question after the document.\n"
+                       "The document begins.\n");
+    lqa_buf_append(&ins, c->doc.text, c->doc.text_len);
+    lqa_buf_puts(&ins, "\nNow the document ends.\n");
+    lqa_buf_puts(&ins, question);
+    char *ins_json = json_str(ins.data, ins.len), *out_json = json_str(answer, strlen(answer));
+    fprintf(f, "%s\n{\"instruction\": %s, \"output\": %s}", first ? "[" : ",", ins_json, out_json);
+    free(ins_json);
+    free(out_json);
+    lqa_buf_free(&ins);
+}
+
+static int kind_listed(const char *kind, const char *list) {
+    size_t n = strlen(kind);
+    for (const char *p = list; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !strncmp(p, kind, n)) return 1;
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+int lqa_cmd_export(int argc, char **argv) {
+    static const struct option opts[] = {{"db", required_argument, 0, 'd'},    {"format", required_argument, 0, 'f'},
+                                         {"split", required_argument, 0, 's'}, {"kinds", required_argument, 0, 'k'},
+                                         {"output", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *db = NULL, *format = NULL, *split = NULL, *kinds = NULL, *outp = NULL;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "d:f:s:k:o:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'd': db = optarg; break;
+        case 'f': format = optarg; break;
+        case 's': split = optarg; break;
+        case 'k': kinds = optarg; break;
+        case 'o': outp = optarg; break;
+        case 'h': fputs(EXPORT_USAGE, stdout); return LQA_EXIT_OK;
+        default: fputs(EXPORT_USAGE, stderr); return LQA_EXIT_USAGE;
+        }
+    }
+    int jsonl = format && !strcmp(format, "jsonl");
+    if (!db || !outp || !format || (!jsonl && strcmp(format, "longalpaca")) || optind != argc) {
+        fprintf(stderr, "lqa-ingest export: expected --db DB --format longalpaca|jsonl -o FILE\n\n%s", EXPORT_USAGE);
+        return LQA_EXIT_USAGE;
+    }
+    if (split && strcmp(split, "train") && strcmp(split, "valid") && strcmp(split, "test")) {
+        fprintf(stderr, "lqa-ingest export: --split '%s': expected train, valid or test\n", split);
+        return LQA_EXIT_USAGE;
+    }
+    lqa_err err = {{0}};
+    lqa_store *s = lqa_store_open(db, 0, &err);
+    if (!s) return fprintf(stderr, "lqa-ingest export: %s\n", err.msg), LQA_EXIT_FATAL;
+    sqlite3 *sdb = lqa_store_db(s);
+    sqlite3_stmt *st;
+    sqliteCheck(sqlite3_prepare_v2(sdb,
+                                   "SELECT q.id, q.doc_id, q.kind, q.generator, q.question, q.answer, q.answers, "
+                                   "q.ev_start, q.ev_end, d.synthetic FROM qa q JOIN documents d ON d.id = q.doc_id "
+                                   "WHERE ?1 IS NULL OR d.split = ?1 ORDER BY q.doc_id, q.id",
+                                   -1, &st, NULL),
+                sdb);
+    if (split) sqliteCheck(sqlite3_bind_text(st, 1, split, -1, SQLITE_TRANSIENT), sdb);
+    lqa_atomic_file af;
+    if (lqa_atomic_open(&af, outp, &err) != 0) {
+        fprintf(stderr, "lqa-ingest export: %s\n", err.msg);
+        sqlite3_finalize(st);
+        lqa_store_close(s);
+        return LQA_EXIT_FATAL;
+    }
+    cur_doc c = {0};
+    long n = 0;
+    int rc, status = LQA_EXIT_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (kinds && !kind_listed((const char *)sqlite3_column_text(st, 2), kinds)) continue;
+        if (load_doc(s, &c, sqlite3_column_int64(st, 1), &err) != 0) {
+            status = LQA_EXIT_FATAL;
+            break;
+        }
+        if (jsonl) write_jsonl(af.f, st, &c, sqlite3_column_int(st, 9));
+        else write_longalpaca(af.f, st, &c, n == 0);
+        n++;
+    }
+    if (status == LQA_EXIT_OK) sqliteCheck(rc, sdb);
+    if (!jsonl) fputs(n ? "\n]\n" : "[]\n", af.f);
+    sqlite3_finalize(st);
+    if (c.id) lqa_store_doc_free(&c.doc);
+    free(c.context_json);
+    if (status != LQA_EXIT_OK) {
+        lqa_atomic_abort(&af);
+        fprintf(stderr, "lqa-ingest export: %s\n", err.msg);
+    } else if (lqa_atomic_commit(&af, &err) != 0) {
+        fprintf(stderr, "lqa-ingest export: %s\n", err.msg);
+        status = LQA_EXIT_FATAL;
+    } else {
+        fprintf(stderr, "exported %ld QA pairs to %s\n", n, outp);
+    }
+    lqa_store_close(s);
+    return status;
+}
