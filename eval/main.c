@@ -1,0 +1,352 @@
+/* main.c: lqa-eval, the evaluation tool.
+ *   lqa-eval run --model MODEL_DIR [--adapter DIR] [--db DB --split test] [--tasks qa,passkey,ppl] ... -o RESULTS.json
+ *   lqa-eval report RESULTS.json... -o REPORT_DIR
+ * `run` loads the model (and an adapter, kept unmerged), runs the tasks and writes results.json
+ * atomically; `report` turns one or more results files into report.md and report.html. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/progress.h"
+#include "eval/infer.h"
+#include "eval/report.h"
+#include "eval/tasks.h"
+#include "trainer/adapter.h"
+#include "trainer/hfdir.h"
+
+#define MAX_LIST 64
+
+static void usage(FILE *f) {
+    fputs("usage:\n"
+          "  lqa-eval run --model MODEL_DIR [--adapter DIR] [--db DB --split test] [--tasks qa,passkey,ppl]\n"
+          "               [--lengths 1024,2048,...] [--depths 0,0.25,0.5,0.75,1] [--trials N]\n"
+          "               [--filler paper|store] [--stride 256] [--max-new-tokens N] [--limit N]\n"
+          "               [--threads N] [--ctx N] [--seed N] [--name LABEL] -o RESULTS.json\n"
+          "  lqa-eval report RESULTS.json... -o REPORT_DIR\n"
+          "\n"
+          "run options:\n"
+          "  --model DIR          Hugging Face LLaMA directory (config.json, *.safetensors, tokenizer.model)\n"
+          "  --adapter DIR        PEFT adapter (RUN/final), applied without merging\n"
+          "  --db DB --split S    store and split for qa, ppl and --filler store (default split: test)\n"
+          "  --tasks LIST         qa,passkey,ppl (default: all three with --db, else passkey)\n"
+          "  --lengths LIST       passkey prompt / ppl window lengths in tokens (default 1024,2048,... up to --ctx)\n"
+          "  --depths LIST        passkey key depths, 0 = start of the filler, 1 = end (default 0,0.25,0.5,0.75,1)\n"
+          "  --trials N           passkey prompts per (length, depth) cell (default 5)\n"
+          "  --filler paper|store passkey filler: the paper's sentences (default) or store documents\n"
+          "  --stride N           ppl sliding-window stride (default 256)\n"
+          "  --max-new-tokens N   qa answer length limit (default 32)\n"
+          "  --limit N            at most N qa pairs and N ppl documents (default: all)\n"
+          "  --threads N          CPU threads (default: all)\n"
+          "  --ctx N              evaluation context (default: the model's max_position_embeddings, which\n"
+          "                       carries rope_scaling for an interpolated model); longer is an error\n"
+          "  --seed N             passkey keys and filler offsets (default 1234)\n"
+          "  --name LABEL         the run's name in reports (default: adapter or model directory name)\n"
+          "report: writes REPORT_DIR/report.md and REPORT_DIR/report.html (self-contained, inline SVG)\n",
+          f);
+}
+
+/* Parses "a,b,c" into ints (>0) or doubles; -1 with a message naming the option. */
+static int parse_ints(const char *opt, const char *s, int *out, int *n) {
+    *n = 0;
+    for (const char *p = s; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v <= 0 || (*end && *end != ',') || *n == MAX_LIST) {
+            fprintf(stderr, "lqa-eval: %s \"%s\": expected a comma list of positive integers\n", opt, s);
+            return -1;
+        }
+        out[(*n)++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    return *n ? 0 : -1;
+}
+
+static int parse_depths(const char *s, double *out, int *n) {
+    *n = 0;
+    for (const char *p = s; *p;) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || v < 0 || v > 1 || (*end && *end != ',') || *n == MAX_LIST) {
+            fprintf(stderr, "lqa-eval: --depths \"%s\": expected a comma list of numbers in [0, 1]\n", s);
+            return -1;
+        }
+        out[(*n)++] = v;
+        p = *end ? end + 1 : end;
+    }
+    return *n ? 0 : -1;
+}
+
+static int parse_int(const char *opt, const char *s, int min, int *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end || v < min || v > 1 << 30) {
+        fprintf(stderr, "lqa-eval: %s \"%s\": expected an integer >= %d\n", opt, s, min);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+typedef struct run_opts {
+    const char *model, *adapter, *db, *split, *tasks, *out, *name, *filler;
+    int lengths[MAX_LIST], n_lengths;
+    double depths[MAX_LIST];
+    int n_depths, trials, stride, max_new, limit, threads, ctx;
+    unsigned long long seed;
+} run_opts;
+
+static int parse_run(int argc, char **argv, run_opts *o) {
+    static const struct option longopts[] = {
+        {"model", 1, 0, 'm'}, {"adapter", 1, 0, 'a'}, {"db", 1, 0, 'd'}, {"split", 1, 0, 's'},
+        {"tasks", 1, 0, 't'}, {"lengths", 1, 0, 'L'}, {"depths", 1, 0, 'D'}, {"trials", 1, 0, 'T'},
+        {"filler", 1, 0, 'f'}, {"stride", 1, 0, 'S'}, {"max-new-tokens", 1, 0, 'n'}, {"limit", 1, 0, 'l'},
+        {"threads", 1, 0, 'j'}, {"ctx", 1, 0, 'c'}, {"seed", 1, 0, 'r'}, {"name", 1, 0, 'N'},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    *o = (run_opts){.split = "test", .filler = "paper", .trials = 5, .stride = 256, .max_new = 32, .seed = 1234};
+    o->n_depths = 5;
+    for (int i = 0; i < 5; i++) o->depths[i] = i * 0.25;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'm': o->model = optarg; break;
+        case 'a': o->adapter = optarg; break;
+        case 'd': o->db = optarg; break;
+        case 's': o->split = optarg; break;
+        case 't': o->tasks = optarg; break;
+        case 'L': bad = parse_ints("--lengths", optarg, o->lengths, &o->n_lengths); break;
+        case 'D': bad = parse_depths(optarg, o->depths, &o->n_depths); break;
+        case 'T': bad = parse_int("--trials", optarg, 1, &o->trials); break;
+        case 'f': o->filler = optarg; break;
+        case 'S': bad = parse_int("--stride", optarg, 1, &o->stride); break;
+        case 'n': bad = parse_int("--max-new-tokens", optarg, 1, &o->max_new); break;
+        case 'l': bad = parse_int("--limit", optarg, 0, &o->limit); break;
+        case 'j': bad = parse_int("--threads", optarg, 0, &o->threads); break;
+        case 'c': bad = parse_int("--ctx", optarg, 2, &o->ctx); break;
+        case 'r': o->seed = strtoull(optarg, NULL, 10); break;
+        case 'N': o->name = optarg; break;
+        case 'o': o->out = optarg; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); return -1;
+        }
+        if (bad) return -1;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "lqa-eval run: unexpected argument \"%s\"\n", argv[optind]);
+        return -1;
+    }
+    if (!o->model || !o->out) {
+        fprintf(stderr, "lqa-eval run: expected --model MODEL_DIR and -o RESULTS.json\n");
+        return -1;
+    }
+    if (strcmp(o->filler, "paper") && strcmp(o->filler, "store")) {
+        fprintf(stderr, "lqa-eval run: --filler \"%s\": expected paper or store\n", o->filler);
+        return -1;
+    }
+    if (!o->tasks) o->tasks = o->db ? "qa,passkey,ppl" : "passkey";
+    return 0;
+}
+
+/* 1 when `name` is in the comma list. */
+static int has_task(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0) return 1;
+        p = comma ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
+static int check_tasks(const char *list) {
+    for (const char *p = list; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (!((len == 2 && !strncmp(p, "qa", 2)) || (len == 7 && !strncmp(p, "passkey", 7)) ||
+              (len == 3 && !strncmp(p, "ppl", 3)))) {
+            fprintf(stderr, "lqa-eval run: --tasks: unknown task \"%.*s\"; expected qa, passkey or ppl\n", (int)len, p);
+            return -1;
+        }
+        p = comma ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
+static const char *base_name(const char *path) {
+    static char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    size_t n = strlen(buf);
+    while (n > 1 && buf[n - 1] == '/') buf[--n] = '\0';
+    const char *slash = strrchr(buf, '/');
+    /* RUN/final -> RUN: the run directory names the experiment */
+    if (slash && strcmp(slash + 1, "final") == 0 && slash != buf) {
+        buf[slash - buf] = '\0';
+        slash = strrchr(buf, '/');
+    }
+    return slash ? slash + 1 : buf;
+}
+
+static json_t *model_json(const run_opts *o, const lqa_model *m, const lqa_tokenizer *tok) {
+    const lqa_config *c = &m->cfg;
+    json_t *j = json_pack("{s:s, s:s?, s:s, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:b}, s:I, s:I, s:s}",
+                          "dir", o->model, "adapter", o->adapter, "tokenizer_sha256", lqa_tok_sha256(tok), "config",
+                          "vocab_size", c->vocab_size, "dim", c->dim, "n_layers", c->n_layers, "n_heads", c->n_heads,
+                          "n_kv_heads", c->n_kv_heads, "hidden_dim", c->hidden_dim, "max_position_embeddings",
+                          c->max_pos, "rope_theta", c->rope_theta, "rope_scale", c->rope_scale, "tie_embeddings",
+                          c->tie_embeddings, "params", (json_int_t)m->n_params, "lora_params", (json_int_t)m->n_lora,
+                          "name", o->name ? o->name : base_name(o->adapter ? o->adapter : o->model));
+    if (m->lora) json_object_set_new(j, "lora", json_pack("{s:i, s:f, s:i}", "rank", m->lora_rank, "alpha",
+                                                          m->lora_alpha, "targets", m->lora_targets));
+    return j;
+}
+
+static json_t *settings_json(const run_opts *o) {
+    json_t *lengths = json_array(), *depths = json_array();
+    for (int i = 0; i < o->n_lengths; i++) json_array_append_new(lengths, json_integer(o->lengths[i]));
+    for (int i = 0; i < o->n_depths; i++) json_array_append_new(depths, json_real(o->depths[i]));
+    return json_pack("{s:s, s:s?, s:s, s:o, s:o, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:I}", "tasks", o->tasks, "db",
+                     o->db, "split", o->split, "lengths", lengths, "depths", depths, "trials", o->trials, "filler",
+                     o->filler, "stride", o->stride, "max_new_tokens", o->max_new, "limit", o->limit, "threads",
+                     o->threads, "ctx", o->ctx, "seed", (json_int_t)o->seed);
+}
+
+/* Default lengths: 1024, 2048, ... up to ctx, and ctx itself. */
+static void default_lengths(run_opts *o) {
+    o->n_lengths = 0;
+    for (int l = 1024; l < o->ctx && o->n_lengths < MAX_LIST - 1; l *= 2) o->lengths[o->n_lengths++] = l;
+    o->lengths[o->n_lengths++] = o->ctx;
+}
+
+static int run_tasks(const run_opts *o, lqa_eval_ctx *e, json_t *tasks) {
+    int failed = 0;
+    lqa_err err;
+    const char *names[] = {"qa", "passkey", "ppl"};
+    for (int t = 0; t < 3; t++) {
+        if (!has_task(o->tasks, names[t])) continue;
+        log_info("task %s", names[t]);
+        json_t *res = NULL;
+        int rc;
+        if (t == 0) {
+            rc = lqa_task_qa(e, o->lengths, o->n_lengths, &res, &err);
+        } else if (t == 1) {
+            lqa_passkey_opts po = {o->lengths, o->n_lengths, o->depths, o->n_depths, o->trials,
+                                   strcmp(o->filler, "store") == 0, 50000};
+            rc = lqa_task_passkey(e, &po, &res, &err);
+        } else {
+            rc = lqa_task_ppl(e, o->lengths, o->n_lengths, o->stride, &res, &err);
+        }
+        if (rc) {
+            /* one task's failure does not lose the others' results */
+            fprintf(stderr, "lqa-eval: %s\n", err.msg);
+            json_object_set_new(tasks, names[t], json_pack("{s:s}", "error", err.msg));
+            failed = 1;
+        } else {
+            json_object_set_new(tasks, names[t], res);
+        }
+    }
+    return failed;
+}
+
+static int cmd_run(int argc, char **argv) {
+    run_opts o;
+    if (parse_run(argc, argv, &o) || check_tasks(o.tasks)) return 2;
+    lqa_err err;
+    lqa_model m = {0};
+    lqa_tokenizer *tok = NULL;
+    lqa_store *store = NULL;
+    lqa_infer *inf = NULL;
+    int rc = 1;
+    char *tok_path = NULL;
+    if (lqa_hf_load(o.model, &m, &err)) goto fail;
+    if (o.adapter && lqa_adapter_load(o.adapter, &m, &err)) goto fail;
+    if (!(tok_path = lqa_hf_tokenizer_path(o.model, &err)) || !(tok = lqa_tok_load(tok_path, &err))) goto fail;
+    if (lqa_tok_vocab_size(tok) > m.cfg.vocab_size) {
+        lqa_err_set(&err, "%s: tokenizer has %d pieces, expected at most the model's vocab_size %d", tok_path,
+                    lqa_tok_vocab_size(tok), m.cfg.vocab_size);
+        goto fail;
+    }
+    if (o.ctx == 0) o.ctx = m.cfg.max_pos;
+    if (o.ctx > m.cfg.max_pos) {
+        lqa_err_set(&err, "--ctx %d is longer than the model supports (%s: max_position_embeddings %d)", o.ctx,
+                    o.model, m.cfg.max_pos);
+        goto fail;
+    }
+    if (o.n_lengths == 0) default_lengths(&o);
+    if (o.db && !(store = lqa_store_open(o.db, 0, &err))) goto fail;
+    if (!(inf = lqa_infer_new(&m, o.ctx, o.threads, &err))) goto fail;
+    lqa_eval_ctx e = {inf, tok, m.cfg.vocab_size, lqa_tok_bos_id(tok), lqa_tok_eos_id(tok), o.ctx, store, o.split,
+                      o.max_new, o.limit, o.seed};
+    json_t *tasks = json_object();
+    double t0 = lqa_now();
+    int failed = run_tasks(&o, &e, tasks);
+    double pf_s, dc_s;
+    long pf_tok, dc_tok;
+    lqa_infer_timing(inf, &pf_s, &pf_tok, &dc_s, &dc_tok);
+    char host[128] = "?", when[32];
+    gethostname(host, sizeof host - 1);
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    json_t *results = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:{s:f, s:I, s:f, s:I, s:f}}", "schema",
+                                "lqa-eval-results/1", "created", when, "host", host, "model", model_json(&o, &m, tok),
+                                "settings", settings_json(&o), "tasks", tasks, "timing", "wall_s", lqa_now() - t0,
+                                "prefill_tokens", (json_int_t)pf_tok, "prefill_s", pf_s, "decode_tokens",
+                                (json_int_t)dc_tok, "decode_s", dc_s);
+    int wrc = lqa_json_write_file(o.out, results, &err);
+    json_decref(results);
+    if (wrc) goto fail;
+    log_info("wrote %s", o.out);
+    rc = failed;
+    goto done;
+fail:
+    fprintf(stderr, "lqa-eval: %s\n", err.msg);
+done:
+    lqa_infer_free(inf);
+    if (store) lqa_store_close(store);
+    if (tok) lqa_tok_free(tok);
+    free(tok_path);
+    if (m.params) lqa_model_free(&m);
+    return rc;
+}
+
+static int cmd_report(int argc, char **argv) {
+    const char *out = NULL;
+    const char *inputs[MAX_LIST];
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
+        else if (argv[i][0] == '-') { fprintf(stderr, "lqa-eval report: unknown option \"%s\"\n", argv[i]); return 2; }
+        else if (n < MAX_LIST) inputs[n++] = argv[i];
+    }
+    if (!out || n == 0) {
+        fprintf(stderr, "lqa-eval report: expected RESULTS.json... -o REPORT_DIR\n");
+        return 2;
+    }
+    lqa_err err;
+    if (lqa_eval_report(inputs, n, out, &err)) {
+        fprintf(stderr, "lqa-eval: %s\n", err.msg);
+        return 1;
+    }
+    log_info("wrote %s/report.md and %s/report.html", out, out);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "run")) return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "report")) return cmd_report(argc - 1, argv + 1);
+    fprintf(stderr, "lqa-eval: unknown command \"%s\"; expected run or report\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,431 @@
+/* report.c: the evaluation report (report.h). Sections: runs and summary, QA by kind and by
+ * length, passkey heatmaps, perplexity against context length, settings of every run. Every
+ * table goes to both documents through the doc_* helpers; charts go inline into the HTML and
+ * to .svg files the markdown links. */
+#include "eval/report.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/buf.h"
+#include "common/fileio.h"
+#include "common/json.h"
+#include "eval/svg.h"
+
+typedef struct run {
+    const char *path;
+    json_t *j;
+    char name[128];
+} run;
+
+typedef struct doc {
+    lqa_buf md, html;
+    const char *dir;
+    lqa_err *err;
+    int failed;
+} doc;
+
+/* ---- the two documents side by side ---- */
+
+static void md_cell(lqa_buf *b, const char *s) {
+    for (; *s; s++) {
+        if (*s == '|') lqa_buf_puts(b, "\\|");
+        else if (*s == '\n') lqa_buf_putc(b, ' ');
+        else lqa_buf_putc(b, *s);
+    }
+}
+
+static void doc_heading(doc *d, int level, const char *title) {
+    lqa_buf_printf(&d->md, "\n%.*s %s\n\n", level, "######", title);
+    lqa_buf_printf(&d->html, "<h%d>", level);
+    lqa_xml_escape(&d->html, title);
+    lqa_buf_printf(&d->html, "</h%d>\n", level);
+}
+
+static void doc_para(doc *d, const char *text) {
+    lqa_buf_printf(&d->md, "%s\n\n", text);
+    lqa_buf_puts(&d->html, "<p>");
+    lqa_xml_escape(&d->html, text);
+    lqa_buf_puts(&d->html, "</p>\n");
+}
+
+static void doc_row(doc *d, const char *const *cells, int n, int header) {
+    lqa_buf_puts(&d->md, "|");
+    lqa_buf_puts(&d->html, "<tr>");
+    for (int i = 0; i < n; i++) {
+        lqa_buf_putc(&d->md, ' ');
+        md_cell(&d->md, cells[i]);
+        lqa_buf_puts(&d->md, " |");
+        lqa_buf_puts(&d->html, header ? "<th>" : "<td>");
+        lqa_xml_escape(&d->html, cells[i]);
+        lqa_buf_puts(&d->html, header ? "</th>" : "</td>");
+    }
+    lqa_buf_puts(&d->md, "\n");
+    lqa_buf_puts(&d->html, "</tr>\n");
+    if (header) {
+        lqa_buf_puts(&d->md, "|");
+        for (int i = 0; i < n; i++) lqa_buf_puts(&d->md, i ? " ---: |" : " --- |");
+        lqa_buf_puts(&d->md, "\n");
+    }
+}
+
+static void doc_table_begin(doc *d, const char *const *headers, int n) {
+    lqa_buf_puts(&d->html, "<table>\n");
+    doc_row(d, headers, n, 1);
+}
+
+static void doc_table_end(doc *d) {
+    lqa_buf_puts(&d->md, "\n");
+    lqa_buf_puts(&d->html, "</table>\n");
+}
+
+/* Inline SVG into the HTML; the same SVG to DIR/file for the markdown. */
+static void doc_chart(doc *d, const char *file, const char *alt, lqa_buf *svg) {
+    lqa_buf_printf(&d->html, "<figure>\n%s</figure>\n", svg->data);
+    char *path = lqa_path_join(d->dir, file);
+    if (lqa_write_file_atomic(path, svg->data, svg->len, d->err)) d->failed = 1;
+    free(path);
+    lqa_buf_printf(&d->md, "![%s](%s)\n\n", alt, file);
+    lqa_buf_free(svg);
+}
+
+static const char *fmt_num(char *buf, size_t n, const json_t *v, const char *fmt, double scale) {
+    if (!json_is_number(v)) return "-";
+    snprintf(buf, n, fmt, json_number_value(v) * scale);
+    return buf;
+}
+
+static json_t *task(const run *r, const char *name) {
+    json_t *t = json_object_get(json_object_get(r->j, "tasks"), name);
+    return t && !json_object_get(t, "error") ? t : NULL;
+}
+
+/* ---- inputs ---- */
+
+static int load_runs(const char *const *inputs, int n, run *runs, lqa_err *err) {
+    for (int i = 0; i < n; i++) {
+        runs[i].path = inputs[i];
+        if (!(runs[i].j = lqa_json_load_file(inputs[i], err))) return -1;
+        const char *schema = lqa_json_str(runs[i].j, "schema", "");
+        if (strcmp(schema, "lqa-eval-results/1") != 0 || !json_is_object(json_object_get(runs[i].j, "tasks")))
+            return lqa_err_set(err, "%s: schema \"%s\": expected an lqa-eval results file (schema lqa-eval-results/1 "
+                               "with a tasks object)", inputs[i], schema);
+        const char *name = lqa_json_str(json_object_get(runs[i].j, "model"), "name", "run");
+        snprintf(runs[i].name, sizeof runs[i].name, "%s", name);
+        for (int k = 0; k < i; k++)   /* two runs of one name stay apart in legends */
+            if (strcmp(runs[k].name, runs[i].name) == 0) snprintf(runs[i].name, sizeof runs[i].name, "%s #%d", name, i + 1);
+    }
+    return 0;
+}
+
+/* Sorted union of the integer "length" fields of every run's task array. */
+static int union_lengths(const run *runs, int n, const char *task_name, const char *array, int *out, int max) {
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        json_t *t = task(&runs[i], task_name), *p;
+        size_t idx;
+        json_array_foreach(json_object_get(t, array), idx, p) {
+            int len = (int)lqa_json_int(p, "length", 0), seen = 0;
+            for (int j = 0; j < k; j++) seen |= out[j] == len;
+            if (!seen && k < max) out[k++] = len;
+        }
+    }
+    for (int a = 1; a < k; a++)
+        for (int b = a; b > 0 && out[b] < out[b - 1]; b--) {
+            int t = out[b];
+            out[b] = out[b - 1];
+            out[b - 1] = t;
+        }
+    return k;
+}
+
+static double ppl_at(const run *r, int length) {
+    json_t *p;
+    size_t i;
+    json_array_foreach(json_object_get(task(r, "ppl"), "points"), i, p) if (lqa_json_int(p, "length", 0) == length)
+        return lqa_json_num(p, "ppl", NAN);
+    return NAN;
+}
+
+/* ---- sections ---- */
+
+static void section_summary(doc *d, const run *runs, int n) {
+    int lens[64], nl = union_lengths(runs, n, "ppl", "points", lens, 64);
+    const char *h[8 + 64];
+    char hbuf[64][32];
+    int nh = 0;
+    const char *fixed[] = {"run", "ctx", "QA n", "QA EM %", "QA F1 %", "answer contained %", "passkey %"};
+    for (int i = 0; i < 7; i++) h[nh++] = fixed[i];
+    for (int i = 0; i < nl; i++) {
+        snprintf(hbuf[i], sizeof hbuf[i], "ppl @%d", lens[i]);
+        h[nh++] = hbuf[i];
+    }
+    doc_heading(d, 2, "Summary");
+    doc_table_begin(d, h, nh);
+    for (int r = 0; r < n; r++) {
+        char c[8 + 64][32];
+        const char *cells[8 + 64];
+        json_t *qa = task(&runs[r], "qa"), *pk = task(&runs[r], "passkey");
+        cells[0] = runs[r].name;
+        cells[1] = fmt_num(c[1], 32, json_object_get(json_object_get(runs[r].j, "settings"), "ctx"), "%.0f", 1);
+        cells[2] = fmt_num(c[2], 32, json_object_get(qa, "n"), "%.0f", 1);
+        cells[3] = fmt_num(c[3], 32, json_object_get(qa, "em"), "%.1f", 100);
+        cells[4] = fmt_num(c[4], 32, json_object_get(qa, "f1"), "%.1f", 100);
+        cells[5] = fmt_num(c[5], 32, json_object_get(qa, "contained"), "%.1f", 100);
+        cells[6] = fmt_num(c[6], 32, json_object_get(pk, "accuracy"), "%.1f", 100);
+        for (int i = 0; i < nl; i++) {
+            double p = ppl_at(&runs[r], lens[i]);
+            if (isnan(p)) cells[7 + i] = "-";
+            else cells[7 + i] = (snprintf(c[7 + i], 32, "%.3f", p), c[7 + i]);
+        }
+        doc_row(d, cells, nh, 0);
+    }
+    doc_table_end(d);
+    for (int r = 0; r < n; r++) {   /* a task that failed says so here, not by a silent gap */
+        const char *key;
+        json_t *t;
+        json_object_foreach(json_object_get(runs[r].j, "tasks"), key, t) if (json_object_get(t, "error")) {
+            lqa_buf m = {0};
+            lqa_buf_printf(&m, "%s: task %s failed: %s", runs[r].name, key, lqa_json_str(t, "error", "?"));
+            doc_para(d, m.data);
+            lqa_buf_free(&m);
+        }
+    }
+}
+
+/* Bucket order: "<=N" by N, then ">N". */
+static int bucket_cmp(const void *a, const void *b) {
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    int gx = x[0] == '>', gy = y[0] == '>';
+    if (gx != gy) return gx - gy;
+    long nx = strtol(x + (gx ? 1 : 2), NULL, 10), ny = strtol(y + (gy ? 1 : 2), NULL, 10);
+    return (nx > ny) - (nx < ny);
+}
+
+static int str_cmp(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* QA scores grouped by `group` ("by_kind" or "by_length"): a table and an F1 bar chart. */
+static void qa_groups(doc *d, const run *runs, int n, const char *group, const char *title, const char *file) {
+    const char *keys[256];
+    int nk = 0;
+    for (int r = 0; r < n; r++) {
+        const char *key;
+        json_t *g;
+        json_object_foreach(json_object_get(task(&runs[r], "qa"), group), key, g) {
+            int seen = 0;
+            for (int i = 0; i < nk; i++) seen |= strcmp(keys[i], key) == 0;
+            if (!seen && nk < 256) keys[nk++] = key;
+        }
+    }
+    if (nk == 0) return;
+    qsort(keys, (size_t)nk, sizeof keys[0], strcmp(group, "by_length") == 0 ? bucket_cmp : str_cmp);
+    doc_heading(d, 3, title);
+    const char *h[] = {strcmp(group, "by_length") == 0 ? "prompt tokens" : "kind", "run", "n", "EM %", "F1 %",
+                       "contained %"};
+    doc_table_begin(d, h, 6);
+    double *f1 = lqa_malloc(sizeof(double) * (size_t)(n * nk));
+    const char *names[64];
+    for (int r = 0; r < n; r++) names[r] = runs[r].name;
+    for (int k = 0; k < nk; k++)
+        for (int r = 0; r < n; r++) {
+            json_t *g = json_object_get(json_object_get(task(&runs[r], "qa"), group), keys[k]);
+            f1[r * nk + k] = g ? lqa_json_num(g, "f1", NAN) : NAN;
+            if (!g) continue;
+            char c[4][32];
+            const char *cells[] = {keys[k], runs[r].name, fmt_num(c[0], 32, json_object_get(g, "n"), "%.0f", 1),
+                                   fmt_num(c[1], 32, json_object_get(g, "em"), "%.1f", 100),
+                                   fmt_num(c[2], 32, json_object_get(g, "f1"), "%.1f", 100),
+                                   fmt_num(c[3], 32, json_object_get(g, "contained"), "%.1f", 100)};
+            doc_row(d, cells, 6, 0);
+        }
+    doc_table_end(d);
+    lqa_buf svg = {0};
+    lqa_svg_bar_chart(&svg, title, "token F1", keys, nk, names, n, f1, 1.0);
+    doc_chart(d, file, title, &svg);
+    free(f1);
+}
+
+static void section_qa(doc *d, const run *runs, int n) {
+    int any = 0;
+    for (int r = 0; r < n; r++) any |= task(&runs[r], "qa") != NULL;
+    if (!any) return;
+    doc_heading(d, 2, "Long-context QA");
+    doc_para(d, "Greedy answers to the store's QA pairs, scored after SQuAD normalisation (lower case, no punctuation, "
+                "no articles): exact match, token F1, and whether the gold answer is contained in the answer. Length "
+                "buckets are the prompt's size before any cut to the evaluation context.");
+    qa_groups(d, runs, n, "by_kind", "QA accuracy by kind", "qa_by_kind.svg");
+    qa_groups(d, runs, n, "by_length", "QA accuracy by prompt length", "qa_by_length.svg");
+}
+
+static void passkey_run(doc *d, const run *r, int idx) {
+    json_t *pk = task(r, "passkey"), *set = json_object_get(pk, "settings");
+    json_t *lj = json_object_get(set, "lengths"), *dj = json_object_get(set, "depths");
+    int nl = (int)json_array_size(lj), nd = (int)json_array_size(dj);
+    if (nl == 0 || nd == 0 || nl > 64 || nd > 64) return;
+    char lab_l[64][16], lab_d[64][16];
+    const char *ll[64], *dl[64];
+    for (int i = 0; i < nl; i++) snprintf(lab_l[i], 16, "%lld", (long long)json_integer_value(json_array_get(lj, i))), ll[i] = lab_l[i];
+    for (int i = 0; i < nd; i++) snprintf(lab_d[i], 16, "%g", json_number_value(json_array_get(dj, i))), dl[i] = lab_d[i];
+    double *v = lqa_malloc(sizeof(double) * (size_t)(nl * nd));
+    for (int i = 0; i < nl * nd; i++) v[i] = NAN;
+    json_t *cell;
+    size_t ci;
+    json_array_foreach(json_object_get(pk, "cells"), ci, cell) {
+        for (int li = 0; li < nl; li++)
+            for (int di = 0; di < nd; di++)
+                if (lqa_json_int(cell, "length", -1) == json_integer_value(json_array_get(lj, li)) &&
+                    fabs(lqa_json_num(cell, "depth", -1) - json_number_value(json_array_get(dj, di))) < 1e-9)
+                    v[di * nl + li] = lqa_json_num(cell, "accuracy", NAN);
+    }
+    char title[200];
+    snprintf(title, sizeof title, "Passkey retrieval: %s (%lld trials per cell, %s filler)", r->name,
+             (long long)lqa_json_int(set, "trials", 0), lqa_json_str(set, "filler", "?"));
+    doc_heading(d, 3, r->name);
+    lqa_buf svg = {0};
+    lqa_svg_heatmap(&svg, title, "key depth", "prompt length (tokens)", dl, nd, ll, nl, v);
+    char file[64];
+    snprintf(file, sizeof file, "passkey_%d.svg", idx + 1);
+    doc_chart(d, file, title, &svg);
+    /* the same grid as a table for the markdown reader */
+    const char *h[65];
+    h[0] = "depth \\ length";
+    for (int i = 0; i < nl; i++) h[i + 1] = ll[i];
+    doc_table_begin(d, h, nl + 1);
+    for (int di = 0; di < nd; di++) {
+        char c[65][16];
+        const char *cells[65];
+        cells[0] = dl[di];
+        for (int li = 0; li < nl; li++) {
+            double x = v[di * nl + li];
+            if (isnan(x)) cells[li + 1] = "-";
+            else cells[li + 1] = (snprintf(c[li], 16, "%.0f%%", 100 * x), c[li]);
+        }
+        doc_row(d, cells, nl + 1, 0);
+    }
+    doc_table_end(d);
+    free(v);
+}
+
+static void section_passkey(doc *d, const run *runs, int n) {
+    int any = 0;
+    for (int r = 0; r < n; r++) any |= task(&runs[r], "passkey") != NULL;
+    if (!any) return;
+    doc_heading(d, 2, "Passkey retrieval");
+    doc_para(d, "A random key hidden at a relative depth in filler text (LongLoRA's protocol); a cell is the share of "
+                "trials whose first generated digits equal the key.");
+    for (int r = 0; r < n; r++)
+        if (task(&runs[r], "passkey")) passkey_run(d, &runs[r], r);
+}
+
+static void section_ppl(doc *d, const run *runs, int n) {
+    int lens[64], nl = union_lengths(runs, n, "ppl", "points", lens, 64);
+    if (nl == 0) return;
+    doc_heading(d, 2, "Perplexity against context length");
+    doc_para(d, "Held-out documents scored with sliding windows of each length (stride in the settings); lower is "
+                "better. A model that uses its longer context keeps falling as the window grows.");
+    lqa_svg_series series[64];
+    double xs[64][64], ys[64][64];
+    int ns = 0;
+    for (int r = 0; r < n && ns < 64; r++) {
+        if (!task(&runs[r], "ppl")) continue;
+        for (int i = 0; i < nl; i++) xs[ns][i] = lens[i], ys[ns][i] = ppl_at(&runs[r], lens[i]);
+        series[ns] = (lqa_svg_series){runs[r].name, nl, xs[ns], ys[ns]};
+        ns++;
+    }
+    lqa_buf svg = {0};
+    lqa_svg_line_chart(&svg, "Perplexity against context length", "context length (tokens, log scale)", "perplexity",
+                       series, ns, 1);
+    doc_chart(d, "ppl.svg", "Perplexity against context length", &svg);
+}
+
+/* Flattens a JSON object to "key: value" rows (arrays joined by commas, objects one level down). */
+static void settings_rows(doc *d, const char *prefix, json_t *obj) {
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        char k[160];
+        snprintf(k, sizeof k, "%s%s", prefix, key);
+        if (json_is_object(v)) {
+            char p[170];
+            snprintf(p, sizeof p, "%s.", k);
+            settings_rows(d, p, v);
+            continue;
+        }
+        char *s = json_is_string(v) ? lqa_strdup(json_string_value(v)) : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        const char *cells[] = {k, s ? s : "?"};
+        doc_row(d, cells, 2, 0);
+        free(s);
+    }
+}
+
+static void section_settings(doc *d, const run *runs, int n) {
+    doc_heading(d, 2, "Settings of every run");
+    for (int r = 0; r < n; r++) {
+        doc_heading(d, 3, runs[r].name);
+        const char *h[] = {"setting", "value"};
+        doc_table_begin(d, h, 2);
+        const char *cells[] = {"results file", runs[r].path};
+        doc_row(d, cells, 2, 0);
+        const char *top[] = {"created", "host"};
+        for (int i = 0; i < 2; i++) {
+            const char *c2[] = {top[i], lqa_json_str(runs[r].j, top[i], "?")};
+            doc_row(d, c2, 2, 0);
+        }
+        settings_rows(d, "model.", json_object_get(runs[r].j, "model"));
+        settings_rows(d, "", json_object_get(runs[r].j, "settings"));
+        const char *key;
+        json_t *t;
+        json_object_foreach(json_object_get(runs[r].j, "tasks"), key, t) {
+            char p[64];
+            snprintf(p, sizeof p, "%s.", key);
+            settings_rows(d, p, json_object_get(t, "settings"));
+        }
+        settings_rows(d, "timing.", json_object_get(runs[r].j, "timing"));
+        doc_table_end(d);
+    }
+}
+
+static const char *CSS =
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;"
+    "text-align:right;font-size:13px}th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}"
+    "figure{margin:1em 0}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:1.6em}";
+
+int lqa_eval_report(const char *const *inputs, int n_inputs, const char *out_dir, lqa_err *err) {
+    if (n_inputs > 64) return lqa_err_set(err, "%d results files: expected at most 64", n_inputs);
+    run runs[64] = {{0}};
+    int rc = -1;
+    doc d = {.dir = out_dir, .err = err};
+    if (load_runs(inputs, n_inputs, runs, err) || lqa_mkdir_p(out_dir, err)) goto out;
+    char when[32];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    lqa_buf_printf(&d.html, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                            "<title>LongQA evaluation report</title><style>%s</style></head><body>\n", CSS);
+    lqa_buf_puts(&d.md, "# LongQA evaluation report\n");
+    lqa_buf_puts(&d.html, "<h1>LongQA evaluation report</h1>\n");
+    lqa_buf m = {0};
+    lqa_buf_printf(&m, "Generated %s from %d results file%s.", when, n_inputs, n_inputs == 1 ? "" : "s");
+    doc_para(&d, m.data);
+    lqa_buf_free(&m);
+    section_summary(&d, runs, n_inputs);
+    section_qa(&d, runs, n_inputs);
+    section_passkey(&d, runs, n_inputs);
+    section_ppl(&d, runs, n_inputs);
+    section_settings(&d, runs, n_inputs);
+    lqa_buf_puts(&d.html, "</body></html>\n");
+    if (d.failed) goto out;
+    char *md_path = lqa_path_join(out_dir, "report.md"), *html_path = lqa_path_join(out_dir, "report.html");
+    rc = lqa_write_file_atomic(md_path, d.md.data, d.md.len, err) ||
+                 lqa_write_file_atomic(html_path, d.html.data, d.html.len, err) ? -1 : 0;
+    free(md_path);
+    free(html_path);
+out:
+    for (int i = 0; i < n_inputs; i++) json_decref(runs[i].j);
+    lqa_buf_free(&d.md);
+    lqa_buf_free(&d.html);
+    return rc;
+}
