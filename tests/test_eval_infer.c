@@ -11,6 +11,7 @@
 
 #include "common/rng.h"
 #include "eval/infer.h"
+#include "eval/tasks.h"
 
 /* Parameter count of model.h's layout (the test builds its models without the trainer). */
 static size_t layout_params(const lqa_config *c) {
@@ -255,12 +256,108 @@ static void test_context_too_long_is_refused(void **state) {
     free_model(&m);
 }
 
+/* The trainer's own forward (kernels/ + trainer/model.c, an independent implementation) gives
+ * the same logits as the inference path, with an unmerged adapter, and the perplexity the
+ * inference path reports is exp of the training loss on the same tokens. */
+static void test_matches_trainer_forward_and_loss(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed() + 4);
+    lqa_config c;
+    random_config(&r, &c);
+    lqa_model m;
+    lqa_model_alloc(&m, &c);
+    lqa_model_init_random(&m, lqa_rng_u64(&r));
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] *= 10.0f;   /* std 0.2: sharp, non-trivial logits */
+    lqa_model_add_lora(&m, LQA_LORA_Q | LQA_LORA_K | LQA_LORA_V | LQA_LORA_O, 4, 8.0f, lqa_rng_u64(&r));
+    for (size_t i = 0; i < m.n_lora; i++) m.lora[i] = 0.2f * lqa_rng_normal(&r);
+    int n = 20 + (int)lqa_rng_below(&r, 200), V = c.vocab_size;
+    int32_t *tok = random_tokens(&r, n, V);
+    uint8_t *mask = lqa_malloc((size_t)n);
+    for (int t = 0; t < n; t++) mask[t] = t > 0;
+    lqa_batch b = {1, n, tok, mask, NULL};
+    lqa_step_opts o = {.attn = LQA_ATTN_FULL, .train = LQA_TRAIN_LORA_PLUS, .threads = 1};
+    float *want = lqa_model_logits(&m, &b, &o);
+    float *got = lqa_malloc(sizeof(float) * (size_t)n * V);
+    lqa_err err;
+    lqa_infer *s = lqa_infer_new(&m, n, 1, &err);
+    assert_non_null(s);
+    assert_int_equal(lqa_infer_feed(s, tok, n, got, NULL, &err), 0);
+    double maxdiff = 0, maxabs = 0;
+    for (size_t i = 0; i < (size_t)n * V; i++) {
+        maxdiff = fmax(maxdiff, fabs(want[i] - got[i]));
+        maxabs = fmax(maxabs, fabs(want[i]));
+    }
+    assert_true(maxabs > 0.5);
+    if (maxdiff > 1e-3 * (1 + maxabs)) fail_msg("logits differ from the trainer's by %g (max |logit| %g)", maxdiff, maxabs);
+    float loss = lqa_model_step(&m, &b, &o, NULL);
+    double nll;
+    assert_int_equal(lqa_infer_nll(s, tok, n, 1, &nll, &err), 0);
+    double ppl = exp(nll / (n - 1)), want_ppl = exp((double)loss);
+    if (fabs(ppl - want_ppl) > 1e-4 * want_ppl) fail_msg("ppl %.6f, exp(training loss) %.6f", ppl, want_ppl);
+    /* the sliding-window path with one window covering the sequence is the same number */
+    double snll = 0;
+    long count = 0;
+    assert_int_equal(lqa_ppl_sliding(s, tok, n, n, 1 + (int)lqa_rng_below(&r, 300), &snll, &count, &err), 0);
+    assert_int_equal(count, n - 1);
+    assert_true(fabs(snll - nll) < 1e-6 * (1 + nll));
+    free(want);
+    free(got);
+    free(tok);
+    free(mask);
+    lqa_infer_free(s);
+    lqa_model_free(&m);
+}
+
+/* Sliding windows score every token but the first exactly once, each with at most `window`
+ * tokens of context: the sum equals the per-window NLLs computed by hand. */
+static void test_sliding_windows_score_each_token_once(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed() + 5);
+    lqa_config c;
+    random_config(&r, &c);
+    lqa_model m;
+    random_model(&r, &c, &m);
+    int n = 50 + (int)lqa_rng_below(&r, 150), window = 8 + (int)lqa_rng_below(&r, 40);
+    int stride = 1 + (int)lqa_rng_below(&r, (uint64_t)window);
+    int32_t *tok = random_tokens(&r, n, c.vocab_size);
+    lqa_err err;
+    lqa_infer *s = lqa_infer_new(&m, n, 1, &err);
+    double nll = 0;
+    long count = 0;
+    assert_int_equal(lqa_ppl_sliding(s, tok, n, window, stride, &nll, &count, &err), 0);
+    assert_int_equal(count, n - 1);
+    /* by hand: token t is scored in the first window [b, b+window) whose end passed it */
+    double want = 0;
+    float *logits = lqa_malloc(sizeof(float) * (size_t)window * c.vocab_size);
+    int prev_end = 0;
+    for (int b = 0; prev_end < n; b += stride) {
+        int e = b + window < n ? b + window : n;
+        lqa_infer_reset(s);
+        assert_int_equal(lqa_infer_feed(s, tok + b, e - b, logits, NULL, &err), 0);
+        for (int t = prev_end > 1 ? prev_end : 1; t < e; t++) {
+            const float *row = logits + (size_t)(t - b - 1) * c.vocab_size;
+            double mx = row[0], sum = 0;
+            for (int j = 1; j < c.vocab_size; j++) mx = fmax(mx, row[j]);
+            for (int j = 0; j < c.vocab_size; j++) sum += exp(row[j] - mx);
+            want += log(sum) + mx - row[tok[t]];
+        }
+        prev_end = e;
+    }
+    assert_true(fabs(nll - want) < 1e-4 * (1 + want));
+    free(logits);
+    free(tok);
+    lqa_infer_free(s);
+    free_model(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kv_cache_greedy_matches_recompute),
         cmocka_unit_test(test_feed_in_pieces_matches_prefill),
         cmocka_unit_test(test_unmerged_lora_matches_merged_weights),
         cmocka_unit_test(test_context_too_long_is_refused),
+        cmocka_unit_test(test_matches_trainer_forward_and_loss),
+        cmocka_unit_test(test_sliding_windows_score_each_token_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
