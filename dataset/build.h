@@ -1,0 +1,46 @@
+/* build.h: what lqa-build does, as library calls (the CLI in dataset/main.c parses options and
+ * calls these): train a tokenizer on a store, build sft or lm shards, verify a directory. */
+#ifndef LQA_BUILD_H
+#define LQA_BUILD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/check.h"
+
+/* The LongAlpaca-style prompt: BOS "[INST]" instruction "[/INST]", then answer "</s>", with the
+ * instruction = LQA_PROMPT_HEAD document LQA_PROMPT_MID question (docs/FORMATS.md). */
+#define LQA_PROMPT_HEAD "Below is a document. Memorize the document and answer my question after the document.\n" \
+                        "The document begins.\n"
+#define LQA_PROMPT_MID "\nNow the document ends.\n"
+
+typedef struct lqa_build_opts {
+    const char *db, *tokenizer, *out_dir;
+    const char *split;       /* "train" by default; "all" for every split */
+    const char *kinds;       /* QA kinds to keep (comma list), NULL = all */
+    int kind;                /* LQA_KIND_SFT or LQA_KIND_LM */
+    int max_len;
+    int pack;                /* sft: pack short records with segment ids */
+    int threads;             /* 0 = all cores */
+    int zstd_level;
+    uint64_t shard_records;  /* records per shard file */
+} lqa_build_opts;
+
+/* The document window kept for an sft record: the document has n tokens, the evidence is
+ * tokens [ea, eb), at most budget tokens fit (budget >= eb - ea). Context is taken evenly from
+ * both sides of the evidence, so the side with more context (the far side) is trimmed first. */
+void lqa_build_window(size_t n, size_t ea, size_t eb, size_t budget, size_t *wa, size_t *wb);
+
+/* Builds a shard directory (written as DIR.tmp-PID, renamed onto DIR at the end). */
+int lqa_build_shards(const lqa_build_opts *o, lqa_err *err);
+
+/* Trains the tokenizer on the store's documents (split NULL = all), paragraph per line. */
+int lqa_build_tokenizer(const char *db, const char *split, int vocab_size, uint64_t seed, int threads,
+                        const char *out_model, lqa_err *err);
+
+/* Checks every shard, checksum and record of DIR (and the tokenizer when given); prints one
+ * line per problem to stderr. Returns the number of problems found (0 = all good), -1 when
+ * the directory cannot be opened at all. */
+long lqa_verify_dir(const char *dir, const char *tokenizer, lqa_err *err);
+
+#endif

@@ -1,0 +1,195 @@
+/* shards_dir.c: a shard directory (manifest.json + shard files) as one record sequence, the
+ * tokenizer check, and the deterministic shuffled iterator split across data-parallel ranks. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fileio.h"
+#include "common/hash.h"
+#include "common/json.h"
+#include "common/rng.h"
+#include "dataset/shards.h"
+
+struct lqa_shards {
+    char *dir;
+    json_t *manifest;
+    int n_files;
+    lqa_shard **files;
+    uint64_t *first; /* global index of each file's first record; first[n_files] = total */
+    lqa_shard_info info;
+};
+
+static int check_against_manifest(lqa_shards *d, int i, const json_t *entry, lqa_err *err) {
+    const lqa_shard_info *in = lqa_shard_get_info(d->files[i]);
+    const char *file = lqa_json_str(entry, "file", "?");
+    long long want_records = lqa_json_int(entry, "records", -1), want_tokens = lqa_json_int(entry, "tokens", -1);
+    if (want_records != (long long)in->record_count || want_tokens != (long long)in->total_tokens)
+        return lqa_err_set(err, "%s/%s: holds %llu records / %llu tokens, manifest.json says %lld / %lld", d->dir, file,
+                           (unsigned long long)in->record_count, (unsigned long long)in->total_tokens, want_records,
+                           want_tokens);
+    if (i > 0) {
+        const lqa_shard_info *a = &d->info;
+        if (in->kind != a->kind || in->vocab_size != a->vocab_size || in->flags != a->flags ||
+            in->template_id != a->template_id || memcmp(in->tokenizer_sha256, a->tokenizer_sha256, 32) != 0)
+            return lqa_err_set(err, "%s/%s: kind, vocabulary, template or tokenizer differ from the first shard", d->dir,
+                               file);
+    }
+    return 0;
+}
+
+static int open_files(lqa_shards *d, const json_t *list, lqa_err *err) {
+    d->n_files = (int)json_array_size(list);
+    d->files = lqa_calloc((size_t)d->n_files + 1, sizeof *d->files);
+    d->first = lqa_calloc((size_t)d->n_files + 1, sizeof *d->first);
+    for (int i = 0; i < d->n_files; i++) {
+        const json_t *entry = json_array_get(list, (size_t)i);
+        const char *file = lqa_json_str(entry, "file", NULL);
+        if (!file || strchr(file, '/'))
+            return lqa_err_set(err, "%s/manifest.json: shards[%d].file missing or not a plain file name", d->dir, i);
+        char *path = lqa_path_join(d->dir, file);
+        d->files[i] = lqa_shard_open(path, err);
+        free(path);
+        if (!d->files[i]) return -1;
+        if (i == 0) d->info = *lqa_shard_get_info(d->files[0]);
+        if (check_against_manifest(d, i, entry, err) != 0) return -1;
+        d->first[i + 1] = d->first[i] + lqa_shard_get_info(d->files[i])->record_count;
+    }
+    d->info.record_count = d->first[d->n_files];
+    d->info.total_tokens = 0;
+    for (int i = 0; i < d->n_files; i++) d->info.total_tokens += lqa_shard_get_info(d->files[i])->total_tokens;
+    return 0;
+}
+
+static int check_tokenizer(lqa_shards *d, const char *want, lqa_err *err) {
+    const char *have = lqa_json_str(json_object_get(d->manifest, "tokenizer"), "sha256", "");
+    if (d->n_files > 0 && strcmp(have, d->info.tokenizer_hex) != 0)
+        return lqa_err_set(err, "%s: manifest.json names tokenizer %s but the shards were built with %s", d->dir, have,
+                           d->info.tokenizer_hex);
+    if (want && strcmp(want, have) != 0)
+        return lqa_err_set(err, "%s: built with tokenizer sha256 %s, but the model's tokenizer is %s; rebuild the "
+                           "shards with this tokenizer (lqa-build shards --tokenizer ...)", d->dir, have, want);
+    return 0;
+}
+
+lqa_shards *lqa_shards_open(const char *dir, const char *tokenizer_sha256, lqa_err *err) {
+    lqa_shards *d = lqa_calloc(1, sizeof *d);
+    d->dir = lqa_strdup(dir);
+    char *mpath = lqa_path_join(dir, "manifest.json");
+    d->manifest = lqa_json_load_file(mpath, err);
+    free(mpath);
+    int ok = d->manifest != NULL;
+    if (ok && (strcmp(lqa_json_str(d->manifest, "format", ""), "lqa-shards") != 0 ||
+               lqa_json_int(d->manifest, "version", 0) != LQA_SHARD_VERSION)) {
+        lqa_err_set(err, "%s/manifest.json: expected \"format\": \"lqa-shards\" and \"version\": %u", dir,
+                    LQA_SHARD_VERSION);
+        ok = 0;
+    }
+    const json_t *list = ok ? json_object_get(d->manifest, "shards") : NULL;
+    if (ok && !json_is_array(list)) {
+        lqa_err_set(err, "%s/manifest.json: \"shards\" missing or not an array", dir);
+        ok = 0;
+    }
+    if (ok) ok = open_files(d, list, err) == 0 && check_tokenizer(d, tokenizer_sha256, err) == 0;
+    if (ok && lqa_json_int(d->manifest, "records", -1) != (long long)d->info.record_count) {
+        lqa_err_set(err, "%s/manifest.json: \"records\" is %lld, the shards hold %llu", dir,
+                    lqa_json_int(d->manifest, "records", -1), (unsigned long long)d->info.record_count);
+        ok = 0;
+    }
+    if (!ok) {
+        lqa_shards_close(d);
+        return NULL;
+    }
+    return d;
+}
+
+uint64_t lqa_shards_count(const lqa_shards *d) { return d->info.record_count; }
+const lqa_shard_info *lqa_shards_get_info(const lqa_shards *d) { return &d->info; }
+const json_t *lqa_shards_manifest(const lqa_shards *d) { return d->manifest; }
+int lqa_shards_n_files(const lqa_shards *d) { return d->n_files; }
+
+lqa_shard *lqa_shards_file(lqa_shards *d, int i, uint64_t *first_record) {
+    if (first_record) *first_record = d->first[i];
+    return d->files[i];
+}
+
+int lqa_shards_read(lqa_shards *d, uint64_t i, lqa_record *rec, lqa_err *err) {
+    if (i >= d->info.record_count)
+        return lqa_err_set(err, "%s: record %llu requested, the directory holds %llu", d->dir, (unsigned long long)i,
+                           (unsigned long long)d->info.record_count);
+    int lo = 0, hi = d->n_files - 1; /* the file whose range holds i */
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (d->first[mid] <= i) lo = mid;
+        else hi = mid - 1;
+    }
+    if (lqa_shard_read(d->files[lo], i - d->first[lo], rec, err) != 0) return -1;
+    rec->index = i;
+    return 0;
+}
+
+void lqa_shards_close(lqa_shards *d) {
+    if (!d) return;
+    for (int i = 0; i < d->n_files; i++) lqa_shard_close(d->files[i]);
+    free(d->files);
+    free(d->first);
+    if (d->manifest) json_decref(d->manifest);
+    free(d->dir);
+    free(d);
+}
+
+/* ---- iterator ---- */
+
+static void make_perm(lqa_iter *it, uint64_t epoch) {
+    uint64_t key[2] = {it->pos.seed, epoch};
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_xxh64(key, sizeof key, 0x6c71612d73687264ull));
+    for (uint64_t i = 0; i < it->n; i++) it->perm[i] = (uint32_t)i;
+    lqa_rng_shuffle_u32(&r, it->perm, it->n);
+    it->perm_epoch = epoch;
+}
+
+int lqa_iter_init(lqa_iter *it, lqa_shards *d, uint64_t seed, int rank, int world, lqa_err *err) {
+    memset(it, 0, sizeof *it);
+    if (world < 1 || rank < 0 || rank >= world)
+        return lqa_err_set(err, "data-parallel rank %d of %d: expected 0 <= rank < world", rank, world);
+    it->d = d;
+    it->n = lqa_shards_count(d);
+    if (it->n > UINT32_MAX) return lqa_err_set(err, "%llu records: over the iterator's 2^32 limit", (unsigned long long)it->n);
+    it->per_rank = it->n / (uint64_t)world;
+    if (it->per_rank == 0)
+        return lqa_err_set(err, "%llu records cannot feed %d ranks (each needs at least one)",
+                           (unsigned long long)it->n, world);
+    it->pos = (lqa_iter_pos){seed, 0, 0, rank, world};
+    it->perm = lqa_malloc(it->n * sizeof *it->perm);
+    make_perm(it, 0);
+    return 0;
+}
+
+int lqa_iter_next(lqa_iter *it, lqa_record *rec, lqa_err *err) {
+    if (it->pos.step >= it->per_rank) {
+        it->pos.epoch++;
+        it->pos.step = 0;
+    }
+    if (it->perm_epoch != it->pos.epoch) make_perm(it, it->pos.epoch);
+    uint64_t at = it->pos.step * (uint64_t)it->pos.world + (uint64_t)it->pos.rank;
+    it->pos.step++;
+    return lqa_shards_read(it->d, it->perm[at], rec, err);
+}
+
+lqa_iter_pos lqa_iter_tell(const lqa_iter *it) { return it->pos; }
+
+int lqa_iter_seek(lqa_iter *it, const lqa_iter_pos *pos, lqa_err *err) {
+    if (pos->seed != it->pos.seed || pos->world != it->pos.world || pos->rank != it->pos.rank)
+        return lqa_err_set(err, "saved data position is for seed %llu, rank %d of %d; this run has seed %llu, rank %d "
+                           "of %d", (unsigned long long)pos->seed, pos->rank, pos->world,
+                           (unsigned long long)it->pos.seed, it->pos.rank, it->pos.world);
+    if (pos->step > it->per_rank)
+        return lqa_err_set(err, "saved data position step %llu is past the %llu records per epoch of this data",
+                           (unsigned long long)pos->step, (unsigned long long)it->per_rank);
+    it->pos = *pos;
+    return 0;
+}
+
+void lqa_iter_free(lqa_iter *it) {
+    free(it->perm);
+    memset(it, 0, sizeof *it);
+}
