@@ -163,6 +163,7 @@ int lqa_shard_writer_add(lqa_shard_writer *w, const int32_t *tokens, const uint8
     put_u32(e + 16, n_tokens);
     put_u32(e + 20, 0);
     put_u64(e + 24, lqa_xxh64(w->raw, raw_n, 0));
+    put_u64(e + 32, lqa_xxh64(w->comp, comp_n, 0));
     w->offset += comp_n;
     w->info.record_count++;
     w->info.total_tokens += n_tokens;
@@ -440,6 +441,9 @@ int lqa_shard_read(lqa_shard *s, uint64_t i, lqa_record *rec, lqa_err *err) {
     uint64_t want_xxh = get_u64(e + 24);
     grow((void **)&s->comp, &s->comp_cap, comp_n, 1);
     if (read_at(s, off, s->comp, comp_n, err) != 0) return -1;
+    if (lqa_xxh64(s->comp, comp_n, 0) != get_u64(e + 32))
+        return lqa_err_set(err, "%s:%llu: record %llu: frame checksum mismatch (corrupted data)", s->name,
+                           (unsigned long long)off, (unsigned long long)i);
     unsigned long long content = ZSTD_getFrameContentSize(s->comp, comp_n);
     if (content != raw_n)
         return lqa_err_set(err, "%s:%llu: record %llu: zstd frame %s, expected %u bytes", s->name,

@@ -4,7 +4,8 @@
  *   header (128 bytes: magic, version, kind, token dtype, vocab size, template id, flags,
  *           record and token counts, tokenizer SHA-256, header checksum)
  *   one zstd frame per record (record i is read by decoding one frame)
- *   seek index (32 bytes per record: offset, sizes, token count, xxh64 of the record bytes)
+ *   seek index (40 bytes per record: offset, sizes, token count, xxh64 of the record bytes and
+ *              of its zstd frame, so any changed byte is caught, even one zstd would ignore)
  *   footer (64 bytes: magic, index offset, counts, index checksum, header checksum, own checksum)
  * Every read is validated: bad input gives -1 and an lqa_err naming the file, the place and what
  * was expected; nothing in a shard can make the reader crash or allocate without bound.
@@ -27,7 +28,7 @@
 #define LQA_SHARD_VERSION 1u
 #define LQA_SHARD_HEADER_SIZE 128u
 #define LQA_SHARD_FOOTER_SIZE 64u
-#define LQA_SHARD_INDEX_ENTRY 32u
+#define LQA_SHARD_INDEX_ENTRY 40u
 #define LQA_SHARD_MAX_TOKENS (1u << 26) /* per record; a bound for validation */
 
 typedef enum { LQA_KIND_SFT = 1, LQA_KIND_LM = 2 } lqa_shard_kind;
