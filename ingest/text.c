@@ -268,12 +268,16 @@ static int structural_heading(text_parser *p, long i) {
     const text_line *l = &p->lines[i];
     if (l->n > 100 || !standalone(p, i)) return 0;
     int outdented = p->outdent_headings && l->indent < p->base_indent;
-    if (!outdented && (p->markdown || l->indent > 3)) return 0;
-    int level = keyword_heading_level(p, l);
+    /* in an indented body only outdented lines are headings (indented ones are a contents list) */
+    if (!outdented && (p->markdown || p->outdent_headings || l->indent > 3)) return 0;
+    /* match on the cleaned line: headings often hold NBSPs ("Chapter\u00a04.\u00a0Title") */
+    lqa_db_clean(l->s, l->n, &p->scratch);
+    text_line clean = {p->scratch.data, p->scratch.len, l->indent};
+    int level = keyword_heading_level(p, &clean);
     if (level) {
         p->keyword_level = level;
     } else {
-        int depth = numbered_heading_depth(l);
+        int depth = numbered_heading_depth(&clean);
         if (depth) level = p->keyword_level ? p->keyword_level + (depth > 1 ? depth - 1 : 1) : depth;
         else if (outdented && (unsigned char)l->s[0] < 0xe2) level = p->keyword_level + 1; /* not box drawing */
         else return 0;
@@ -357,18 +361,23 @@ static long definition_end(const text_parser *p, long i, int min_indent) {
     return last + 1;
 }
 
-/* Writes lines [from, to) as paragraphs (blank lines separate them). */
-static void write_body(text_parser *p, long from, long to) {
+/* Writes lines [from, to) as paragraphs (blank lines separate them); returns where the first
+ * text went, or (size_t)-1 when there was none. */
+static size_t write_body(text_parser *p, long from, long to) {
+    size_t first = (size_t)-1;
     for (long k = from; k < to; k++) {
         if (blank(&p->lines[k])) {
             lqa_db_para(&p->b);
             continue;
         }
         lqa_db_space(&p->b);
+        if (first == (size_t)-1) first = lqa_db_start(&p->b);
         lqa_db_text(&p->b, p->lines[k].s, p->lines[k].n);
     }
+    return first;
 }
 
+/* Renders "term: definition" (the definition may run over several paragraphs) and records it. */
 static void record_definition(text_parser *p, const char *term, size_t term_len, long body_from, long body_to,
                               const char *rest, size_t rest_len) {
     close_para(p);
@@ -376,13 +385,16 @@ static void record_definition(text_parser *p, const char *term, size_t term_len,
     lqa_db_text(&p->b, term, term_len);
     ts.end = lqa_db_end(&p->b);
     lqa_db_puts(&p->b, ":");
-    lqa_db_space(&p->b);
-    lqa_span ds = {lqa_db_start(&p->b), 0};
-    if (rest_len) lqa_db_text(&p->b, rest, rest_len);
-    if (!rest_len) lqa_db_para(&p->b);
-    write_body(p, body_from, body_to);
+    lqa_span ds = {(size_t)-1, 0};
+    if (rest_len) {
+        lqa_db_space(&p->b);
+        ds.start = lqa_db_start(&p->b);
+        lqa_db_text(&p->b, rest, rest_len);
+    }
+    size_t body = write_body(p, body_from, body_to);
+    if (ds.start == (size_t)-1) ds.start = body;
     ds.end = lqa_db_end(&p->b);
-    if (ds.end > ds.start) lqa_db_definition(&p->b, term, term_len, ts, ds);
+    if (ds.start != (size_t)-1 && ds.end > ds.start) lqa_db_definition(&p->b, term, term_len, ts, ds);
     close_para(p);
 }
 
@@ -400,6 +412,7 @@ static long field_definition(text_parser *p, long i) {
 
 static int is_list_item(const text_line *l) {
     if (l->n >= 2 && strchr("-*+", l->s[0]) && l->s[1] == ' ') return 1;
+    if (starts_with(l, "\xe2\x80\xa2")) return 1; /* U+2022 bullet */
     size_t k = 0;
     while (k < l->n && isdigit((unsigned char)l->s[k])) k++;
     return k > 0 && k + 1 < l->n && (l->s[k] == '.' || l->s[k] == ')') && l->s[k + 1] == ' ';
@@ -408,7 +421,8 @@ static int is_list_item(const text_line *l) {
 /* "term\n    definition": a one-line paragraph followed by a more indented block. */
 static long indented_definition(text_parser *p, long i) {
     const text_line *l = &p->lines[i];
-    if (p->para_open || l->n > 80 || i + 1 >= p->n_lines || (i > 0 && !blank(&p->lines[i - 1]))) return 0;
+    /* terms are short: a long line followed by an indented one is a wrapped list item */
+    if (p->para_open || l->n > 50 || i + 1 >= p->n_lines || (i > 0 && !blank(&p->lines[i - 1]))) return 0;
     const text_line *next = &p->lines[i + 1];
     if (blank(next) || next->indent < l->indent + 2 || is_list_item(l) || strchr(".,;!?", l->s[l->n - 1])) return 0;
     if (p->markdown && next->indent >= l->indent + 4 && starts_with(l, "```")) return 0;
@@ -419,15 +433,24 @@ static long indented_definition(text_parser *p, long i) {
 
 /* ---- paragraphs and code --------------------------------------------------------------------------- */
 
-/* Markdown inline markup that carries no text: emphasis markers, code ticks, link targets. */
+static int word_char(char c) { return isalnum((unsigned char)c) || (unsigned char)c >= 0x80; }
+
+/* Markdown inline markup that carries no text: emphasis markers (a '*' or '_' that opens before
+ * a word or closes after one, so "2 * 3" and snake_case stay), code ticks, link targets. */
 static void strip_inline(const char *s, size_t n, lqa_buf *out) {
     lqa_buf_clear(out);
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (c == '`') continue;
-        if ((c == '*' || c == '_') && i + 1 < n && s[i + 1] == c) {
-            i++;
-            continue;
+        if (c == '*' || c == '_') {
+            size_t k = i;
+            while (k < n && s[k] == c) k++;
+            char before = i > 0 ? s[i - 1] : ' ', after = k < n ? s[k] : ' ';
+            int opens = !word_char(before) && word_char(after), closes = word_char(before) && !word_char(after);
+            if (opens || closes) {
+                i = k - 1;
+                continue;
+            }
         }
         if (c == '!' && i + 1 < n && s[i + 1] == '[') continue;
         if (c == ']' && i + 1 < n && s[i + 1] == '(') { /* [text](url): keep text, drop url */
@@ -544,6 +567,16 @@ const char *lqa_text_sniff(const char *head, size_t n) {
     return score >= 2 ? "markdown" : "text";
 }
 
+/* A short standalone first line ("The Jargon File", a centred title) names the document. */
+static void title_from_first_line(text_parser *p) {
+    long i = 0;
+    while (i < p->n_lines && blank(&p->lines[i])) i++;
+    if (i == p->n_lines || p->verse_mode || p->lines[i].n > 100 || !standalone(p, i)) return;
+    const text_line *l = &p->lines[i];
+    if (p->markdown && l->s[0] == '#') return; /* the heading itself titles it */
+    lqa_db_title(&p->b, l->s, l->n);
+}
+
 /* File name without directories and compression/format suffixes: the fallback title. */
 static void title_from_path(lqa_docbuild *b, const char *path) {
     const char *base = strrchr(path, '/');
@@ -562,9 +595,11 @@ int lqa_text_parse(const char *path, const char *data, size_t len, const char *f
     lqa_db_init(&p.b, &doc);
     p.lines = split_lines(data, len, &p.n_lines);
     analyse(&p);
+    if (p.verse_mode) title_from_path(&p.b, path); /* else the first book would name it */
+    title_from_first_line(&p);
     for (long i = 0; i < p.n_lines;) i += parse_block(&p, i);
     lqa_db_close_sections(&p.b, 1);
-    lqa_db_number_passages(&p.b);
+    if (!p.verse_mode) lqa_db_number_passages(&p.b); /* verses are the passages there */
     if (!doc.title) title_from_path(&p.b, path);
     lqa_db_finish(&p.b);
     free(p.lines);
