@@ -179,6 +179,13 @@ size_t lqa_db_end(const lqa_docbuild *b) {
     return end;
 }
 
+lqa_span lqa_db_span_from(const lqa_docbuild *b, size_t start) {
+    const lqa_buf *t = &b->doc->text;
+    size_t end = lqa_db_end(b);
+    while (start < end && (t->data[start] == '\n' || t->data[start] == ' ')) start++;
+    return (lqa_span){start, end > start ? end : start};
+}
+
 /* ---- growable arrays in the doc ------------------------------------------------------------- */
 
 #define GROW(arr, n, cap)                                                  \

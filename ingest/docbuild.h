@@ -66,6 +66,9 @@ const char *lqa_db_clean(const char *s, size_t n, lqa_buf *out);
  * next text will begin; lqa_db_end() returns the offset just after the last text written. */
 size_t lqa_db_start(lqa_docbuild *b);
 size_t lqa_db_end(const lqa_docbuild *b);
+/* The span of the text written since start (from lqa_db_start), leading separators that
+ * block elements inside it wrote skipped: {first text byte, lqa_db_end()}. */
+lqa_span lqa_db_span_from(const lqa_docbuild *b, size_t start);
 
 /* ---- structure ------------------------------------------------------------------------------ */
 /* Opens a section at level (1 = top): closes open sections at level >= this one, writes the

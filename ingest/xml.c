@@ -1,0 +1,337 @@
+/* xml.c: safe libxml2 parsing for the XML/HTML family (no network, no DTD loading, no entity
+ * substitution, no XInclude, external entities refused by a loader that loads nothing; errors
+ * captured per context, never printed by libxml2), the tree limits (depth, text node size),
+ * format sniffing from content, and lqa_xml_parse_buffer, which runs a format's walker. */
+#include "ingest/xml_internal.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libxml/HTMLparser.h>
+#include <libxml/parser.h>
+#include <libxml/parserInternals.h>
+#include <libxml/xmlerror.h>
+
+/* ---- global setup -------------------------------------------------------------------------- */
+
+/* Every external entity, external DTD subset or XInclude target goes through here: refuse. */
+static xmlParserInputPtr refuse_external_loader(const char *url, const char *id, xmlParserCtxtPtr ctxt) {
+    (void)url, (void)id, (void)ctxt; /* libxml2 reports the failed load through the context */
+    return NULL;
+}
+
+static void silent_structured(void *ctx, xmlErrorPtr e) {}
+static void silent_generic(void *ctx, const char *msg, ...) {}
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static void global_setup(void) {
+    xmlInitParser();
+    xmlSetExternalEntityLoader(refuse_external_loader);
+}
+
+void lqa_xml_global_init(void) {
+    pthread_once(&global_once, global_setup);
+    /* libxml2's default error handlers are per thread: silence them here (the context's own
+     * handler gets every parser error before these would). */
+    xmlSetStructuredErrorFunc(NULL, silent_structured);
+    xmlSetGenericErrorFunc(NULL, silent_generic);
+}
+
+size_t lqa_xml_max_text_node(const lqa_parse_opts *opts) {
+    return opts && opts->max_text_node ? opts->max_text_node : LQA_XML_DEFAULT_MAX_TEXT_NODE;
+}
+
+int lqa_xml_max_depth(const lqa_parse_opts *opts) {
+    return opts && opts->max_depth > 0 ? opts->max_depth : LQA_XML_DEFAULT_MAX_DEPTH;
+}
+
+void lqa_xml_warn(const lqa_parse_opts *opts, const char *fmt, ...) {
+    if (!opts || !opts->warn) return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    opts->warn(msg, opts->warn_ctx);
+}
+
+/* ---- error capture ------------------------------------------------------------------------- */
+
+typedef struct parse_state {
+    const char *path;
+    const lqa_parse_opts *opts;
+    int html;            /* HTML: only fatal errors (memory, huge node) are errors */
+    char error[700];     /* first fatal error, "" if none */
+    int n_warnings;
+    long suppressed;
+} parse_state;
+
+/* libxml2 messages end with a newline and may hold several lines: keep the first. */
+static void copy_message(char *dst, size_t cap, const char *msg) {
+    snprintf(dst, cap, "%s", msg ? msg : "unknown error");
+    dst[strcspn(dst, "\r\n")] = '\0';
+}
+
+static void on_parse_error(void *user, xmlErrorPtr e) {
+    xmlParserCtxtPtr ctxt = user;
+    parse_state *st = ctxt ? ctxt->_private : NULL;
+    if (!st || !e) return;
+    char msg[600];
+    copy_message(msg, sizeof msg, e->message);
+    int fatal = e->level == XML_ERR_FATAL || e->code == XML_ERR_NO_MEMORY;
+    if (st->html && e->code == XML_HTML_UNKNOWN_TAG) return; /* HTML5 elements libxml2 does not know */
+    if (fatal) {
+        if (!st->error[0]) snprintf(st->error, sizeof st->error, "%s:%d: %s", st->path, e->line, msg);
+        return;
+    }
+    if (st->n_warnings >= LQA_XML_MAX_WARNINGS) {
+        st->suppressed++;
+        return;
+    }
+    st->n_warnings++;
+    lqa_xml_warn(st->opts, "%s:%d: %s%s", st->path, e->line, st->html ? "HTML recovered: " : "", msg);
+}
+
+static void report_suppressed(const parse_state *st) {
+    if (st->suppressed)
+        lqa_xml_warn(st->opts, "%s: %ld more %s not shown", st->path, st->suppressed,
+                     st->html ? "recovered HTML errors" : "warnings");
+}
+
+/* ---- limits -------------------------------------------------------------------------------- */
+
+int lqa_xml_check_limits(const char *path, xmlNode *root, const lqa_parse_opts *opts, lqa_err *err) {
+    size_t max_text = lqa_xml_max_text_node(opts);
+    int max_depth = lqa_xml_max_depth(opts);
+    int depth = 1;
+    xmlNode *n = root;
+    while (n) {
+        if ((n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) && n->content) {
+            size_t len = strlen((const char *)n->content);
+            if (len > max_text)
+                return lqa_err_set(err, "%s:%ld: a text node of %zu bytes, expected at most %zu (refused)", path,
+                                   xmlGetLineNo(n->parent ? n->parent : n), len, max_text);
+        }
+        if (n->type == XML_ELEMENT_NODE && n->children) {
+            if (++depth > max_depth)
+                return lqa_err_set(err, "%s:%ld: elements nested deeper than %d levels, expected at most %d (refused)",
+                                   path, xmlGetLineNo(n), max_depth, max_depth);
+            n = n->children;
+            continue;
+        }
+        while (n && n != root && !n->next) {
+            n = n->parent;
+            depth--;
+        }
+        if (!n || n == root) break;
+        n = n->next;
+    }
+    return 0;
+}
+
+/* ---- reading ------------------------------------------------------------------------------- */
+
+static int check_size(const char *path, size_t len, lqa_err *err) {
+    if (len > INT_MAX) return lqa_err_set(err, "%s: %zu bytes, expected at most %d for one XML document", path, len, INT_MAX);
+    if (len == 0) return lqa_err_set(err, "%s:1: empty file, expected a document", path);
+    return 0;
+}
+
+static xmlDoc *finish_read(xmlParserCtxtPtr ctxt, xmlDoc *doc, parse_state *st, int ok, lqa_err *err) {
+    report_suppressed(st);
+    if (!ok || !doc) {
+        if (st->error[0]) lqa_err_set(err, "%s", st->error);
+        else lqa_err_set(err, "%s: not well-formed %s, expected a parsable document", st->path, st->html ? "HTML" : "XML");
+        if (doc) xmlFreeDoc(doc);
+        doc = NULL;
+    } else if (!xmlDocGetRootElement(doc)) {
+        lqa_err_set(err, "%s:1: no root element, expected a document", st->path);
+        xmlFreeDoc(doc);
+        doc = NULL;
+    } else if (lqa_xml_check_limits(st->path, xmlDocGetRootElement(doc), st->opts, err) < 0) {
+        xmlFreeDoc(doc);
+        doc = NULL;
+    }
+    ctxt->_private = NULL;
+    if (st->html) htmlFreeParserCtxt(ctxt);
+    else xmlFreeParserCtxt(ctxt);
+    return doc;
+}
+
+xmlDoc *lqa_xml_read(const char *path, const char *data, size_t len, const lqa_parse_opts *opts, lqa_err *err) {
+    lqa_xml_global_init();
+    if (check_size(path, len, err) < 0) return NULL;
+    xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
+    mallocCheck(ctxt);
+    parse_state st = {.path = path, .opts = opts};
+    ctxt->_private = &st;
+    ctxt->sax->serror = on_parse_error;
+    ctxt->sax->initialized = XML_SAX2_MAGIC;
+    /* NONET: no network. NOENT, DTDLOAD, DTDATTR, XINCLUDE and HUGE are deliberately absent:
+     * entities stay references, no external subset is read, libxml2's size limits apply. */
+    int options = XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_BIG_LINES;
+    xmlDoc *doc = xmlCtxtReadMemory(ctxt, data, (int)len, path, NULL, options);
+    int ok = doc && ctxt->wellFormed && !st.error[0];
+    return finish_read(ctxt, doc, &st, ok, err);
+}
+
+xmlDoc *lqa_html_read(const char *path, const char *data, size_t len, const lqa_parse_opts *opts, lqa_err *err) {
+    lqa_xml_global_init();
+    if (check_size(path, len, err) < 0) return NULL;
+    htmlParserCtxtPtr ctxt = htmlNewParserCtxt();
+    mallocCheck(ctxt);
+    parse_state st = {.path = path, .opts = opts, .html = 1};
+    ctxt->_private = &st;
+    ctxt->sax->serror = on_parse_error;
+    ctxt->sax->initialized = XML_SAX2_MAGIC;
+    int options = HTML_PARSE_RECOVER | HTML_PARSE_NONET | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING;
+    xmlDoc *doc = htmlCtxtReadMemory(ctxt, data, (int)len, path, NULL, options);
+    int ok = doc && !st.error[0];
+    return finish_read(ctxt, doc, &st, ok, err);
+}
+
+/* ---- sniffing ------------------------------------------------------------------------------ */
+
+/* Skips whitespace, the XML declaration, comments, processing instructions; copies the
+ * DOCTYPE declaration text (if any) into doctype; returns the offset of the root's '<' or n. */
+static size_t skip_prolog(const char *s, size_t n, char *doctype, size_t cap) {
+    size_t i = 0;
+    if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) i = 3;
+    doctype[0] = '\0';
+    while (i < n) {
+        while (i < n && strchr(" \t\r\n", s[i])) i++;
+        if (i >= n || s[i] != '<') return n;
+        const char *rest = s + i;
+        size_t left = n - i;
+        const char *end = NULL;
+        if (left >= 4 && memcmp(rest, "<!--", 4) == 0) end = memmem(rest, left, "-->", 3), end = end ? end + 3 : NULL;
+        else if (left >= 2 && rest[1] == '?') end = memmem(rest, left, "?>", 2), end = end ? end + 2 : NULL;
+        else if (left >= 9 && strncasecmp(rest, "<!DOCTYPE", 9) == 0) {
+            end = memchr(rest, '>', left); /* up to the first '>' is enough to name the type */
+            size_t dl = end ? (size_t)(end - rest) : left;
+            if (dl >= cap) dl = cap - 1;
+            memcpy(doctype, rest, dl);
+            doctype[dl] = '\0';
+            const char *subset = memchr(rest, '[', dl); /* an internal subset: skip past "]>" */
+            if (subset) {
+                const char *close = memmem(subset, left - (size_t)(subset - rest), "]>", 2);
+                end = close ? close + 1 : NULL;
+            }
+            end = end ? end + 1 : NULL;
+        } else {
+            return i;
+        }
+        if (!end) return n;
+        i = (size_t)(end - s);
+    }
+    return n;
+}
+
+static int ci_contains(const char *hay, size_t n, const char *needle) {
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++)
+        if (strncasecmp(hay + i, needle, k) == 0) return 1;
+    return 0;
+}
+
+const char *lqa_xml_sniff(const char *head, size_t n) {
+    static const char *const docbook_roots[] = {"book", "chapter", "part", "set", "section", "sect1", "refentry",
+                                                "appendix", "preface", "reference", "glossary", "article", NULL};
+    static const char *const html_roots[] = {"html", "head", "body", "div", "p", "h1", "h2", "h3", "table", NULL};
+    if (!head || n == 0) return NULL;
+    char doctype[512];
+    size_t i = skip_prolog(head, n, doctype, sizeof doctype);
+    size_t dl = strlen(doctype);
+    if (dl) {
+        if (ci_contains(doctype, dl, "DocBook")) return "docbook";
+        if (ci_contains(doctype, dl, "JATS") || ci_contains(doctype, dl, "NLM") ||
+            ci_contains(doctype, dl, "journalpublishing") || ci_contains(doctype, dl, "archivearticle"))
+            return "jats";
+        if (ci_contains(doctype, dl, "TEI")) return "tei";
+        if (strncasecmp(doctype + 9, " html", 5) == 0) return "html";
+    }
+    if (i >= n) return NULL;
+    /* root element name (local part) and a window of its start tag */
+    const char *p = head + i + 1;
+    size_t left = n - i - 1, len = 0;
+    while (len < left && !strchr(" \t\r\n/>", p[len])) len++;
+    const char *colon = memchr(p, ':', len);
+    if (colon) len -= (size_t)(colon + 1 - p), p = colon + 1;
+    char root[64];
+    if (len == 0 || len >= sizeof root) return NULL;
+    memcpy(root, p, len);
+    root[len] = '\0';
+    size_t window = n - i < 4096 ? n - i : 4096;
+    const char *tag_end = memchr(head + i, '>', window);
+    size_t tag_len = tag_end ? (size_t)(tag_end - (head + i)) : window;
+    if (!strcasecmp(root, "mediawiki")) return "mediawiki";
+    if (!strcmp(root, "TEI") || !strcmp(root, "teiCorpus") || ci_contains(head + i, tag_len, "tei-c.org/ns"))
+        return "tei";
+    if (!strcmp(root, "page") && ci_contains(head + i, tag_len, "projectmallard.org")) return "mallard";
+    if (ci_contains(head + i, tag_len, "docbook.org/ns/docbook")) return "docbook";
+    if (!strcmp(root, "article")) {
+        /* DocBook 4 and JATS share the root name: JATS carries <front>/<article-meta> */
+        size_t w = n - i < 65536 ? n - i : 65536;
+        if (ci_contains(head + i, tag_len, "dtd-version") || ci_contains(head + i, tag_len, "article-type") ||
+            ci_contains(head + i, w, "<article-meta") || ci_contains(head + i, w, "<front>"))
+            return "jats";
+        return "docbook";
+    }
+    for (int k = 0; html_roots[k]; k++)
+        if (!strcasecmp(root, html_roots[k])) return "html";
+    for (int k = 0; docbook_roots[k]; k++)
+        if (!strcmp(root, docbook_roots[k])) return "docbook";
+    if (!strcmp(root, "page")) return "mallard";
+    return NULL;
+}
+
+/* ---- one in-memory document ---------------------------------------------------------------- */
+
+static int hand_over(lqa_doc *doc, lqa_doc_sink sink, void *ctx, lqa_err *err) {
+    if (doc->text.len == 0) {
+        int rc = lqa_err_set(err, "%s: no text found in the document, expected some content", doc->path);
+        lqa_doc_free(doc);
+        return rc;
+    }
+    sink(doc, ctx);
+    lqa_doc_free(doc);
+    return 0;
+}
+
+int lqa_xml_parse_buffer(const char *path, const char *data, size_t len, const char *format,
+                         const lqa_parse_opts *opts, lqa_doc_sink sink, void *ctx, lqa_err *err) {
+    if (!format || !strcmp(format, "auto")) format = lqa_xml_sniff(data, len);
+    if (!format) return lqa_err_set(err, "%s:1: not a known XML/HTML format, expected XHTML/HTML, DocBook, JATS, TEI or Mallard", path);
+    if (!strcmp(format, "xhtml")) format = "html";
+    int html = !strcmp(format, "html");
+    if (!html && strcmp(format, "docbook") && strcmp(format, "jats") && strcmp(format, "tei") && strcmp(format, "mallard"))
+        return lqa_err_set(err, "%s: format '%s' is not an in-memory XML format, expected html, docbook, jats, tei or mallard",
+                           path, format);
+    xmlDoc *x = html ? lqa_html_read(path, data, len, opts, err) : lqa_xml_read(path, data, len, opts, err);
+    if (!x) return -1;
+    lqa_doc doc;
+    lqa_doc_init(&doc, path, format);
+    xml_walk w;
+    xw_init(&w, &doc, path, opts, html ? lqa_html_element : NULL);
+    xmlNode *root = xmlDocGetRootElement(x);
+    if (html) {
+        w.html = 1;
+        lqa_html_walk_page(&w, x, 1);
+    } else if (!strcmp(format, "docbook")) {
+        lqa_docbook_walk(&w, root);
+    } else if (!strcmp(format, "jats")) {
+        lqa_jats_walk(&w, root);
+    } else if (!strcmp(format, "tei")) {
+        lqa_tei_walk(&w, root);
+    } else {
+        lqa_mallard_walk(&w, root);
+    }
+    xw_finish(&w);
+    xmlFreeDoc(x);
+    return hand_over(&doc, sink, ctx, err);
+}
