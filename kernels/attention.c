@@ -270,6 +270,20 @@ void attention_backward_cpu(float *dq, float *dk, float *dv, const float *dout, 
     }
 }
 
+size_t attention_count_tiles(const attn_params *p, size_t *total) {
+    int tq = tile_q_of(p), tk = tile_k_of(p);
+    size_t visited = 0, all = 0;
+    for (int b = 0; b < p->B; b++)
+        for (int h = 0; h < p->H; h++)
+            for (int i0 = 0; i0 < p->Tq; i0 += tq)
+                for (int j0 = 0; j0 < p->Tk; j0 += tk) {
+                    all++;
+                    visited += classify(p, b, h, i0, min_int(i0 + tq, p->Tq), j0, min_int(j0 + tk, p->Tk)) != TILE_EMPTY;
+                }
+    if (total) *total = all;
+    return visited;
+}
+
 /* ---- naive reference ------------------------------------------------------------------------ */
 
 void attention_forward_ref(float *out, float *lse, const float *q, const float *k, const float *v,

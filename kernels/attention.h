@@ -43,6 +43,11 @@ void attention_forward_cpu(float *out, float *lse, const float *q, const float *
 void attention_backward_cpu(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
                             const float *q, const float *k, const float *v, const attn_params *p, float *scratch);
 
+/* Blocks of tile_q x tile_k the tiled kernels compute for p (after skipping the empty ones),
+ * summed over batch and heads; *total (if not NULL) gets the count without any skipping. For
+ * tests and benchmarks: S2-Attn's saving is visited / total. */
+size_t attention_count_tiles(const attn_params *p, size_t *total);
+
 /* The naive reference (tests only): builds each score row explicitly under the same mask
  * (O(Tk) scratch per row, single thread). Same arguments as the tiled versions. */
 void attention_forward_ref(float *out, float *lse, const float *q, const float *k, const float *v,
