@@ -119,7 +119,7 @@ static void fill_entry(lqa_st_entry *e, const lqa_tensor_info *ti, const float *
 }
 
 /* The base tensors that lora+ trains besides LoRA: the embedding and every RMSNorm weight. */
-static int is_lora_plus_tensor(const char *name) {
+int lqa_is_lora_plus_tensor(const char *name) {
     return !strcmp(name, "model.embed_tokens.weight") || strstr(name, "norm.weight") != NULL;
 }
 
@@ -135,7 +135,7 @@ int lqa_adapter_save(const char *dir, const lqa_model *m, lqa_train_set train, c
     if (!rc && train == LQA_TRAIN_LORA_PLUS) {
         int n = 0;
         for (int i = 0; i < m->n_tensors; i++)
-            if (is_lora_plus_tensor(m->tensors[i].name)) fill_entry(&e[n++], &m->tensors[i], m->params);
+            if (lqa_is_lora_plus_tensor(m->tensors[i].name)) fill_entry(&e[n++], &m->tensors[i], m->params);
         path = lqa_path_join(dir, "trainable_params.safetensors");
         rc = lqa_st_write(path, e, n, LQA_ST_F32, NULL, err);
         free(path);

@@ -35,6 +35,9 @@ int lqa_adapter_save(const char *dir, const lqa_model *m, lqa_train_set train, c
  * adapter made for another base model). */
 int lqa_adapter_load(const char *dir, lqa_model *m, lqa_err *err);
 
+/* The base tensors lora+ trains besides LoRA: model.embed_tokens.weight and every *norm.weight. */
+int lqa_is_lora_plus_tensor(const char *name);
+
 /* "q,k,v,o" <-> LQA_LORA_* bits; also accepts PEFT module names (q_proj, gate_proj, ...). */
 int lqa_lora_targets_parse(const char *s, int *targets, lqa_err *err);
 /* Comma list of short names ("q,k,v,o") into buf. */

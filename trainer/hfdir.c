@@ -67,6 +67,9 @@ static int config_from_json(const char *path, json_t *j, lqa_config *cfg, lqa_er
     if (cfg->dim % cfg->n_heads)
         return lqa_err_set(err, "%s: hidden_size %d is not divisible by num_attention_heads %d", path, cfg->dim,
                            cfg->n_heads);
+    if ((cfg->dim / cfg->n_heads) % 2)
+        return lqa_err_set(err, "%s: head dim %d (hidden_size / num_attention_heads) is odd, RoPE needs it even", path,
+                           cfg->dim / cfg->n_heads);
     if (cfg->n_heads % cfg->n_kv_heads)
         return lqa_err_set(err, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", path,
                            cfg->n_heads, cfg->n_kv_heads);

@@ -1,0 +1,579 @@
+/* main.c: the lqa-sft tool: init (a random model in the HF layout from a preset), train (the
+ * LongLoRA loop, trainer/train.h), merge (adapter folded into a full model directory) and grad
+ * (one forward/backward on a JSON batch, gradients to safetensors). `lqa-sft CMD --help`. */
+#include <getopt.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fileio.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/safetensors.h"
+#include "dataset/tokenizer.h"
+#include "trainer/adapter.h"
+#include "trainer/hfdir.h"
+#include "trainer/presets.h"
+#include "trainer/train.h"
+
+enum { EXIT_USAGE = 2 };
+
+static int usage_error(const char *cmd, const char *fmt, const char *arg) {
+    fprintf(stderr, "lqa-sft %s: ", cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(see lqa-sft %s --help)\n", cmd);
+    return EXIT_USAGE;
+}
+
+static int fail(const lqa_err *err) {
+    fprintf(stderr, "lqa-sft: error: %s\n", err->msg);
+    return 1;
+}
+
+/* ---- numbers and enums from option values ------------------------------------------------ */
+
+static int parse_long(const char *s, long lo, long hi, long *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_float(const char *s, float *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || !isfinite(v)) return -1;
+    *out = (float)v;
+    return 0;
+}
+
+static int parse_on_off(const char *s, int *out) {
+    if (!strcmp(s, "on") || !strcmp(s, "1") || !strcmp(s, "true")) *out = 1;
+    else if (!strcmp(s, "off") || !strcmp(s, "0") || !strcmp(s, "false")) *out = 0;
+    else return -1;
+    return 0;
+}
+
+static int parse_dtype(const char *s, lqa_st_dtype *d) {
+    if (!strcmp(s, "f32") || !strcmp(s, "float32")) *d = LQA_ST_F32;
+    else if (!strcmp(s, "f16") || !strcmp(s, "float16")) *d = LQA_ST_F16;
+    else if (!strcmp(s, "bf16") || !strcmp(s, "bfloat16")) *d = LQA_ST_BF16;
+    else return -1;
+    return 0;
+}
+
+/* ---- training flags shared by train and grad ----------------------------------------------- */
+
+enum {
+    O_MODEL = 256, O_DATA, O_OUT, O_CTX, O_TRAIN, O_ATTN, O_GROUP, O_RANK, O_ALPHA, O_TARGETS, O_LR, O_WARMUP,
+    O_STEPS, O_MB, O_GA, O_SCHED, O_SEED, O_RESUME, O_DEVICE, O_THREADS, O_SAVE, O_LOG, O_KEEP, O_CKPT, O_CLIP,
+    O_WD, O_B1, O_B2, O_EPS, O_MAXMEM, O_ADAPTER, O_BATCH, O_PRESET, O_TOK, O_DTYPE, O_SHARD, O_HELP
+};
+
+#define TRAIN_LONGOPTS                                                                                              \
+    {"model", 1, 0, O_MODEL}, {"ctx", 1, 0, O_CTX}, {"train", 1, 0, O_TRAIN}, {"attn", 1, 0, O_ATTN},                \
+    {"group-ratio", 1, 0, O_GROUP}, {"lora-rank", 1, 0, O_RANK}, {"lora-alpha", 1, 0, O_ALPHA},                      \
+    {"lora-targets", 1, 0, O_TARGETS}, {"seed", 1, 0, O_SEED}, {"threads", 1, 0, O_THREADS},                         \
+    {"checkpointing", 1, 0, O_CKPT}, {"device", 1, 0, O_DEVICE}, {"adapter", 1, 0, O_ADAPTER},                       \
+    {"help", 0, 0, O_HELP}
+
+/* Applies one training flag; 1 when c is not one, -1 when its value is bad. */
+static int train_flag(lqa_train_opts *o, int c, const char *v, lqa_err *err) {
+    long n;
+    switch (c) {
+    case O_MODEL: o->model_dir = v; return 0;
+    case O_DATA: o->data_dir = v; return 0;
+    case O_OUT: o->out_dir = v; return 0;
+    case O_ADAPTER: o->adapter_dir = v; return 0;
+    case O_CTX:
+        if (parse_long(v, 2, 1 << 24, &n)) return lqa_err_set(err, "--ctx '%s': expected a length >= 2", v);
+        o->ctx = (int)n;
+        return 0;
+    case O_TRAIN:
+        if (lqa_train_set_parse(v, &o->train)) return lqa_err_set(err, "--train '%s': expected lora+, lora or full", v);
+        return 0;
+    case O_ATTN:
+        if (!strcmp(v, "s2")) o->attn = LQA_ATTN_S2;
+        else if (!strcmp(v, "full")) o->attn = LQA_ATTN_FULL;
+        else return lqa_err_set(err, "--attn '%s': expected s2 or full", v);
+        return 0;
+    case O_GROUP:
+        if (parse_float(v, &o->group_ratio) || !(o->group_ratio > 0 && o->group_ratio <= 1))
+            return lqa_err_set(err, "--group-ratio '%s': expected a number in (0, 1], e.g. 0.25", v);
+        return 0;
+    case O_RANK:
+        if (parse_long(v, 1, 4096, &n)) return lqa_err_set(err, "--lora-rank '%s': expected 1..4096", v);
+        o->lora_rank = (int)n;
+        return 0;
+    case O_ALPHA:
+        if (parse_float(v, &o->lora_alpha) || !(o->lora_alpha > 0))
+            return lqa_err_set(err, "--lora-alpha '%s': expected a positive number", v);
+        return 0;
+    case O_TARGETS: return lqa_lora_targets_parse(v, &o->lora_targets, err);
+    case O_LR:
+        if (parse_float(v, &o->lr) || !(o->lr > 0)) return lqa_err_set(err, "--lr '%s': expected a positive number", v);
+        return 0;
+    case O_WARMUP:
+        if (parse_long(v, 0, 1L << 40, &o->warmup)) return lqa_err_set(err, "--warmup '%s': expected steps >= 0", v);
+        return 0;
+    case O_STEPS:
+        if (parse_long(v, 1, 1L << 40, &o->steps)) return lqa_err_set(err, "--steps '%s': expected a positive count", v);
+        return 0;
+    case O_MB:
+        if (parse_long(v, 1, 1 << 20, &n)) return lqa_err_set(err, "--micro-batch '%s': expected a positive count", v);
+        o->micro_batch = (int)n;
+        return 0;
+    case O_GA:
+        if (parse_long(v, 1, 1 << 20, &n)) return lqa_err_set(err, "--grad-accum '%s': expected a positive count", v);
+        o->grad_accum = (int)n;
+        return 0;
+    case O_SCHED:
+        if (!strcmp(v, "constant")) o->schedule = LQA_SCHED_CONSTANT;
+        else if (!strcmp(v, "cosine")) o->schedule = LQA_SCHED_COSINE;
+        else return lqa_err_set(err, "--schedule '%s': expected constant or cosine", v);
+        return 0;
+    case O_SEED: {
+        char *end;
+        o->seed = strtoull(v, &end, 10);
+        if (!*v || *end) return lqa_err_set(err, "--seed '%s': expected a non-negative integer", v);
+        return 0;
+    }
+    case O_RESUME: o->resume = 1; return 0;
+    case O_DEVICE:
+        if (!strcmp(v, "cpu")) o->device_cuda = 0;
+        else if (!strcmp(v, "cuda")) o->device_cuda = 1;
+        else return lqa_err_set(err, "--device '%s': expected cpu or cuda", v);
+        return 0;
+    case O_THREADS:
+        if (parse_long(v, 1, 4096, &n)) return lqa_err_set(err, "--threads '%s': expected a positive count", v);
+        o->threads = (int)n;
+        return 0;
+    case O_SAVE:
+        if (parse_long(v, 1, 1L << 40, &o->save_every)) return lqa_err_set(err, "--save-every '%s': expected steps", v);
+        return 0;
+    case O_LOG:
+        if (parse_long(v, 1, 1L << 40, &o->log_every)) return lqa_err_set(err, "--log-every '%s': expected steps", v);
+        return 0;
+    case O_KEEP:
+        if (parse_long(v, 0, 1 << 20, &n)) return lqa_err_set(err, "--keep-checkpoints '%s': expected a count", v);
+        o->keep_checkpoints = (int)n;
+        return 0;
+    case O_CKPT:
+        if (parse_on_off(v, &o->checkpointing)) return lqa_err_set(err, "--checkpointing '%s': expected on or off", v);
+        return 0;
+    case O_CLIP:
+        if (parse_float(v, &o->max_grad_norm)) return lqa_err_set(err, "--max-grad-norm '%s': expected a number (0: off)", v);
+        return 0;
+    case O_WD:
+        if (parse_float(v, &o->weight_decay) || o->weight_decay < 0)
+            return lqa_err_set(err, "--weight-decay '%s': expected a number >= 0", v);
+        return 0;
+    case O_B1:
+    case O_B2: {
+        float b;
+        if (parse_float(v, &b) || !(b >= 0 && b < 1)) return lqa_err_set(err, "--beta '%s': expected a number in [0, 1)", v);
+        *(c == O_B1 ? &o->beta1 : &o->beta2) = b;
+        return 0;
+    }
+    case O_EPS:
+        if (parse_float(v, &o->adam_eps) || !(o->adam_eps > 0)) return lqa_err_set(err, "--adam-eps '%s': expected > 0", v);
+        return 0;
+    case O_MAXMEM: {
+        float g;
+        if (parse_float(v, &g) || !(g > 0)) return lqa_err_set(err, "--max-memory '%s': expected GiB > 0", v);
+        o->max_memory_gb = g;
+        return 0;
+    }
+    default: return 1;
+    }
+}
+
+static const char TRAIN_FLAGS_HELP[] =
+    "  --ctx N                context length of a training sequence; above the model's\n"
+    "                         max_position_embeddings, positions are interpolated (scale ctx/max)\n"
+    "  --train lora+|lora|full  what trains (default lora+: LoRA + embedding + norms)\n"
+    "  --attn s2|full         S2-Attn (shifted sparse, default) or full causal attention\n"
+    "  --group-ratio R        S2-Attn group size = ctx * R (default 0.25)\n"
+    "  --lora-rank N          LoRA rank r (default 8)\n"
+    "  --lora-alpha A         LoRA alpha; scale alpha/r (default 16)\n"
+    "  --lora-targets LIST    from q,k,v,o,gate,up,down (default q,k,v,o)\n"
+    "  --adapter DIR          start from this PEFT adapter (A, B and trainable_params)\n"
+    "  --seed N               LoRA init and data order (default 42)\n"
+    "  --threads N            CPU threads (default: OpenMP's)\n"
+    "  --checkpointing on|off recompute each layer in the backward (default on)\n"
+    "  --device cpu|cuda      (default cpu)\n";
+
+/* ---- init ---------------------------------------------------------------------------------- */
+
+static void init_help(void) {
+    printf("usage: lqa-sft init --preset NAME --tokenizer TOKENIZER.model [--ctx N] -o MODEL_DIR\n"
+           "Writes a randomly initialised LLaMA model in the Hugging Face layout (config.json,\n"
+           "model.safetensors, tokenizer.model). The vocabulary size and bos/eos come from the tokenizer.\n"
+           "  --preset NAME          model shape (below)\n"
+           "  --tokenizer PATH       sentencepiece model (copied in as tokenizer.model)\n"
+           "  --ctx N                max_position_embeddings (default: the preset's)\n"
+           "  --seed N               initialisation seed (default 0)\n"
+           "  --dtype f32|bf16|f16   storage dtype (default f32)\n"
+           "  --shard-size MB        split weights into shards of at most MB megabytes (+ index)\n"
+           "  --tie                  tie the lm_head to the embedding\n"
+           "presets:\n");
+    for (int i = 0; i < lqa_preset_count(); i++) printf("  %-16s %s\n", lqa_preset_at(i)->name, lqa_preset_at(i)->about);
+}
+
+static int cmd_init(int argc, char **argv) {
+    static const struct option opts[] = {{"preset", 1, 0, O_PRESET}, {"tokenizer", 1, 0, O_TOK}, {"ctx", 1, 0, O_CTX},
+                                         {"seed", 1, 0, O_SEED},     {"dtype", 1, 0, O_DTYPE},   {"shard-size", 1, 0, O_SHARD},
+                                         {"tie", 0, 0, 't'},         {"help", 0, 0, O_HELP},     {0, 0, 0, 0}};
+    const char *preset = NULL, *tok = NULL, *out = NULL;
+    long ctx = 0, shard_mb = 0;
+    unsigned long long seed = 0;
+    int tie = 0, c;
+    lqa_st_dtype dtype = LQA_ST_F32;
+    while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        switch (c) {
+        case O_PRESET: preset = optarg; break;
+        case O_TOK: tok = optarg; break;
+        case 'o': out = optarg; break;
+        case 't': tie = 1; break;
+        case O_CTX:
+            if (parse_long(optarg, 2, 1 << 24, &ctx)) return usage_error("init", "--ctx '%s': expected a length", optarg);
+            break;
+        case O_SEED: seed = strtoull(optarg, NULL, 10); break;
+        case O_DTYPE:
+            if (parse_dtype(optarg, &dtype)) return usage_error("init", "--dtype '%s': expected f32, bf16 or f16", optarg);
+            break;
+        case O_SHARD:
+            if (parse_long(optarg, 1, 1L << 30, &shard_mb)) return usage_error("init", "--shard-size '%s': expected MB", optarg);
+            break;
+        case O_HELP: init_help(); return 0;
+        default: return usage_error("init", "%s", "unknown option");
+        }
+    }
+    if (!preset || !tok || !out) return usage_error("init", "%s", "--preset, --tokenizer and -o are required");
+    const lqa_preset *p = lqa_preset_find(preset);
+    if (!p) return usage_error("init", "unknown preset '%s'", preset);
+    lqa_err err;
+    lqa_tokenizer *t = lqa_tok_load(tok, &err);
+    if (!t) return fail(&err);
+    lqa_config cfg = p->cfg;
+    cfg.vocab_size = lqa_tok_vocab_size(t);
+    cfg.bos_id = lqa_tok_bos_id(t);
+    cfg.eos_id = lqa_tok_eos_id(t);
+    cfg.tie_embeddings = tie;
+    if (ctx) cfg.max_pos = (int)ctx;
+    lqa_tok_free(t);
+    lqa_model m;
+    lqa_model_alloc(&m, &cfg);
+    lqa_model_init_random(&m, seed);
+    lqa_hf_save_opts so = {dtype, (size_t)shard_mb << 20, tok};
+    int rc = lqa_hf_save(out, &m, &so, &err);
+    if (!rc) log_info("wrote %s: preset %s, %zu parameters, vocab %d, max_position_embeddings %d", out, preset,
+                      m.n_params, cfg.vocab_size, cfg.max_pos);
+    lqa_model_free(&m);
+    return rc ? fail(&err) : 0;
+}
+
+/* ---- train --------------------------------------------------------------------------------- */
+
+static void train_help(void) {
+    printf("usage: lqa-sft train --model MODEL_DIR --data SHARDS_DIR --out RUN_DIR --ctx N [options]\n"
+           "Fine-tunes with LongLoRA (S2-Attn, LoRA+, position interpolation). RUN_DIR gets config.json,\n"
+           "metrics.jsonl, checkpoints/ and final/ (a PEFT adapter, or a full model for --train full).\n%s"
+           "  --lr X                 peak learning rate (default 2e-5)\n"
+           "  --warmup N             linear warm-up steps (default 20)\n"
+           "  --steps N              optimizer steps (default 1000)\n"
+           "  --micro-batch N        sequences per forward/backward (default 1)\n"
+           "  --grad-accum N         micro-batches per optimizer step (default 8)\n"
+           "  --schedule constant|cosine  after warm-up (default constant)\n"
+           "  --resume               continue RUN_DIR from its latest checkpoint, exactly\n"
+           "  --save-every N         checkpoint every N steps (default 100; also at the end)\n"
+           "  --keep-checkpoints N   keep the newest N (default 2; 0 keeps all)\n"
+           "  --log-every N          log a line every N steps (default 10)\n"
+           "  --max-grad-norm X      clip the global gradient norm (default 1; 0 = off)\n"
+           "  --weight-decay X       AdamW weight decay, not on norms (default 0)\n"
+           "  --beta1 X --beta2 X --adam-eps X   AdamW (defaults 0.9, 0.999, 1e-8)\n"
+           "  --max-memory GIB       refuse to start above this estimate (default: available memory)\n",
+           TRAIN_FLAGS_HELP);
+}
+
+static int cmd_train(int argc, char **argv) {
+    static const struct option opts[] = {TRAIN_LONGOPTS,
+                                         {"data", 1, 0, O_DATA},
+                                         {"out", 1, 0, O_OUT},
+                                         {"lr", 1, 0, O_LR},
+                                         {"warmup", 1, 0, O_WARMUP},
+                                         {"steps", 1, 0, O_STEPS},
+                                         {"micro-batch", 1, 0, O_MB},
+                                         {"grad-accum", 1, 0, O_GA},
+                                         {"schedule", 1, 0, O_SCHED},
+                                         {"resume", 0, 0, O_RESUME},
+                                         {"save-every", 1, 0, O_SAVE},
+                                         {"log-every", 1, 0, O_LOG},
+                                         {"keep-checkpoints", 1, 0, O_KEEP},
+                                         {"max-grad-norm", 1, 0, O_CLIP},
+                                         {"weight-decay", 1, 0, O_WD},
+                                         {"beta1", 1, 0, O_B1},
+                                         {"beta2", 1, 0, O_B2},
+                                         {"adam-eps", 1, 0, O_EPS},
+                                         {"max-memory", 1, 0, O_MAXMEM},
+                                         {0, 0, 0, 0}};
+    lqa_train_opts o;
+    lqa_train_opts_default(&o);
+    lqa_err err;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        if (c == O_HELP) {
+            train_help();
+            return 0;
+        }
+        if (c == 'o') c = O_OUT;
+        int r = c == '?' ? 1 : train_flag(&o, c, optarg, &err);
+        if (r > 0) return usage_error("train", "%s", "unknown option");
+        if (r < 0) return usage_error("train", "%s", err.msg);
+    }
+    if (!o.model_dir || !o.data_dir || !o.out_dir || !o.ctx)
+        return usage_error("train", "%s", "--model, --data, --out and --ctx are required");
+    return lqa_train_run(&o, &err) ? fail(&err) : 0;
+}
+
+/* ---- merge --------------------------------------------------------------------------------- */
+
+static void merge_help(void) {
+    printf("usage: lqa-sft merge --model MODEL_DIR --adapter RUN_DIR/final -o MODEL_DIR\n"
+           "Folds the adapter (W += alpha/r B A) and its trainable_params (embedding, norms) into the base\n"
+           "model and writes a full model directory. Its config.json carries rope_scaling and the\n"
+           "max_position_embeddings the adapter was trained for (from the adapter's lqa_training.json).\n"
+           "  --ctx N                override the trained context length\n"
+           "  --dtype f32|bf16|f16   storage dtype (default f32)\n"
+           "  --shard-size MB        shard the weights (+ model.safetensors.index.json)\n");
+}
+
+/* The trained context recorded next to the adapter (absent for adapters from elsewhere). */
+static int apply_training_record(const char *adapter_dir, lqa_config *cfg, lqa_err *err) {
+    char *p = lqa_path_join(adapter_dir, "lqa_training.json");
+    int rc = 0;
+    if (lqa_path_exists(p)) {
+        json_t *j = lqa_json_load_file(p, err);
+        if (!j) rc = -1;
+        else {
+            double scale = lqa_json_num(j, "rope_scale", 1.0);
+            long long max_pos = lqa_json_int(j, "max_position_embeddings", cfg->max_pos);
+            if (!(scale >= 1.0) || max_pos < 2) rc = lqa_err_set(err, "%s: rope_scale or max_position_embeddings invalid", p);
+            else {
+                cfg->rope_scale = (float)scale;
+                cfg->max_pos = (int)max_pos;
+            }
+            json_decref(j);
+        }
+    }
+    free(p);
+    return rc;
+}
+
+static int cmd_merge(int argc, char **argv) {
+    static const struct option opts[] = {{"model", 1, 0, O_MODEL}, {"adapter", 1, 0, O_ADAPTER}, {"ctx", 1, 0, O_CTX},
+                                         {"dtype", 1, 0, O_DTYPE}, {"shard-size", 1, 0, O_SHARD}, {"help", 0, 0, O_HELP},
+                                         {0, 0, 0, 0}};
+    const char *model = NULL, *adapter = NULL, *out = NULL;
+    long ctx = 0, shard_mb = 0;
+    lqa_st_dtype dtype = LQA_ST_F32;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        switch (c) {
+        case O_MODEL: model = optarg; break;
+        case O_ADAPTER: adapter = optarg; break;
+        case 'o': out = optarg; break;
+        case O_CTX:
+            if (parse_long(optarg, 2, 1 << 24, &ctx)) return usage_error("merge", "--ctx '%s': expected a length", optarg);
+            break;
+        case O_DTYPE:
+            if (parse_dtype(optarg, &dtype)) return usage_error("merge", "--dtype '%s': expected f32, bf16 or f16", optarg);
+            break;
+        case O_SHARD:
+            if (parse_long(optarg, 1, 1L << 30, &shard_mb)) return usage_error("merge", "--shard-size '%s': expected MB", optarg);
+            break;
+        case O_HELP: merge_help(); return 0;
+        default: return usage_error("merge", "%s", "unknown option");
+        }
+    }
+    if (!model || !adapter || !out) return usage_error("merge", "%s", "--model, --adapter and -o are required");
+    lqa_err err;
+    lqa_model m;
+    if (lqa_hf_load(model, &m, &err)) return fail(&err);
+    int rc = apply_training_record(adapter, &m.cfg, &err);
+    if (!rc && ctx) lqa_apply_position_interpolation(&m.cfg, (int)ctx);
+    if (!rc) rc = lqa_adapter_load(adapter, &m, &err);
+    if (!rc) {
+        lqa_model_merge_lora(&m);
+        char *tok = lqa_hf_tokenizer_path(model, NULL);
+        lqa_hf_save_opts so = {dtype, (size_t)shard_mb << 20, tok};
+        rc = lqa_hf_save(out, &m, &so, &err);
+        free(tok);
+    }
+    if (!rc) log_info("wrote %s (max_position_embeddings %d, rope scale %g)", out, m.cfg.max_pos, (double)m.cfg.rope_scale);
+    lqa_model_free(&m);
+    return rc ? fail(&err) : 0;
+}
+
+/* ---- grad ---------------------------------------------------------------------------------- */
+
+static void grad_help(void) {
+    printf("usage: lqa-sft grad --model MODEL_DIR [--adapter DIR] --batch BATCH.json -o GRADS.safetensors [flags]\n"
+           "One forward and backward on BATCH.json ({\"tokens\": [[...]], \"loss_mask\": [[...]]}, optional\n"
+           "\"segment_ids\"); loss_mask[b][t] = 1 marks token t as a target predicted from the tokens before\n"
+           "it. Writes `loss` (mean over all targets) and the gradient of every trainable tensor under its\n"
+           "own name (HF names for base tensors, PEFT names for LoRA). Training flags:\n%s",
+           TRAIN_FLAGS_HELP);
+}
+
+typedef struct json_batch {
+    int B, T;
+    int32_t *tokens, *seg;
+    uint8_t *mask;
+} json_batch;
+
+/* Reads key (B rows of T integers in [lo, hi]) into out; the first row fixes T. */
+static int read_rows(const char *path, json_t *j, const char *key, json_batch *jb, long lo, long hi, int32_t *out,
+                     uint8_t *out8, lqa_err *err) {
+    json_t *rows = json_object_get(j, key);
+    if (!json_is_array(rows) || (int)json_array_size(rows) != jb->B)
+        return lqa_err_set(err, "%s: \"%s\" is not a list of %d rows", path, key, jb->B);
+    for (int b = 0; b < jb->B; b++) {
+        json_t *row = json_array_get(rows, (size_t)b);
+        if (!json_is_array(row) || (int)json_array_size(row) != jb->T)
+            return lqa_err_set(err, "%s: %s[%d] is not a list of %d integers (every row as long as tokens[0])", path,
+                               key, b, jb->T);
+        for (int t = 0; t < jb->T; t++) {
+            json_t *v = json_array_get(row, (size_t)t);
+            long x = json_is_integer(v) ? (long)json_integer_value(v) : lo - 1;
+            if (x < lo || x > hi)
+                return lqa_err_set(err, "%s: %s[%d][%d] is not an integer in [%ld, %ld]", path, key, b, t, lo, hi);
+            if (out) out[(size_t)b * jb->T + t] = (int32_t)x;
+            else out8[(size_t)b * jb->T + t] = (uint8_t)x;
+        }
+    }
+    return 0;
+}
+
+static int load_json_batch(const char *path, int vocab, json_batch *jb, lqa_err *err) {
+    memset(jb, 0, sizeof *jb);
+    json_t *j = lqa_json_load_file(path, err);
+    if (!j) return -1;
+    json_t *tok = json_object_get(j, "tokens");
+    int rc = 0;
+    if (!json_is_array(tok) || json_array_size(tok) == 0 || !json_is_array(json_array_get(tok, 0)) ||
+        json_array_size(json_array_get(tok, 0)) < 2)
+        rc = lqa_err_set(err, "%s: \"tokens\" is not a non-empty list of rows of at least 2 token ids", path);
+    if (!rc) {
+        jb->B = (int)json_array_size(tok);
+        jb->T = (int)json_array_size(json_array_get(tok, 0));
+        size_t n = (size_t)jb->B * jb->T;
+        jb->tokens = lqa_malloc(n * sizeof(int32_t));
+        jb->mask = lqa_malloc(n);
+        rc = read_rows(path, j, "tokens", jb, 0, vocab - 1, jb->tokens, NULL, err);
+        if (!rc) rc = read_rows(path, j, "loss_mask", jb, 0, 1, NULL, jb->mask, err);
+        if (!rc && json_object_get(j, "segment_ids")) {
+            jb->seg = lqa_malloc(n * sizeof(int32_t));
+            rc = read_rows(path, j, "segment_ids", jb, -1, 1L << 30, jb->seg, NULL, err);
+        }
+    }
+    json_decref(j);
+    return rc;
+}
+
+typedef struct grad_out {
+    lqa_st_entry *e;
+    int n;
+} grad_out;
+
+static void collect_grad(void *ctx, const lqa_tensor_info *ti, float *param, float *grad, int is_lora) {
+    grad_out *g = ctx;
+    lqa_st_entry *e = &g->e[g->n++];
+    e->name = ti->name;
+    e->ndim = ti->ndim;
+    for (int d = 0; d < ti->ndim; d++) e->shape[d] = ti->shape[d];
+    e->data = grad;
+}
+
+static int cmd_grad(int argc, char **argv) {
+    static const struct option opts[] = {TRAIN_LONGOPTS, {"batch", 1, 0, O_BATCH}, {0, 0, 0, 0}};
+    lqa_train_opts o;
+    lqa_train_opts_default(&o);
+    const char *batch_path = NULL, *out = NULL;
+    lqa_err err;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        if (c == O_HELP) {
+            grad_help();
+            return 0;
+        }
+        if (c == 'o') out = optarg;
+        else if (c == O_BATCH) batch_path = optarg;
+        else {
+            int r = c == '?' ? 1 : train_flag(&o, c, optarg, &err);
+            if (r > 0) return usage_error("grad", "%s", "unknown option");
+            if (r < 0) return usage_error("grad", "%s", err.msg);
+        }
+    }
+    if (!o.model_dir || !batch_path || !out) return usage_error("grad", "%s", "--model, --batch and -o are required");
+    if (o.threads > 0) omp_set_num_threads(o.threads);
+    lqa_model m;
+    if (lqa_load_for_training(o.model_dir, o.adapter_dir, o.ctx, o.train, o.lora_targets, o.lora_rank, o.lora_alpha,
+                              o.seed, &m, &err))
+        return fail(&err);
+    json_batch jb;
+    int rc = load_json_batch(batch_path, m.cfg.vocab_size, &jb, &err);
+    lqa_step_opts so = {o.attn, o.group_ratio, o.train, o.checkpointing, o.threads > 0 ? o.threads : omp_get_max_threads()};
+    if (!rc) rc = lqa_model_check_opts(&m, jb.T, &so, &err);
+    if (!rc) {
+        lqa_grads g;
+        lqa_grads_alloc(&g, &m, o.train);
+        lqa_batch b = {jb.B, jb.T, jb.tokens, jb.mask, jb.seg};
+        float loss = lqa_model_step(&m, &b, &so, &g);
+        grad_out go = {lqa_calloc((size_t)(m.n_tensors + m.n_lora_tensors + 1), sizeof(lqa_st_entry)), 0};
+        go.e[go.n++] = (lqa_st_entry){"loss", 1, {1}, &loss};
+        lqa_for_each_trainable(&m, o.train, &g, collect_grad, &go);
+        rc = lqa_st_write(out, go.e, go.n, LQA_ST_F32, NULL, &err);
+        if (!rc) log_info("loss %.6f; wrote %d gradients to %s", (double)loss, go.n - 1, out);
+        free(go.e);
+        lqa_grads_free(&g);
+    }
+    free(jb.tokens);
+    free(jb.mask);
+    free(jb.seg);
+    lqa_model_free(&m);
+    return rc ? fail(&err) : 0;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------ */
+
+static void main_help(void) {
+    printf("usage: lqa-sft COMMAND [options]   (lqa-sft COMMAND --help for each)\n"
+           "  init   write a random model in the HF layout from a preset\n"
+           "  train  LongLoRA fine-tuning into a run directory\n"
+           "  merge  fold an adapter into a full model directory\n"
+           "  grad   one forward/backward on a JSON batch, gradients to safetensors\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        main_help();
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        main_help();
+        return 0;
+    }
+    argv[1] = argv[0];
+    if (!strcmp(cmd, "init")) return cmd_init(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "merge")) return cmd_merge(argc - 1, argv + 1);
+    if (!strcmp(cmd, "grad")) return cmd_grad(argc - 1, argv + 1);
+    fprintf(stderr, "lqa-sft: unknown command '%s'\n", cmd);
+    main_help();
+    return EXIT_USAGE;
+}

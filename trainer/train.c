@@ -1,0 +1,748 @@
+/* train.c: the `lqa-sft train` loop: model and data loading with their checks (tokenizer hash,
+ * S2-Attn ctx, memory estimate), micro-batches with gradient accumulation, AdamW, metrics,
+ * progress, atomic checkpoints and exact resume, and the final adapter or model. See train.h. */
+#include "trainer/train.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/fileio.h"
+#include "common/hash.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/progress.h"
+#include "common/rng.h"
+#include "common/safetensors.h"
+#include "dataset/shards.h"
+#include "trainer/adapter.h"
+#include "trainer/hfdir.h"
+#include "trainer/presets.h"
+
+/* ---- options ------------------------------------------------------------------------------- */
+
+void lqa_train_opts_default(lqa_train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->train = LQA_TRAIN_LORA_PLUS;
+    o->attn = LQA_ATTN_S2;
+    o->group_ratio = 0.25f;
+    o->lora_rank = 8;
+    o->lora_alpha = 16;
+    o->lora_targets = LQA_LORA_Q | LQA_LORA_K | LQA_LORA_V | LQA_LORA_O;
+    o->lr = 2e-5f;
+    o->warmup = 20;
+    o->steps = 1000;
+    o->micro_batch = 1;
+    o->grad_accum = 8;
+    o->schedule = LQA_SCHED_CONSTANT;
+    o->seed = 42;
+    o->threads = 0;
+    o->save_every = 100;
+    o->log_every = 10;
+    o->keep_checkpoints = 2;
+    o->checkpointing = 1;
+    o->max_grad_norm = 1.0f;
+    o->weight_decay = 0.0f;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.999f;
+    o->adam_eps = 1e-8f;
+}
+
+static const char *const TRAIN_SET_NAMES[] = {"lora+", "lora", "full"};
+
+const char *lqa_train_set_name(lqa_train_set t) {
+    return (unsigned)t < 3 ? TRAIN_SET_NAMES[t] : "?";
+}
+
+int lqa_train_set_parse(const char *s, lqa_train_set *t) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, TRAIN_SET_NAMES[i])) {
+            *t = (lqa_train_set)i;
+            return 0;
+        }
+    return -1;
+}
+
+/* ---- model -------------------------------------------------------------------------------- */
+
+float lqa_apply_position_interpolation(lqa_config *cfg, int ctx) {
+    if (ctx > cfg->max_pos) {
+        cfg->rope_scale *= (float)ctx / (float)cfg->max_pos;
+        cfg->max_pos = ctx;
+    }
+    return cfg->rope_scale;
+}
+
+int lqa_load_for_training(const char *model_dir, const char *adapter_dir, int ctx, lqa_train_set train,
+                          int lora_targets, int lora_rank, float lora_alpha, uint64_t seed, lqa_model *m,
+                          lqa_err *err) {
+    if (lqa_hf_load(model_dir, m, err)) return -1;
+    if (ctx > 0) lqa_apply_position_interpolation(&m->cfg, ctx);
+    int rc = 0;
+    if (adapter_dir) {
+        rc = lqa_adapter_load(adapter_dir, m, err);
+        if (!rc && train == LQA_TRAIN_FULL) lqa_model_merge_lora(m); /* full training starts from the merge */
+    } else if (train != LQA_TRAIN_FULL) {
+        lqa_model_add_lora(m, lora_targets, lora_rank, lora_alpha, seed);
+    }
+    if (rc) lqa_model_free(m);
+    return rc;
+}
+
+void lqa_for_each_trainable(lqa_model *m, lqa_train_set train, const lqa_grads *g, lqa_trainable_fn fn, void *ctx) {
+    for (int i = 0; i < m->n_tensors; i++) {
+        const lqa_tensor_info *ti = &m->tensors[i];
+        if (train == LQA_TRAIN_LORA || (train == LQA_TRAIN_LORA_PLUS && !lqa_is_lora_plus_tensor(ti->name))) continue;
+        fn(ctx, ti, m->params + ti->offset, g && g->d_params ? g->d_params + ti->offset : NULL, 0);
+    }
+    if (train == LQA_TRAIN_FULL) return;
+    for (int i = 0; i < m->n_lora_tensors; i++) {
+        const lqa_tensor_info *ti = &m->lora_tensors[i];
+        fn(ctx, ti, m->lora + ti->offset, g && g->d_lora ? g->d_lora + ti->offset : NULL, 1);
+    }
+}
+
+void lqa_grads_alloc(lqa_grads *g, const lqa_model *m, lqa_train_set train) {
+    g->d_params = train != LQA_TRAIN_LORA ? lqa_calloc(m->n_params, sizeof(float)) : NULL;
+    g->d_lora = train != LQA_TRAIN_FULL && m->n_lora ? lqa_calloc(m->n_lora, sizeof(float)) : NULL;
+}
+
+void lqa_grads_free(lqa_grads *g) {
+    free(g->d_params);
+    free(g->d_lora);
+    g->d_params = g->d_lora = NULL;
+}
+
+/* ---- memory estimate ---------------------------------------------------------------------- */
+
+typedef struct mem_estimate {
+    double params, lora, grads, optim, activations, total;
+} mem_estimate;
+
+static double gib(double bytes) {
+    return bytes / (1024.0 * 1024 * 1024);
+}
+
+/* LoRA floats for cfg: r * (in + out) per target per layer. */
+static size_t lora_numel(const lqa_config *c, int targets, int r) {
+    size_t D = (size_t)c->dim, hd = D / (size_t)c->n_heads, F = (size_t)c->hidden_dim;
+    size_t q = (size_t)c->n_heads * hd, kv = (size_t)c->n_kv_heads * hd, per = 0;
+    size_t in_out[7][2] = {{D, q}, {D, kv}, {D, kv}, {q, D}, {D, F}, {D, F}, {F, D}};
+    for (int i = 0; i < 7; i++)
+        if (targets & (1 << i)) per += (size_t)r * (in_out[i][0] + in_out[i][1]);
+    return per * (size_t)c->n_layers;
+}
+
+/* Trainable floats of each set (for the optimizer's two moments). */
+static size_t trainable_numel(const lqa_config *c, lqa_train_set t, size_t n_lora) {
+    if (t == LQA_TRAIN_FULL) return lqa_config_n_params(c);
+    size_t base = t == LQA_TRAIN_LORA_PLUS
+                      ? (size_t)c->vocab_size * (size_t)c->dim + (size_t)c->dim * (size_t)(2 * c->n_layers + 1)
+                      : 0;
+    return base + n_lora;
+}
+
+static mem_estimate estimate_memory(const lqa_config *cfg, const lqa_train_opts *o, const lqa_step_opts *so) {
+    mem_estimate e;
+    size_t n_params = lqa_config_n_params(cfg);
+    size_t n_lora = o->train == LQA_TRAIN_FULL ? 0 : lora_numel(cfg, o->lora_targets, o->lora_rank);
+    e.params = 4.0 * (double)n_params;
+    e.lora = 4.0 * (double)n_lora;
+    e.grads = 4.0 * ((o->train != LQA_TRAIN_LORA ? (double)n_params : 0) + (double)n_lora);
+    e.optim = 8.0 * (double)trainable_numel(cfg, o->train, n_lora);
+    /* the kernels' own estimate of activations and scratch, from the shape alone */
+    lqa_model shape;
+    memset(&shape, 0, sizeof shape);
+    shape.cfg = *cfg;
+    shape.n_params = n_params;
+    shape.lora_targets = o->train == LQA_TRAIN_FULL ? 0 : o->lora_targets;
+    shape.lora_rank = o->lora_rank;
+    shape.lora_alpha = o->lora_alpha;
+    shape.n_lora = n_lora;
+    e.activations = (double)lqa_model_step_bytes(&shape, o->micro_batch, o->ctx, so);
+    e.total = e.params + e.lora + e.grads + e.optim + e.activations;
+    return e;
+}
+
+static double available_memory(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    double kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024.0;
+}
+
+static int check_memory(const mem_estimate *e, const lqa_train_opts *o, lqa_err *err) {
+    double avail = o->max_memory_gb > 0 ? o->max_memory_gb * 1024.0 * 1024 * 1024 : available_memory();
+    log_info("memory estimate %.2f GiB (params %.2f, lora %.3f, grads %.2f, optimizer %.2f, activations %.2f); "
+             "%.1f GiB available", gib(e->total), gib(e->params), gib(e->lora), gib(e->grads), gib(e->optim),
+             gib(e->activations), gib(avail));
+    if (avail <= 0 || e->total <= avail) return 0;
+    return lqa_err_set(err, "training needs about %.2f GiB (params %.2f, grads %.2f, optimizer %.2f, activations "
+                       "%.2f) but %.2f GiB are available%s; try %s--micro-batch 1, a smaller --ctx, or --train lora",
+                       gib(e->total), gib(e->params), gib(e->grads), gib(e->optim), gib(e->activations), gib(avail),
+                       o->max_memory_gb > 0 ? " (--max-memory)" : "",
+                       o->checkpointing ? "" : "--checkpointing on, ");
+}
+
+/* ---- batches ------------------------------------------------------------------------------ */
+
+typedef struct batch_buf {
+    int B, T;
+    int32_t *tokens, *seg;
+    uint8_t *mask;
+    long real_tokens;       /* non-padding tokens of the last fill */
+} batch_buf;
+
+static void batch_alloc(batch_buf *bb, int B, int T) {
+    bb->B = B;
+    bb->T = T;
+    bb->tokens = lqa_malloc(sizeof(int32_t) * (size_t)B * (size_t)T);
+    bb->seg = lqa_malloc(sizeof(int32_t) * (size_t)B * (size_t)T);
+    bb->mask = lqa_malloc((size_t)B * (size_t)T);
+}
+
+static void batch_free(batch_buf *bb) {
+    free(bb->tokens);
+    free(bb->seg);
+    free(bb->mask);
+}
+
+/* Fills B rows from the iterator: each record cut to T tokens (with a warning the first time),
+ * padded with segment id -1 (attends nothing, is no target). */
+static int fill_batch(lqa_iter *it, lqa_record *rec, batch_buf *bb, int vocab, int *warned, lqa_err *err) {
+    bb->real_tokens = 0;
+    for (int b = 0; b < bb->B; b++) {
+        if (lqa_iter_next(it, rec, err)) return -1;
+        int n = rec->n_tokens < (uint32_t)bb->T ? (int)rec->n_tokens : bb->T;
+        if ((int)rec->n_tokens > bb->T && !(*warned)++)
+            log_warn("record %llu has %u tokens, more than --ctx %d: cut at the right (build shards with "
+                     "--max-len <= ctx to keep every answer)", (unsigned long long)rec->index, rec->n_tokens, bb->T);
+        int32_t *tok = bb->tokens + (size_t)b * bb->T, *seg = bb->seg + (size_t)b * bb->T;
+        uint8_t *mask = bb->mask + (size_t)b * bb->T;
+        for (int t = 0; t < n; t++) {
+            if (rec->tokens[t] < 0 || rec->tokens[t] >= vocab)
+                return lqa_err_set(err, "record %llu: token %d at %d is outside the model's vocabulary of %d",
+                                   (unsigned long long)rec->index, rec->tokens[t], t, vocab);
+            tok[t] = rec->tokens[t];
+            mask[t] = t > 0 && rec->loss_mask[t];
+            seg[t] = rec->segment_ids ? rec->segment_ids[t] : 0;
+        }
+        for (int t = n; t < bb->T; t++) {
+            tok[t] = 0;
+            mask[t] = 0;
+            seg[t] = -1;
+        }
+        bb->real_tokens += n;
+    }
+    return 0;
+}
+
+/* ---- run state ---------------------------------------------------------------------------- */
+
+typedef struct run {
+    const lqa_train_opts *o;
+    lqa_model m;
+    lqa_grads g;
+    lqa_optim opt;
+    lqa_shards *data;
+    lqa_iter it;
+    lqa_rng rng;
+    long step;              /* optimizer steps done */
+    double elapsed_before;  /* seconds of earlier sessions (resume) */
+    char *ckpt_dir;
+    char tokenizer_path[4096];
+} run;
+
+static void add_group(void *ctx, const lqa_tensor_info *ti, float *param, float *grad, int is_lora) {
+    lqa_optim *opt = ctx;
+    /* no decay on norms, as HF Trainer excludes them */
+    int decay = strstr(ti->name, "norm.weight") == NULL;
+    lqa_optim_add(opt, ti->name, param, grad, ti->numel, decay);
+}
+
+static void zero_grads(lqa_optim *opt) {
+    for (int i = 0; i < opt->n_groups; i++) memset((float *)opt->groups[i].grad, 0, opt->groups[i].n * sizeof(float));
+}
+
+/* ---- checkpoints ---------------------------------------------------------------------------- */
+
+static void u64_hex(uint64_t x, char out[17]) {
+    snprintf(out, 17, "%016llx", (unsigned long long)x);
+}
+
+static uint64_t hex_u64(const char *s) {
+    return s ? strtoull(s, NULL, 16) : 0;
+}
+
+static json_t *state_json(const run *r) {
+    lqa_iter_pos p = lqa_iter_tell(&r->it);
+    char seed[17], epoch[17], dstep[17], rng[4][17];
+    u64_hex(p.seed, seed);
+    u64_hex(p.epoch, epoch);
+    u64_hex(p.step, dstep);
+    for (int i = 0; i < 4; i++) u64_hex(r->rng.s[i], rng[i]);
+    json_t *j = json_pack("{s:I, s:I, s:{s:s, s:s, s:s, s:i, s:i}, s:[s,s,s,s], s:f}", "step", (json_int_t)r->step,
+                          "optim_t", (json_int_t)r->opt.t, "data", "seed", seed, "epoch", epoch, "step", dstep, "rank",
+                          p.rank, "world", p.world, "rng", rng[0], rng[1], rng[2], rng[3], "elapsed",
+                          r->elapsed_before);
+    mallocCheck(j);
+    return j;
+}
+
+static int write_state_tensors(const char *path, const lqa_optim *opt, lqa_err *err) {
+    int n = opt->n_groups;
+    lqa_st_entry *e = lqa_calloc((size_t)(3 * n), sizeof *e);
+    char **names = lqa_calloc((size_t)(2 * n), sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        const lqa_optim_group *g = &opt->groups[i];
+        size_t len = strlen(g->name) + 8;
+        names[2 * i] = lqa_malloc(len);
+        names[2 * i + 1] = lqa_malloc(len);
+        snprintf(names[2 * i], len, "adam_m/%s", g->name);
+        snprintf(names[2 * i + 1], len, "adam_v/%s", g->name);
+        lqa_st_entry parts[3] = {{g->name, 1, {(int64_t)g->n}, g->param},
+                                 {names[2 * i], 1, {(int64_t)g->n}, g->m},
+                                 {names[2 * i + 1], 1, {(int64_t)g->n}, g->v}};
+        memcpy(&e[3 * i], parts, sizeof parts);
+    }
+    int rc = lqa_st_write(path, e, 3 * n, LQA_ST_F32, NULL, err);
+    for (int i = 0; i < 2 * n; i++) free(names[i]);
+    free(names);
+    free(e);
+    return rc;
+}
+
+/* Removes a checkpoint directory (only the files a checkpoint holds). */
+static void remove_checkpoint(const char *dir) {
+    static const char *const files[] = {"state.safetensors", "state.json"};
+    for (int i = 0; i < 2; i++) {
+        char *p = lqa_path_join(dir, files[i]);
+        unlink(p);
+        free(p);
+    }
+    rmdir(dir);
+}
+
+static void prune_checkpoints(const char *ckpt_dir, long newest, long every, int keep) {
+    if (keep <= 0) return;
+    DIR *d = opendir(ckpt_dir);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        long s;
+        char tail;
+        if (sscanf(de->d_name, "step-%ld%c", &s, &tail) != 1) continue;
+        if (s <= newest - (long)keep * every) {
+            char *p = lqa_path_join(ckpt_dir, de->d_name);
+            remove_checkpoint(p);
+            free(p);
+        }
+    }
+    closedir(d);
+}
+
+static int save_checkpoint(run *r, double elapsed, lqa_err *err) {
+    char name[64];
+    snprintf(name, sizeof name, "step-%08ld", r->step);
+    char *final = lqa_path_join(r->ckpt_dir, name);
+    size_t tl = strlen(final) + 8;
+    char *tmp = lqa_malloc(tl);
+    snprintf(tmp, tl, "%s.tmp", final);
+    remove_checkpoint(tmp);
+    int rc = lqa_mkdir_p(tmp, err);
+    char *p = lqa_path_join(tmp, "state.safetensors");
+    if (!rc) rc = write_state_tensors(p, &r->opt, err);
+    free(p);
+    if (!rc) {
+        double saved = r->elapsed_before;
+        r->elapsed_before = elapsed;
+        json_t *j = state_json(r);
+        r->elapsed_before = saved;
+        p = lqa_path_join(tmp, "state.json");
+        rc = lqa_json_write_file(p, j, err);
+        free(p);
+        json_decref(j);
+    }
+    if (!rc) {
+        remove_checkpoint(final);
+        if (rename(tmp, final) != 0) rc = lqa_err_set(err, "%s: rename failed: %s", final, strerror(errno));
+    }
+    if (!rc) {
+        lqa_fsync_dir(r->ckpt_dir);
+        p = lqa_path_join(r->ckpt_dir, "latest");
+        rc = lqa_write_file_atomic(p, name, strlen(name), err);
+        free(p);
+    }
+    if (!rc) prune_checkpoints(r->ckpt_dir, r->step, r->o->save_every, r->o->keep_checkpoints);
+    else remove_checkpoint(tmp);
+    free(tmp);
+    free(final);
+    return rc;
+}
+
+static int load_state_tensors(const char *path, lqa_optim *opt, lqa_err *err) {
+    lqa_st_reader rd;
+    if (lqa_st_open(&rd, path, err)) return -1;
+    int rc = 0;
+    char name[160];
+    for (int i = 0; i < opt->n_groups && !rc; i++) {
+        lqa_optim_group *g = &opt->groups[i];
+        float *dst[3] = {g->param, g->m, g->v};
+        const char *prefix[3] = {"", "adam_m/", "adam_v/"};
+        for (int k = 0; k < 3 && !rc; k++) {
+            snprintf(name, sizeof name, "%s%s", prefix[k], g->name);
+            const lqa_st_tensor *t = lqa_st_find(&rd, name);
+            if (!t || t->numel != g->n || t->dtype != LQA_ST_F32)
+                rc = lqa_err_set(err, "%s: tensor %s is missing or has the wrong size (a checkpoint of another run?)",
+                                 path, name);
+            else lqa_st_to_f32(t, dst[k]);
+        }
+    }
+    lqa_st_close(&rd);
+    return rc;
+}
+
+static int load_checkpoint(run *r, lqa_err *err) {
+    char *latest = lqa_path_join(r->ckpt_dir, "latest");
+    char *name = NULL;
+    size_t n;
+    int rc = lqa_read_file(latest, &name, &n, err);
+    free(latest);
+    if (rc) return lqa_err_prefix(err, "--resume: no checkpoint to resume from");
+    while (n && (name[n - 1] == '\n' || name[n - 1] == ' ')) name[--n] = '\0';
+    char *dir = lqa_path_join(r->ckpt_dir, name);
+    free(name);
+    char *sp = lqa_path_join(dir, "state.json"), *tp = lqa_path_join(dir, "state.safetensors");
+    json_t *j = lqa_json_load_file(sp, err);
+    rc = j ? 0 : -1;
+    if (!rc) rc = load_state_tensors(tp, &r->opt, err);
+    if (!rc) {
+        json_t *d = json_object_get(j, "data"), *rng = json_object_get(j, "rng");
+        lqa_iter_pos p = {hex_u64(lqa_json_str(d, "seed", NULL)), hex_u64(lqa_json_str(d, "epoch", NULL)),
+                          hex_u64(lqa_json_str(d, "step", NULL)), (int)lqa_json_int(d, "rank", 0),
+                          (int)lqa_json_int(d, "world", 1)};
+        r->step = (long)lqa_json_int(j, "step", -1);
+        r->opt.t = (long)lqa_json_int(j, "optim_t", -1);
+        r->elapsed_before = lqa_json_num(j, "elapsed", 0);
+        for (int i = 0; i < 4; i++) r->rng.s[i] = hex_u64(json_string_value(json_array_get(rng, (size_t)i)));
+        if (r->step < 0 || r->opt.t < 0 || !json_is_array(rng))
+            rc = lqa_err_set(err, "%s: \"step\", \"optim_t\" or \"rng\" missing", sp);
+        else rc = lqa_iter_seek(&r->it, &p, err);
+    }
+    if (!rc) log_info("resuming from %s (step %ld)", dir, r->step);
+    if (j) json_decref(j);
+    free(sp);
+    free(tp);
+    free(dir);
+    return rc;
+}
+
+/* ---- metrics.jsonl ------------------------------------------------------------------------ */
+
+/* Keeps the lines of steps <= last_step (a resumed run rewrites what came after). */
+static int truncate_metrics(const char *path, long last_step, lqa_err *err) {
+    if (!lqa_path_exists(path)) return 0;
+    char *text;
+    size_t n;
+    if (lqa_read_file(path, &text, &n, err)) return -1;
+    lqa_buf keep = {0};
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        json_t *j = json_loads(line, 0, NULL);
+        long s = j ? (long)lqa_json_int(j, "step", -1) : -1;
+        if (j) json_decref(j);
+        if (s >= 1 && s <= last_step) {
+            lqa_buf_puts(&keep, line);
+            lqa_buf_putc(&keep, '\n');
+        }
+    }
+    int rc = lqa_write_file_atomic(path, keep.data ? keep.data : "", keep.len, err);
+    lqa_buf_free(&keep);
+    free(text);
+    return rc;
+}
+
+/* ---- config.json of the run --------------------------------------------------------------- */
+
+static json_t *options_json(const lqa_train_opts *o) {
+    char targets[64];
+    lqa_lora_targets_format(o->lora_targets, targets, sizeof targets);
+    json_t *j = json_pack("{s:s, s:s, s:s?, s:i, s:s, s:s, s:f, s:i, s:f, s:s, s:f, s:I, s:I, s:i, s:i, s:s, s:I,"
+                          " s:s, s:i, s:I, s:I, s:i, s:b, s:f, s:f, s:f, s:f, s:f}",
+                          "model", o->model_dir, "data", o->data_dir, "adapter", o->adapter_dir, "ctx", o->ctx,
+                          "train", lqa_train_set_name(o->train), "attn", o->attn == LQA_ATTN_S2 ? "s2" : "full",
+                          "group_ratio", (double)o->group_ratio, "lora_rank", o->lora_rank, "lora_alpha",
+                          (double)o->lora_alpha, "lora_targets", targets, "lr", (double)o->lr, "warmup",
+                          (json_int_t)o->warmup, "steps", (json_int_t)o->steps, "micro_batch", o->micro_batch,
+                          "grad_accum", o->grad_accum, "schedule",
+                          o->schedule == LQA_SCHED_COSINE ? "cosine" : "constant", "seed", (json_int_t)o->seed,
+                          "device", o->device_cuda ? "cuda" : "cpu", "threads", o->threads, "save_every",
+                          (json_int_t)o->save_every, "log_every", (json_int_t)o->log_every, "keep_checkpoints",
+                          o->keep_checkpoints, "checkpointing", o->checkpointing, "max_grad_norm",
+                          (double)o->max_grad_norm, "weight_decay", (double)o->weight_decay, "beta1",
+                          (double)o->beta1, "beta2", (double)o->beta2, "adam_eps", (double)o->adam_eps);
+    mallocCheck(j);
+    return j;
+}
+
+static json_t *run_config_json(const run *r, const lqa_step_opts *so, const mem_estimate *me, int group) {
+    const lqa_train_opts *o = r->o;
+    const lqa_shard_info *si = lqa_shards_get_info(r->data);
+    json_t *j = json_object();
+    json_object_set_new(j, "options", options_json(o));
+    json_object_set_new(j, "model_config", lqa_hf_config_json(&r->m.cfg, LQA_ST_F32));
+    json_t *derived = json_pack("{s:i, s:i, s:I, s:I, s:I, s:I, s:f, s:i}", "global_batch",
+                                o->micro_batch * o->grad_accum, "tokens_per_step", o->micro_batch * o->grad_accum * o->ctx,
+                                "trainable_params", (json_int_t)lqa_optim_numel(&r->opt), "base_params",
+                                (json_int_t)r->m.n_params, "lora_params", (json_int_t)r->m.n_lora, "records",
+                                (json_int_t)lqa_shards_count(r->data), "rope_scale", (double)r->m.cfg.rope_scale,
+                                "s2_group_size", group);
+    json_t *mem = json_pack("{s:f, s:f, s:f, s:f, s:f}", "params_gib", gib(me->params), "grads_gib", gib(me->grads),
+                            "optimizer_gib", gib(me->optim), "activations_gib", gib(me->activations), "total_gib",
+                            gib(me->total));
+    json_t *data = json_pack("{s:s, s:s, s:I}", "kind", lqa_shard_kind_name(si->kind), "tokenizer_sha256",
+                             si->tokenizer_hex, "total_tokens", (json_int_t)si->total_tokens);
+    lqaCheck(derived && mem && data, "out of memory");
+    json_object_set_new(j, "derived", derived);
+    json_object_set_new(j, "memory_estimate", mem);
+    json_object_set_new(j, "data_info", data);
+    json_object_set_new(j, "threads_used", json_integer(so->threads));
+    return j;
+}
+
+/* A resumed run must use the settings that shape its state and data stream. */
+static int check_resume_settings(const char *path, const lqa_train_opts *o, lqa_err *err) {
+    json_t *old = lqa_json_load_file(path, err);
+    if (!old) return lqa_err_prefix(err, "--resume");
+    json_t *now = options_json(o), *was = json_object_get(old, "options");
+    static const char *const keys[] = {"ctx", "train", "attn", "group_ratio", "lora_rank", "lora_alpha", "lora_targets",
+                                       "micro_batch", "grad_accum", "seed", "data"};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !rc; i++) {
+        json_t *a = json_object_get(was, keys[i]), *b = json_object_get(now, keys[i]);
+        if (!json_equal(a, b)) {
+            char *sa = a ? json_dumps(a, JSON_ENCODE_ANY) : lqa_strdup("none");
+            char *sb = json_dumps(b, JSON_ENCODE_ANY);
+            rc = lqa_err_set(err, "%s: the run was started with %s %s, this command gives %s; resume with the same "
+                             "settings", path, keys[i], sa, sb);
+            free(sa);
+            free(sb);
+        }
+    }
+    json_decref(now);
+    json_decref(old);
+    return rc;
+}
+
+/* ---- setup -------------------------------------------------------------------------------- */
+
+static int validate_opts(const lqa_train_opts *o, lqa_err *err) {
+    if (!o->model_dir || !o->data_dir || !o->out_dir) return lqa_err_set(err, "--model, --data and --out are required");
+    if (o->ctx <= 1) return lqa_err_set(err, "--ctx %d: expected a context length of at least 2 tokens", o->ctx);
+    if (o->steps <= 0 || o->micro_batch <= 0 || o->grad_accum <= 0 || o->warmup < 0)
+        return lqa_err_set(err, "--steps, --micro-batch and --grad-accum must be positive, --warmup >= 0");
+    if (!(o->lr > 0)) return lqa_err_set(err, "--lr %g: expected a positive learning rate", (double)o->lr);
+    if (o->lora_rank <= 0 || !(o->lora_alpha > 0)) return lqa_err_set(err, "--lora-rank and --lora-alpha must be positive");
+    if (o->save_every <= 0 || o->log_every <= 0) return lqa_err_set(err, "--save-every and --log-every must be positive");
+    if (o->device_cuda)
+        return lqa_err_set(err, "--device cuda: the trainer's CUDA backend is not wired in yet; use --device cpu");
+    return 0;
+}
+
+static int open_data(run *r, lqa_err *err) {
+    lqa_err terr;
+    char *tok = lqa_hf_tokenizer_path(r->o->model_dir, &terr);
+    if (!tok) return lqa_err_set(err, "%s; it is needed to check that %s was tokenized with the model's tokenizer",
+                                 terr.msg, r->o->data_dir);
+    snprintf(r->tokenizer_path, sizeof r->tokenizer_path, "%s", tok);
+    uint8_t sha[32];
+    char hex[65];
+    int rc = lqa_sha256_file(tok, sha, err);
+    free(tok);
+    if (rc) return -1;
+    lqa_hex(sha, 32, hex);
+    r->data = lqa_shards_open(r->o->data_dir, hex, err);
+    if (!r->data) return -1;
+    const lqa_shard_info *si = lqa_shards_get_info(r->data);
+    if ((int)si->vocab_size > r->m.cfg.vocab_size)
+        return lqa_err_set(err, "%s: shards use a vocabulary of %u, the model has %d", r->o->data_dir, si->vocab_size,
+                           r->m.cfg.vocab_size);
+    if (lqa_shards_count(r->data) < (uint64_t)r->o->micro_batch)
+        return lqa_err_set(err, "%s: %llu records, fewer than --micro-batch %d", r->o->data_dir,
+                           (unsigned long long)lqa_shards_count(r->data), r->o->micro_batch);
+    return lqa_iter_init(&r->it, r->data, r->o->seed, 0, 1, err);
+}
+
+static int prepare_out_dir(run *r, lqa_err *err) {
+    r->ckpt_dir = lqa_path_join(r->o->out_dir, "checkpoints");
+    char *latest = lqa_path_join(r->ckpt_dir, "latest");
+    int has_run = lqa_path_exists(latest);
+    free(latest);
+    if (has_run && !r->o->resume)
+        return lqa_err_set(err, "%s already holds a run (checkpoints/latest); pass --resume to continue it or choose "
+                           "another --out", r->o->out_dir);
+    if (!has_run && r->o->resume)
+        return lqa_err_set(err, "--resume: %s has no checkpoint (checkpoints/latest)", r->o->out_dir);
+    return lqa_mkdir_p(r->ckpt_dir, err);
+}
+
+/* ---- the final artefact -------------------------------------------------------------------- */
+
+static int save_final(run *r, lqa_err *err) {
+    char *dir = lqa_path_join(r->o->out_dir, "final");
+    int rc;
+    if (r->o->train == LQA_TRAIN_FULL) {
+        lqa_hf_save_opts so = {LQA_ST_F32, 0, r->tokenizer_path};
+        rc = lqa_hf_save(dir, &r->m, &so, err);
+    } else {
+        rc = lqa_adapter_save(dir, &r->m, r->o->train, r->o->model_dir, err);
+        if (!rc) {
+            /* what merge needs to write the extended model's config */
+            json_t *j = json_pack("{s:i, s:f, s:i, s:s}", "ctx", r->o->ctx, "rope_scale", (double)r->m.cfg.rope_scale,
+                                  "max_position_embeddings", r->m.cfg.max_pos, "train", lqa_train_set_name(r->o->train));
+            char *p = lqa_path_join(dir, "lqa_training.json");
+            rc = lqa_json_write_file(p, j, err);
+            free(p);
+            json_decref(j);
+        }
+    }
+    if (!rc) log_info("wrote %s", dir);
+    free(dir);
+    return rc;
+}
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+static void write_metrics_line(FILE *f, long step, double loss, float lr, double gnorm, long tokens, double tps,
+                               double elapsed) {
+    fprintf(f, "{\"step\": %ld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": %ld, "
+               "\"tokens_per_s\": %.1f, \"elapsed\": %.3f}\n", step, loss, (double)lr, gnorm, tokens, tps, elapsed);
+    lqaCheck(fflush(f) == 0, "metrics.jsonl: write failed");
+}
+
+static int train_loop(run *r, const lqa_step_opts *so, lqa_err *err) {
+    const lqa_train_opts *o = r->o;
+    batch_buf bb;
+    batch_alloc(&bb, o->micro_batch, o->ctx);
+    lqa_record rec;
+    memset(&rec, 0, sizeof rec);
+    char *mpath = lqa_path_join(o->out_dir, "metrics.jsonl");
+    int rc = truncate_metrics(mpath, r->step, err);
+    FILE *mf = rc ? NULL : fopenCheck(mpath, "a");
+    lqa_progress prog;
+    lqa_progress_start(&prog, "train", (double)o->steps, "step");
+    double t0 = lqa_now();
+    long start_step = r->step;
+    int warned = 0;
+    while (!rc && r->step < o->steps) {
+        double ts = lqa_now();
+        zero_grads(&r->opt);
+        double loss = 0;
+        long tokens = 0;
+        for (int a = 0; a < o->grad_accum && !rc; a++) {
+            rc = fill_batch(&r->it, &rec, &bb, r->m.cfg.vocab_size, &warned, err);
+            if (rc) break;
+            lqa_batch b = {bb.B, bb.T, bb.tokens, bb.mask, bb.seg};
+            loss += lqa_model_step(&r->m, &b, so, &r->g);
+            tokens += bb.real_tokens;
+        }
+        if (rc) break;
+        loss /= o->grad_accum;
+        /* micro-batch gradients are means: average them, then clip the average */
+        float avg = 1.0f / (float)o->grad_accum;
+        double gnorm = lqa_optim_grad_norm(&r->opt) * avg;
+        float lr = lqa_lr_at(r->step, o->steps, o->lr, o->warmup, o->schedule);
+        lqa_optim_step(&r->opt, lr, avg * lqa_clip_scale(gnorm, o->max_grad_norm));
+        r->step++;
+        double now = lqa_now(), elapsed = r->elapsed_before + (now - t0);
+        double tps = (double)tokens / (now - ts);
+        write_metrics_line(mf, r->step, loss, lr, gnorm, tokens, tps, elapsed);
+        if (!isfinite(loss)) rc = lqa_err_set(err, "step %ld: the loss is %g; lower --lr or check the data", r->step, loss);
+        char extra[96];
+        snprintf(extra, sizeof extra, "loss %.4f  %.0f tok/s", loss, tps);
+        lqa_progress_set_extra(&prog, extra);
+        lqa_progress_update(&prog, (double)r->step);
+        if (r->step % o->log_every == 0 || r->step == o->steps) {
+            double per = (now - t0) / (double)(r->step - start_step);
+            log_info("step %ld/%ld loss %.4f lr %.3g grad_norm %.3f %.0f tok/s ETA %.0fs", r->step, o->steps, loss,
+                     (double)lr, gnorm, tps, per * (double)(o->steps - r->step));
+        }
+        if (!rc && (r->step % o->save_every == 0 || r->step == o->steps))
+            rc = save_checkpoint(r, elapsed, err);
+    }
+    lqa_progress_finish(&prog);
+    if (mf) fcloseCheck(mf);
+    free(mpath);
+    lqa_record_free(&rec);
+    batch_free(&bb);
+    return rc;
+}
+
+static void run_free(run *r) {
+    if (r->opt.groups) lqa_optim_free(&r->opt);
+    lqa_grads_free(&r->g);
+    if (r->it.d) lqa_iter_free(&r->it);
+    if (r->data) lqa_shards_close(r->data);
+    if (r->m.params) lqa_model_free(&r->m);
+    free(r->ckpt_dir);
+}
+
+static int setup_and_run(run *r, lqa_err *err) {
+    const lqa_train_opts *o = r->o;
+    if (o->threads > 0) omp_set_num_threads(o->threads);
+    lqa_step_opts so = {o->attn, o->group_ratio, o->train, o->checkpointing,
+                        o->threads > 0 ? o->threads : omp_get_max_threads()};
+    lqa_config cfg;
+    if (lqa_hf_read_config(o->model_dir, &cfg, err)) return -1;
+    lqa_apply_position_interpolation(&cfg, o->ctx);
+    mem_estimate me = estimate_memory(&cfg, o, &so);
+    if (check_memory(&me, o, err) || prepare_out_dir(r, err)) return -1;
+    if (lqa_load_for_training(o->model_dir, o->adapter_dir, o->ctx, o->train, o->lora_targets, o->lora_rank,
+                              o->lora_alpha, o->seed, &r->m, err))
+        return -1;
+    if (r->m.cfg.rope_scale != 1.0f)
+        log_info("position interpolation: ctx %d, rope scale %g", o->ctx, (double)r->m.cfg.rope_scale);
+    if (lqa_model_check_opts(&r->m, o->ctx, &so, err)) return -1;
+    if (open_data(r, err)) return -1;
+    lqa_grads_alloc(&r->g, &r->m, o->train);
+    lqa_adamw_cfg ac = {o->beta1, o->beta2, o->adam_eps, o->weight_decay};
+    lqa_optim_init(&r->opt, &ac);
+    lqa_for_each_trainable(&r->m, o->train, &r->g, add_group, &r->opt);
+    lqa_rng_seed(&r->rng, o->seed ^ 0x7472616e);
+    char *cpath = lqa_path_join(o->out_dir, "config.json");
+    int rc = o->resume ? check_resume_settings(cpath, o, err) : 0;
+    if (!rc && o->resume) rc = load_checkpoint(r, err);
+    int group = o->attn == LQA_ATTN_S2 ? (int)lroundf((float)o->ctx * o->group_ratio) : 0;
+    if (!rc) {
+        json_t *j = run_config_json(r, &so, &me, group);
+        rc = lqa_json_write_file(cpath, j, err);
+        json_decref(j);
+    }
+    free(cpath);
+    if (!rc) log_info("training %s, %zu trainable parameters, %ld steps of %d tokens", lqa_train_set_name(o->train),
+                      lqa_optim_numel(&r->opt), o->steps, o->micro_batch * o->grad_accum * o->ctx);
+    if (!rc) rc = train_loop(r, &so, err);
+    if (!rc) rc = save_final(r, err);
+    return rc;
+}
+
+int lqa_train_run(const lqa_train_opts *o, lqa_err *err) {
+    if (validate_opts(o, err)) return -1;
+    run r;
+    memset(&r, 0, sizeof r);
+    r.o = o;
+    int rc = setup_and_run(&r, err);
+    run_free(&r);
+    return rc;
+}

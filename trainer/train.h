@@ -1,0 +1,77 @@
+/* train.h: the training loop of `lqa-sft train` and the pieces `grad` and `merge` share.
+ *
+ * Run directory (opts.out_dir):
+ *   config.json          every resolved setting (options, the model config after position
+ *                        interpolation, data, derived sizes, memory estimate)
+ *   metrics.jsonl        one JSON object per optimizer step: step, loss, lr, grad_norm,
+ *                        tokens, tokens_per_s, elapsed
+ *   checkpoints/step-NNNNNNNN/   state.safetensors (trained tensors, AdamW moments under
+ *                        "adam_m/NAME" and "adam_v/NAME") and state.json (step, optimizer step,
+ *                        data position, RNG, elapsed); written to a temp dir, then renamed;
+ *                        checkpoints/latest names the newest
+ *   final/               lora/lora+: the PEFT adapter (trainer/adapter.h) + lqa_training.json;
+ *                        full: a full HF model directory
+ * --resume continues from checkpoints/latest exactly: the same later losses bit for bit on CPU
+ * with the same thread count. */
+#ifndef LQA_TRAIN_H
+#define LQA_TRAIN_H
+
+#include <stdint.h>
+
+#include "common/check.h"
+#include "trainer/model.h"
+#include "trainer/optim.h"
+
+typedef struct lqa_train_opts {
+    const char *model_dir, *data_dir, *out_dir;
+    const char *adapter_dir;      /* start from this adapter (may be NULL) */
+    int ctx;
+    lqa_train_set train;
+    lqa_attn_mode attn;
+    float group_ratio;
+    int lora_rank;
+    float lora_alpha;
+    int lora_targets;
+    float lr;
+    long warmup, steps;
+    int micro_batch, grad_accum;
+    lqa_schedule schedule;
+    uint64_t seed;
+    int resume;
+    int device_cuda;
+    int threads;
+    long save_every, log_every;
+    int keep_checkpoints;
+    int checkpointing;
+    float max_grad_norm, weight_decay, beta1, beta2, adam_eps;
+    double max_memory_gb;         /* 0: the machine's available memory */
+} lqa_train_opts;
+
+/* The design's defaults (the paper's recipe). */
+void lqa_train_opts_default(lqa_train_opts *o);
+
+/* Runs training; -1 with err set on a user error (bad options, data, model, resume state). */
+int lqa_train_run(const lqa_train_opts *o, lqa_err *err);
+
+/* Position interpolation: when ctx > cfg->max_pos, rope_scale *= ctx / max_pos and max_pos =
+ * ctx (the HF config of the extended model). Returns the new scale. */
+float lqa_apply_position_interpolation(lqa_config *cfg, int ctx);
+
+/* Loads MODEL_DIR, applies position interpolation for ctx (0: none), then the adapter in
+ * adapter_dir if given, else fresh LoRA for the lora sets (seeded). */
+int lqa_load_for_training(const char *model_dir, const char *adapter_dir, int ctx, lqa_train_set train,
+                          int lora_targets, int lora_rank, float lora_alpha, uint64_t seed, lqa_model *m,
+                          lqa_err *err);
+
+/* Calls fn for each tensor that `train` trains: base tensors (HF names) then LoRA (PEFT names). */
+typedef void (*lqa_trainable_fn)(void *ctx, const lqa_tensor_info *ti, float *param, float *grad, int is_lora);
+void lqa_for_each_trainable(lqa_model *m, lqa_train_set train, const lqa_grads *g, lqa_trainable_fn fn, void *ctx);
+
+/* Allocates gradient buffers for the set (d_params for full and lora+, d_lora for lora sets). */
+void lqa_grads_alloc(lqa_grads *g, const lqa_model *m, lqa_train_set train);
+void lqa_grads_free(lqa_grads *g);
+
+const char *lqa_train_set_name(lqa_train_set t);
+int lqa_train_set_parse(const char *s, lqa_train_set *t);
+
+#endif
