@@ -260,12 +260,14 @@ static long step_zstd(lqa_input *in, unsigned char *out, size_t n, lqa_err *err)
     size_t rc = ZSTD_decompressStream(in->zs, &ob, &ib);
     in->raw_pos += ib.pos;
     if (ZSTD_isError(rc)) return corrupt(in, ZSTD_getErrorName(rc), err);
-    in->zs_last = rc; /* zstd decodes concatenated frames by itself */
     if (ob.pos == 0 && avail == 0 && in->file_eof) {
-        /* nothing left to flush: a clean end only when the last frame was complete */
-        if (rc != 0) return truncated(in, err);
+        /* nothing left to flush: a clean end only when the previous call finished a frame (this
+         * call, fed nothing, only asks for the next frame's header) */
+        if (in->zs_last != 0) return truncated(in, err);
         in->finished = 1;
+        return 0;
     }
+    in->zs_last = rc; /* 0: a frame ended and was fully flushed; zstd chains frames itself */
     return (long)ob.pos;
 }
 

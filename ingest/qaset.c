@@ -501,6 +501,13 @@ static void start_longbench_doc(record_ctx *rc, const char *context, size_t clen
     rc->pending_ctx_len = clen;
 }
 
+/* The main answer of an extractive pair becomes the document's own text at the span, so the
+ * answer and its evidence agree byte for byte (the source's spacing may differ). */
+static void answer_from_span(const lqa_doc *doc, lqa_qa_in *q) {
+    free(q->answers[0]);
+    q->answers[0] = lqa_strndup(doc->text.data + q->evidence.start, q->evidence.end - q->evidence.start);
+}
+
 /* Locates the first answer that occurs in the text (answers shorter than 4 bytes, such as
  * multiple-choice letters, would match anywhere: no span for them). */
 static void locate_any(const lqa_doc *doc, lqa_qa_in *q, record_ctx *rc) {
@@ -512,6 +519,7 @@ static void locate_any(const lqa_doc *doc, lqa_qa_in *q, record_ctx *rc) {
                 q->answers[0] = q->answers[i];
                 q->answers[i] = t;
             }
+            answer_from_span(doc, q);
             return;
         }
     }
@@ -716,9 +724,9 @@ static void qasper_qa(record_ctx *rc, lqa_doc *doc, const json_t *qa) {
     if (json_is_array(spans) && json_array_size(spans) > 0) {
         lqa_qa_in *q = add_qa(doc, question, "qasper:extractive");
         json_array_foreach(spans, i, a) if (json_is_string(a)) add_answer(q, json_string_value(a));
-        if (q->n_answers == 0 || qasper_locate(rc, doc, q->answers[0], json_object_get(ans, "evidence"), &q->evidence))
-            rc->st.not_found++;
         if (q->n_answers == 0) add_answer(q, "");
+        if (qasper_locate(rc, doc, q->answers[0], json_object_get(ans, "evidence"), &q->evidence)) rc->st.not_found++;
+        else answer_from_span(doc, q);
     } else if (json_is_boolean(yes_no)) {
         add_answer(add_qa(doc, question, "qasper:yes_no"), json_is_true(yes_no) ? "Yes" : "No");
     } else if (free_form && *free_form) {

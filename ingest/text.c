@@ -38,6 +38,7 @@ typedef struct text_parser {
     int base_indent;         /* most common indentation of body lines */
     int outdent_headings;    /* body indented: lines left of it are headings */
     int verse_mode;
+    int has_atx;             /* Markdown with '#' headings: setext levels are fixed (= 1, - 2) */
     char underline_styles[16]; /* reST: order of first appearance gives the level */
     int n_styles;
     int keyword_level;       /* level of the last keyword heading (Part/Chapter), 0 if none */
@@ -213,7 +214,8 @@ static int underlined_heading(text_parser *p, long i) {
     /* reST wants the underline at least as long as the title; Markdown takes any length, but a
      * short '-' line under text in plain text is more likely a rule than a heading */
     if (!p->markdown && p->lines[i + 1].n + 2 < l->n) return 0;
-    heading(p, style_level(p, under), l->s, l->n);
+    int level = p->has_atx && (under == '=' || under == '-') ? (under == '=' ? 1 : 2) : style_level(p, under);
+    heading(p, level, l->s, l->n);
     return 2;
 }
 
@@ -511,6 +513,7 @@ static void analyse(text_parser *p) {
         if (blank(l)) continue;
         nonblank++;
         verses += parse_verse(l, &v);
+        p->has_atx |= p->markdown && l->s[0] == '#' && l->n > 1 && (l->s[1] == ' ' || l->s[1] == '#');
         hist[l->indent < 15 ? l->indent : 15]++;
     }
     p->verse_mode = verses >= 3 && verses * 2 >= nonblank;
