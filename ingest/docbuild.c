@@ -100,6 +100,33 @@ static void clean_append(const char *s, size_t n, lqa_buf *out, int *lead_ws, in
     free(nfc);
 }
 
+size_t lqa_utf8_repair(const char *s, size_t n, lqa_buf *out, size_t *first_bad) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t bad = 0, i = 0, copied = 0;
+    while (i < n) {
+        if (u[i] < 0x80) { /* fast path over ASCII */
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        size_t len = utf8_decode(u + i, n - i, &cp);
+        if (len) {
+            i += len;
+            continue;
+        }
+        if (bad++ == 0 && first_bad) *first_bad = i;
+        size_t skip = invalid_length(u + i, n - i);
+        if (out) {
+            lqa_buf_append(out, s + copied, i - copied);
+            lqa_buf_append(out, "\xEF\xBF\xBD", 3);
+        }
+        i += skip;
+        copied = i;
+    }
+    if (out && bad) lqa_buf_append(out, s + copied, n - copied);
+    return bad;
+}
+
 const char *lqa_db_clean(const char *s, size_t n, lqa_buf *out) {
     lqa_buf_clear(out);
     lqa_buf_reserve(out, 0);

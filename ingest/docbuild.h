@@ -62,6 +62,10 @@ void lqa_db_line(lqa_docbuild *b);
  * collapsed, NFC, U+FFFD for invalid bytes). Returns out->data. */
 const char *lqa_db_clean(const char *s, size_t n, lqa_buf *out);
 
+/* Counts invalid UTF-8 sequences in s; when there are any and out is not NULL, out receives a
+ * copy with each replaced by U+FFFD, and *first_bad the byte offset of the first. */
+size_t lqa_utf8_repair(const char *s, size_t n, lqa_buf *out, size_t *first_bad);
+
 /* Span capture: lqa_db_start() writes any pending separator and returns the offset where the
  * next text will begin; lqa_db_end() returns the offset just after the last text written. */
 size_t lqa_db_start(lqa_docbuild *b);

@@ -142,6 +142,9 @@ static int check_size(const char *path, size_t len, lqa_err *err) {
     return 0;
 }
 
+static xmlDoc *read_xml_checked(const char *path, const char *data, size_t len, const lqa_parse_opts *opts,
+                                lqa_err *err);
+
 static xmlDoc *finish_read(xmlParserCtxtPtr ctxt, xmlDoc *doc, parse_state *st, int ok, lqa_err *err) {
     report_suppressed(st);
     if (!ok || !doc) {
@@ -163,9 +166,47 @@ static xmlDoc *finish_read(xmlParserCtxtPtr ctxt, xmlDoc *doc, parse_state *st, 
     return doc;
 }
 
+/* Whether the XML declaration names an encoding other than UTF-8 (then libxml2 converts). */
+static int declares_other_encoding(const char *data, size_t len) {
+    if (len < 5 || memcmp(data, "<?xml", 5) != 0) return 0;
+    const char *end = memchr(data, '>', len < 512 ? len : 512);
+    if (!end) return 0;
+    const char *enc = memmem(data, (size_t)(end - data), "encoding", 8);
+    if (!enc) return 0;
+    const char *q = enc + 8;
+    while (q < end && (*q == ' ' || *q == '=' || *q == '"' || *q == '\'')) q++;
+    return !(end - q >= 5 && (strncasecmp(q, "utf-8", 5) == 0 || strncasecmp(q, "utf8", 4) == 0));
+}
+
+static long line_at(const char *s, size_t off) {
+    long line = 1;
+    for (size_t i = 0; i < off; i++) line += s[i] == '\n';
+    return line;
+}
+
 xmlDoc *lqa_xml_read(const char *path, const char *data, size_t len, const lqa_parse_opts *opts, lqa_err *err) {
     lqa_xml_global_init();
     if (check_size(path, len, err) < 0) return NULL;
+    /* invalid UTF-8 would make libxml2 give up on the whole file: repair it and say so */
+    lqa_buf repaired = {0};
+    size_t first_bad = 0, bad = declares_other_encoding(data, len) ? 0 : lqa_utf8_repair(data, len, &repaired, &first_bad);
+    if (bad) {
+        lqa_xml_warn(opts, "%s:%ld: invalid UTF-8 (%zu bad sequence%s, first at byte %zu), replaced with U+FFFD", path,
+                     line_at(data, first_bad), bad, bad == 1 ? "" : "s", first_bad);
+        data = repaired.data;
+        len = repaired.len;
+        if (len > INT_MAX) {
+            lqa_buf_free(&repaired);
+            lqa_err_set(err, "%s: too large after UTF-8 repair, expected at most %d bytes", path, INT_MAX);
+            return NULL;
+        }
+    }
+    xmlDoc *doc = read_xml_checked(path, data, len, opts, err);
+    lqa_buf_free(&repaired);
+    return doc;
+}
+
+static xmlDoc *read_xml_checked(const char *path, const char *data, size_t len, const lqa_parse_opts *opts, lqa_err *err) {
     xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
     mallocCheck(ctxt);
     parse_state st = {.path = path, .opts = opts};
@@ -180,9 +221,45 @@ xmlDoc *lqa_xml_read(const char *path, const char *data, size_t len, const lqa_p
     return finish_read(ctxt, doc, &st, ok, err);
 }
 
+/* Whether an HTML page declares a charset other than UTF-8 (meta charset / http-equiv). */
+static int html_other_charset(const char *data, size_t len) {
+    size_t n = len < 4096 ? len : 4096;
+    for (size_t i = 0; i + 8 < n; i++) {
+        if (strncasecmp(data + i, "charset", 7) != 0) continue;
+        size_t j = i + 7;
+        while (j < n && (data[j] == ' ' || data[j] == '=' || data[j] == '"' || data[j] == '\'')) j++;
+        if (j >= n) return 0;
+        return !(n - j >= 4 && (strncasecmp(data + j, "utf-8", 5) == 0 || strncasecmp(data + j, "utf8", 4) == 0));
+    }
+    return 0;
+}
+
+static xmlDoc *read_html_checked(const char *path, const char *data, size_t len, const char *encoding,
+                                 const lqa_parse_opts *opts, lqa_err *err);
+
 xmlDoc *lqa_html_read(const char *path, const char *data, size_t len, const lqa_parse_opts *opts, lqa_err *err) {
     lqa_xml_global_init();
     if (check_size(path, len, err) < 0) return NULL;
+    if (html_other_charset(data, len) || declares_other_encoding(data, len))
+        return read_html_checked(path, data, len, NULL, opts, err);
+    /* UTF-8 (declared or by default): repair bad bytes rather than let libxml2 fall back to
+     * Latin-1 for the whole page */
+    lqa_buf repaired = {0};
+    size_t first_bad = 0, bad = lqa_utf8_repair(data, len, &repaired, &first_bad);
+    if (bad) {
+        lqa_xml_warn(opts, "%s:%ld: invalid UTF-8 (%zu bad sequence%s, first at byte %zu), replaced with U+FFFD", path,
+                     line_at(data, first_bad), bad, bad == 1 ? "" : "s", first_bad);
+        data = repaired.data;
+        len = repaired.len;
+    }
+    xmlDoc *doc = len > INT_MAX ? NULL : read_html_checked(path, data, len, "UTF-8", opts, err);
+    if (len > INT_MAX) lqa_err_set(err, "%s: too large after UTF-8 repair, expected at most %d bytes", path, INT_MAX);
+    lqa_buf_free(&repaired);
+    return doc;
+}
+
+static xmlDoc *read_html_checked(const char *path, const char *data, size_t len, const char *encoding,
+                                 const lqa_parse_opts *opts, lqa_err *err) {
     htmlParserCtxtPtr ctxt = htmlNewParserCtxt();
     mallocCheck(ctxt);
     parse_state st = {.path = path, .opts = opts, .html = 1};
@@ -190,7 +267,7 @@ xmlDoc *lqa_html_read(const char *path, const char *data, size_t len, const lqa_
     ctxt->sax->serror = on_parse_error;
     ctxt->sax->initialized = XML_SAX2_MAGIC;
     int options = HTML_PARSE_RECOVER | HTML_PARSE_NONET | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING;
-    xmlDoc *doc = htmlCtxtReadMemory(ctxt, data, (int)len, path, NULL, options);
+    xmlDoc *doc = htmlCtxtReadMemory(ctxt, data, (int)len, path, encoding, options);
     int ok = doc && !st.error[0];
     return finish_read(ctxt, doc, &st, ok, err);
 }
