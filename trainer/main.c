@@ -112,7 +112,9 @@ static int train_flag(lqa_train_opts *o, int c, const char *v, lqa_err *err) {
         if (parse_float(v, &o->lora_alpha) || !(o->lora_alpha > 0))
             return lqa_err_set(err, "--lora-alpha '%s': expected a positive number", v);
         return 0;
-    case O_TARGETS: return lqa_lora_targets_parse(v, &o->lora_targets, err);
+    case O_TARGETS:
+        if (lqa_lora_targets_parse(v, &o->lora_targets, err)) return lqa_err_prefix(err, "--lora-targets '%s'", v);
+        return 0;
     case O_LR:
         if (parse_float(v, &o->lr) || !(o->lr > 0)) return lqa_err_set(err, "--lr '%s': expected a positive number", v);
         return 0;

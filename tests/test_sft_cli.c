@@ -1,0 +1,115 @@
+/* test_sft_cli.c: the lqa-sft command line: --help for every command names the design's
+ * options, usage errors exit 2 with a message, bad BATCH.json and missing adapters exit 1 with
+ * the file and place, and no output file is left behind after a failure. */
+#include "tests/testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/test_train_fixture.h"
+
+static char *g_model;
+static const char *g_dir;
+
+static int setup(void **state) {
+    g_dir = lqa_test_tmpdir();
+    const char *tok = fixture_tokenizer(g_dir, "tok.model", lqa_test_seed(), 400);
+    g_model = fixture_model(g_dir, "model", tok, "--preset tiny");
+    return 0;
+}
+
+static int teardown(void **state) {
+    free(g_model);
+    return 0;
+}
+
+static void expect(int rc, const char *needle, const char *fmt, const char *arg) {
+    char args[2048], cmd[4096];
+    snprintf(args, sizeof args, fmt, arg);
+    snprintf(cmd, sizeof cmd, "%s %s", lqa_test_tool("lqa-sft"), args);
+    lqa_buf out = {0};
+    run_expect(rc, &out, cmd);
+    if (needle && !strstr(out.data ? out.data : "", needle)) fail_msg("'%s': output lacks '%s':\n%s", cmd, needle, out.data);
+    lqa_buf_free(&out);
+}
+
+static void test_help_names_the_contract_options(void **state) {
+    static const char *const train_opts[] = {"--model", "--data", "--out", "--ctx", "--train", "--attn", "--group-ratio",
+                                             "--lora-rank", "--lora-alpha", "--lora-targets", "--lr", "--warmup",
+                                             "--steps", "--micro-batch", "--grad-accum", "--schedule", "--seed",
+                                             "--resume", "--device", "--threads", "--save-every", "--max-grad-norm"};
+    lqa_buf out = {0};
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s train --help", lqa_test_tool("lqa-sft"));
+    run_expect(0, &out, cmd);
+    for (size_t i = 0; i < sizeof train_opts / sizeof *train_opts; i++)
+        if (!strstr(out.data, train_opts[i])) fail_msg("train --help lacks %s", train_opts[i]);
+    expect(0, "--preset", "init --help%s", "");
+    expect(0, "llama2-7b", "init --help%s", "");
+    expect(0, "--adapter", "merge --help%s", "");
+    expect(0, "--batch", "grad --help%s", "");
+    expect(0, "grad", "--help%s", "");
+    lqa_buf_free(&out);
+}
+
+static void test_usage_errors(void **state) {
+    expect(2, "unknown command", "frobnicate%s", "");
+    expect(2, "required", "train --model %s", g_model);
+    expect(2, "--train", "train --model x --data y --out z --ctx 8 --train qlora%s", "");
+    expect(2, "--attn", "train --model x --data y --out z --ctx 8 --attn sparse%s", "");
+    expect(2, "--lora-targets", "train --model x --data y --out z --ctx 8 --lora-targets q,zz%s", "");
+    expect(2, "zz", "train --model x --data y --out z --ctx 8 --lora-targets q,zz%s", "");
+    expect(2, "--ctx", "train --model x --data y --out z --ctx abc%s", "");
+    expect(2, "preset", "init --preset huge --tokenizer t -o %s/m", g_dir);
+    expect(2, NULL, "merge --model %s", g_model);
+}
+
+static void write_text(const char *name, const char *text) {
+    char *p = lqa_path_join(g_dir, name);
+    lqa_test_write(p, text, strlen(text));
+    free(p);
+}
+
+static void test_bad_batch_json(void **state) {
+    char out_path[1024], args[2048];
+    snprintf(out_path, sizeof out_path, "%s/g.safetensors", g_dir);
+    write_text("ragged.json", "{\"tokens\": [[1,2,3,4],[1,2,3]], \"loss_mask\": [[0,1,1,1],[0,1,1]]}");
+    snprintf(args, sizeof args, "grad --model %s --attn full --batch %s/ragged.json -o %s", g_model, g_dir, out_path);
+    expect(1, "tokens[1]", "%s", args);
+    write_text("range.json", "{\"tokens\": [[1,2,99999,4]], \"loss_mask\": [[0,1,1,1]]}");
+    snprintf(args, sizeof args, "grad --model %s --attn full --batch %s/range.json -o %s", g_model, g_dir, out_path);
+    expect(1, "tokens[0][2]", "%s", args);
+    write_text("mask.json", "{\"tokens\": [[1,2,3,4]], \"loss_mask\": [[0,1,2,1]]}");
+    snprintf(args, sizeof args, "grad --model %s --attn full --batch %s/mask.json -o %s", g_model, g_dir, out_path);
+    expect(1, "loss_mask[0][2]", "%s", args);
+    write_text("syntax.json", "{\"tokens\": [[1,2,3,4]],\n \"loss_mask\": [[0,1,1,1]");
+    snprintf(args, sizeof args, "grad --model %s --attn full --batch %s/syntax.json -o %s", g_model, g_dir, out_path);
+    expect(1, "syntax.json:", "%s", args);
+    /* a batch S2-Attn cannot split says which lengths work */
+    write_text("odd.json", "{\"tokens\": [[1,2,3,4,5,6,7,8,9,10]], \"loss_mask\": [[0,1,1,1,1,1,1,1,1,1]]}");
+    snprintf(args, sizeof args, "grad --model %s --batch %s/odd.json -o %s", g_model, g_dir, out_path);
+    expect(1, "ctx values that work", "%s", args);
+    assert_false(lqa_path_exists(out_path));
+}
+
+static void test_missing_adapter_and_model(void **state) {
+    char args[2048];
+    snprintf(args, sizeof args, "merge --model %s --adapter %s/nowhere -o %s/merged", g_model, g_dir, g_dir);
+    expect(1, "adapter_config.json", "%s", args);
+    snprintf(args, sizeof args, "merge --model %s/nomodel --adapter %s -o %s/merged", g_dir, g_dir, g_dir);
+    expect(1, "config.json", "%s", args);
+    char merged[1024];
+    snprintf(merged, sizeof merged, "%s/merged", g_dir);
+    assert_false(lqa_path_exists(merged));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help_names_the_contract_options),
+        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_bad_batch_json),
+        cmocka_unit_test(test_missing_adapter_and_model),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
