@@ -230,8 +230,10 @@ static void test_repeated_text_never_quoted(void **state) {
     lqa_doc d;
     build_doc(&d, seed, 3);
     size_t n = d.text.len;
+    char *copy = lqa_strndup(d.text.data, n);
     lqa_buf_puts(&d.text, "\n\n");
-    lqa_buf_append(&d.text, d.text.data, n); /* the whole text again, outside every section */
+    lqa_buf_append(&d.text, copy, n); /* the whole text again, outside every section */
+    free(copy);
     lqa_gen_opts o = {.seed = seed, .mask = LQA_GEN_SECTION | LQA_GEN_CONTINUATION | LQA_GEN_MULTIHOP, .max_per_kind = 25};
     lqa_gen_list l = {0};
     lqa_gen_run(&d, &o, &l);
