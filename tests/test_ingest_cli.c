@@ -332,6 +332,16 @@ static void test_help_and_usage(void **state) {
     assert_non_null(strstr(out.data, "bogus"));
     lqa_buf_clear(&out);
     assert_int_equal(lqa_test_run(&out, "%s stats --db %s/none.db", tool, lqa_test_tmpdir()), 1);
+    /* a store from a newer lqa-ingest is refused with both versions named */
+    char newer[600];
+    snprintf(newer, sizeof newer, "%s/newer.db", lqa_test_tmpdir());
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(newer, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "CREATE TABLE documents(id); PRAGMA user_version = 7;", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    lqa_buf_clear(&out);
+    assert_int_equal(lqa_test_run(&out, "%s add --db %s %s/good", tool, newer, g_dir), 1);
+    assert_non_null(strstr(out.data, "schema version 7, this lqa-ingest reads 2"));
     lqa_buf_free(&out);
 }
 
