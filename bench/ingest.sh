@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# bench/ingest.sh: lqa-ingest throughput (MB of input per second) on the default corpus, beside
+# `xmllint --stream --noout` (libxml2's streaming parser, doing nothing with the content) over
+# the same XHTML files in the same run. Prints a Markdown block for bench/RESULTS.md
+# ("Ingest: throughput"). Usage: bench/ingest.sh [BUILD_DIR] [RUNS]
+set -euo pipefail
+BUILD=${1:-build}
+RUNS=${2:-3}
+TOOL="$BUILD/lqa-ingest"
+[ -x "$TOOL" ] || { echo "bench/ingest.sh: $TOOL not built (make)" >&2; exit 1; }
+scripts/corpus.sh build/corpus
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+export LQA_PROGRESS=0
+
+mb() { du -cbL "$@" | tail -1 | awk '{printf "%.2f", $1 / 1e6}'; }
+best() { sort -n | head -1; }  # best of RUNS: the least disturbed by other load
+secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1 || true; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", b - a }'; }
+
+mapfile -t html < <(find build/corpus/postgresql build/corpus/debian-reference -name '*.html' | sort)
+all_mb=$(mb build/corpus)
+html_mb=$(mb "${html[@]}")
+
+t_all=$(for i in $(seq "$RUNS"); do rm -f "$TMP"/a.db*; secs "$TOOL" add -q --join --db "$TMP/a.db" build/corpus; done | best)
+t_html=$(for i in $(seq "$RUNS"); do rm -f "$TMP"/h.db*; secs "$TOOL" add -q --join --db "$TMP/h.db" build/corpus/postgresql build/corpus/debian-reference; done | best)
+t_xml=$(for i in $(seq "$RUNS"); do secs xmllint --stream --noout "${html[@]}"; done | best)
+pairs=$(sqlite3 "$TMP/a.db" "SELECT count(*) FROM qa")
+
+rate() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+r_all=$(rate "$all_mb" "$t_all"); r_html=$(rate "$html_mb" "$t_html"); r_xml=$(rate "$html_mb" "$t_xml")
+ratio=$(rate "$r_html" "$r_xml")
+cat <<EOR
+### Ingest: throughput
+
+$(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'),
+$(xmllint --version 2>&1 | head -1), best of $RUNS runs (machine shared with other work: absolute
+figures are noisy; the ratio is measured in the same run).
+
+| what | input | time | throughput |
+|---|---|---|---|
+| lqa-ingest add --join, whole default corpus ($pairs QA pairs) | ${all_mb} MB | ${t_all} s | ${r_all} MB/s |
+| lqa-ingest add --join, the XHTML files only | ${html_mb} MB | ${t_html} s | ${r_html} MB/s |
+| xmllint --stream --noout, the same XHTML files | ${html_mb} MB | ${t_xml} s | ${r_xml} MB/s |
+
+Ratio lqa-ingest / xmllint --stream on the same files: **${ratio}** (goal: >= 0.5).
+EOR
