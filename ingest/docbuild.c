@@ -375,6 +375,30 @@ static int row_is_empty(const table_row *r) {
     return 1;
 }
 
+/* Columns empty in every row (layout tables: an admonition's icon column) carry nothing. */
+static void drop_empty_columns(lqa_db_table *t) {
+    for (int c = MAX_TABLE_COLS - 1; c >= 0; c--) {
+        int used = 0, present = 0;
+        for (int i = 0; i < t->n_rows && !used; i++) {
+            table_row *r = &t->rows[i];
+            if (c < r->n) present = 1;
+            if (c < r->n && r->cells[c] && r->cells[c][0]) used = 1;
+        }
+        if (used || !present) continue;
+        for (int i = 0; i < t->n_rows; i++) {
+            table_row *r = &t->rows[i];
+            if (c >= r->n) continue;
+            free(r->cells[c]);
+            memmove(r->cells + c, r->cells + c + 1, (size_t)(MAX_TABLE_COLS - c - 1) * sizeof *r->cells);
+            memmove(r->cont + c, r->cont + c + 1, (size_t)(MAX_TABLE_COLS - c - 1));
+            r->cells[MAX_TABLE_COLS - 1] = NULL;
+            r->cont[MAX_TABLE_COLS - 1] = 0;
+            if (c + 1 < r->n && r->cont[c]) r->cont[c] = 0; /* its left neighbour is gone */
+            r->n--;
+        }
+    }
+}
+
 /* Writes one row as "a | b | c", recording spans of its cells at out row index. */
 static void render_row(lqa_docbuild *b, const table_row *r, int n_cols, lqa_table *out, int row) {
     lqa_buf *text = &b->doc->text;
@@ -400,6 +424,7 @@ int lqa_db_table_end(lqa_docbuild *b) {
     if (!t) return -1;
     finish_row(t);
     b->table = NULL;
+    drop_empty_columns(t);
     int n_cols = 0, n_rows = 0;
     for (int i = 0; i < t->n_rows; i++) {
         if (row_is_empty(&t->rows[i])) continue;

@@ -1,11 +1,269 @@
-/* join.c: multi-page HTML manuals as one document (work in progress). */
+/* join.c: multi-page HTML manuals as one long document (--join). lqa_manual_reading_order
+ * follows the table of contents from the index page depth-first (each page's own TOC links
+ * after it, first visit wins) and appends the pages no TOC links to, by name;
+ * lqa_parse_joined parses the pages in that order into ONE document, keeping every page's
+ * headings as sections. */
 #include "ingest/xml_internal.h"
 
-int lqa_parse_joined(const char *const *paths, int n_paths, const lqa_parse_opts *opts, lqa_doc_sink sink,
-                     void *ctx, lqa_err *err) {
-    return lqa_err_set(err, "--join is not supported yet");
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "common/fileio.h"
+#include "common/hash.h"
+
+#define MAX_PAGE_BYTES ((size_t)256 << 20)
+#define MAX_PAGES 100000
+
+/* ---- reading order --------------------------------------------------------------------------- */
+
+typedef struct page_list {
+    char **paths; /* real paths */
+    int n, cap;
+} page_list;
+
+static int list_has(const page_list *l, const char *path) {
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->paths[i], path) == 0) return 1;
+    return 0;
+}
+
+static void list_add(page_list *l, const char *path) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->paths = lqa_realloc(l->paths, (size_t)l->cap * sizeof *l->paths);
+    }
+    l->paths[l->n++] = lqa_strdup(path);
+}
+
+static void list_free(page_list *l) {
+    for (int i = 0; i < l->n; i++) free(l->paths[i]);
+    free(l->paths);
+    memset(l, 0, sizeof *l);
+}
+
+static int is_html_name(const char *name) {
+    const char *dot = strrchr(name, '.');
+    return dot && (!strcasecmp(dot, ".html") || !strcasecmp(dot, ".htm") || !strcasecmp(dot, ".xhtml"));
+}
+
+/* A link target as a real path inside root, or NULL (external, not HTML, missing, outside). */
+static char *resolve_link(const char *page_dir, const char *root, const char *href) {
+    if (!href || !*href || href[0] == '#' || strchr(href, ':')) return NULL; /* http:, mailto:, ... */
+    size_t n = strcspn(href, "#?");
+    if (n == 0) return NULL;
+    char rel[PATH_MAX];
+    if (n >= sizeof rel) return NULL;
+    /* %XX escapes in file names */
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 1 < sizeof rel; i++) {
+        if (href[i] == '%' && i + 2 < n && strchr("0123456789abcdefABCDEF", href[i + 1]) &&
+            strchr("0123456789abcdefABCDEF", href[i + 2])) {
+            char hex[3] = {href[i + 1], href[i + 2], 0};
+            rel[k++] = (char)strtol(hex, NULL, 16);
+            i += 2;
+        } else {
+            rel[k++] = href[i];
+        }
+    }
+    rel[k] = '\0';
+    if (!is_html_name(rel)) return NULL;
+    char *joined = rel[0] == '/' ? lqa_strdup(rel) : lqa_path_join(page_dir, rel);
+    char *real = realpath(joined, NULL);
+    free(joined);
+    if (!real) return NULL;
+    size_t rl = strlen(root);
+    if (strncmp(real, root, rl) != 0 || (real[rl] != '/' && real[rl] != '\0') || lqa_is_dir(real)) {
+        free(real);
+        return NULL;
+    }
+    return real;
+}
+
+static int inside_class(const xmlNode *n, const char *cls, const xmlNode *stop) {
+    for (const xmlNode *p = n; p && p != stop && p->type == XML_ELEMENT_NODE; p = p->parent)
+        if (xn_has_class(p, cls)) return 1;
+    return 0;
+}
+
+static int has_toc(const xmlNode *n) {
+    for (const xmlNode *c = n->children; c; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE) continue;
+        if (xn_has_class(c, "toc") || xn_has_class(c, "toctree-wrapper") || has_toc(c)) return 1;
+    }
+    return 0;
+}
+
+/* Links of a page in document order: inside its TOC elements when it has any, else (for the
+ * index page only) every link outside navigation chrome. */
+static void collect_links(const xmlNode *n, int toc_only, const xmlNode *root, const xml_walk *rules,
+                          page_list *hrefs) {
+    for (const xmlNode *c = n->children; c; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE) continue;
+        /* the walker skips TOC lists as text; here they are what we follow */
+        int toc_elem = xn_has_class(c, "toc") || xn_has_class(c, "toctree-wrapper");
+        if (!toc_elem && xw_skipped(rules, c)) continue;
+        if (xn_is(c, "a")) {
+            const char *href = xn_attr(c, "href");
+            int ok = !toc_only || inside_class(c, "toc", root) || inside_class(c, "toctree-wrapper", root);
+            if (href && ok) list_add(hrefs, href);
+        }
+        collect_links(c, toc_only, root, rules, hrefs);
+    }
+}
+
+static int page_links(const char *path, page_list *hrefs, int is_index, lqa_err *err) {
+    char *data;
+    size_t len;
+    if (lqa_input_read_all(path, MAX_PAGE_BYTES, &data, &len, err) < 0) return -1;
+    xmlDoc *doc = lqa_html_read(path, data, len, NULL, err);
+    free(data);
+    if (!doc) return -1;
+    xmlNode *root = xmlDocGetRootElement(doc);
+    xml_walk rules = {.html = 1};
+    int toc = has_toc(root);
+    if (toc || is_index) collect_links(root, toc, root, &rules, hrefs);
+    xmlFreeDoc(doc);
+    return 0;
+}
+
+static char *dir_of(const char *path) {
+    char *d = lqa_strdup(path);
+    char *slash = strrchr(d, '/');
+    if (slash) *slash = '\0';
+    else strcpy(d, ".");
+    return d;
+}
+
+/* Depth-first over TOC links with an explicit stack (manuals can be thousands of pages). */
+static int follow_toc(const char *index_real, const char *root, page_list *order, lqa_err *err) {
+    page_list stack = {0};
+    list_add(&stack, index_real);
+    int rc = 0;
+    while (stack.n > 0 && order->n < MAX_PAGES) {
+        char *page = stack.paths[--stack.n];
+        if (list_has(order, page)) {
+            free(page);
+            continue;
+        }
+        list_add(order, page);
+        page_list hrefs = {0};
+        lqa_err perr;
+        if (page_links(page, &hrefs, order->n == 1, &perr) < 0) {
+            if (order->n == 1) rc = lqa_err_set(err, "%s", perr.msg); /* the index itself must parse */
+            free(page);
+            list_free(&hrefs);
+            if (rc) break;
+            continue;
+        }
+        char *dir = dir_of(page);
+        /* push in reverse so the first link is visited first */
+        for (int i = hrefs.n - 1; i >= 0; i--) {
+            char *target = resolve_link(dir, root, hrefs.paths[i]);
+            if (target && !list_has(order, target)) list_add(&stack, target);
+            free(target);
+        }
+        free(dir);
+        free(page);
+        list_free(&hrefs);
+    }
+    list_free(&stack);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Landing and index pages that are no part of the reading (a language chooser, the term index,
+ * search pages) are not appended. */
+static int is_auxiliary(const char *name) {
+    static const char *const prefixes[] = {"index", "genindex", "search", "bookindex", "py-modindex", NULL};
+    for (int i = 0; prefixes[i]; i++)
+        if (!strncasecmp(name, prefixes[i], strlen(prefixes[i]))) return 1;
+    return 0;
+}
+
+static void append_unlinked(const char *root, page_list *order) {
+    DIR *d = opendir(root);
+    if (!d) return;
+    page_list names = {0};
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.' && is_html_name(e->d_name) && !is_auxiliary(e->d_name)) list_add(&names, e->d_name);
+    closedir(d);
+    if (names.n) qsort(names.paths, (size_t)names.n, sizeof *names.paths, cmp_str);
+    for (int i = 0; i < names.n && order->n < MAX_PAGES; i++) {
+        char *joined = lqa_path_join(root, names.paths[i]);
+        char *real = realpath(joined, NULL);
+        if (real && !lqa_is_dir(real) && !list_has(order, real)) list_add(order, real);
+        free(real);
+        free(joined);
+    }
+    list_free(&names);
 }
 
 int lqa_manual_reading_order(const char *index_path, char ***paths, int *n_paths, lqa_err *err) {
-    return lqa_err_set(err, "%s: --join is not supported yet", index_path);
+    *paths = NULL;
+    *n_paths = 0;
+    char *index_real = realpath(index_path, NULL);
+    if (!index_real) return lqa_err_set(err, "%s: cannot open: %s", index_path, strerror(errno));
+    char *root = dir_of(index_real);
+    page_list order = {0};
+    int rc = follow_toc(index_real, root, &order, err);
+    if (rc == 0) append_unlinked(root, &order);
+    free(root);
+    free(index_real);
+    if (rc < 0) {
+        list_free(&order);
+        return -1;
+    }
+    *paths = order.paths;
+    *n_paths = order.n;
+    return 0;
+}
+
+/* ---- one document from many pages -------------------------------------------------------------- */
+
+int lqa_parse_joined(const char *const *paths, int n_paths, const lqa_parse_opts *opts, lqa_doc_sink sink,
+                     void *ctx, lqa_err *err) {
+    if (n_paths <= 0) return lqa_err_set(err, "--join: no pages given, expected the pages of one manual");
+    lqa_doc doc;
+    lqa_doc_init(&doc, paths[0], "html");
+    xml_walk w;
+    xw_init(&w, &doc, paths[0], opts, lqa_html_element);
+    w.html = 1;
+    int parsed = 0;
+    lqa_err first = {{0}};
+    for (int i = 0; i < n_paths; i++) {
+        char *data;
+        size_t len;
+        lqa_err perr;
+        xmlDoc *x = NULL;
+        if (lqa_input_read_all(paths[i], MAX_PAGE_BYTES, &data, &len, &perr) == 0) {
+            x = lqa_html_read(paths[i], data, len, opts, &perr);
+            free(data);
+        }
+        if (!x) { /* one bad page does not lose the manual */
+            if (!first.msg[0]) first = perr;
+            lqa_xml_warn(opts, "%s (page %d of the joined manual, skipped)", perr.msg, i + 1);
+            continue;
+        }
+        w.path = paths[i];
+        lqa_db_para(&w.b);
+        lqa_html_walk_page(&w, x, parsed == 0);
+        xmlFreeDoc(x);
+        parsed++;
+    }
+    w.path = paths[0];
+    xw_finish(&w);
+    if (parsed == 0 || doc.text.len == 0) {
+        lqa_doc_free(&doc);
+        return lqa_err_set(err, "%s", first.msg[0] ? first.msg : "--join: no text in any page");
+    }
+    sink(&doc, ctx);
+    lqa_doc_free(&doc);
+    return 0;
 }

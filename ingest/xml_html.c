@@ -53,11 +53,55 @@ static void definition_list(xml_walk *w, xmlNode *dl) {
     for (int i = 0; i < n_terms; i++) xw_block(w, terms[i]); /* terms with no definition */
 }
 
+/* DocBook-XSL titles all chunks' headings h1/h2 whatever their depth; the level is in the
+ * class of the division around the heading's div.titlepage. */
+static const struct { const char *cls; int level; } xsl_levels[] = {
+    {"set", 1}, {"book", 1}, {"part", 2}, {"chapter", 3}, {"appendix", 3}, {"preface", 3}, {"reference", 3},
+    {"article", 3}, {"glossary", 3}, {"bibliography", 3}, {"index", 3}, {"sect1", 4}, {"refentry", 4},
+    {"sect2", 5}, {"refsect1", 5}, {"sect3", 6}, {"refsect2", 6}, {"sect4", 7}, {"sect5", 8}, {NULL, 0}};
+
+static int xsl_class_level(const xmlNode *div) {
+    for (int i = 0; xsl_levels[i].cls; i++)
+        if (xn_has_class(div, xsl_levels[i].cls)) return xsl_levels[i].level;
+    return 0;
+}
+
+static int is_xsl_section(const xmlNode *div) {
+    return xn_is(div, "div") && (xn_has_class(div, "section") || xn_has_class(div, "simplesect"));
+}
+
+static int docbook_xsl_level(const xmlNode *h) {
+    const xmlNode *p = h->parent;
+    for (int up = 0; p && up < 5 && !(xn_is(p, "div") && xn_has_class(p, "titlepage")); up++) p = p->parent;
+    if (!p || !xn_is(p, "div") || !xn_has_class(p, "titlepage")) return 0;
+    const xmlNode *division = p->parent;
+    if (!division || !xn_is(division, "div")) return 0;
+    if (!is_xsl_section(division)) return xsl_class_level(division);
+    /* "section" divisions nest: the container's level + the depth of sections */
+    int depth = 0;
+    for (const xmlNode *q = division; q && q->type == XML_ELEMENT_NODE; q = q->parent) {
+        if (is_xsl_section(q)) depth++;
+        else if (xn_is(q, "div") && xsl_class_level(q)) return xsl_class_level(q) + depth;
+    }
+    return 3 + depth;
+}
+
+static int in_admonition(const xmlNode *h) {
+    static const char *const kinds[] = {"note", "tip", "warning", "caution", "important", "sidebar", "admonition",
+                                        NULL};
+    for (const xmlNode *p = h->parent; p && p->type == XML_ELEMENT_NODE; p = p->parent)
+        for (int i = 0; kinds[i]; i++)
+            if (xn_has_class(p, kinds[i])) return 1;
+    return 0;
+}
+
 int lqa_html_element(xml_walk *w, xmlNode *n) {
     const char *name = (const char *)n->name;
     if (name[0] == 'h' && name[1] >= '1' && name[1] <= '6' && name[2] == '\0') {
-        if (w->in_table) return 0;
-        xw_section_from(w, name[1] - '0', n, NULL);
+        if (w->in_table || in_admonition(n)) return 0; /* a note's title is no section */
+        int level = docbook_xsl_level(n);
+        if (level && !xn_has_class(n, "title")) return 0; /* author, subtitle lines of a title page */
+        xw_section_from(w, level ? level : name[1] - '0', n, NULL);
         return 1;
     }
     if (xn_is(n, "table")) {
