@@ -80,6 +80,16 @@ static int check_text_bytes(const char *path, const char *s, size_t n, lqa_err *
     return 0;
 }
 
+/* JSON opens with '[' then a value or ']', or '{' then a key or '}'; "[Usenet] text" and
+ * "{braces} in prose" are text. */
+static int looks_like_json(const char *s, size_t n) {
+    size_t i = 1;
+    while (i < n && strchr(" \t\r\n", s[i])) i++;
+    if (i == n) return 1;
+    if (s[0] == '{') return s[i] == '"' || s[i] == '}';
+    return strchr("{[\"-0123456789tfn]", s[i]) != NULL;
+}
+
 static const char *sniff_format(const char *path, const char *head, size_t n, lqa_err *err) {
     if (is_epub(head, n)) return "epub";
     if (check_text_bytes(path, head, n, err) < 0) return NULL;
@@ -98,7 +108,7 @@ static const char *sniff_format(const char *path, const char *head, size_t n, lq
                         path, line_of(head, i));
         return fmt;
     }
-    if (head[i] == '[' || head[i] == '{') {
+    if ((head[i] == '[' || head[i] == '{') && looks_like_json(head + i, n - i)) {
         const char *fmt = lqa_qaset_sniff(head, n);
         if (!fmt)
             lqa_err_set(err, "%s:%ld: JSON that is not a known QA set, expected an Alpaca/LongAlpaca array "

@@ -593,10 +593,18 @@ static void title_from_path(lqa_docbuild *b, const char *path) {
 int lqa_text_parse(const char *path, const char *data, size_t len, const char *format, const lqa_parse_opts *opts,
                    lqa_doc_sink sink, void *ctx, lqa_err *err) {
     text_parser p = {.path = path, .markdown = format && !strcmp(format, "markdown"), .chapter = -1};
+    p.lines = split_lines(data, len, &p.n_lines);
+    size_t max_line = opts && opts->max_text_node ? opts->max_text_node : (size_t)16 << 20;
+    for (long i = 0; i < p.n_lines; i++) {
+        if (p.lines[i].n <= max_line) continue;
+        lqa_err_set(err, "%s:%ld: a line of %zu bytes, more than the %zu-byte limit for one text node", path, i + 1,
+                    p.lines[i].n, max_line);
+        free(p.lines);
+        return -1;
+    }
     lqa_doc doc;
     lqa_doc_init(&doc, path, p.markdown ? "markdown" : "text");
     lqa_db_init(&p.b, &doc);
-    p.lines = split_lines(data, len, &p.n_lines);
     analyse(&p);
     if (p.verse_mode) title_from_path(&p.b, path); /* else the first book would name it */
     title_from_first_line(&p);

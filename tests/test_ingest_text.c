@@ -318,6 +318,52 @@ static void test_sniff_text_vs_markdown(void **state) {
     lqa_buf_free(&md);
 }
 
+/* Prose that opens with a bracket is text, not broken JSON. */
+static void test_bracket_prose_is_text(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed() + 4);
+    lqa_buf b = {0};
+    lqa_buf_puts(&b, lqa_rng_below(&r, 2) ? "[Usenet] " : "{braces} ");
+    char *s = random_sentence(&r);
+    lqa_buf_puts(&b, s);
+    free(s);
+    char *path = write_tmp("bracket.txt", &b);
+    doc_list l;
+    lqa_err err;
+    assert_int_equal(parse_collect(path, NULL, &l, &err), 0);
+    assert_string_equal(l.docs[0].format, "text");
+    doc_list_free(&l);
+    free(path);
+    lqa_buf_free(&b);
+}
+
+/* One line over opts->max_text_node is refused with its line number. */
+static void test_line_limit(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed() + 5);
+    lqa_buf b = {0};
+    int before = 1 + (int)lqa_rng_below(&r, 20);
+    for (int i = 0; i < before; i++) lqa_buf_puts(&b, "a short line\n");
+    size_t n = 2000 + lqa_rng_below(&r, 5000);
+    for (size_t i = 0; i < n; i++) lqa_buf_putc(&b, (char)('a' + lqa_rng_below(&r, 26)));
+    lqa_buf_puts(&b, "\nlast line\n");
+    char *path = write_tmp("longline.txt", &b);
+    lqa_parse_opts opts = {.max_text_node = 1000};
+    doc_list l = {0};
+    lqa_err err;
+    assert_int_equal(lqa_parse_path(path, &opts, collect_doc, &l, &err), -1);
+    char want[600];
+    snprintf(want, sizeof want, "%s:%d: a line of %zu bytes", path, before + 1, n);
+    if (!strstr(err.msg, want)) fail_msg("expected '%s' in: %s", want, err.msg);
+    assert_int_equal(l.n, 0);
+    opts.max_text_node = 0; /* the default (16 MiB) lets it through */
+    assert_int_equal(lqa_parse_path(path, &opts, collect_doc, &l, &err), 0);
+    assert_int_equal(l.n, 1);
+    doc_list_free(&l);
+    free(path);
+    lqa_buf_free(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_markdown_fixture),
@@ -328,6 +374,8 @@ int main(void) {
         cmocka_unit_test(test_random_lexicon),
         cmocka_unit_test(test_random_markdown_table),
         cmocka_unit_test(test_sniff_text_vs_markdown),
+        cmocka_unit_test(test_bracket_prose_is_text),
+        cmocka_unit_test(test_line_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
