@@ -1,0 +1,159 @@
+/* test_eval_report.c: `lqa-eval report` on random results files: both documents are written,
+ * the HTML is self-contained (no script, nothing fetched), every run appears in the summary with
+ * its own numbers, one heatmap per run with passkey results, one line per run in the perplexity
+ * chart, text from the results is escaped; a file that is not a results file is refused with
+ * its name and nothing is written. */
+#include "tests/testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fileio.h"
+#include "common/json.h"
+#include "common/rng.h"
+
+static json_t *random_results(lqa_rng *r, const char *name, int with_qa, double *em_out) {
+    int lengths[] = {256, 512, 1024, 2048};
+    double depths[] = {0, 0.5, 1};
+    json_t *cells = json_array(), *points = json_array(), *lj = json_array(), *dj = json_array();
+    for (int l = 0; l < 4; l++) {
+        json_array_append_new(lj, json_integer(lengths[l]));
+        json_array_append_new(points, json_pack("{s:i, s:i, s:f, s:f}", "length", lengths[l], "tokens", 1000, "nll",
+                                                1.0, "ppl", 5 + 20 * lqa_rng_uniform(r)));
+        for (int d = 0; d < 3; d++) {
+            int correct = (int)lqa_rng_below(r, 6);
+            json_array_append_new(cells, json_pack("{s:i, s:f, s:i, s:i, s:f, s:s}", "length", lengths[l], "depth",
+                                                   depths[d], "trials", 5, "correct", correct, "accuracy",
+                                                   correct / 5.0, "sample", "key 1, generated \"1\""));
+        }
+    }
+    for (int d = 0; d < 3; d++) json_array_append_new(dj, json_real(depths[d]));
+    json_t *tasks = json_pack("{s:{s:{s:s, s:i, s:o, s:o}, s:f, s:i, s:o}, s:{s:{s:s, s:i}, s:o}}", "passkey",
+                              "settings", "filler", "paper", "trials", 5, "lengths", lj, "depths", dj, "accuracy",
+                              lqa_rng_uniform(r), "prompts", 60, "cells", cells, "ppl", "settings", "split", "test",
+                              "stride", 256, "points", points);
+    *em_out = lqa_rng_uniform(r);
+    if (with_qa) {
+        json_t *by_kind = json_object(), *by_len = json_object();
+        const char *kinds[] = {"section", "table", "multihop"};
+        for (int k = 0; k < 3; k++)
+            json_object_set_new(by_kind, kinds[k], json_pack("{s:i, s:f, s:f, s:f}", "n", 3, "em", lqa_rng_uniform(r),
+                                                             "f1", lqa_rng_uniform(r), "contained", lqa_rng_uniform(r)));
+        json_object_set_new(by_len, "<=1024", json_pack("{s:i, s:f, s:f, s:f}", "n", 4, "em", 0.5, "f1", 0.6, "contained", 0.7));
+        json_object_set_new(by_len, ">2048", json_pack("{s:i, s:f, s:f, s:f}", "n", 5, "em", 0.1, "f1", 0.2, "contained", 0.3));
+        json_object_set_new(tasks, "qa", json_pack("{s:{s:s}, s:i, s:f, s:f, s:f, s:o, s:o, s:[]}", "settings", "split",
+                                                   "test", "n", 9, "em", *em_out, "f1", 0.5, "contained", 0.5,
+                                                   "by_kind", by_kind, "by_length", by_len, "items"));
+    }
+    return json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:i, s:i}, s:o, s:{s:f}}", "schema", "lqa-eval-results/1",
+                     "created", "2026-01-01T00:00:00Z", "host", "test", "model", "name", name, "dir", "/m", "settings",
+                     "ctx", 2048, "trials", 5, "tasks", tasks, "timing", "wall_s", 1.0);
+}
+
+static char *read_all(const char *path) {
+    char *data = NULL;
+    size_t n;
+    lqa_err err;
+    if (lqa_read_file(path, &data, &n, &err)) fail_msg("%s", err.msg);
+    return data;
+}
+
+static int count(const char *hay, const char *needle) {
+    int n = 0;
+    size_t len = strlen(needle);
+    for (size_t i = 0; hay[i]; i++) n += strncmp(hay + i, needle, len) == 0;
+    return n;
+}
+
+static void test_report_of_several_runs(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed());
+    const char *dir = lqa_test_tmpdir();
+    const char *names[] = {"base", "lora", "longlora <b>&</b>"};
+    double em[3];
+    lqa_buf args = {0};
+    for (int i = 0; i < 3; i++) {
+        char file[32];
+        snprintf(file, sizeof file, "r%d.json", i);
+        char *path = lqa_path_join(dir, file);
+        json_t *j = random_results(&r, names[i], i != 1, &em[i]);
+        assert_int_equal(lqa_json_write_file(path, j, NULL), 0);
+        json_decref(j);
+        lqa_buf_printf(&args, " %s", path);
+        free(path);
+    }
+    char *out = lqa_path_join(dir, "report");
+    lqa_buf log = {0};
+    int rc = lqa_test_run(&log, "%s report%s -o %s", lqa_test_tool("lqa-eval"), args.data, out);
+    if (rc) fail_msg("lqa-eval report failed: %s", log.data);
+    char *html_path = lqa_path_join(out, "report.html"), *md_path = lqa_path_join(out, "report.md");
+    char *html = read_all(html_path), *md = read_all(md_path);
+    /* self-contained: no scripts, no external references (the SVG namespace is a name, not a fetch) */
+    assert_int_equal(count(html, "<script"), 0);
+    assert_int_equal(count(html, "src="), 0);
+    assert_int_equal(count(html, "href="), 0);
+    assert_int_equal(count(html, "http"), count(html, "http://www.w3.org/2000/svg"));
+    /* one heatmap per run, one ppl chart with one line per run, QA charts by kind and length */
+    assert_int_equal(count(html, "<svg"), 3 + 1 + 2);
+    assert_int_equal(count(html, "<polyline"), 3);
+    for (int i = 0; i < 3; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "%.1f", 100 * em[i]);
+        if (i != 1 && !strstr(md, want)) fail_msg("summary lacks run %d's EM %s", i, want);
+    }
+    /* names are escaped in HTML, kept in markdown */
+    assert_null(strstr(html, "<b>&</b>"));
+    assert_non_null(strstr(html, "longlora &lt;b&gt;&amp;&lt;/b&gt;"));
+    assert_non_null(strstr(md, "longlora <b>&</b>"));
+    assert_non_null(strstr(md, "![Perplexity against context length](ppl.svg)"));
+    char *svg = lqa_path_join(out, "ppl.svg");
+    assert_true(lqa_path_exists(svg));
+    free(svg);
+    /* sections present in both */
+    const char *sections[] = {"Summary", "QA accuracy by kind", "Passkey retrieval", "Perplexity against context length",
+                              "Settings of every run"};
+    for (int i = 0; i < 5; i++) {
+        assert_non_null(strstr(md, sections[i]));
+        assert_non_null(strstr(html, sections[i]));
+    }
+    free(html);
+    free(md);
+    free(html_path);
+    free(md_path);
+    free(out);
+    lqa_buf_free(&args);
+    lqa_buf_free(&log);
+}
+
+static void test_bad_inputs_are_refused(void **state) {
+    const char *dir = lqa_test_tmpdir();
+    char *bad = lqa_path_join(dir, "bad.json"), *other = lqa_path_join(dir, "other.json"),
+         *out = lqa_path_join(dir, "never");
+    lqa_test_write(bad, "{\"schema\": \"lqa-eval-results/1\",\n  \"tasks\": {", 45);
+    lqa_test_write(other, "{\"schema\": \"something-else\"}", 28);
+    lqa_buf log = {0};
+    assert_int_not_equal(lqa_test_run(&log, "%s report %s -o %s", lqa_test_tool("lqa-eval"), bad, out), 0);
+    assert_non_null(strstr(log.data, "bad.json:"));
+    lqa_buf_clear(&log);
+    assert_int_not_equal(lqa_test_run(&log, "%s report %s -o %s", lqa_test_tool("lqa-eval"), other, out), 0);
+    assert_non_null(strstr(log.data, "other.json"));
+    assert_non_null(strstr(log.data, "expected an lqa-eval results file"));
+    assert_false(lqa_path_exists(out));
+    lqa_buf_clear(&log);
+    assert_int_not_equal(lqa_test_run(&log, "%s report %s", lqa_test_tool("lqa-eval"), other), 0);
+    assert_non_null(strstr(log.data, "-o REPORT_DIR"));
+    lqa_buf_free(&log);
+    free(bad);
+    free(other);
+    free(out);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_report_of_several_runs),
+        cmocka_unit_test(test_bad_inputs_are_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
