@@ -382,6 +382,10 @@ static int hand_over(lqa_doc *doc, lqa_doc_sink sink, void *ctx, lqa_err *err) {
 
 int lqa_xml_parse_buffer(const char *path, const char *data, size_t len, const char *format,
                          const lqa_parse_opts *opts, lqa_doc_sink sink, void *ctx, lqa_err *err) {
+    const char *nul = memchr(data, '\0', len);
+    if (nul)
+        return lqa_err_set(err, "%s:%ld: binary data (a NUL byte at byte %zu), expected XML or HTML text", path,
+                           line_at(data, (size_t)(nul - data)), (size_t)(nul - data));
     if (!format || !strcmp(format, "auto")) format = lqa_xml_sniff(data, len);
     if (!format) return lqa_err_set(err, "%s:1: not a known XML/HTML format, expected XHTML/HTML, DocBook, JATS, TEI or Mallard", path);
     if (!strcmp(format, "xhtml")) format = "html";

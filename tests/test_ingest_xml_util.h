@@ -24,7 +24,7 @@ typedef struct xt_docs {
 } xt_docs;
 
 /* Takes the document over (the parser frees what is left in *doc: nothing). */
-static int xt_sink(lqa_doc *doc, void *ctx) {
+static inline int xt_sink(lqa_doc *doc, void *ctx) {
     xt_docs *c = ctx;
     if (c->n == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 8;
@@ -35,35 +35,35 @@ static int xt_sink(lqa_doc *doc, void *ctx) {
     return c->stop_after > 0 && c->n >= c->stop_after;
 }
 
-static void xt_warn(const char *msg, void *ctx) {
+static inline void xt_warn(const char *msg, void *ctx) {
     xt_docs *c = ctx;
     lqa_buf_puts(&c->warnings, msg);
     lqa_buf_putc(&c->warnings, '\n');
     c->n_warnings++;
 }
 
-static void xt_docs_free(xt_docs *c) {
+static inline void xt_docs_free(xt_docs *c) {
     for (int i = 0; i < c->n; i++) lqa_doc_free(&c->docs[i]);
     free(c->docs);
     lqa_buf_free(&c->warnings);
     memset(c, 0, sizeof *c);
 }
 
-static lqa_parse_opts xt_opts(xt_docs *c) {
+static inline lqa_parse_opts xt_opts(xt_docs *c) {
     lqa_parse_opts o = {0};
     o.warn = xt_warn;
     o.warn_ctx = c;
     return o;
 }
 
-static lqa_err xt_last_err;
+static lqa_err xt_last_err __attribute__((unused));
 
-static int xt_parse_buffer(const char *path, const char *data, size_t len, const char *fmt, xt_docs *c) {
+static inline int xt_parse_buffer(const char *path, const char *data, size_t len, const char *fmt, xt_docs *c) {
     lqa_parse_opts o = xt_opts(c);
     return lqa_xml_parse_buffer(path, data, len, fmt, &o, xt_sink, c, &xt_last_err);
 }
 
-static int xt_parse_fixture(const char *name, const char *fmt, xt_docs *c) {
+static inline int xt_parse_fixture(const char *name, const char *fmt, xt_docs *c) {
     char *dir = lqa_path_join(lqa_test_fixtures(), "xml"), *path = lqa_path_join(dir, name);
     char *data;
     size_t len;
@@ -76,52 +76,52 @@ static int xt_parse_fixture(const char *name, const char *fmt, xt_docs *c) {
     return rc;
 }
 
-static int xt_span_is(const lqa_doc *d, lqa_span s, const char *want) {
+static inline int xt_span_is(const lqa_doc *d, lqa_span s, const char *want) {
     size_t n = strlen(want);
     return s.end >= s.start && s.end - s.start == n && s.end <= d->text.len &&
            memcmp(d->text.data + s.start, want, n) == 0;
 }
 
-static int xt_span_starts(const lqa_doc *d, lqa_span s, const char *want) {
+static inline int xt_span_starts(const lqa_doc *d, lqa_span s, const char *want) {
     size_t n = strlen(want);
     return s.end - s.start >= n && memcmp(d->text.data + s.start, want, n) == 0;
 }
 
-static int xt_section(const lqa_doc *d, const char *title) {
+static inline int xt_section(const lqa_doc *d, const char *title) {
     for (int i = 0; i < d->n_sections; i++)
         if (strcmp(d->sections[i].title, title) == 0) return i;
     return -1;
 }
 
-static int xt_def(const lqa_doc *d, const char *term) {
+static inline int xt_def(const lqa_doc *d, const char *term) {
     for (int i = 0; i < d->n_defs; i++)
         if (strcmp(d->defs[i].term, term) == 0) return i;
     return -1;
 }
 
-static int xt_passage(const lqa_doc *d, const char *label) {
+static inline int xt_passage(const lqa_doc *d, const char *label) {
     for (int i = 0; i < d->n_passages; i++)
         if (strcmp(d->passages[i].label, label) == 0) return i;
     return -1;
 }
 
-static const char *xt_cell(const lqa_table *t, int r, int c) {
+static inline const char *xt_cell(const lqa_table *t, int r, int c) {
     assert_true(r < t->n_rows && c < t->n_cols);
     return t->cells[r * t->n_cols + c];
 }
 
-static int xt_boundary(const lqa_doc *d, size_t off) {
+static inline int xt_boundary(const lqa_doc *d, size_t off) {
     return off == d->text.len || ((unsigned char)d->text.data[off] & 0xC0) != 0x80;
 }
 
-static void xt_check_span(const lqa_doc *d, lqa_span s) {
+static inline void xt_check_span(const lqa_doc *d, lqa_span s) {
     assert_true(s.start <= s.end);
     assert_true(s.end <= d->text.len);
     assert_true(xt_boundary(d, s.start) && xt_boundary(d, s.end));
 }
 
 /* What every parsed document must satisfy. */
-static void xt_check_invariants(const lqa_doc *d) {
+static inline void xt_check_invariants(const lqa_doc *d) {
     assert_non_null(d->text.data);
     assert_int_equal(strlen(d->text.data), d->text.len);
     assert_int_equal(lqa_utf8_repair(d->text.data, d->text.len, NULL, NULL), 0);
