@@ -176,7 +176,8 @@ enum scan_state { BEFORE_ARRAY, BEFORE_ELEM, IN_ELEM, AFTER_ELEM, AFTER_ARRAY };
 
 typedef struct array_scan {
     enum scan_state state;
-    lqa_buf elem;
+    lqa_buf elem;        /* bytes of the element being scanned (completed across chunks) */
+    size_t elem_seen;    /* bytes of the current element seen so far */
     int depth, in_string, escape;
     long line, elem_line, n_elems;
     int after_comma;
@@ -187,12 +188,11 @@ static int scan_syntax_error(const char *path, const array_scan *sc, char c, con
                        sc->n_elems, expected);
 }
 
-/* Feeds one byte to the element currently being scanned; returns 1 when the element ended
- * with this byte (for strings and containers) or 2 when the byte ends a scalar and must be
- * scanned again as a delimiter. */
-static int scan_elem_byte(array_scan *sc, char c) {
+/* Steps the element scanner over one byte: 0 = inside the element, 1 = the element ends with
+ * this byte (a string or container closed), 2 = this byte ends a scalar and is not part of it. */
+static int scan_elem_step(array_scan *sc, char c) {
     if (sc->in_string) {
-        lqa_buf_putc(&sc->elem, c);
+        sc->elem_seen++;
         if (sc->escape) sc->escape = 0;
         else if (c == '\\') sc->escape = 1;
         else if (c == '"') {
@@ -201,8 +201,8 @@ static int scan_elem_byte(array_scan *sc, char c) {
         }
         return 0;
     }
-    if (sc->depth == 0 && sc->elem.len > 0 && (c == ',' || c == ']' || strchr(" \t\r\n", c))) return 2;
-    lqa_buf_putc(&sc->elem, c);
+    if (sc->depth == 0 && sc->elem_seen > 0 && (c == ',' || c == ']' || strchr(" \t\r\n", c))) return 2;
+    sc->elem_seen++;
     if (c == '"') sc->in_string = 1;
     else if (c == '{' || c == '[') sc->depth++;
     else if (c == '}' || c == ']') {
@@ -219,20 +219,28 @@ static int emit_elem(const char *path, array_scan *sc, lqa_json_element_fn fn, v
     return rc;
 }
 
+/* Appends the element bytes p[from, to) (copied in runs, not byte by byte: the scanner's hot path). */
+static int keep_elem_bytes(const char *path, array_scan *sc, const char *p, size_t from, size_t to, lqa_err *err) {
+    lqa_buf_append(&sc->elem, p + from, to - from);
+    if (sc->elem.len > LQA_QASET_MAX_ELEMENT)
+        return lqa_err_set(err, "%s:%ld: array element larger than %zu bytes, refusing", path, sc->elem_line,
+                           LQA_QASET_MAX_ELEMENT);
+    return 0;
+}
+
 /* Scans one chunk; returns 0 to go on, 1 when fn asked to stop, -1 on error. */
 static int scan_chunk(const char *path, array_scan *sc, const char *p, size_t n, lqa_json_element_fn fn, void *ctx,
                       lqa_err *err) {
+    size_t run = 0; /* where the current element's bytes begin in this chunk */
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
         if (sc->state == IN_ELEM) {
-            int r = scan_elem_byte(sc, c);
-            if (sc->elem.len > LQA_QASET_MAX_ELEMENT)
-                return lqa_err_set(err, "%s:%ld: array element larger than %zu bytes, refusing", path, sc->elem_line,
-                                   LQA_QASET_MAX_ELEMENT);
+            int r = scan_elem_step(sc, c);
             if (r == 0) {
                 if (c == '\n') sc->line++;
                 continue;
             }
+            if (keep_elem_bytes(path, sc, p, run, r == 1 ? i + 1 : i, err) < 0) return -1;
             int rc = emit_elem(path, sc, fn, ctx, err);
             if (rc != 0) return rc;
             if (r == 1) continue;
@@ -254,10 +262,9 @@ static int scan_chunk(const char *path, array_scan *sc, const char *p, size_t n,
             sc->state = IN_ELEM;
             sc->elem_line = sc->line;
             sc->depth = sc->in_string = sc->escape = 0;
-            if (scan_elem_byte(sc, c) == 1) {
-                int rc = emit_elem(path, sc, fn, ctx, err);
-                if (rc != 0) return rc;
-            }
+            sc->elem_seen = 0;
+            run = i;
+            scan_elem_step(sc, c); /* an opening byte never ends an element */
             break;
         case AFTER_ELEM:
             if (c == ',') sc->state = BEFORE_ELEM, sc->after_comma = 1;
@@ -269,6 +276,7 @@ static int scan_chunk(const char *path, array_scan *sc, const char *p, size_t n,
         case IN_ELEM: break;
         }
     }
+    if (sc->state == IN_ELEM && keep_elem_bytes(path, sc, p, run, n, err) < 0) return -1;
     return 0;
 }
 
@@ -277,7 +285,7 @@ static int scan_at_eof(const char *path, const array_scan *sc, lqa_err *err) {
     case AFTER_ARRAY: return 0;
     case BEFORE_ARRAY: return lqa_err_set(err, "%s:%ld: no JSON array found, expected '['", path, sc->line);
     case IN_ELEM:
-        if (sc->depth == 0 && !sc->in_string && sc->elem.len > 0) break; /* a trailing scalar */
+        if (sc->depth == 0 && !sc->in_string && sc->elem_seen > 0) break; /* a trailing scalar */
         return lqa_err_set(err, "%s:%ld: JSON array cut in the middle: element %ld, which starts at line %ld, is "
                                 "incomplete (%ld complete elements were kept), expected the rest of the element and "
                                 "the closing ']'",
