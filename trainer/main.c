@@ -7,10 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+
+#include <cblas.h>
 
 #include "common/fileio.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/progress.h"
+#include "common/rng.h"
 #include "common/safetensors.h"
 #include "dataset/tokenizer.h"
 #include "trainer/adapter.h"
@@ -550,6 +555,177 @@ static int cmd_grad(int argc, char **argv) {
     return rc ? fail(&err) : 0;
 }
 
+
+static void bench_add_group(void *ctx, const lqa_tensor_info *ti, float *param, float *grad, int is_lora) {
+    lqa_optim_add(ctx, ti->name, param, grad, ti->numel, strstr(ti->name, "norm.weight") == NULL);
+}
+
+/* ---- bench: time training steps (forward+backward+AdamW) on random tokens ---------------- */
+
+static void bench_help(void) {
+    printf("usage: lqa-sft bench --model MODEL_DIR --ctx N [--steps 3] [--micro-batch 1] [--sgemm N] [flags]\n"
+           "Times training steps (forward + backward + AdamW) on random tokens and prints one JSON line:\n"
+           "tokens/s, the step's matmul + attention FLOPs (as executed, recompute included), GFLOP/s,\n"
+           "peak RSS; with --sgemm N also OpenBLAS sgemm's GFLOP/s for N x N x N and for the model's\n"
+           "largest layer GEMM on the same threads. Training flags:\n%s",
+           TRAIN_FLAGS_HELP);
+}
+
+/* Visible (query, key) pairs of one causal segment of length s. */
+static double causal_pairs(double s) {
+    return s * (s + 1) / 2;
+}
+
+/* Score pairs a head computes for a length-T sequence: full causal, or S2's segments. */
+static double attn_pairs(int T, const lqa_step_opts *so, int shifted) {
+    if (so->attn != LQA_ATTN_S2) return causal_pairs(T);
+    double G = (double)T * so->group_ratio, n = (double)T / G;
+    return shifted ? (n - 1) * causal_pairs(G) + 2 * causal_pairs(G / 2) : n * causal_pairs(G);
+}
+
+typedef struct step_flops {
+    double total, attention;
+} step_flops;
+
+/* FLOPs one training step executes: forward, per-layer recompute with checkpointing, backward
+ * (input gradients always, weight gradients for trained linears; FlashAttention-2's backward is
+ * 5 score-sized matmuls against the forward's 2). LoRA branches included, elementwise ops not. */
+static step_flops count_step_flops(const lqa_model *m, int B, int T, const lqa_step_opts *so) {
+    const lqa_config *c = &m->cfg;
+    double N = (double)B * T, D = c->dim, hd = (double)c->dim / c->n_heads, Hq = c->n_heads * hd,
+           Hkv = c->n_kv_heads * hd, F = c->hidden_dim, V = c->vocab_size, r = m->lora_rank;
+    double layer_w = D * Hq + 2 * D * Hkv + Hq * D + 3 * D * F;
+    double lora_w = 0;
+    double io[7][2] = {{D, Hq}, {D, Hkv}, {D, Hkv}, {Hq, D}, {D, F}, {D, F}, {F, D}};
+    for (int i = 0; i < 7; i++)
+        if (m->lora && (m->lora_targets & (1 << i))) lora_w += r * (io[i][0] + io[i][1]);
+    double pairs = (double)c->n_heads / 2 * (attn_pairs(T, so, 0) + attn_pairs(T, so, 1));
+    double attn_fwd = 4 * hd * pairs * B;
+    double layer_fwd = 2 * N * (layer_w + lora_w) + attn_fwd;
+    double head_fwd = 2 * N * V * D;
+    int full = so->train == LQA_TRAIN_FULL;
+    double layer_bwd = 2 * N * layer_w * (full ? 2 : 1) + 2 * N * lora_w * 2 + 2.5 * attn_fwd;
+    double head_bwd = 2 * N * V * D * (full || c->tie_embeddings ? 2 : 1);
+    double L = c->n_layers;
+    step_flops f;
+    f.total = L * layer_fwd * (so->checkpointing ? 2 : 1) + head_fwd + L * layer_bwd + head_bwd;
+    f.attention = L * attn_fwd * ((so->checkpointing ? 2 : 1) + 2.5);
+    return f;
+}
+
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+/* Best-of-3 GFLOP/s of C[M,N] = A[M,K] B[K,N]^T-free sgemm on the current threads. */
+static double sgemm_gflops(int M, int N, int K) {
+    float *a = lqa_malloc(sizeof(float) * (size_t)M * K), *b = lqa_malloc(sizeof(float) * (size_t)K * N),
+          *c = lqa_malloc(sizeof(float) * (size_t)M * N);
+    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 7) * 0.1f;
+    for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 5) * 0.1f;
+    double best = 1e30;
+    for (int rep = 0; rep < 4; rep++) {
+        double t = lqa_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
+        t = lqa_now() - t;
+        if (rep > 0 && t < best) best = t;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 2.0 * M * N * K / best / 1e9;
+}
+
+static int cmd_bench(int argc, char **argv) {
+    static const struct option opts[] = {TRAIN_LONGOPTS, {"steps", 1, 0, O_STEPS}, {"micro-batch", 1, 0, O_MB},
+                                         {"sgemm", 1, 0, O_SHARD}, {0, 0, 0, 0}};
+    lqa_train_opts o;
+    lqa_train_opts_default(&o);
+    o.steps = 3;
+    long sgemm_n = 0;
+    lqa_err err;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == O_HELP) {
+            bench_help();
+            return 0;
+        }
+        if (c == O_SHARD) {
+            if (parse_long(optarg, 16, 1 << 15, &sgemm_n)) return usage_error("bench", "--sgemm '%s': expected a size", optarg);
+            continue;
+        }
+        int r = c == '?' ? 1 : train_flag(&o, c, optarg, &err);
+        if (r > 0) return usage_error("bench", "%s", "unknown option");
+        if (r < 0) return usage_error("bench", "%s", err.msg);
+    }
+    if (!o.model_dir || !o.ctx) return usage_error("bench", "%s", "--model and --ctx are required");
+    if (o.threads > 0) omp_set_num_threads(o.threads);
+    int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
+    lqa_model m;
+    if (lqa_load_for_training(o.model_dir, NULL, o.ctx, o.train, o.lora_targets, o.lora_rank, o.lora_alpha, o.seed, &m,
+                              &err))
+        return fail(&err);
+    lqa_step_opts so = {o.attn, o.group_ratio, o.train, o.checkpointing, threads};
+    if (lqa_model_check_opts(&m, o.ctx, &so, &err)) {
+        lqa_model_free(&m);
+        return fail(&err);
+    }
+    int B = o.micro_batch, T = o.ctx;
+    size_t n = (size_t)B * T;
+    int32_t *tok = lqa_malloc(n * sizeof(int32_t));
+    uint8_t *mask = lqa_malloc(n);
+    lqa_rng rng;
+    lqa_rng_seed(&rng, o.seed);
+    for (size_t i = 0; i < n; i++) {
+        tok[i] = (int32_t)lqa_rng_below(&rng, (uint64_t)m.cfg.vocab_size);
+        mask[i] = i % (size_t)T != 0;
+    }
+    lqa_grads g;
+    lqa_grads_alloc(&g, &m, o.train);
+    lqa_adamw_cfg ac = {o.beta1, o.beta2, o.adam_eps, o.weight_decay};
+    lqa_optim opt;
+    lqa_optim_init(&opt, &ac);
+    lqa_for_each_trainable(&m, o.train, &g, bench_add_group, &opt);
+    lqa_batch b = {B, T, tok, mask, NULL};
+    double best = 1e30, total = 0, loss = 0;
+    for (long s = 0; s <= o.steps; s++) {
+        double t = lqa_now();
+        for (int i = 0; i < opt.n_groups; i++) memset((float *)opt.groups[i].grad, 0, opt.groups[i].n * sizeof(float));
+        loss = lqa_model_step(&m, &b, &so, &g);
+        lqa_optim_step(&opt, o.lr, 1.0f);
+        t = lqa_now() - t;
+        if (s == 0) continue; /* warm-up: first touch of every buffer */
+        total += t;
+        if (t < best) best = t;
+    }
+    double mean = total / (double)o.steps;
+    step_flops f = count_step_flops(&m, B, T, &so);
+    json_t *j = json_pack("{s:s, s:i, s:i, s:s, s:s, s:i, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "model",
+                          o.model_dir, "ctx", T, "micro_batch", B, "attn", o.attn == LQA_ATTN_S2 ? "s2" : "full", "train",
+                          lqa_train_set_name(o.train), "threads", threads, "checkpointing", o.checkpointing,
+                          "step_s_mean", mean, "step_s_best", best, "tokens_per_s", (double)n / mean, "gflop_per_step",
+                          f.total / 1e9, "attn_gflop_per_step", f.attention / 1e9, "gflops", f.total / mean / 1e9,
+                          "peak_rss_mib", peak_rss_mib(), "loss", (double)loss, "params_m", (double)m.n_params / 1e6);
+    mallocCheck(j);
+    if (sgemm_n) {
+        json_object_set_new(j, "sgemm_square_n", json_integer(sgemm_n));
+        json_object_set_new(j, "sgemm_square_gflops", json_real(sgemm_gflops((int)sgemm_n, (int)sgemm_n, (int)sgemm_n)));
+        json_object_set_new(j, "sgemm_layer_gflops", json_real(sgemm_gflops((int)n, m.cfg.hidden_dim, m.cfg.dim)));
+    }
+    char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    printf("%s\n", text);
+    free(text);
+    json_decref(j);
+    lqa_optim_free(&opt);
+    lqa_grads_free(&g);
+    free(tok);
+    free(mask);
+    lqa_model_free(&m);
+    return 0;
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
 static void main_help(void) {
@@ -557,7 +733,8 @@ static void main_help(void) {
            "  init   write a random model in the HF layout from a preset\n"
            "  train  LongLoRA fine-tuning into a run directory\n"
            "  merge  fold an adapter into a full model directory\n"
-           "  grad   one forward/backward on a JSON batch, gradients to safetensors\n");
+           "  grad   one forward/backward on a JSON batch, gradients to safetensors\n"
+           "  bench  time training steps on random tokens (tokens/s, GFLOP/s, peak RSS)\n");
 }
 
 int main(int argc, char **argv) {
@@ -575,6 +752,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "merge")) return cmd_merge(argc - 1, argv + 1);
     if (!strcmp(cmd, "grad")) return cmd_grad(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "lqa-sft: unknown command '%s'\n", cmd);
     main_help();
     return EXIT_USAGE;
