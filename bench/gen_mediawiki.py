@@ -61,14 +61,17 @@ def article(rng):
     return "\n\n".join(parts)
 
 
-def page(rng, pid):
+POOL = 2000
+
+
+def page(rng, pid, pool, talk):
     r = rng.random()
     if r < 0.1:
         title, ns, redirect, text = "Redirect %d" % pid, 0, True, "#REDIRECT [[Page %d]]" % (pid - 1)
     elif r < 0.15:
-        title, ns, redirect, text = "Talk:Page %d" % pid, 1, False, paragraph(rng)
+        title, ns, redirect, text = "Talk:Page %d" % pid, 1, False, rng.choice(talk)
     else:
-        title, ns, redirect, text = "Page %d" % pid, 0, False, article(rng)
+        title, ns, redirect, text = "Page %d" % pid, 0, False, "Page %d: %s" % (pid, rng.choice(pool))
     red = '    <redirect title="Page %d" />\n' % (pid - 1) if redirect else ""
     return ("  <page>\n    <title>%s</title>\n    <ns>%d</ns>\n    <id>%d</id>\n%s"
             "    <revision>\n      <id>%d</id>\n      <text bytes=\"%d\" xml:space=\"preserve\">%s</text>\n"
@@ -84,6 +87,10 @@ def main():
     rng = random.Random(a.seed)
     target = int(a.size_mb * 1024 * 1024)
     written = 0
+    # Page bodies come from a pool generated once (a 1 GB dump is then fast to write); titles,
+    # ids, kinds and the pick from the pool still vary page by page.
+    pool = [article(rng) for _ in range(POOL)]
+    talk = [paragraph(rng) for _ in range(64)]
     with open(a.out, "w", encoding="utf-8") as f:
         head = ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="en">\n'
                 '  <siteinfo><sitename>Synthetic</sitename></siteinfo>\n')
@@ -92,7 +99,7 @@ def main():
         pid = 1
         chunk = []
         while written < target:
-            p = page(rng, pid)
+            p = page(rng, pid, pool, talk)
             pid += 1
             chunk.append(p)
             written += len(p.encode("utf-8"))
