@@ -31,9 +31,14 @@ run() { LQA_LOG=warn "$SFT" bench --model "$W/demo" --threads "$THREADS" "$@" | 
 run --ctx 2048 --attn s2 --steps "$STEPS" --sgemm 2048
 run --ctx 2048 --attn full --steps "$STEPS"
 for ctx in $CTXS; do run --ctx "$ctx" --attn s2 --steps 1; done
-if python3 -c 'import torch' 2>/dev/null; then
+# Debian's python3-torch lives in /usr/bin/python3's dist-packages (a pyenv python3 may not see it)
+TORCH_PY=""
+for py in /usr/bin/python3 python3; do
+    if "$py" -c 'import torch' 2>/dev/null; then TORCH_PY=$py; break; fi
+done
+if [ -n "$TORCH_PY" ]; then
     for attn in full s2; do
-        python3 bench/torch_step.py --model "$W/demo" --ctx 2048 --attn "$attn" --threads "$THREADS" --steps "$STEPS" \
+        "$TORCH_PY" bench/torch_step.py --model "$W/demo" --ctx 2048 --attn "$attn" --threads "$THREADS" --steps "$STEPS" \
             | tee -a "$OUT" >&2
     done
 fi
