@@ -184,6 +184,9 @@ static void forward_item(float *out, float *lse, const float *q, const float *k,
     }
 }
 
+/* Rough element count of the score work, to keep tiny calls off the thread pool. */
+static size_t attn_work(const attn_params *p) { return (size_t)p->B * p->H * p->Tq * p->Tk / 2 * p->hd / 16; }
+
 static void check_or_die(const attn_params *p) {
     char msg[256];
     if (attention_check(p, msg, sizeof msg) != 0) lqa_fatal("attention: %s", msg);
@@ -195,7 +198,7 @@ void attention_forward_cpu(float *out, float *lse, const float *q, const float *
     int tq = tile_q_of(p), nqt = (p->Tq + tq - 1) / tq;
     size_t per_thread = attention_scratch_floats(p, 1);
     int items = p->B * p->H * nqt;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (LQA_PAR(attn_work(p)))
     for (int it = 0; it < items; it++) {
         int b = it / (p->H * nqt), h = (it / nqt) % p->H, qt = it % nqt;
         forward_item(out, lse, q, k, v, p, b, h, qt * tq, scratch + per_thread * omp_get_thread_num());
@@ -247,7 +250,7 @@ void attention_backward_cpu(float *dq, float *dk, float *dv, const float *dout, 
     int tq = tile_q_of(p), tk = tile_k_of(p), R = p->H / p->KV;
     size_t per_thread = attention_scratch_floats(p, 1), qstride = (size_t)p->H * p->hd;
     int items = p->B * p->KV;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (LQA_PAR(attn_work(p)))
     for (int it = 0; it < items; it++) {
         int b = it / p->KV, kvh = it % p->KV;
         float *ws = scratch + per_thread * omp_get_thread_num();

@@ -16,6 +16,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* OpenMP `if` clause for an op of n elements: small ops run on the calling thread, since a
+ * parallel region costs more than it saves there (and much more on a loaded machine). Each
+ * element is computed by one thread in a fixed order either way, so results do not change. */
+#define LQA_PAR_MIN 32768
+#define LQA_PAR(n) ((size_t)(n) >= LQA_PAR_MIN)
+
 /* Sets the thread count of OpenMP regions and of OpenBLAS GEMMs (n <= 0: all cores). */
 void kernels_set_threads(int n);
 int kernels_get_threads(void);

@@ -15,7 +15,7 @@ static float row_logsumexp(const float *z, int V) {
 }
 
 void crossentropy_forward_cpu(float *losses, const float *logits, const int32_t *targets, int N, int V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (LQA_PAR((size_t)N * V))
     for (int n = 0; n < N; n++) {
         const float *z = logits + (size_t)n * V;
         losses[n] = targets[n] < 0 ? 0.0f : row_logsumexp(z, V) - z[targets[n]];
@@ -34,7 +34,7 @@ static void row_backward(float *z, int32_t target, int V, float grad_scale) {
 }
 
 void crossentropy_backward_cpu(float *logits, const int32_t *targets, int N, int V, float grad_scale) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (LQA_PAR((size_t)N * V))
     for (int n = 0; n < N; n++) row_backward(logits + (size_t)n * V, targets[n], V, grad_scale);
 }
 
@@ -71,14 +71,14 @@ double crossentropy_fused_cpu(float *dx, float *dW, const float *x, const float 
         int c = gather_targets(idx, xg, x, targets, N, D, chunk, &cursor);
         if (c == 0) break;
         matmul_forward_cpu(logits, xg, W, c, D, V, 0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (LQA_PAR((size_t)c * V))
         for (int i = 0; i < c; i++) {
             const float *z = logits + (size_t)i * V;
             losses[i] = row_logsumexp(z, V) - z[targets[idx[i]]];
         }
         for (int i = 0; i < c; i++) total += losses[i]; /* fixed order: deterministic */
         if (!dx && !dW) continue;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (LQA_PAR((size_t)c * V))
         for (int i = 0; i < c; i++) row_backward(logits + (size_t)i * V, targets[idx[i]], V, grad_scale);
         if (dW) matmul_backward_cpu(NULL, dW, logits, xg, W, c, D, V);
         if (dx) {

@@ -4,7 +4,7 @@
 #include <math.h>
 
 void rmsnorm_forward_cpu(float *y, float *rstd, const float *x, const float *w, int N, int D, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (LQA_PAR((size_t)N * D))
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * D;
         float *yr = y + (size_t)n * D;
@@ -20,7 +20,7 @@ void rmsnorm_forward_cpu(float *y, float *rstd, const float *x, const float *w, 
  * dx_j = r w_j dy_j - r^3 x_j / D * sum_i(dy_i w_i x_i). */
 void rmsnorm_backward_cpu(float *dx, float *dw, const float *dy, const float *x, const float *w,
                           const float *rstd, int N, int D) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (LQA_PAR((size_t)N * D))
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * D, *dyr = dy + (size_t)n * D;
         float *dxr = dx + (size_t)n * D;
@@ -34,7 +34,7 @@ void rmsnorm_backward_cpu(float *dx, float *dw, const float *dy, const float *x,
      * the result is the same whatever the thread count. */
     enum { COLS = 16 };
     int nblocks = (D + COLS - 1) / COLS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (LQA_PAR((size_t)N * D))
     for (int blk = 0; blk < nblocks; blk++) {
         int c0 = blk * COLS, c1 = c0 + COLS < D ? c0 + COLS : D;
         float acc[COLS] = {0};

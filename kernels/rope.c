@@ -22,7 +22,7 @@ void rope_table_cpu(float *cos_t, float *sin_t, int T, int hd, int pos0, float t
 static void rope_apply(float *x, const float *cos_t, const float *sin_t, int B, int T, int n_heads, int hd,
                        float sign) {
     int half = hd / 2;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (LQA_PAR((size_t)B * T * n_heads * hd))
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;

@@ -4,7 +4,7 @@
 #include <math.h>
 
 void swiglu_forward_cpu(float *h, const float *g, const float *u, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (LQA_PAR(n))
     for (size_t i = 0; i < n; i++) {
         float sig = 1.0f / (1.0f + expf(-g[i]));
         h[i] = g[i] * sig * u[i];
@@ -13,7 +13,7 @@ void swiglu_forward_cpu(float *h, const float *g, const float *u, size_t n) {
 
 /* silu'(g) = sig(g) (1 + g (1 - sig(g))) */
 void swiglu_backward_cpu(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (LQA_PAR(n))
     for (size_t i = 0; i < n; i++) {
         float sig = 1.0f / (1.0f + expf(-g[i]));
         float silu = g[i] * sig;
