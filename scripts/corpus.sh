@@ -7,20 +7,28 @@
 #                              chapter (index.html = the chapter page + the pages its table of
 #                              contents links), ingested with --join as one document per chapter
 #   jargon/jargon.txt.gz       the Jargon File 4.4.7 (jargon-text), plain text, gzip
+#   nodejs/*.md.gz             the Node.js API reference (nodejs-doc), Markdown, gzip, one file per module
 # Builds into OUT.tmp and renames, so OUT is either complete or absent. Idempotent: does nothing
-# when OUT/.complete exists (delete OUT to rebuild).
+# when OUT/.complete holds the current layout version (bump LAYOUT when the layout changes;
+# delete OUT to force a rebuild).
 set -euo pipefail
 OUT=${1:-build/corpus}
-[ -f "$OUT/.complete" ] && exit 0
+LAYOUT=2
+[ "$(cat "$OUT/.complete" 2>/dev/null)" = "$LAYOUT" ] && exit 0
+# The packages are installed by `make deps`; installing them here too (a no-op when present)
+# keeps `scripts/corpus.sh` usable on its own, as tests/test_corpus.c calls it.
+PKGS="debian-reference-en postgresql-doc-15 bible-kjv jargon-text nodejs-doc libxml2-utils"
+"$(dirname "$0")/deps.sh" $PKGS || { echo "corpus.sh: could not install $PKGS" >&2; exit 1; }
 PG=/usr/share/doc/postgresql-doc-15/html
 DEBREF=/usr/share/doc/debian-reference-en/docs
 JARGON=/usr/share/doc/jargon-text/jargon.txt.gz
-for need in "$PG/index.html" "$DEBREF/ch01.en.html" "$JARGON" /usr/bin/bible /usr/bin/xmllint; do
-    [ -e "$need" ] || { echo "corpus.sh: $need missing: run 'make deps' (debian-reference-en postgresql-doc-15 bible-kjv jargon-text libxml2-utils)" >&2; exit 1; }
+NODE=/usr/share/doc/nodejs/api
+for need in "$PG/index.html" "$DEBREF/ch01.en.html" "$JARGON" "$NODE/fs.md.gz" /usr/bin/bible /usr/bin/xmllint; do
+    [ -e "$need" ] || { echo "corpus.sh: $need missing: install $PKGS" >&2; exit 1; }
 done
 TMP="$OUT.tmp"
 rm -rf "$TMP"
-mkdir -p "$TMP/bible" "$TMP/debian-reference" "$TMP/postgresql" "$TMP/jargon"
+mkdir -p "$TMP/bible" "$TMP/debian-reference" "$TMP/postgresql" "$TMP/jargon" "$TMP/nodejs"
 
 # KJV: the bible tool prints "Book C" headers and "  V text" lines; one file per book.
 bible -l0 "Gen1:1-Rev22:21" | awk -v dir="$TMP/bible" '
@@ -53,7 +61,12 @@ for ch in $(hrefs "$PG/index.html" '//div[@class="toc"]/dl/dd/dl/dt/span/a/@href
 done
 
 cp "$JARGON" "$TMP/jargon/"
-touch "$TMP/.complete"
+# Node.js: the Markdown sources of the API reference, as shipped (gzip); index/all pages are
+# tables of links, left out.
+for f in "$NODE"/*.md.gz; do
+    case "$(basename "$f")" in index.md.gz|all.md.gz|documentation.md.gz|synopsis.md.gz) ;; *) cp "$f" "$TMP/nodejs/" ;; esac
+done
+echo "$LAYOUT" > "$TMP/.complete"
 rm -rf "$OUT"
 mv "$TMP" "$OUT"
 echo "corpus: $(find "$OUT" -type f ! -name .complete | wc -l) files, $(du -sh "$OUT" | cut -f1) in $OUT" >&2

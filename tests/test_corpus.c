@@ -62,12 +62,13 @@ static double median_tokens(sqlite3 *db) {
 
 static void test_corpus_bars(void **state) {
     const char *corpus = "build/corpus";
-    if (!lqa_path_exists(corpus)) {
+    {   /* a no-op when build/corpus is complete and of the current layout */
         lqa_buf out = {0};
         if (lqa_test_run(&out, "scripts/corpus.sh %s", corpus) != 0) {
-            printf("# corpus.sh failed: %s", out.data ? out.data : "");
+            printf("# skipped: scripts/corpus.sh could not lay out the corpus (packages missing?): %s",
+                   out.data ? out.data : "");
             lqa_buf_free(&out);
-            skip(); /* the corpus packages are not installed: `make deps` installs them */
+            skip();
         }
         lqa_buf_free(&out);
     }
