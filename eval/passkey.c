@@ -33,7 +33,7 @@ int lqa_passkey_prompt(const lqa_eval_ctx *e, const int32_t *filler, size_t n_fi
         goto out;
     int fixed = 1 + n_intro + n_kl + n_q, room = length - fixed;
     if (room < 0 || n_filler == 0) {
-        lqa_err_set(err, "passkey length %d: expected at least %d tokens (intro, key line and question)", length, fixed);
+        lqa_err_set(err, "prompt length %d: expected at least %d tokens (intro, key line and question)", length, fixed);
         goto out;
     }
     /* paper filler: whole units only; store filler: any contiguous slice of the stream */

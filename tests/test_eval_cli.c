@@ -1,0 +1,219 @@
+/* test_eval_cli.c: lqa-eval run end to end on a small random model and a store made by
+ * lqa-ingest: results.json with every task and its settings, an adapter applied unmerged, and
+ * the clear errors the issue asks for: a missing adapter file, an adapter made for another base
+ * model, a context longer than the model supports, an empty split. */
+#include "tests/testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "common/json.h"
+#include "common/rng.h"
+#include "dataset/tokenizer.h"
+#include "trainer/adapter.h"
+#include "trainer/hfdir.h"
+
+static const char *g_dir;
+static char *g_tok, *g_model, *g_model_other, *g_adapter, *g_adapter_other, *g_db, *g_empty_db;
+
+static void write_model(const char *dir, int dim, int max_pos, uint64_t seed, const char *adapter_dir) {
+    lqa_err err;
+    lqa_tokenizer *t = lqa_tok_load(g_tok, &err);
+    assert_non_null(t);
+    lqa_config c = {.vocab_size = lqa_tok_vocab_size(t), .dim = dim, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                    .hidden_dim = 2 * dim, .max_pos = max_pos, .rope_theta = 10000, .rope_scale = 1, .rms_eps = 1e-5f,
+                    .bos_id = 1, .eos_id = 2};
+    lqa_tok_free(t);
+    lqa_model m;
+    lqa_model_alloc(&m, &c);
+    lqa_model_init_random(&m, seed);
+    lqa_hf_save_opts o = {.dtype = LQA_ST_F32, .tokenizer_path = g_tok};
+    if (lqa_hf_save(dir, &m, &o, &err)) fail_msg("%s", err.msg);
+    lqa_model_add_lora(&m, LQA_LORA_Q | LQA_LORA_V, 4, 8, seed + 1);
+    for (size_t i = 0; i < m.n_lora; i++) m.lora[i] = 0.05f * (float)((i * 7919) % 13) - 0.3f;   /* B != 0 */
+    if (lqa_adapter_save(adapter_dir, &m, LQA_TRAIN_LORA, dir, &err)) fail_msg("%s", err.msg);
+    lqa_model_free(&m);
+}
+
+static int setup(void **state) {
+    g_dir = lqa_test_tmpdir();
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed());
+    /* a markdown book whose numbers come from the seed; all of it in the test split */
+    lqa_buf b = {0};
+    lqa_buf_puts(&b, "# The Lighthouse Keeper\n\n");
+    for (int s = 0; s < 5; s++) {
+        lqa_buf_printf(&b, "## Chapter %d: Harbour %d\n\n", s + 1, s + 1);
+        for (int p = 0; p < 3; p++) {
+            for (int k = 0; k < 4; k++)
+                lqa_buf_printf(&b, "The keeper of harbour %d counted %d ships in the fog while the bell rang %d times. ",
+                               s + 1, 2 + (int)lqa_rng_below(&r, 90), 2 + (int)lqa_rng_below(&r, 8));
+            lqa_buf_puts(&b, "\n\n");
+        }
+    }
+    char *book = lqa_path_join(g_dir, "book.md"), *corpus = lqa_path_join(g_dir, "corpus.txt");
+    lqa_test_write(book, b.data, b.len);
+    lqa_test_write(corpus, b.data, b.len);
+    g_tok = lqa_path_join(g_dir, "tok.model");
+    lqa_err err;
+    if (lqa_tok_train(corpus, g_tok, 400, 1, 1, &err)) fail_msg("%s", err.msg);
+    g_model = lqa_path_join(g_dir, "model");
+    g_model_other = lqa_path_join(g_dir, "model_other");
+    g_adapter = lqa_path_join(g_dir, "run/final");
+    g_adapter_other = lqa_path_join(g_dir, "run_other/final");
+    write_model(g_model, 32, 512, lqa_rng_u64(&r), g_adapter);
+    write_model(g_model_other, 48, 512, lqa_rng_u64(&r), g_adapter_other);
+    g_db = lqa_path_join(g_dir, "lqa.db");
+    g_empty_db = lqa_path_join(g_dir, "empty.db");
+    lqa_buf out = {0};
+    if (lqa_test_run(&out, "%s add --db %s --split 0,0,1 %s", lqa_test_tool("lqa-ingest"), g_db, book))
+        fail_msg("lqa-ingest: %s", out.data);
+    lqa_buf_clear(&out);
+    /* a store whose documents are all in train: its test split is empty */
+    if (lqa_test_run(&out, "%s add --db %s --split 1,0,0 %s", lqa_test_tool("lqa-ingest"), g_empty_db, book))
+        fail_msg("lqa-ingest: %s", out.data);
+    lqa_buf_free(&out);
+    lqa_buf_free(&b);
+    free(book);
+    free(corpus);
+    return 0;
+}
+
+static int teardown(void **state) {
+    char *all[] = {g_tok, g_model, g_model_other, g_adapter, g_adapter_other, g_db, g_empty_db};
+    for (int i = 0; i < 7; i++) free(all[i]);
+    return 0;
+}
+
+/* Runs lqa-eval with args; returns the exit status, output in *log. */
+static int eval(lqa_buf *log, const char *args) {
+    lqa_buf_clear(log);
+    return lqa_test_run(log, "%s run --threads 1 %s", lqa_test_tool("lqa-eval"), args);
+}
+
+static void test_run_all_tasks_writes_results(void **state) {
+    char *out = lqa_path_join(g_dir, "r.json");
+    lqa_buf log = {0}, args = {0};
+    lqa_buf_printf(&args, "--model %s --adapter %s --db %s --lengths 256,512 --depths 0,1 --trials 1 --max-new-tokens 4 "
+                          "--stride 256 --limit 3 -o %s", g_model, g_adapter, g_db, out);
+    if (eval(&log, args.data)) fail_msg("lqa-eval run failed: %s", log.data);
+    lqa_err err;
+    json_t *j = lqa_json_load_file(out, &err);
+    assert_non_null(j);
+    assert_string_equal(lqa_json_str(j, "schema", ""), "lqa-eval-results/1");
+    json_t *model = json_object_get(j, "model"), *tasks = json_object_get(j, "tasks");
+    assert_string_equal(lqa_json_str(model, "name", ""), "run");   /* RUN/final is named after RUN */
+    assert_true(lqa_json_int(model, "lora_params", 0) > 0);
+    assert_int_equal(lqa_json_int(json_object_get(j, "settings"), "ctx", 0), 512);   /* from config.json */
+    json_t *qa = json_object_get(tasks, "qa"), *pk = json_object_get(tasks, "passkey"), *ppl = json_object_get(tasks, "ppl");
+    assert_non_null(qa);
+    assert_null(json_object_get(qa, "error"));
+    long n_qa = (long)lqa_json_int(qa, "n", 0);
+    assert_true(n_qa >= 1 && n_qa <= 3);
+    assert_int_equal(json_array_size(json_object_get(qa, "items")), (size_t)n_qa);
+    assert_int_equal(json_array_size(json_object_get(pk, "cells")), 4);
+    json_t *points = json_object_get(ppl, "points");
+    assert_int_equal(json_array_size(points), 2);
+    for (size_t i = 0; i < 2; i++) {
+        double p = lqa_json_num(json_array_get(points, i), "ppl", 0);
+        assert_true(p > 1 && p < 10 * 400);   /* a random model is near uniform over 400 pieces */
+    }
+    json_decref(j);
+    /* and the report of it */
+    char *rep = lqa_path_join(g_dir, "rep");
+    lqa_buf_clear(&log);
+    assert_int_equal(lqa_test_run(&log, "%s report %s -o %s", lqa_test_tool("lqa-eval"), out, rep), 0);
+    char *html = lqa_path_join(rep, "report.html");
+    assert_true(lqa_path_exists(html));
+    free(html);
+    free(rep);
+    free(out);
+    lqa_buf_free(&log);
+    lqa_buf_free(&args);
+}
+
+static void test_missing_adapter_file(void **state) {
+    char *broken = lqa_path_join(g_dir, "broken_adapter");
+    lqa_buf log = {0}, args = {0};
+    assert_int_equal(lqa_test_run(&log, "cp -r %s %s && rm %s/adapter_model.safetensors", g_adapter, broken, broken), 0);
+    char *out = lqa_path_join(g_dir, "never.json");
+    lqa_buf_printf(&args, "--model %s --adapter %s --tasks passkey --lengths 128 --trials 1 -o %s", g_model, broken, out);
+    assert_int_not_equal(eval(&log, args.data), 0);
+    assert_non_null(strstr(log.data, "adapter_model.safetensors"));
+    assert_non_null(strstr(log.data, "missing"));
+    assert_false(lqa_path_exists(out));
+    lqa_buf_clear(&args);
+    lqa_buf_printf(&args, "--model %s --adapter %s/nowhere --tasks passkey -o %s", g_model, g_dir, out);
+    assert_int_not_equal(eval(&log, args.data), 0);
+    assert_non_null(strstr(log.data, "adapter_config.json"));
+    free(out);
+    free(broken);
+    lqa_buf_free(&log);
+    lqa_buf_free(&args);
+}
+
+static void test_adapter_for_another_base_model(void **state) {
+    lqa_buf log = {0}, args = {0};
+    char *out = lqa_path_join(g_dir, "never.json");
+    lqa_buf_printf(&args, "--model %s --adapter %s --tasks passkey --lengths 128 --trials 1 -o %s", g_model,
+                   g_adapter_other, out);
+    assert_int_not_equal(eval(&log, args.data), 0);
+    assert_non_null(strstr(log.data, "shape"));
+    assert_non_null(strstr(log.data, "lora_A"));
+    assert_false(lqa_path_exists(out));
+    free(out);
+    lqa_buf_free(&log);
+    lqa_buf_free(&args);
+}
+
+static void test_context_longer_than_model(void **state) {
+    lqa_buf log = {0}, args = {0};
+    char *out = lqa_path_join(g_dir, "never.json");
+    lqa_buf_printf(&args, "--model %s --ctx 4096 --tasks passkey -o %s", g_model, out);
+    assert_int_not_equal(eval(&log, args.data), 0);
+    assert_non_null(strstr(log.data, "--ctx 4096 is longer than the model supports"));
+    assert_non_null(strstr(log.data, "max_position_embeddings 512"));
+    lqa_buf_clear(&args);
+    lqa_buf_printf(&args, "--model %s --tasks passkey --lengths 128,1024 -o %s", g_model, out);
+    assert_int_not_equal(eval(&log, args.data), 0);
+    assert_non_null(strstr(log.data, "1024 is longer than the evaluation context of 512"));
+    free(out);
+    lqa_buf_free(&log);
+    lqa_buf_free(&args);
+}
+
+static void test_empty_split(void **state) {
+    lqa_buf log = {0}, args = {0};
+    char *out = lqa_path_join(g_dir, "empty.json");
+    lqa_buf_printf(&args, "--model %s --db %s --split test --tasks qa,ppl -o %s", g_model, g_empty_db, out);
+    assert_int_not_equal(eval(&log, args.data), 0);
+    assert_non_null(strstr(log.data, "qa: split \"test\" has no QA pairs"));
+    assert_non_null(strstr(log.data, "ppl: split \"test\" has no documents"));
+    /* the results file records the failures rather than silently omitting the tasks */
+    lqa_err err;
+    json_t *j = lqa_json_load_file(out, &err);
+    assert_non_null(j);
+    assert_non_null(json_object_get(json_object_get(json_object_get(j, "tasks"), "qa"), "error"));
+    json_decref(j);
+    lqa_buf_clear(&args);
+    lqa_buf_printf(&args, "--model %s --tasks qa,bogus -o %s", g_model, out);
+    assert_int_not_equal(eval(&log, args.data), 0);
+    assert_non_null(strstr(log.data, "unknown task \"bogus\""));
+    free(out);
+    lqa_buf_free(&log);
+    lqa_buf_free(&args);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_run_all_tasks_writes_results),
+        cmocka_unit_test(test_missing_adapter_file),
+        cmocka_unit_test(test_adapter_for_another_base_model),
+        cmocka_unit_test(test_context_longer_than_model),
+        cmocka_unit_test(test_empty_split),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
