@@ -7,6 +7,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,10 +25,11 @@ typedef struct layer_weights {
 struct lqa_infer {
     const lqa_model *m;
     lqa_config c;
-    int max_len, len, threads;
+    int max_len, len, threads, omp_threads;
     int hd, qdim, kvdim;
     int in_dim[N_LORA_TARGETS], out_dim[N_LORA_TARGETS];
     float lora_scale;
+    double *inv_freq;                  /* RoPE theta^(-2j/hd), j < hd/2 */
     const float *embed, *final_norm, *lm_head;
     layer_weights *layers;
     float *kcache, *vcache;            /* [L][max_len][kvdim] */
@@ -98,10 +100,13 @@ lqa_infer *lqa_infer_new(const lqa_model *m, int max_len, int threads, lqa_err *
     s->c = *c;
     s->max_len = max_len;
     s->threads = threads;
+    s->omp_threads = threads > 0 ? threads : omp_get_max_threads();
     s->hd = c->dim / c->n_heads;
     s->qdim = s->hd * c->n_heads;
     s->kvdim = s->hd * c->n_kv_heads;
     map_weights(s);
+    s->inv_freq = lqa_malloc(sizeof(double) * (size_t)(s->hd / 2 + 1));
+    for (int j = 0; j < s->hd / 2; j++) s->inv_freq[j] = pow((double)c->rope_theta, -2.0 * j / s->hd);
     size_t cache = (size_t)c->n_layers * max_len * s->kvdim;
     s->kcache = lqa_malloc(cache * sizeof(float));
     s->vcache = lqa_malloc(cache * sizeof(float));
@@ -127,6 +132,7 @@ void lqa_infer_free(lqa_infer *s) {
                      s->lora_t, s->scores, s->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(s->layers);
+    free(s->inv_freq);
     free(s);
 }
 
@@ -150,7 +156,10 @@ int lqa_argmax(const float *x, int n) {
 /* y[n,out] = x[n,in] W^T (+ scale (x A^T) B^T when the target is adapted: LoRA kept unmerged). */
 static void linear(lqa_infer *s, const layer_weights *lw, int t, const float *x, int n, float *y) {
     int in = s->in_dim[t], out = s->out_dim[t], r = s->m->lora_rank;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, lw->w[t], in, 0.0f, y, out);
+    if (n == 1)   /* decoding: a matrix-vector product (GEMM's M = 1 path is slower in OpenBLAS) */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, lw->w[t], in, x, 1, 0.0f, y, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, lw->w[t], in, 0.0f, y, out);
     if (!lw->lora_a[t]) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r, in, 1.0f, x, in, lw->lora_a[t], in, 0.0f, s->lora_t, r);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, r, s->lora_scale, s->lora_t, r, lw->lora_b[t], r,
@@ -169,13 +178,12 @@ static void rmsnorm(const float *x, const float *w, int n, int dim, float eps, f
 
 /* HF LLaMA rotary embedding (rotate_half: pairs i and i + hd/2), positions divided by the
  * linear rope_scaling factor (position interpolation). */
-static void rope(float *x, int n, int n_heads, int hd, int pos0, float theta, float scale) {
+static void rope(float *x, int n, int n_heads, int hd, int pos0, const double *inv_freq, float scale) {
     int half = hd / 2;
     for (int i = 0; i < n; i++) {
         double p = (double)(pos0 + i) / scale;
         for (int j = 0; j < half; j++) {
-            double inv_freq = pow((double)theta, -2.0 * j / hd);
-            float cs = (float)cos(p * inv_freq), sn = (float)sin(p * inv_freq);
+            float cs = (float)cos(p * inv_freq[j]), sn = (float)sin(p * inv_freq[j]);
             for (int h = 0; h < n_heads; h++) {
                 float *v = x + (size_t)i * n_heads * hd + (size_t)h * hd;
                 float a = v[j], b = v[j + half];
@@ -194,9 +202,14 @@ static void attention(lqa_infer *s, int l, int n, int pos0) {
     float scale = 1.0f / sqrtf((float)hd);
     for (int h = 0; h < H; h++) {
         int kvh = h / group;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, kend, hd, scale, s->q + (size_t)h * hd, s->qdim,
-                    kc + (size_t)kvh * hd, s->kvdim, 0.0f, s->scores, kend);
-        #pragma omp parallel for schedule(static) if (n > 1)
+        if (n == 1)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, kend, hd, scale, kc + (size_t)kvh * hd, s->kvdim,
+                        s->q + (size_t)h * hd, 1, 0.0f, s->scores, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, kend, hd, scale, s->q + (size_t)h * hd, s->qdim,
+                        kc + (size_t)kvh * hd, s->kvdim, 0.0f, s->scores, kend);
+        /* threads only where the rows are many: waking a team costs more than a short softmax */
+        #pragma omp parallel for schedule(static) num_threads(s->omp_threads) if ((long)n * kend > (1L << 16))
         for (int i = 0; i < n; i++) {
             float *row = s->scores + (size_t)i * kend;
             int last = pos0 + i;   /* row i may see keys 0..last */
@@ -211,8 +224,12 @@ static void attention(lqa_infer *s, int l, int n, int pos0) {
             for (int j = 0; j <= last; j++) row[j] *= inv;
             for (int j = last + 1; j < kend; j++) row[j] = 0.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, kend, 1.0f, s->scores, kend,
-                    vc + (size_t)kvh * hd, s->kvdim, 0.0f, s->att + (size_t)h * hd, s->qdim);
+        if (n == 1)
+            cblas_sgemv(CblasRowMajor, CblasTrans, kend, hd, 1.0f, vc + (size_t)kvh * hd, s->kvdim, s->scores, 1, 0.0f,
+                        s->att + (size_t)h * hd, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, kend, 1.0f, s->scores, kend,
+                        vc + (size_t)kvh * hd, s->kvdim, 0.0f, s->att + (size_t)h * hd, s->qdim);
     }
 }
 
@@ -227,8 +244,8 @@ static void forward_chunk(lqa_infer *s, const int32_t *tokens, int n) {
         linear(s, lw, 0, s->xn, n, s->q);
         linear(s, lw, 1, s->xn, n, s->k);
         linear(s, lw, 2, s->xn, n, s->v);
-        rope(s->q, n, c->n_heads, s->hd, pos0, c->rope_theta, c->rope_scale);
-        rope(s->k, n, c->n_kv_heads, s->hd, pos0, c->rope_theta, c->rope_scale);
+        rope(s->q, n, c->n_heads, s->hd, pos0, s->inv_freq, c->rope_scale);
+        rope(s->k, n, c->n_kv_heads, s->hd, pos0, s->inv_freq, c->rope_scale);
         size_t at = ((size_t)l * s->max_len + pos0) * s->kvdim;
         memcpy(s->kcache + at, s->k, (size_t)n * s->kvdim * sizeof(float));
         memcpy(s->vcache + at, s->v, (size_t)n * s->kvdim * sizeof(float));

@@ -47,7 +47,9 @@ static void usage(FILE *f) {
           "                       carries rope_scaling for an interpolated model); longer is an error\n"
           "  --seed N             passkey keys and filler offsets (default 1234)\n"
           "  --name LABEL         the run's name in reports (default: adapter or model directory name)\n"
-          "report: writes REPORT_DIR/report.md and REPORT_DIR/report.html (self-contained, inline SVG)\n",
+          "report: writes REPORT_DIR/report.md and REPORT_DIR/report.html (self-contained, inline SVG)\n"
+          "  lqa-eval bench --model MODEL_DIR [--lengths 2048,8192] [--decode 64] [--threads N]\n"
+          "                       prefill and decode speed on random tokens, one JSON line per length\n",
           f);
 }
 
@@ -339,6 +341,58 @@ static int cmd_report(int argc, char **argv) {
     return 0;
 }
 
+/* lqa-eval bench: prefill and decode speed of a model at given context lengths, on random
+ * tokens (no tokenizer or store needed). One JSON line per length on stdout. */
+static int cmd_bench(int argc, char **argv) {
+    const char *model = NULL, *lengths_s = "2048,8192";
+    int threads = 0, decode = 64, lengths[MAX_LIST], n_lengths;
+    for (int i = 1; i < argc; i++) {
+        int last = i + 1 >= argc;
+        if (!strcmp(argv[i], "--model") && !last) model = argv[++i];
+        else if (!strcmp(argv[i], "--lengths") && !last) lengths_s = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && !last) { if (parse_int("--threads", argv[++i], 0, &threads)) return 2; }
+        else if (!strcmp(argv[i], "--decode") && !last) { if (parse_int("--decode", argv[++i], 1, &decode)) return 2; }
+        else { fprintf(stderr, "lqa-eval bench: unexpected \"%s\"; expected --model DIR [--lengths L,...] [--decode N] [--threads N]\n", argv[i]); return 2; }
+    }
+    if (!model || parse_ints("--lengths", lengths_s, lengths, &n_lengths)) {
+        fprintf(stderr, "lqa-eval bench: expected --model MODEL_DIR\n");
+        return 2;
+    }
+    lqa_err err;
+    lqa_model m = {0};
+    if (lqa_hf_load(model, &m, &err)) {
+        fprintf(stderr, "lqa-eval: %s\n", err.msg);
+        return 1;
+    }
+    int rc = 0;
+    lqa_rng rng;
+    lqa_rng_seed(&rng, 1);
+    for (int li = 0; li < n_lengths && rc == 0; li++) {
+        int L = lengths[li];
+        lqa_infer *inf = lqa_infer_new(&m, L + decode, threads, &err);
+        if (!inf) { rc = 1; break; }
+        int32_t *tok = lqa_malloc(sizeof(int32_t) * (size_t)(L + decode));
+        for (int i = 0; i < L + decode; i++) tok[i] = (int32_t)lqa_rng_below(&rng, (uint64_t)m.cfg.vocab_size);
+        float *logits = lqa_malloc(sizeof(float) * (size_t)m.cfg.vocab_size);
+        rc = lqa_infer_feed(inf, tok, L, NULL, logits, &err);
+        for (int i = 0; i < decode && rc == 0; i++) rc = lqa_infer_feed(inf, tok + L + i, 1, NULL, logits, &err);
+        double pf_s, dc_s;
+        long pf_tok, dc_tok;
+        lqa_infer_timing(inf, &pf_s, &pf_tok, &dc_s, &dc_tok);
+        if (rc == 0)
+            printf("{\"context\": %d, \"prefill_tokens\": %ld, \"prefill_s\": %.3f, \"prefill_tok_s\": %.1f, "
+                   "\"decode_tokens\": %ld, \"decode_s\": %.3f, \"decode_tok_s\": %.2f, \"decode_ms_per_token\": %.3f}\n",
+                   L, pf_tok, pf_s, pf_tok / pf_s, dc_tok, dc_s, dc_tok / dc_s, 1000 * dc_s / dc_tok);
+        fflush(stdout);
+        free(tok);
+        free(logits);
+        lqa_infer_free(inf);
+    }
+    if (rc) fprintf(stderr, "lqa-eval: %s\n", err.msg);
+    lqa_model_free(&m);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         usage(argc < 2 ? stderr : stdout);
@@ -346,6 +400,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "run")) return cmd_run(argc - 1, argv + 1);
     if (!strcmp(argv[1], "report")) return cmd_report(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "lqa-eval: unknown command \"%s\"; expected run or report\n", argv[1]);
     usage(stderr);
     return 2;
