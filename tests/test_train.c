@@ -250,8 +250,10 @@ static void test_merge_matches_base_plus_adapter(void **state) {
     assert_true(fabsf(mm.cfg.rope_scale - (float)CTX / INIT_CTX) < 1e-6f);
     assert_true(exists_in(merged, "tokenizer.model"));
     assert_int_equal(lqa_hf_load(g_model, &base, &err), 0);
-    lqa_apply_position_interpolation(&base.cfg, CTX);
     assert_int_equal(lqa_adapter_load(fin, &base, &err), 0);
+    /* the adapter brings the position interpolation it was trained with */
+    assert_int_equal(base.cfg.max_pos, CTX);
+    assert_true(base.cfg.rope_scale == mm.cfg.rope_scale);
     /* the trained adapter is not a no-op */
     float bmax = 0;
     for (int i = 0; i < base.n_lora_tensors; i++) {

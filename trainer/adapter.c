@@ -201,6 +201,31 @@ static int load_trainable_params(const char *path, lqa_model *m, lqa_err *err) {
     return rc;
 }
 
+/* lqa_training.json (written by lqa-sft train next to the adapter): the position interpolation
+ * the adapter was trained with, so the adapted model runs at the trained context. */
+static int apply_training_record(const char *dir, lqa_config *cfg, lqa_err *err) {
+    char *p = lqa_path_join(dir, "lqa_training.json");
+    int rc = 0;
+    if (lqa_path_exists(p)) {
+        json_t *j = lqa_json_load_file(p, err);
+        if (!j) {
+            rc = -1;
+        } else {
+            double scale = lqa_json_num(j, "rope_scale", 1.0);
+            long long max_pos = lqa_json_int(j, "max_position_embeddings", cfg->max_pos);
+            if (!(scale >= 1.0 && scale <= 1e6) || max_pos < 2 || max_pos > (1 << 30))
+                rc = lqa_err_set(err, "%s: rope_scale %g or max_position_embeddings %lld invalid", p, scale, max_pos);
+            else if ((float)scale > cfg->rope_scale) {
+                cfg->rope_scale = (float)scale;
+                cfg->max_pos = (int)max_pos;
+            }
+            json_decref(j);
+        }
+    }
+    free(p);
+    return rc;
+}
+
 int lqa_adapter_load(const char *dir, lqa_model *m, lqa_err *err) {
     lqa_adapter_config c;
     if (lqa_adapter_read_config(dir, &c, err)) return -1;
@@ -217,5 +242,6 @@ int lqa_adapter_load(const char *dir, lqa_model *m, lqa_err *err) {
     path = lqa_path_join(dir, "trainable_params.safetensors");
     if (!rc && lqa_path_exists(path)) rc = load_trainable_params(path, m, err);
     free(path);
+    if (!rc) rc = apply_training_record(dir, &m->cfg, err);
     return rc;
 }

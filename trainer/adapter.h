@@ -7,6 +7,9 @@
  *   trainable_params.safetensors the other trained tensors (lora+: embedding and norms) under HF
  *                                names (model.embed_tokens.weight, ...); LongLoRA's own
  *                                "base_model.model."-prefixed names are accepted on load.
+ *   lqa_training.json            (lqa-sft's own) ctx, rope_scale and max_position_embeddings the
+ *                                adapter was trained with; loading applies them to the model's
+ *                                config (when they extend it), so base + adapter runs as trained.
  * Loading checks that the adapter fits the base model (names, shapes) with a clear error. */
 #ifndef LQA_ADAPTER_H
 #define LQA_ADAPTER_H
@@ -31,7 +34,8 @@ int lqa_adapter_save(const char *dir, const lqa_model *m, lqa_train_set train, c
 
 /* Adds the adapter in dir to m (a loaded base model without LoRA): LoRA with the adapter's rank,
  * alpha and targets, its A and B, and trainable_params when present (which replace the base's
- * embedding / norms). Errors for a missing file, a tensor missing or of the wrong shape (an
+ * embedding / norms), and the position interpolation of lqa_training.json when present.
+ * Errors for a missing file, a tensor missing or of the wrong shape (an
  * adapter made for another base model). */
 int lqa_adapter_load(const char *dir, lqa_model *m, lqa_err *err);
 

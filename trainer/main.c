@@ -358,28 +358,6 @@ static void merge_help(void) {
            "  --shard-size MB        shard the weights (+ model.safetensors.index.json)\n");
 }
 
-/* The trained context recorded next to the adapter (absent for adapters from elsewhere). */
-static int apply_training_record(const char *adapter_dir, lqa_config *cfg, lqa_err *err) {
-    char *p = lqa_path_join(adapter_dir, "lqa_training.json");
-    int rc = 0;
-    if (lqa_path_exists(p)) {
-        json_t *j = lqa_json_load_file(p, err);
-        if (!j) rc = -1;
-        else {
-            double scale = lqa_json_num(j, "rope_scale", 1.0);
-            long long max_pos = lqa_json_int(j, "max_position_embeddings", cfg->max_pos);
-            if (!(scale >= 1.0) || max_pos < 2) rc = lqa_err_set(err, "%s: rope_scale or max_position_embeddings invalid", p);
-            else {
-                cfg->rope_scale = (float)scale;
-                cfg->max_pos = (int)max_pos;
-            }
-            json_decref(j);
-        }
-    }
-    free(p);
-    return rc;
-}
-
 static int cmd_merge(int argc, char **argv) {
     static const struct option opts[] = {{"model", 1, 0, O_MODEL}, {"adapter", 1, 0, O_ADAPTER}, {"ctx", 1, 0, O_CTX},
                                          {"dtype", 1, 0, O_DTYPE}, {"shard-size", 1, 0, O_SHARD}, {"help", 0, 0, O_HELP},
@@ -410,9 +388,8 @@ static int cmd_merge(int argc, char **argv) {
     lqa_err err;
     lqa_model m;
     if (lqa_hf_load(model, &m, &err)) return fail(&err);
-    int rc = apply_training_record(adapter, &m.cfg, &err);
+    int rc = lqa_adapter_load(adapter, &m, &err);
     if (!rc && ctx) lqa_apply_position_interpolation(&m.cfg, (int)ctx);
-    if (!rc) rc = lqa_adapter_load(adapter, &m, &err);
     if (!rc) {
         lqa_model_merge_lora(&m);
         char *tok = lqa_hf_tokenizer_path(model, NULL);

@@ -84,14 +84,15 @@ int lqa_load_for_training(const char *model_dir, const char *adapter_dir, int ct
                           int lora_targets, int lora_rank, float lora_alpha, uint64_t seed, lqa_model *m,
                           lqa_err *err) {
     if (lqa_hf_load(model_dir, m, err)) return -1;
-    if (ctx > 0) lqa_apply_position_interpolation(&m->cfg, ctx);
     int rc = 0;
     if (adapter_dir) {
+        /* the adapter's own interpolation first; a longer ctx then extends from there */
         rc = lqa_adapter_load(adapter_dir, m, err);
         if (!rc && train == LQA_TRAIN_FULL) lqa_model_merge_lora(m); /* full training starts from the merge */
     } else if (train != LQA_TRAIN_FULL) {
         lqa_model_add_lora(m, lora_targets, lora_rank, lora_alpha, seed);
     }
+    if (!rc && ctx > 0) lqa_apply_position_interpolation(&m->cfg, ctx);
     if (rc) lqa_model_free(m);
     return rc;
 }
@@ -608,7 +609,7 @@ static int save_final(run *r, lqa_err *err) {
     } else {
         rc = lqa_adapter_save(dir, &r->m, r->o->train, r->o->model_dir, err);
         if (!rc) {
-            /* what merge needs to write the extended model's config */
+            /* what merge and adapter loading need for the extended model */
             json_t *j = json_pack("{s:i, s:f, s:i, s:s}", "ctx", r->o->ctx, "rope_scale", (double)r->m.cfg.rope_scale,
                                   "max_position_embeddings", r->m.cfg.max_pos, "train", lqa_train_set_name(r->o->train));
             char *p = lqa_path_join(dir, "lqa_training.json");
