@@ -1,0 +1,132 @@
+/* kernels/cuda/crossentropy.cu: next-token cross-entropy and the chunked fused lm_head + loss
+ * (the twins of crossentropy.c). Rows are independent: one block per row, block reductions for
+ * the max and the sum of exponentials.
+ *
+ * The fused version follows the CPU one chunk for chunk: the list of target rows is built on the
+ * host from one copy of targets (N ints; the CPU walks the same list), each chunk's row indices
+ * go to the idx area of the device scratch, then gather -> cuBLAS logits -> per-row loss and
+ * in-place dlogits -> cuBLAS dW and dx -> scatter-add of dx (rows of a chunk are distinct, so no
+ * two threads add into the same element). Each chunk's losses come back to the host and are
+ * summed in double in row order, as the CPU does. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/internal.cuh"
+
+enum { CE_THREADS = 256 };
+
+/* logsumexp of one row of V, computed by the whole block (every thread gets it). */
+__device__ float row_logsumexp_block(const float *z, int V) {
+    float mx = -INFINITY;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, z[i]);
+    mx = lqa_block_max(mx);
+    float s = 0.0f;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) s += expf(z[i] - mx);
+    s = lqa_block_sum(s);
+    return mx + logf(s);
+}
+
+/* Row n of logits (row stride V): losses[n] = lse - z[target] (0 when not a target); with
+ * grad_scale != 0, the row becomes grad_scale * (softmax - onehot) in place (0 when not a target).
+ * targets_of_row maps the row to its target: targets[idx ? idx[n] : n]. */
+__global__ void ce_rows_kernel(float *losses, float *logits, const int32_t *targets, const int32_t *idx, int V,
+                               int backward, float grad_scale) {
+    size_t n = blockIdx.x;
+    float *z = logits + n * V;
+    int32_t target = targets[idx ? idx[n] : (int32_t)n];
+    if (target < 0) {
+        if (losses && threadIdx.x == 0) losses[n] = 0.0f;
+        if (backward)
+            for (int i = threadIdx.x; i < V; i += blockDim.x) z[i] = 0.0f;
+        return;
+    }
+    float lse = row_logsumexp_block(z, V);
+    float zt = z[target];
+    __syncthreads(); /* every thread has read z[target] before anyone overwrites it */
+    if (losses && threadIdx.x == 0) losses[n] = lse - zt;
+    if (!backward) return;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) z[i] = grad_scale * expf(z[i] - lse);
+    __syncthreads();
+    if (threadIdx.x == 0) z[target] -= grad_scale;
+}
+
+/* xg[i] = x[idx[i]] for the c rows of a chunk. */
+__global__ void ce_gather_kernel(float *xg, const float *x, const int32_t *idx, int c, int D) {
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (size_t)c * D) return;
+    size_t i = e / D, j = e % D;
+    xg[e] = x[(size_t)idx[i] * D + j];
+}
+
+/* dx[idx[i]] += dxg[i]; the rows idx[0..c) are distinct. */
+__global__ void ce_scatter_add_kernel(float *dx, const float *dxg, const int32_t *idx, int c, int D) {
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (size_t)c * D) return;
+    size_t i = e / D, j = e % D;
+    dx[(size_t)idx[i] * D + j] += dxg[e];
+}
+
+extern "C" void crossentropy_forward_cuda(float *losses, const float *logits, const int32_t *targets, int N,
+                                          int V) {
+    if (N <= 0) return;
+    /* forward only: the kernel does not write logits when backward == 0 */
+    ce_rows_kernel<<<N, CE_THREADS>>>(losses, (float *)logits, targets, NULL, V, 0, 0.0f);
+    cudaCheckLaunch();
+}
+
+extern "C" void crossentropy_backward_cuda(float *logits, const int32_t *targets, int N, int V, float grad_scale) {
+    if (N <= 0) return;
+    ce_rows_kernel<<<N, CE_THREADS>>>(NULL, logits, targets, NULL, V, 1, grad_scale);
+    cudaCheckLaunch();
+}
+
+/* Indices of the rows with a target, in order; returns how many. */
+static int target_rows(int32_t *rows, const int32_t *targets_dev, int N) {
+    int32_t *host = (int32_t *)lqa_malloc(sizeof(int32_t) * (size_t)(N > 0 ? N : 1));
+    lqa_cuda_to_host(host, targets_dev, sizeof(int32_t) * (size_t)N);
+    int c = 0;
+    for (int n = 0; n < N; n++)
+        if (host[n] >= 0) rows[c++] = n;
+    free(host);
+    return c;
+}
+
+extern "C" double crossentropy_fused_cuda(float *dx, float *dW, const float *x, const float *W,
+                                          const int32_t *targets, int N, int D, int V, float grad_scale, int chunk,
+                                          float *scratch) {
+    if (N <= 0) return 0.0;
+    /* the scratch layout of crossentropy_scratch_floats, as on the CPU */
+    float *logits = scratch;
+    float *xg = logits + (size_t)chunk * V;
+    float *dxg = xg + (size_t)chunk * D;
+    float *losses = dxg + (size_t)chunk * D;
+    int32_t *idx = (int32_t *)(losses + chunk);
+    int32_t *rows = (int32_t *)lqa_malloc(sizeof(int32_t) * (size_t)N);
+    float *host_losses = (float *)lqa_malloc(sizeof(float) * (size_t)chunk);
+    int ntargets = target_rows(rows, targets, N);
+    int backward = dx != NULL || dW != NULL;
+    double total = 0.0;
+    for (int start = 0; start < ntargets; start += chunk) {
+        int c = ntargets - start < chunk ? ntargets - start : chunk;
+        size_t cd = (size_t)c * D;
+        lqa_cuda_to_device(idx, rows + start, sizeof(int32_t) * (size_t)c);
+        ce_gather_kernel<<<lqa_blocks_for(cd, CE_THREADS), CE_THREADS>>>(xg, x, idx, c, D);
+        cudaCheckLaunch();
+        matmul_forward_cuda(logits, xg, W, c, D, V, 0);
+        ce_rows_kernel<<<c, CE_THREADS>>>(losses, logits, targets, idx, V, backward, grad_scale);
+        cudaCheckLaunch();
+        lqa_cuda_to_host(host_losses, losses, sizeof(float) * (size_t)c);
+        for (int i = 0; i < c; i++) total += host_losses[i]; /* fixed order: deterministic */
+        if (!backward) continue;
+        if (dW) matmul_backward_cuda(NULL, dW, logits, xg, W, c, D, V);
+        if (dx) {
+            lqa_cuda_zero(dxg, sizeof(float) * cd);
+            matmul_backward_cuda(dxg, NULL, logits, xg, W, c, D, V);
+            ce_scatter_add_kernel<<<lqa_blocks_for(cd, CE_THREADS), CE_THREADS>>>(dx, dxg, idx, c, D);
+            cudaCheckLaunch();
+        }
+    }
+    free(rows);
+    free(host_losses);
+    return total;
+}

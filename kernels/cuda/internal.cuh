@@ -1,0 +1,92 @@
+/* kernels/cuda/internal.cuh: what the .cu files of kernels/cuda share and no C file sees: the
+ * op contract headers kernels/<op>.h with C linkage (they have no extern "C" guards of their own), the
+ * cuBLAS handle, a row-major GEMM in cblas_sgemm's terms, block reductions and launch sizes. */
+#ifndef LQA_KERNELS_CUDA_INTERNAL_CUH
+#define LQA_KERNELS_CUDA_INTERNAL_CUH
+
+/* The _cuda declarations in kernels/<op>.h sit under LQA_CUDA, which the Makefile passes to the
+ * C compiler only; nvcc sees them through this define. */
+#ifndef LQA_CUDA
+#define LQA_CUDA 1
+#endif
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device.h"
+
+extern "C" {
+#include "kernels/attention.h"
+#include "kernels/common.h"
+#include "kernels/crossentropy.h"
+#include "kernels/embedding.h"
+#include "kernels/lora.h"
+#include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
+}
+
+/* The process-wide cuBLAS handle (created on first use, default stream, default math mode:
+ * true FP32, no TF32, so results track the CPU reference). */
+cublasHandle_t lqa_cublas_handle(void);
+
+/* C[M,N] = alpha op(A) op(B) + beta C with row-major matrices and leading dimensions, exactly
+ * as cblas_sgemm(CblasRowMajor, ...): trans_a / trans_b nonzero means transposed. Implemented
+ * by asking column-major cuBLAS for C^T = op(B)^T op(A)^T (same memory, operands swapped). */
+void lqa_gemm_rm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Grid size for n independent items at `threads` per block. */
+static inline unsigned lqa_blocks_for(size_t n, int threads) {
+    return (unsigned)((n + (size_t)threads - 1) / (size_t)threads);
+}
+
+/* ---- reductions (blockDim.x a multiple of 32, at most 1024) ---- */
+
+__device__ __forceinline__ float lqa_warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float lqa_warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+/* Sum over the block, returned to every thread. Uses 33 floats of shared memory; safe to call
+ * repeatedly (it synchronises before reusing its buffer). */
+__device__ __forceinline__ float lqa_block_sum(float v) {
+    __shared__ float part[32];
+    __shared__ float total;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    v = lqa_warp_sum(v);
+    __syncthreads(); /* a previous call may still be reading part/total */
+    if (lane == 0) part[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        float s = lane < nwarps ? part[lane] : 0.0f;
+        s = lqa_warp_sum(s);
+        if (lane == 0) total = s;
+    }
+    __syncthreads();
+    return total;
+}
+__device__ __forceinline__ float lqa_block_max(float v) {
+    __shared__ float part[32];
+    __shared__ float total;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    v = lqa_warp_max(v);
+    __syncthreads();
+    if (lane == 0) part[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        float s = lane < nwarps ? part[lane] : -INFINITY;
+        s = lqa_warp_max(s);
+        if (lane == 0) total = s;
+    }
+    __syncthreads();
+    return total;
+}
+
+#endif
