@@ -101,14 +101,19 @@ void lqa_svg_line_chart(lqa_buf *b, const char *title, const char *x_label, cons
     if (ylo < 0 && yhi > 0 && ylo > -step) ylo = 0;
     int pw = W - ML - MR, ph = H - MT - MB;
     y_axis(b, ylo, yhi, step, y_label, pw);
-    /* x ticks at the data's x values */
+    /* x ticks at the data's x values, each once */
+    double drawn[256];
+    int n_drawn = 0;
     for (int s = 0; s < n_series; s++)
         for (int i = 0; i < series[s].n; i++) {
+            int seen = 0;
+            for (int k = 0; k < n_drawn; k++) seen |= drawn[k] == series[s].x[i];
+            if (seen || n_drawn == 256) continue;
+            drawn[n_drawn++] = series[s].x[i];
             double xv = log_x ? log2(series[s].x[i]) : series[s].x[i];
             double x = ML + pw * (xv - xlo) / (xhi - xlo);
             char t[32];
             snprintf(t, sizeof t, "%g", series[s].x[i]);
-            /* series share most x values: a repeated tick draws over itself */
             lqa_buf_printf(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>\n", x, H - MB, x,
                            H - MB + 4);
             text(b, x, H - MB + 17, "middle", 11, "normal", t);
@@ -165,10 +170,11 @@ void lqa_svg_bar_chart(lqa_buf *b, const char *title, const char *y_label, const
     lqa_buf_puts(b, "</svg>\n");
 }
 
-/* White (0) to dark green (1). */
+/* Light grey (0) to dark green (1). */
 static void heat_color(double v, char *out, size_t n) {
     v = fmin(fmax(v, 0), 1);
-    int r = (int)(255 - v * (255 - 26)), g = (int)(255 - v * (255 - 152)), bl = (int)(255 - v * (255 - 80));
+    /* light grey at 0 so an all-wrong cell still reads as a cell on the white page */
+    int r = (int)(238 - v * (238 - 26)), g = (int)(240 - v * (240 - 152)), bl = (int)(238 - v * (238 - 80));
     snprintf(out, n, "#%02x%02x%02x", r, g, bl);
 }
 
@@ -176,8 +182,9 @@ void lqa_svg_heatmap(lqa_buf *b, const char *title, const char *row_title, const
                      const char *const *row_labels, int n_rows, const char *const *col_labels, int n_cols,
                      const double *values) {
     int cell_w = n_cols > 8 ? 56 : 72, cell_h = 30, left = 80, top = 64;
-    int w = left + n_cols * cell_w + 20, h = top + n_rows * cell_h + 48;
-    if (w < 360) w = 360;
+    int w = left + n_cols * cell_w + 20, h = top + n_rows * cell_h + 16;
+    int title_w = 40 + (int)(7.5 * (double)strlen(title));   /* bold 15px: about 7.5px a character */
+    if (w < title_w) w = title_w;
     open_svg(b, w, h, title);
     text(b, left + n_cols * cell_w / 2.0, 44, "middle", 12, "normal", col_title);
     for (int c = 0; c < n_cols; c++) text(b, left + (c + 0.5) * cell_w, top - 6, "middle", 11, "normal", col_labels[c]);

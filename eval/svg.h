@@ -26,7 +26,7 @@ void lqa_svg_line_chart(lqa_buf *b, const char *title, const char *x_label, cons
 void lqa_svg_bar_chart(lqa_buf *b, const char *title, const char *y_label, const char *const *categories, int n_cat,
                        const char *const *series_names, int n_series, const double *values, double y_max);
 
-/* Heatmap: values[r * n_cols + c] in [0, 1] (NaN = not run), white-to-green, value printed. */
+/* Heatmap: values[r * n_cols + c] in [0, 1] (NaN = not run), grey-to-green, value printed. */
 void lqa_svg_heatmap(lqa_buf *b, const char *title, const char *row_title, const char *col_title,
                      const char *const *row_labels, int n_rows, const char *const *col_labels, int n_cols,
                      const double *values);
