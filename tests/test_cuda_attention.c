@@ -9,9 +9,10 @@
 #include "kernels/attention.h"
 
 enum { MODE_CAUSAL, MODE_SEGMENTS, MODE_S2, MODE_S2_SEGMENTS, MODE_KV_CACHE, MODE_COUNT };
-static const char *mode_names[MODE_COUNT] = {"causal", "segments", "s2", "s2+segments", "kv-cache"};
 
 #ifdef LQA_CUDA
+static const char *mode_names[MODE_COUNT] = {"causal", "segments", "s2", "s2+segments", "kv-cache"};
+
 /* Packed records of random lengths, then (maybe) a padded tail marked -1. */
 static int32_t *random_segments(int B, int T) {
     int32_t *seg = lqa_malloc(sizeof(int32_t) * (size_t)B * T);
