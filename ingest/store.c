@@ -287,8 +287,8 @@ static int decompress_text(sqlite3_stmt *st, int col, int64_t id, char **out, si
 }
 
 #define DOC_SELECT                                                                                      \
-    "SELECT d.id, d.title, d.format, s.name, d.split, d.text FROM documents d JOIN sources s ON s.id = " \
-    "d.source_id "
+    "SELECT d.id, d.title, d.format, s.name, d.split, d.text, d.synthetic FROM documents d JOIN sources s " \
+    "ON s.id = d.source_id "
 
 static int row_to_doc(sqlite3_stmt *st, lqa_store_doc *d, lqa_err *err) {
     memset(d, 0, sizeof *d);
@@ -298,6 +298,7 @@ static int row_to_doc(sqlite3_stmt *st, lqa_store_doc *d, lqa_err *err) {
     d->format = col_dup(st, 2);
     d->source = col_dup(st, 3);
     d->split = col_dup(st, 4);
+    d->synthetic = sqlite3_column_int(st, 6) != 0;
     return 0;
 }
 
@@ -311,7 +312,8 @@ void lqa_store_doc_free(lqa_store_doc *d) {
 }
 
 int lqa_store_each_doc(lqa_store *s, const char *split, lqa_store_doc_fn fn, void *ctx, lqa_err *err) {
-    sqlite3_stmt *st = prep(s, split ? DOC_SELECT "WHERE d.split = ? ORDER BY d.id" : DOC_SELECT "ORDER BY d.id");
+    sqlite3_stmt *st = prep(s, split ? DOC_SELECT "WHERE d.synthetic = 0 AND d.split = ? ORDER BY d.id"
+                                     : DOC_SELECT "WHERE d.synthetic = 0 ORDER BY d.id");
     if (split) sqliteCheck(sqlite3_bind_text(st, 1, split, -1, SQLITE_TRANSIENT), s->db);
     int rc, ret = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

@@ -23,6 +23,7 @@ typedef struct lqa_store_doc {
     char *title, *format, *source, *split;  /* split: "train", "valid" or "test" */
     char *text;                             /* decompressed normalised text */
     size_t text_len;
+    int synthetic;                          /* 1: a copy holding inserted passkey/needle text */
 } lqa_store_doc;
 
 typedef struct lqa_store_qa {
@@ -33,7 +34,9 @@ typedef struct lqa_store_qa {
 } lqa_store_qa;
 
 /* Iterates documents of a split (NULL = all) in id order. Each callback's doc is freed after it
- * returns. Return non-zero from the callback to stop. */
+ * returns. Return non-zero from the callback to stop. Synthetic copies (documents that only
+ * carry the spans of synthetic passkey/needle pairs) are NOT visited: they would put needles
+ * into tokenizer, LM and haystack text; lqa_store_get_doc still loads them by id. */
 typedef int (*lqa_store_doc_fn)(const lqa_store_doc *doc, void *ctx);
 int lqa_store_each_doc(lqa_store *s, const char *split, lqa_store_doc_fn fn, void *ctx, lqa_err *err);
 /* Loads one document by id (caller frees with lqa_store_doc_free). */

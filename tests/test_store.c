@@ -208,6 +208,46 @@ static void test_refuses_newer_and_foreign(void **state) {
     free(junk);
 }
 
+/* Synthetic copies are loaded by id but never visited by each_doc (no needles in LM text). */
+static void test_synthetic_docs_hidden_from_each_doc(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed());
+    char *path = tmp_path("syn.db");
+    lqa_err err;
+    lqa_store *s = lqa_store_open(path, 1, &err);
+    assert_non_null(s);
+    char *orig = random_text(&r, 3000), *copy = random_text(&r, 3100);
+    lqa_store_begin(s);
+    int64_t parent = add_doc(s, orig, "test");
+    uint8_t h[32];
+    char hex[65];
+    lqa_sha256(copy, strlen(copy), h);
+    lqa_hex(h, 32, hex);
+    lqa_store_doc_in d = {.source_id = lqa_store_source(s, "unit"), .hash_hex = hex, .title = "T [synthetic]",
+                          .format = "text", .split = "test", .text = copy, .text_len = strlen(copy),
+                          .synthetic = 1, .parent_id = parent};
+    int64_t syn = lqa_store_add_doc(s, &d);
+    lqa_store_commit(s);
+    int nd = 0;
+    assert_int_equal(lqa_store_each_doc(s, NULL, count_docs, &nd, &err), 0);
+    assert_int_equal(nd, 1);
+    nd = 0;
+    assert_int_equal(lqa_store_each_doc(s, "test", count_docs, &nd, &err), 0);
+    assert_int_equal(nd, 1);
+    lqa_store_doc got;
+    assert_int_equal(lqa_store_get_doc(s, syn, &got, &err), 0);
+    assert_int_equal(got.synthetic, 1);
+    assert_memory_equal(got.text, copy, got.text_len);
+    lqa_store_doc_free(&got);
+    assert_int_equal(lqa_store_get_doc(s, parent, &got, &err), 0);
+    assert_int_equal(got.synthetic, 0);
+    lqa_store_doc_free(&got);
+    lqa_store_close(s);
+    free(orig);
+    free(copy);
+    free(path);
+}
+
 static void test_split_deterministic_and_proportional(void **state) {
     uint64_t seed = lqa_test_seed();
     double frac[3] = {0.8, 0.1, 0.1};
@@ -233,6 +273,7 @@ int main(void) {
         cmocka_unit_test(test_migrates_v1),
         cmocka_unit_test(test_refuses_newer_and_foreign),
         cmocka_unit_test(test_split_deterministic_and_proportional),
+        cmocka_unit_test(test_synthetic_docs_hidden_from_each_doc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
