@@ -88,11 +88,11 @@ static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const 
 
 /* Sorted entry names of dir (hidden ones skipped); NULL when it cannot be read. */
 static char **list_dir(const char *dir, int *n) {
+    *n = 0;
     DIR *d = opendir(dir);
     if (!d) return NULL;
     char **names = NULL;
     int cap = 0;
-    *n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.') continue;
@@ -158,13 +158,18 @@ static void walk(add_ctx *c, const char *path, const char *source, int join, int
         push_item(c, path, source, index, dir_bytes(path));
         return;
     }
+    if (depth > 32) { /* a symlink loop, or absurd nesting */
+        lqa_buf_printf(&c->failures, "  %s: directories nested more than 32 deep, expected a finite tree\n", path);
+        c->failed++;
+        return;
+    }
     int n;
     char **names = list_dir(path, &n);
-    if (!names || depth > 32) {
-        lqa_buf_printf(&c->failures, "  %s: cannot list directory%s\n", path, depth > 32 ? " (nested too deep)" : "");
+    if (!names) {
+        lqa_buf_printf(&c->failures, "  %s: cannot list directory: %s\n", path, strerror(errno));
         c->failed++;
     }
-    for (int i = 0; i < n && names; i++) {
+    for (int i = 0; i < n; i++) {
         char *child = lqa_path_join(path, names[i]);
         struct stat cst;
         /* the default source is the first directory below the PATH argument */
