@@ -63,8 +63,19 @@ static void clean_append(const char *s, size_t n, lqa_buf *out, int *lead_ws, in
     size_t start = out->len;
     int ascii = 1, space = 0, seen = 0;
     if (lead_ws) *lead_ws = 0;
-    lqa_buf_reserve(out, n + 8);
+    /* worst case: every byte invalid (3 bytes of U+FFFD each) */
+    lqa_buf_reserve(out, 3 * n + 8);
+    char *o = out->data + out->len;
     for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        if (c > 0x20 && c < 0x7F) { /* printable ASCII: the common case */
+            if (space && seen) *o++ = ' ';
+            space = 0;
+            seen = 1;
+            *o++ = (char)c;
+            i++;
+            continue;
+        }
         uint32_t cp;
         size_t len = utf8_decode(u + i, n - i, &cp);
         const char *bytes = s + i;
@@ -82,12 +93,15 @@ static void clean_append(const char *s, size_t n, lqa_buf *out, int *lead_ws, in
             continue;
         }
         if (is_dropped_cp(cp)) continue;
-        if (space && seen) lqa_buf_putc(out, ' ');
+        if (space && seen) *o++ = ' ';
         space = 0;
         seen = 1;
         if (cp >= 0x80) ascii = 0;
-        lqa_buf_append(out, bytes, len);
+        memcpy(o, bytes, len);
+        o += len;
     }
+    out->len = (size_t)(o - out->data);
+    out->data[out->len] = '\0';
     if (trail_ws) *trail_ws = space;
     if (ascii || out->len == start) return;
     utf8proc_uint8_t *nfc = NULL;

@@ -88,9 +88,18 @@ static int is_dropped_link(const char *s, const char *end) {
 }
 
 static void strip_nested(const char *s, size_t n, lqa_buf *out) {
-    const char *end = s + n;
-    int line_start = 1;
+    const char *begin = s, *end = s + n;
+    lqa_buf_reserve(out, n);
     while (s < end) {
+        /* copy the run up to the next character that may start a construct */
+        size_t run = strcspn(s, "{<[_");
+        if (run > (size_t)(end - s)) run = (size_t)(end - s);
+        if (run) {
+            lqa_buf_append(out, s, run);
+            s += run;
+            continue;
+        }
+        int line_start = s == begin || s[-1] == '\n';
         const char *next = NULL;
         if (s[0] == '{' && s + 1 < end && s[1] == '{') next = skip_balanced(s, end, "{{", "}}");
         else if (line_start && s[0] == '{' && s + 1 < end && s[1] == '|') next = skip_balanced(s, end, "{|", "|}");
@@ -106,7 +115,6 @@ static void strip_nested(const char *s, size_t n, lqa_buf *out) {
             s = next;
             continue;
         }
-        line_start = *s == '\n' || (line_start && (*s == ' ' || *s == '\t'));
         lqa_buf_putc(out, *s++);
     }
 }
@@ -121,6 +129,13 @@ static const struct { const char *name, *text; } entities[] = {
 /* Inline markup of one line into out: links to their labels, quotes and entities. */
 static void inline_markup(const char *s, const char *end, lqa_buf *out) {
     while (s < end) {
+        const char *special = s;
+        while (special < end && *special != '[' && *special != '\'' && *special != '&') special++;
+        if (special > s) {
+            lqa_buf_append(out, s, (size_t)(special - s));
+            s = special;
+            continue;
+        }
         if (s[0] == '[' && s + 1 < end && s[1] == '[') { /* [[target|label]] or [[target]] */
             const char *close = memmem(s + 2, (size_t)(end - s - 2), "]]", 2);
             if (close) {
