@@ -207,6 +207,28 @@ static void test_empty_split(void **state) {
     lqa_buf_free(&args);
 }
 
+static void test_store_filler(void **state) {
+    lqa_buf log = {0}, args = {0};
+    char *out = lqa_path_join(g_dir, "store_filler.json");
+    lqa_buf_printf(&args, "--model %s --db %s --tasks passkey --filler store --lengths 300 --depths 0.5 --trials 2 -o %s",
+                   g_model, g_db, out);
+    if (eval(&log, args.data)) fail_msg("lqa-eval run failed: %s", log.data);
+    lqa_err err;
+    json_t *j = lqa_json_load_file(out, &err);
+    assert_non_null(j);
+    json_t *pk = json_object_get(json_object_get(j, "tasks"), "passkey");
+    assert_string_equal(lqa_json_str(json_object_get(pk, "settings"), "filler", ""), "store");
+    assert_int_equal(lqa_json_int(pk, "prompts", 0), 2);
+    json_decref(j);
+    lqa_buf_clear(&args);
+    lqa_buf_printf(&args, "--model %s --tasks passkey --filler store --lengths 300 -o %s", g_model, out);
+    assert_int_not_equal(eval(&log, args.data), 0);
+    assert_non_null(strstr(log.data, "--filler store: expected --db DB"));
+    free(out);
+    lqa_buf_free(&log);
+    lqa_buf_free(&args);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_all_tasks_writes_results),
@@ -214,6 +236,7 @@ int main(void) {
         cmocka_unit_test(test_adapter_for_another_base_model),
         cmocka_unit_test(test_context_longer_than_model),
         cmocka_unit_test(test_empty_split),
+        cmocka_unit_test(test_store_filler),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
