@@ -18,6 +18,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/buf.h"
 #include "ingest/docbuild.h"
@@ -46,6 +47,7 @@ typedef struct text_parser {
     char book[64];           /* verse mode: current book and chapter */
     long chapter;
     lqa_buf scratch;
+    lqa_buf heading_buf;
 } text_parser;
 
 /* ---- lines ----------------------------------------------------------------------------------- */
@@ -179,8 +181,15 @@ static void close_para(text_parser *p) {
     p->para_open = 0;
 }
 
+static void strip_inline(const char *s, size_t n, lqa_buf *out);
+
 static void heading(text_parser *p, int level, const char *s, size_t n) {
     close_para(p);
+    if (p->markdown) { /* "Class: `FileHandle`" titles the section "Class: FileHandle" */
+        strip_inline(s, n, &p->heading_buf);
+        s = p->heading_buf.data ? p->heading_buf.data : "";
+        n = p->heading_buf.len;
+    }
     if (level < 1) level = 1;
     if (level >= LQA_DB_MAX_LEVELS) level = LQA_DB_MAX_LEVELS - 1;
     lqa_db_section(&p->b, level, s, n);
@@ -297,22 +306,26 @@ static int is_delimiter_row(const text_line *l) {
     return 1;
 }
 
-/* Emits the cells of "| a | b |" (outer pipes optional, "\|" escapes a pipe). */
-static void table_row(lqa_docbuild *b, const text_line *l, lqa_buf *cell) {
-    lqa_db_table_row(b);
+/* Emits the cells of "| a | b |" (outer pipes optional, "\|" escapes a pipe; inline markup
+ * dropped as in paragraphs). */
+static void table_row(text_parser *p, const text_line *l) {
+    lqa_db_table_row(&p->b);
+    lqa_buf cell = {0};
     size_t i = 0, n = l->n;
     if (i < n && l->s[i] == '|') i++;
     if (n > i && l->s[n - 1] == '|' && (n < 2 || l->s[n - 2] != '\\')) n--;
-    lqa_buf_clear(cell);
+    lqa_buf_reserve(&cell, 0);
     for (; i <= n; i++) {
         if (i == n || (l->s[i] == '|')) {
-            lqa_db_table_cell(b, cell->data ? cell->data : "", cell->len, 1, 1);
-            lqa_buf_clear(cell);
+            strip_inline(cell.data, cell.len, &p->scratch);
+            lqa_db_table_cell(&p->b, p->scratch.data ? p->scratch.data : "", p->scratch.len, 1, 1);
+            lqa_buf_clear(&cell);
             continue;
         }
         if (l->s[i] == '\\' && i + 1 < n && l->s[i + 1] == '|') i++;
-        lqa_buf_putc(cell, l->s[i]);
+        lqa_buf_putc(&cell, l->s[i]);
     }
+    lqa_buf_free(&cell);
 }
 
 static long pipe_table(text_parser *p, long i) {
@@ -321,10 +334,10 @@ static long pipe_table(text_parser *p, long i) {
         return 0;
     close_para(p);
     lqa_db_table_begin(&p->b, NULL, 0);
-    table_row(&p->b, &p->lines[i], &p->scratch);
+    table_row(p, &p->lines[i]);
     long k = i + 2;
     while (k < p->n_lines && !blank(&p->lines[k]) && memchr(p->lines[k].s, '|', p->lines[k].n))
-        table_row(&p->b, &p->lines[k++], &p->scratch);
+        table_row(p, &p->lines[k++]);
     lqa_db_table_end(&p->b);
     lqa_db_para(&p->b);
     return k - i;
@@ -424,26 +437,154 @@ static int is_list_item(const text_line *l) {
 static long indented_definition(text_parser *p, long i) {
     const text_line *l = &p->lines[i];
     /* terms are short: a long line followed by an indented one is a wrapped list item */
-    if (p->para_open || l->n > 50 || i + 1 >= p->n_lines || (i > 0 && !blank(&p->lines[i - 1]))) return 0;
+    if (p->markdown || p->para_open || l->n > 50 || i + 1 >= p->n_lines || (i > 0 && !blank(&p->lines[i - 1]))) return 0;
     const text_line *next = &p->lines[i + 1];
     if (blank(next) || next->indent < l->indent + 2 || is_list_item(l) || strchr(".,;!?", l->s[l->n - 1])) return 0;
-    if (p->markdown && next->indent >= l->indent + 4 && starts_with(l, "```")) return 0;
     long end = definition_end(p, i, l->indent + 2);
     record_definition(p, l->s, l->n, i + 1, end, NULL, 0);
     return end - i;
+}
+
+/* ---- HTML inside Markdown ---------------------------------------------------------------------- */
+
+/* "<!-- ... -->" (possibly over many lines, such as Node.js's YAML history blocks): skipped. */
+static long html_comment(text_parser *p, long i) {
+    const text_line *l = &p->lines[i];
+    if (!p->markdown || !starts_with(l, "<!--")) return 0;
+    close_para(p);
+    for (long k = i; k < p->n_lines; k++)
+        if (memmem(p->lines[k].s + (k == i ? 4 : 0), p->lines[k].n - (k == i ? 4 : 0), "-->", 3)) return k - i + 1;
+    return p->n_lines - i;
+}
+
+/* Case-insensitive: does s (n bytes) start with the tag name `name` followed by '>', space or '/'? */
+static int tag_is(const char *s, size_t n, const char *name) {
+    size_t m = strlen(name);
+    return n > m && strncasecmp(s, name, m) == 0 && strchr("> \t\n/", s[m]);
+}
+
+/* The integer value of attr="N" inside the tag [s, end), 1 when absent or out of range. */
+static int tag_int_attr(const char *s, const char *end, const char *attr) {
+    const char *a = memmem(s, (size_t)(end - s), attr, strlen(attr));
+    if (!a) return 1;
+    a += strlen(attr);
+    while (a < end && (*a == '=' || *a == '"' || *a == '\'')) a++;
+    long v = strtol(a, NULL, 10);
+    return v >= 1 && v <= 64 ? (int)v : 1;
+}
+
+/* Text of HTML markup: tags dropped, the common entities decoded. */
+static void html_text(const char *s, size_t n, lqa_buf *out) {
+    static const struct { const char *ent, *text; } ents[] = {
+        {"&lt;", "<"}, {"&gt;", ">"}, {"&amp;", "&"}, {"&quot;", "\""}, {"&#39;", "'"}, {"&nbsp;", " "}, {NULL, NULL}};
+    lqa_buf_clear(out);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '<') {
+            const char *close = memchr(s + i, '>', n - i);
+            if (close) {
+                i = (size_t)(close - s);
+                lqa_buf_putc(out, ' ');
+                continue;
+            }
+        }
+        if (s[i] == '&') {
+            int k = 0;
+            for (; ents[k].ent; k++)
+                if (n - i >= strlen(ents[k].ent) && !memcmp(s + i, ents[k].ent, strlen(ents[k].ent))) break;
+            if (ents[k].ent) {
+                lqa_buf_puts(out, ents[k].text);
+                i += strlen(ents[k].ent) - 1;
+                continue;
+            }
+        }
+        lqa_buf_putc(out, s[i]);
+    }
+}
+
+/* Records the rows and cells of an HTML table held in block (tags matched by name; cells end at
+ * their closing tag or at the next cell or row). */
+static void html_table_cells(text_parser *p, const char *s, size_t n) {
+    lqa_buf cell = {0};
+    int in_row = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '<') continue;
+        const char *t = s + i + 1, *end = s + n;
+        const char *gt = memchr(t, '>', (size_t)(end - t));
+        if (!gt) break;
+        if (tag_is(t, (size_t)(end - t), "tr")) {
+            lqa_db_table_row(&p->b);
+            in_row = 1;
+        } else if (tag_is(t, (size_t)(end - t), "td") || tag_is(t, (size_t)(end - t), "th")) {
+            if (!in_row) lqa_db_table_row(&p->b), in_row = 1;
+            const char *body = gt + 1, *stop = body;
+            while (stop < end) {
+                const char *lt = memchr(stop, '<', (size_t)(end - stop));
+                if (!lt) {
+                    stop = end;
+                    break;
+                }
+                size_t left = (size_t)(end - lt - 1);
+                if (tag_is(lt + 1, left, "/td") || tag_is(lt + 1, left, "/th") || tag_is(lt + 1, left, "td") ||
+                    tag_is(lt + 1, left, "th") || tag_is(lt + 1, left, "tr") || tag_is(lt + 1, left, "/tr") ||
+                    tag_is(lt + 1, left, "/table")) {
+                    stop = lt;
+                    break;
+                }
+                stop = lt + 1;
+            }
+            html_text(body, (size_t)(stop - body), &cell);
+            lqa_db_table_cell(&p->b, cell.data ? cell.data : "", cell.len, tag_int_attr(t, gt, "colspan"),
+                              tag_int_attr(t, gt, "rowspan"));
+            i = (size_t)(stop - s) - 1;
+            continue;
+        }
+        i = (size_t)(gt - s);
+    }
+    lqa_buf_free(&cell);
+}
+
+/* "<table> ... </table>" in Markdown (Node.js's docs use them): a table with exact cell spans. */
+static long html_table(text_parser *p, long i) {
+    if (!p->markdown || !tag_is(p->lines[i].s, p->lines[i].n, "<table")) return 0;
+    close_para(p);
+    lqa_buf block = {0};
+    long k = i;
+    for (; k < p->n_lines; k++) {
+        lqa_buf_append(&block, p->lines[k].s, p->lines[k].n);
+        lqa_buf_putc(&block, '\n');
+        if (memmem(p->lines[k].s, p->lines[k].n, "</table>", 8)) {
+            k++;
+            break;
+        }
+    }
+    lqa_db_table_begin(&p->b, NULL, 0);
+    html_table_cells(p, block.data, block.len);
+    lqa_db_table_end(&p->b);
+    lqa_db_para(&p->b);
+    lqa_buf_free(&block);
+    return k - i;
 }
 
 /* ---- paragraphs and code --------------------------------------------------------------------------- */
 
 static int word_char(char c) { return isalnum((unsigned char)c) || (unsigned char)c >= 0x80; }
 
-/* Markdown inline markup that carries no text: emphasis markers (a '*' or '_' that opens before
- * a word or closes after one, so "2 * 3" and snake_case stay), code ticks, link targets. */
+/* Markdown inline markup that carries no text: code ticks, emphasis markers (a '*' or '_' that
+ * opens before a word or closes after one, so "2 * 3" and snake_case stay; nothing inside a
+ * code span is touched), link and image targets ("[text](url)" -> "text"). */
 static void strip_inline(const char *s, size_t n, lqa_buf *out) {
     lqa_buf_clear(out);
+    int in_code = 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (c == '`') continue;
+        if (c == '`') {
+            in_code = !in_code;
+            continue;
+        }
+        if (in_code) {
+            lqa_buf_putc(out, c);
+            continue;
+        }
         if (c == '*' || c == '_') {
             size_t k = i;
             while (k < n && s[k] == c) k++;
@@ -454,15 +595,22 @@ static void strip_inline(const char *s, size_t n, lqa_buf *out) {
                 continue;
             }
         }
-        if (c == '!' && i + 1 < n && s[i + 1] == '[') continue;
-        if (c == ']' && i + 1 < n && s[i + 1] == '(') { /* [text](url): keep text, drop url */
-            const char *close = memchr(s + i, ')', n - i);
-            if (close) {
-                i = (size_t)(close - s);
+        if (c == '[' || (c == '!' && i + 1 < n && s[i + 1] == '[')) {
+            /* a link: "[text](" with the closing bracket on this line */
+            size_t open = c == '!' ? i + 1 : i;
+            const char *close = memchr(s + open, ']', n - open);
+            if (close && close + 1 < s + n && close[1] == '(') {
+                i = open;
                 continue;
             }
         }
-        if (c == '[' && memchr(s + i, ']', n - i)) continue;
+        if (c == ']' && i + 1 < n && s[i + 1] == '(') {
+            const char *paren = memchr(s + i, ')', n - i);
+            if (paren) {
+                i = (size_t)(paren - s);
+                continue;
+            }
+        }
         lqa_buf_putc(out, c);
     }
 }
@@ -534,6 +682,8 @@ static long parse_block(text_parser *p, long i) {
         return 1;
     }
     if ((used = fenced_code(p, i))) return used;
+    if ((used = html_comment(p, i))) return used;
+    if ((used = html_table(p, i))) return used;
     if (p->verse_mode && parse_verse(l, &v)) {
         emit_verse(p, l, &v);
         return 1;
@@ -615,6 +765,7 @@ int lqa_text_parse(const char *path, const char *data, size_t len, const char *f
     lqa_db_finish(&p.b);
     free(p.lines);
     lqa_buf_free(&p.scratch);
+    lqa_buf_free(&p.heading_buf);
     if (doc.text.len == 0) {
         lqa_doc_free(&doc);
         return lqa_err_set(err, "%s:1: no text found, expected a document", path);

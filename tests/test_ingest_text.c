@@ -318,6 +318,57 @@ static void test_sniff_text_vs_markdown(void **state) {
     lqa_buf_free(&md);
 }
 
+/* Markdown as Node.js's API docs write it: HTML comments (YAML history) skipped, HTML tables
+ * recorded as tables (tags dropped, entities decoded), code spans in headings unwrapped,
+ * brackets that are not links kept. */
+static void test_markdown_html_blocks(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed() + 6);
+    int rows = 2 + (int)lqa_rng_below(&r, 6);
+    lqa_buf b = {0};
+    lqa_buf_puts(&b, "# Module\n\n<!-- YAML\nadded: v1.0.0\nchanges:\n  - secret-history-line\n-->\n\n");
+    lqa_buf_puts(&b, "## Class: `FileHandle`\n\n### `fh.read([options])`\n\nReads __data__ via [the API](http://x.y/z).\n\n");
+    lqa_buf_puts(&b, "<table>\n  <tr>\n    <th>Constant</th>\n    <th>Description</th>\n  </tr>\n");
+    char **names = lqa_calloc((size_t)rows, sizeof *names), **descs = lqa_calloc((size_t)rows, sizeof *descs);
+    for (int i = 0; i < rows; i++) {
+        lqa_buf w = {0};
+        lqa_buf_printf(&w, "K_%d", i);
+        random_word(&r, &w, 1);
+        names[i] = lqa_buf_steal(&w);
+        descs[i] = random_sentence(&r);
+        lqa_buf_printf(&b, "  <tr>\n    <td><code>%s</code></td>\n    <td>%s\n     &lt;x&gt; &amp; more</td>\n  </tr>\n",
+                       names[i], descs[i]);
+    }
+    lqa_buf_puts(&b, "</table>\n\nAfter the table.\n");
+    char *path = write_tmp("node.md", &b);
+    doc_list l;
+    lqa_err err;
+    assert_int_equal(parse_collect(path, NULL, &l, &err), 0);
+    const lqa_doc *d = &l.docs[0];
+    assert_string_equal(d->format, "markdown");
+    assert_null(strstr(d->text.data, "secret-history-line"));
+    assert_null(strstr(d->text.data, "<!--"));
+    assert_true(find_section(d, "Class: FileHandle") >= 0);
+    assert_true(find_section(d, "fh.read([options])") >= 0);
+    assert_non_null(strstr(d->text.data, "Reads data via the API."));
+    assert_int_equal(d->n_tables, 1);
+    const lqa_table *t = &d->tables[0];
+    assert_int_equal(t->n_rows, rows + 1);
+    assert_int_equal(t->n_cols, 2);
+    assert_string_equal(t->cells[0], "Constant");
+    for (int i = 0; i < rows; i++) {
+        assert_string_equal(t->cells[(i + 1) * 2], names[i]);
+        char want[512];
+        snprintf(want, sizeof want, "%s <x> & more", descs[i]);
+        assert_string_equal(t->cells[(i + 1) * 2 + 1], want);
+        assert_span_equals(d, t->cell_spans[(i + 1) * 2 + 1], want);
+        free(names[i]), free(descs[i]);
+    }
+    free(names), free(descs), free(path);
+    doc_list_free(&l);
+    lqa_buf_free(&b);
+}
+
 /* Prose that opens with a bracket is text, not broken JSON. */
 static void test_bracket_prose_is_text(void **state) {
     lqa_rng r;
@@ -374,6 +425,7 @@ int main(void) {
         cmocka_unit_test(test_random_lexicon),
         cmocka_unit_test(test_random_markdown_table),
         cmocka_unit_test(test_sniff_text_vs_markdown),
+        cmocka_unit_test(test_markdown_html_blocks),
         cmocka_unit_test(test_bracket_prose_is_text),
         cmocka_unit_test(test_line_limit),
     };
