@@ -281,9 +281,9 @@ int lqa_db_section(lqa_docbuild *b, int level, const char *title, size_t n) {
 /* ---- tables ---------------------------------------------------------------------------------- */
 
 typedef struct {
-    char **cells;       /* MAX_TABLE_COLS slots, NULL where missing */
+    char **cells;       /* cap slots, NULL where missing */
     unsigned char *cont;/* 1 where the slot continues the cell to its left (colspan) */
-    int n;              /* slots used */
+    int n, cap;         /* slots used (1 + last filled column), allocated */
 } table_row;
 
 struct lqa_db_table {
@@ -308,6 +308,16 @@ void lqa_db_table_begin(lqa_docbuild *b, const char *caption, size_t caption_len
 }
 
 static void row_put(table_row *r, int col, const char *text, int cont) {
+    if (col >= r->cap) {
+        int cap = r->cap ? r->cap : 8;
+        while (cap <= col) cap *= 2;
+        r->cells = lqa_realloc(r->cells, (size_t)cap * sizeof *r->cells);
+        r->cont = lqa_realloc(r->cont, (size_t)cap);
+        memset(r->cells + r->cap, 0, (size_t)(cap - r->cap) * sizeof *r->cells);
+        memset(r->cont + r->cap, 0, (size_t)(cap - r->cap));
+        r->cap = cap;
+    }
+    free(r->cells[col]);
     r->cells[col] = lqa_strdup(text);
     r->cont[col] = (unsigned char)cont;
     if (col + 1 > r->n) r->n = col + 1;
@@ -344,9 +354,7 @@ void lqa_db_table_row(lqa_docbuild *b) {
     finish_row(t);
     GROW(t->rows, t->n_rows, t->cap_rows);
     table_row *r = &t->rows[t->n_rows++];
-    r->cells = lqa_calloc(MAX_TABLE_COLS, sizeof *r->cells);
-    r->cont = lqa_calloc(MAX_TABLE_COLS, 1);
-    r->n = 0;
+    memset(r, 0, sizeof *r);
     t->col = 0;
     fill_carried(t);
 }
@@ -373,7 +381,7 @@ void lqa_db_table_cell(lqa_docbuild *b, const char *text, size_t n, int colspan,
 
 static void free_table_state(lqa_db_table *t) {
     for (int i = 0; i < t->n_rows; i++) {
-        for (int c = 0; c < MAX_TABLE_COLS; c++) free(t->rows[i].cells[c]);
+        for (int c = 0; c < t->rows[i].n; c++) free(t->rows[i].cells[c]);
         free(t->rows[i].cells);
         free(t->rows[i].cont);
     }
@@ -391,24 +399,26 @@ static int row_is_empty(const table_row *r) {
 
 /* Columns empty in every row (layout tables: an admonition's icon column) carry nothing. */
 static void drop_empty_columns(lqa_db_table *t) {
-    for (int c = MAX_TABLE_COLS - 1; c >= 0; c--) {
-        int used = 0, present = 0;
+    int width = 0;
+    for (int i = 0; i < t->n_rows; i++)
+        if (t->rows[i].n > width) width = t->rows[i].n;
+    for (int c = width - 1; c >= 0; c--) {
+        int used = 0;
         for (int i = 0; i < t->n_rows && !used; i++) {
             table_row *r = &t->rows[i];
-            if (c < r->n) present = 1;
             if (c < r->n && r->cells[c] && r->cells[c][0]) used = 1;
         }
-        if (used || !present) continue;
+        if (used) continue;
         for (int i = 0; i < t->n_rows; i++) {
             table_row *r = &t->rows[i];
             if (c >= r->n) continue;
             free(r->cells[c]);
-            memmove(r->cells + c, r->cells + c + 1, (size_t)(MAX_TABLE_COLS - c - 1) * sizeof *r->cells);
-            memmove(r->cont + c, r->cont + c + 1, (size_t)(MAX_TABLE_COLS - c - 1));
-            r->cells[MAX_TABLE_COLS - 1] = NULL;
-            r->cont[MAX_TABLE_COLS - 1] = 0;
-            if (c + 1 < r->n && r->cont[c]) r->cont[c] = 0; /* its left neighbour is gone */
+            memmove(r->cells + c, r->cells + c + 1, (size_t)(r->n - c - 1) * sizeof *r->cells);
+            memmove(r->cont + c, r->cont + c + 1, (size_t)(r->n - c - 1));
             r->n--;
+            r->cells[r->n] = NULL;
+            r->cont[r->n] = 0;
+            if (c < r->n && c == 0) r->cont[c] = 0; /* nothing to continue on the left */
         }
     }
 }

@@ -120,6 +120,10 @@ static int page_links(const char *path, page_list *hrefs, int is_index, lqa_err 
     char *data;
     size_t len;
     if (lqa_input_read_all(path, MAX_PAGE_BYTES, &data, &len, err) < 0) return -1;
+    if (!is_index && !memmem(data, len, "toc", 3)) { /* no TOC element can be there: skip the parse */
+        free(data);
+        return 0;
+    }
     xmlDoc *doc = lqa_html_read(path, data, len, NULL, err);
     free(data);
     if (!doc) return -1;

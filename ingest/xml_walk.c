@@ -4,6 +4,7 @@
 #include "ingest/xml_internal.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,19 +69,6 @@ static const char *const chrome_classes[] = {"navheader", "navfooter", "sphinxsi
                                              "list-of-examples", "breadcrumbs", "navigation", "menu", "footer",
                                              "header", "skip-link", "sidebar-nav", NULL};
 
-static int is_chrome(const xmlNode *n) {
-    if (!xn_attr(n, "class")) return 0;
-    for (int i = 0; chrome_classes[i]; i++)
-        if (xn_has_class(n, chrome_classes[i])) return 1;
-    return 0;
-}
-
-int xw_skipped(const xml_walk *w, const xmlNode *n) {
-    if (xn_is_any(n, always_skipped)) return 1;
-    if (w && w->html && (xn_is_any(n, html_skipped) || is_chrome(n))) return 1;
-    return 0;
-}
-
 static const char *const block_names[] = {
     "p", "para", "simpara", "formalpara", "div", "section", "sec", "article", "aside", "li", "listitem", "item",
     "ul", "ol", "dl", "dt", "dd", "blockquote", "pre", "programlisting", "screen", "literallayout", "synopsis",
@@ -89,12 +77,82 @@ static const char *const block_names[] = {
     "main", "body", "center", "list", "list-item", "def-list", "disp-quote", "boxed-text", "lg", "l", "figDesc",
     "head", "steps", "terms", "tree", "table", "thead", "tbody", "tfoot", "row", "itemizedlist", "orderedlist",
     "variablelist", "segmentedlist", "simplelist", "member", "step", "procedure", "question", "answer",
-    "bridgehead", "epigraph", "attribution", "blockquote", "subtitle", "label", "disp-formula", "statement",
-    "desc", "code-block", "tr", NULL};
+    "bridgehead", "epigraph", "attribution", "subtitle", "label", "disp-formula", "statement", "desc",
+    "code-block", NULL};
 
-int xw_is_block(const xmlNode *n) { return xn_is_any(n, block_names); }
+/* Element names and class tokens looked up once per element: a small hash table of flags,
+ * built on first use (a linear scan of the lists above cost a fifth of HTML parsing time). */
+enum {
+    NF_SKIP = 1, NF_SKIP_HTML = 2, NF_CHROME = 4, NF_BLOCK = 8, NF_PRE = 16, NF_ROW = 32, NF_CELL = 64,
+};
+#define NAME_SLOTS 1024
+static struct { const char *key; unsigned flags; } name_table[NAME_SLOTS];
+static pthread_once_t name_once = PTHREAD_ONCE_INIT;
+
+static unsigned name_hash(const char *s, size_t n) {
+    unsigned h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static void name_add(const char *const *list, unsigned flag) {
+    for (int i = 0; list[i]; i++) {
+        unsigned h = name_hash(list[i], strlen(list[i])) % NAME_SLOTS;
+        while (name_table[h].key && strcmp(name_table[h].key, list[i]) != 0) h = (h + 1) % NAME_SLOTS;
+        name_table[h].key = list[i];
+        name_table[h].flags |= flag;
+    }
+}
 
 static const char *const pre_names[] = {"pre", "programlisting", "screen", "literallayout", "synopsis", NULL};
+static const char *const row_names[] = {"tr", "row", NULL};
+static const char *const cell_names[] = {"td", "th", "entry", "cell", "entrytbl", NULL};
+
+static void name_init(void) {
+    name_add(always_skipped, NF_SKIP);
+    name_add(html_skipped, NF_SKIP_HTML);
+    name_add(chrome_classes, NF_CHROME);
+    name_add(block_names, NF_BLOCK);
+    name_add(pre_names, NF_PRE);
+    name_add(row_names, NF_ROW);
+    name_add(cell_names, NF_CELL);
+}
+
+static unsigned flags_of(const char *s, size_t n) {
+    pthread_once(&name_once, name_init);
+    unsigned h = name_hash(s, n) % NAME_SLOTS;
+    while (name_table[h].key) {
+        if (strncmp(name_table[h].key, s, n) == 0 && name_table[h].key[n] == '\0') return name_table[h].flags;
+        h = (h + 1) % NAME_SLOTS;
+    }
+    return 0;
+}
+
+static unsigned elem_flags(const xmlNode *n) {
+    if (!n || n->type != XML_ELEMENT_NODE || !n->name) return 0;
+    return flags_of((const char *)n->name, strlen((const char *)n->name));
+}
+
+static int is_chrome(const xmlNode *n) {
+    const char *cls = xn_attr(n, "class");
+    if (!cls) return 0;
+    for (const char *p = cls; *p;) {
+        while (*p && isspace((unsigned char)*p)) p++;
+        const char *t = p;
+        while (*p && !isspace((unsigned char)*p)) p++;
+        if (p > t && (flags_of(t, (size_t)(p - t)) & NF_CHROME)) return 1;
+    }
+    return 0;
+}
+
+int xw_skipped(const xml_walk *w, const xmlNode *n) {
+    unsigned f = elem_flags(n);
+    if (f & NF_SKIP) return 1;
+    if (w && w->html && ((f & NF_SKIP_HTML) || is_chrome(n))) return 1;
+    return 0;
+}
+
+int xw_is_block(const xmlNode *n) { return (elem_flags(n) & NF_BLOCK) != 0; }
 
 /* ---- text of a subtree (titles, table cells) -------------------------------------------------- */
 
@@ -116,7 +174,7 @@ static void text_rec(const xmlNode *n, lqa_buf *out, int html) {
             const xmlEntity *ent = simple_entity(c);
             if (ent) lqa_buf_append(out, ent->content, (size_t)ent->length);
         } else if (c->type == XML_ELEMENT_NODE) {
-            if (xn_is_any(c, always_skipped) || (html && is_chrome(c)) || xn_is(c, "indexterm") ||
+            if ((elem_flags(c) & NF_SKIP) || (html && is_chrome(c)) || xn_is(c, "indexterm") ||
                 xn_is(c, "footnote") || xn_is(c, "fn"))
                 continue;
             int block = xw_is_block(c) || xn_is(c, "br") || xn_is(c, "td") || xn_is(c, "th") || xn_is(c, "entry");
@@ -198,7 +256,7 @@ void xw_node(xml_walk *w, xmlNode *n) {
         lqa_db_line(&w->b);
         return;
     }
-    if (xn_is_any(n, pre_names)) {
+    if (elem_flags(n) & NF_PRE) {
         lqa_db_para(&w->b);
         w->in_pre++;
         xw_children(w, n);
@@ -255,9 +313,6 @@ void xw_sectioned(xml_walk *w, xmlNode *n, const xmlNode *title_node, const char
 
 /* ---- tables ---------------------------------------------------------------------------------- */
 
-static const char *const row_names[] = {"tr", "row", NULL};
-static const char *const cell_names[] = {"td", "th", "entry", "cell", "entrytbl", NULL};
-
 static int attr_int(const xmlNode *n, const char *name, int dflt) {
     const char *v = xn_attr(n, name);
     if (!v || !isdigit((unsigned char)*v)) return dflt;
@@ -287,7 +342,7 @@ static void table_row(xml_walk *w, xmlNode *row) {
     lqa_db_table_row(&w->b);
     lqa_buf text = {0};
     for (xmlNode *c = row->children; c; c = c->next) {
-        if (!xn_is_any(c, cell_names)) continue;
+        if (!(elem_flags(c) & NF_CELL)) continue;
         int colspan, rowspan;
         cell_spans(c, &colspan, &rowspan);
         lqa_buf_clear(&text);
@@ -300,7 +355,7 @@ static void table_row(xml_walk *w, xmlNode *row) {
 static void table_rows(xml_walk *w, xmlNode *n, const xmlNode *caption) {
     for (xmlNode *c = n->children; c; c = c->next) {
         if (c->type != XML_ELEMENT_NODE || c == caption) continue;
-        if (xn_is_any(c, row_names)) table_row(w, c);
+        if (elem_flags(c) & NF_ROW) table_row(w, c);
         else if (xn_is(c, "thead") || xn_is(c, "tbody") || xn_is(c, "tfoot") || xn_is(c, "tgroup"))
             table_rows(w, c, caption);
     }
