@@ -343,10 +343,10 @@ static int parse_split(const char *s, double f[3], lqa_err *err) {
 }
 
 static void print_summary(const add_ctx *c, double secs) {
-    printf("added %ld document%s (+%ld synthetic copies), skipped %ld duplicate%s, %ld empty; %ld input%s failed"
-           " (%.1f s)\n",
+    printf("added %ld document%s (+%ld synthetic copies), skipped %ld duplicate%s, %ld empty; %ld input%s failed,"
+           " %ld warning%s (%.1f s)\n",
            c->added, c->added == 1 ? "" : "s", c->synthetic_docs, c->dups, c->dups == 1 ? "" : "s", c->empty,
-           c->failed, c->failed == 1 ? "" : "s", secs);
+           c->failed, c->failed == 1 ? "" : "s", c->warnings, c->warnings == 1 ? "" : "s", secs);
     if (c->failures.len) printf("failed inputs:\n%s", c->failures.data);
     long total = 0;
     for (int i = 0; i < c->n_kinds; i++) total += c->kinds[i].n;

@@ -230,8 +230,13 @@ int lqa_cmd_search(int argc, char **argv) {
     int rc, hits = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         hits++;
+        /* one line per snippet: the section text's line breaks become spaces */
+        char *snip = lqa_strdup((const char *)sqlite3_column_text(st, 3));
+        for (char *p = snip; *p; p++)
+            if (*p == '\n') *p = ' ';
         printf("doc %lld \"%s\" > %s\n    %s\n", (long long)sqlite3_column_int64(st, 0), sqlite3_column_text(st, 1),
-               sqlite3_column_text(st, 2), sqlite3_column_text(st, 3));
+               sqlite3_column_text(st, 2), snip);
+        free(snip);
     }
     int status = LQA_EXIT_OK;
     if (rc != SQLITE_DONE) { /* a malformed FTS5 query is the user's error, not a crash */
