@@ -68,7 +68,7 @@ static int feed_doc(const lqa_store_doc *doc, void *ctx) {
 }
 
 int lqa_build_tokenizer(const char *db, const char *split, int vocab_size, uint64_t seed, int threads,
-                        const char *out_model, lqa_err *err) {
+                        const char *out_model, const char *keep_text, lqa_err *err) {
     lqa_store *s = lqa_store_open(db, 0, err);
     if (!s) return -1;
     char txt[4096];
@@ -83,6 +83,8 @@ int lqa_build_tokenizer(const char *db, const char *split, int vocab_size, uint6
                  (unsigned long long)c.lines, c.bytes / 1e6);
         rc = lqa_tok_train(txt, out_model, vocab_size, seed, threads > 0 ? threads : omp_get_max_threads(), err);
     }
+    if (rc == 0 && keep_text && rename(txt, keep_text) != 0)
+        rc = lqa_err_set(err, "%s: cannot keep the training text: %s", keep_text, strerror(errno));
     unlink(txt);
     return rc;
 }
@@ -328,6 +330,7 @@ static int render_sft(const lqa_tokenizer *tok, const doc_tok *d, const qa_item 
         eb = first_begin_at_or_after(d->begins, d->n, q->ev_end);
     }
     size_t budget = max_len - fixed;
+    if (d->n > budget) budget = budget > 16 ? budget - 8 : budget; /* cut edges re-tokenize a little longer */
     for (int attempt = 0; attempt < 16; attempt++) {
         if (eb - ea > budget) break;
         size_t wa, wb;
@@ -370,11 +373,17 @@ typedef struct build_stats {
         dropped_missing_doc, dropped_tail_tokens;
 } build_stats;
 
-static void tokenize_docs(const lqa_tokenizer *tok, doc_tok *docs, size_t n_docs, int threads) {
+/* Tokenizes a batch of documents in parallel; offsets (sft needs them to cut) cost extra time,
+ * so lm asks for ids only. */
+static void tokenize_docs(const lqa_tokenizer *tok, doc_tok *docs, size_t n_docs, int threads, int with_offsets) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (size_t i = 0; i < n_docs; i++)
-        docs[i].rc = lqa_tok_encode_offsets(tok, docs[i].doc.text, docs[i].doc.text_len, &docs[i].ids,
-                                            &docs[i].begins, &docs[i].n, &docs[i].err);
+    for (size_t i = 0; i < n_docs; i++) {
+        doc_tok *d = &docs[i];
+        if (d->rc != 0) continue; /* the document could not be read */
+        d->rc = with_offsets ? lqa_tok_encode_offsets(tok, d->doc.text, d->doc.text_len, &d->ids, &d->begins, &d->n,
+                                                      &d->err)
+                             : lqa_tok_encode(tok, d->doc.text, d->doc.text_len, &d->ids, &d->n, &d->err);
+    }
 }
 
 static void doc_tok_free(doc_tok *d) {
@@ -400,7 +409,7 @@ static int sft_batch(sink *k, lqa_store *st, qa_item *qa, size_t q0, size_t q1, 
         }
     }
     int threads = k->o->threads;
-    tokenize_docs(k->tok, docs, n_docs, threads);
+    tokenize_docs(k->tok, docs, n_docs, threads, 1);
     rec_out *out = lqa_calloc(q1 - q0, sizeof *out);
     int *status = lqa_calloc(q1 - q0, sizeof *status);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
@@ -496,7 +505,7 @@ static int lm_pour(lm_ctx *c, const doc_tok *d) {
 }
 
 static int lm_flush(lm_ctx *c) {
-    tokenize_docs(c->k->tok, c->batch, c->n, c->k->o->threads);
+    tokenize_docs(c->k->tok, c->batch, c->n, c->k->o->threads, 0);
     int rc = 0;
     for (size_t i = 0; i < c->n; i++) {
         if (rc == 0 && c->batch[i].rc != 0) rc = lqa_err_set(c->err, "%s", c->batch[i].err.msg);

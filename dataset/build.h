@@ -34,9 +34,10 @@ void lqa_build_window(size_t n, size_t ea, size_t eb, size_t budget, size_t *wa,
 /* Builds a shard directory (written as DIR.tmp-PID, renamed onto DIR at the end). */
 int lqa_build_shards(const lqa_build_opts *o, lqa_err *err);
 
-/* Trains the tokenizer on the store's documents (split NULL = all), paragraph per line. */
+/* Trains the tokenizer on the store's documents (split NULL or "all" = all), paragraph per
+ * line. keep_text (may be NULL) keeps that training text under this name (benchmarks). */
 int lqa_build_tokenizer(const char *db, const char *split, int vocab_size, uint64_t seed, int threads,
-                        const char *out_model, lqa_err *err);
+                        const char *out_model, const char *keep_text, lqa_err *err);
 
 /* Checks every shard, checksum and record of DIR (and the tokenizer when given); prints one
  * line per problem to stderr. Returns the number of problems found (0 = all good), -1 when

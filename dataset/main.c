@@ -30,11 +30,13 @@ static const char *const USAGE =
 
 static const char *const USAGE_TOKENIZER =
     "usage: lqa-build tokenizer --db DB --vocab-size N -o T.model [--split S|all] [--seed N] [--threads N]\n"
+    "                           [--keep-text FILE]\n"
     "\n"
     "Trains a sentencepiece BPE model with LLaMA's settings (byte_fallback, split_digits,\n"
     "add_dummy_prefix, whitespace kept, identity normalisation, unk=0 bos=1 eos=2, no pad id)\n"
     "on the store's document text, one paragraph per line (paragraphs over 4192 bytes are cut\n"
-    "at a space). The same store and seed give a byte-identical model. Default split: all.\n";
+    "at a space). The same store and seed give a byte-identical model. Default split: all.\n"
+    "--keep-text FILE keeps that training text (one paragraph per line, e.g. for spm_encode).\n";
 
 static const char *const USAGE_SHARDS =
     "usage: lqa-build shards --db DB --tokenizer T --kind sft|lm --max-len N -o DIR\n"
@@ -97,8 +99,8 @@ static int cmd_tokenizer(int argc, char **argv) {
     if (want_help(argc, argv, USAGE_TOKENIZER)) return EXIT_OK;
     static const struct option opts[] = {{"db", 1, 0, 'd'},   {"vocab-size", 1, 0, 'v'}, {"split", 1, 0, 's'},
                                          {"seed", 1, 0, 'S'}, {"threads", 1, 0, 't'},    {"out", 1, 0, 'o'},
-                                         {0, 0, 0, 0}};
-    const char *db = NULL, *out = NULL, *split = "all";
+                                         {"keep-text", 1, 0, 'K'}, {0, 0, 0, 0}};
+    const char *db = NULL, *out = NULL, *split = "all", *keep_text = NULL;
     long long vocab = 0, seed = 0, threads = 0;
     int c;
     optind = 1;
@@ -107,6 +109,7 @@ static int cmd_tokenizer(int argc, char **argv) {
         case 'd': db = optarg; break;
         case 'o': out = optarg; break;
         case 's': split = optarg; break;
+        case 'K': keep_text = optarg; break;
         case 'v':
             if (parse_long(optarg, 300, 1 << 24, &vocab)) return usage_error(USAGE_TOKENIZER, "--vocab-size: expected 300..16777216");
             break;
@@ -121,7 +124,7 @@ static int cmd_tokenizer(int argc, char **argv) {
     }
     if (!db || !out || !vocab) return usage_error(USAGE_TOKENIZER, "--db, --vocab-size and -o are required");
     lqa_err err;
-    if (lqa_build_tokenizer(db, split, (int)vocab, (uint64_t)seed, (int)threads, out, &err) != 0) {
+    if (lqa_build_tokenizer(db, split, (int)vocab, (uint64_t)seed, (int)threads, out, keep_text, &err) != 0) {
         fprintf(stderr, "lqa-build tokenizer: %s\n", err.msg);
         return EXIT_ERR;
     }

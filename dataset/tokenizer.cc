@@ -18,28 +18,143 @@ extern "C" {
 #include <cstring>
 #include <exception>
 #include <fstream>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
 
+// Long texts: sentencepiece's BPE encoder slows down badly on inputs of hundreds of KB (a whole
+// book), so lqa_tok_encode cuts a long text into segments that begin at a newline and encodes
+// them separately: the first with the model as is, the others with a copy of the model whose
+// dummy prefix is switched off. That gives exactly the ids of encoding the whole string when
+// (a) no piece contains '\n' (so no token spans a segment edge), (b) the normaliser does not
+// remove extra whitespace (context-dependent) and (c) whitespace is a prefix, not a suffix.
+// LLaMA's model and the ones lqa-build trains meet all three; other models take the slow path.
+// test_tokenizer checks the equality against lqa_tok_encode_whole.
+static const size_t kSegmentBytes = 1024;
+
 struct lqa_tokenizer {
     sentencepiece::SentencePieceProcessor sp;
+    std::unique_ptr<sentencepiece::SentencePieceProcessor> tail; // no dummy prefix; null: slow path
     char sha256[2 * LQA_SHA256_SIZE + 1];
 };
+
+// ---- minimal protobuf walking, enough to switch add_dummy_prefix off in a ModelProto ----
+struct PbField {
+    uint64_t num, wire, varint;
+    size_t begin, end, val_begin, val_end; // whole field, and a length-delimited value
+};
+
+static bool pb_varint(const std::string &m, size_t &i, uint64_t &v) {
+    v = 0;
+    for (int shift = 0; shift < 64 && i < m.size(); shift += 7) {
+        uint8_t b = (uint8_t)m[i++];
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return true;
+    }
+    return false;
+}
+
+static void pb_put_varint(std::string &o, uint64_t v) {
+    while (v >= 0x80) {
+        o.push_back((char)(0x80 | (v & 0x7f)));
+        v >>= 7;
+    }
+    o.push_back((char)v);
+}
+
+static bool pb_fields(const std::string &m, std::vector<PbField> &out) {
+    for (size_t i = 0; i < m.size();) {
+        PbField f{};
+        f.begin = i;
+        uint64_t tag;
+        if (!pb_varint(m, i, tag)) return false;
+        f.num = tag >> 3;
+        f.wire = tag & 7;
+        if (f.wire == 0) {
+            if (!pb_varint(m, i, f.varint)) return false;
+        } else if (f.wire == 1 || f.wire == 5) {
+            i += f.wire == 1 ? 8 : 4;
+        } else if (f.wire == 2) {
+            uint64_t len;
+            if (!pb_varint(m, i, len) || len > m.size() - i) return false;
+            f.val_begin = i;
+            f.val_end = i + len;
+            i += len;
+        } else {
+            return false;
+        }
+        if (i > m.size()) return false;
+        f.end = i;
+        out.push_back(f);
+    }
+    return true;
+}
+
+// Returns the model with normalizer_spec.add_dummy_prefix = false, or "" when the fast path is
+// not safe for this model (see above).
+static std::string model_without_dummy_prefix(const std::string &model) {
+    std::vector<PbField> top;
+    if (!pb_fields(model, top)) return "";
+    std::string out;
+    bool have_norm = false;
+    for (const PbField &f : top) {
+        std::string val = f.wire == 2 ? model.substr(f.val_begin, f.val_end - f.val_begin) : "";
+        std::vector<PbField> in;
+        if (f.num == 2 && f.wire == 2) { // trainer_spec: treat_whitespace_as_suffix = 24
+            if (!pb_fields(val, in)) return "";
+            for (const PbField &g : in)
+                if (g.num == 24 && g.wire == 0 && g.varint) return "";
+        }
+        if (f.num != 3 || f.wire != 2) {
+            out.append(model, f.begin, f.end - f.begin);
+            continue;
+        }
+        if (!pb_fields(val, in)) return "";
+        bool keeps_whitespace = false;
+        std::string norm;
+        for (const PbField &g : in) {
+            if (g.num == 4 && g.wire == 0) keeps_whitespace = g.varint == 0; // remove_extra_whitespaces
+            if (g.num != 3) norm.append(val, g.begin, g.end - g.begin);
+        }
+        if (!keeps_whitespace) return ""; // absent means true
+        norm += std::string("\x18\x00", 2); // add_dummy_prefix = false
+        pb_put_varint(out, (3 << 3) | 2);
+        pb_put_varint(out, norm.size());
+        out += norm;
+        have_norm = true;
+    }
+    return have_norm ? out : "";
+}
+
+static void setup_fast_path(lqa_tokenizer *t, const std::string &model) {
+    for (int id = 0; id < t->sp.GetPieceSize(); id++)
+        if (t->sp.IdToPiece(id).find('\n') != std::string::npos) return;
+    std::string tail_model = model_without_dummy_prefix(model);
+    if (tail_model.empty()) return;
+    auto tail = std::make_unique<sentencepiece::SentencePieceProcessor>();
+    if (tail->LoadFromSerializedProto(tail_model).ok()) t->tail = std::move(tail);
+}
 
 extern "C" lqa_tokenizer *lqa_tok_load(const char *model_path, lqa_err *err) {
     lqa_tokenizer *t = nullptr;
     try {
-        uint8_t digest[LQA_SHA256_SIZE];
-        if (lqa_sha256_file(model_path, digest, err) != 0) return nullptr;
+        char *bytes;
+        size_t n;
+        if (lqa_read_file(model_path, &bytes, &n, err) != 0) return nullptr;
+        std::string model(bytes, n);
+        free(bytes);
         t = new lqa_tokenizer();
+        uint8_t digest[LQA_SHA256_SIZE];
+        lqa_sha256(model.data(), model.size(), digest);
         lqa_hex(digest, LQA_SHA256_SIZE, t->sha256);
-        auto st = t->sp.Load(model_path);
+        auto st = t->sp.LoadFromSerializedProto(model);
         if (!st.ok()) {
             lqa_err_set(err, "%s: not a sentencepiece model: %s", model_path, st.ToString().c_str());
             delete t;
             return nullptr;
         }
+        setup_fast_path(t, model);
         return t;
     } catch (const std::exception &e) {
         lqa_err_set(err, "%s: loading tokenizer failed: %s", model_path, e.what());
@@ -59,18 +174,79 @@ extern "C" int lqa_tok_unk_id(const lqa_tokenizer *t) { return t->sp.unk_id(); }
 extern "C" int lqa_tok_pad_id(const lqa_tokenizer *t) { return t->sp.pad_id(); }
 extern "C" const char *lqa_tok_sha256(const lqa_tokenizer *t) { return t->sha256; }
 
+// Encodes text[0, len) with processor sp into ids (and byte offsets + base when begins != null).
+static sentencepiece::util::Status encode_piece(const sentencepiece::SentencePieceProcessor &sp, const char *text,
+                                                size_t len, uint32_t base, std::vector<int> &ids,
+                                                std::vector<uint32_t> *begins) {
+    if (!begins) {
+        std::vector<int> out;
+        auto st = sp.Encode(absl::string_view(text, len), &out);
+        ids.insert(ids.end(), out.begin(), out.end());
+        return st;
+    }
+    sentencepiece::ImmutableSentencePieceText spt;
+    auto st = sp.Encode(absl::string_view(text, len), spt.mutable_proto());
+    if (!st.ok()) return st;
+    uint32_t last = begins->empty() ? 0 : begins->back();
+    for (size_t i = 0; i < spt.pieces_size(); i++) {
+        auto piece = spt.pieces((int)i);
+        ids.push_back((int)piece.id());
+        // keep offsets non-decreasing (byte-fallback pieces of one character share a span)
+        uint32_t b = base + piece.begin();
+        last = b > last ? b : last;
+        begins->push_back(last);
+    }
+    return st;
+}
+
+// The whole text, in segments starting at a newline when the fast path is available.
+static sentencepiece::util::Status encode_text(const lqa_tokenizer *t, const char *text, size_t len,
+                                               std::vector<int> &ids, std::vector<uint32_t> *begins) {
+    if (!t->tail || len <= kSegmentBytes) return encode_piece(t->sp, text, len, 0, ids, begins);
+    for (size_t a = 0; a < len;) {
+        size_t b = a + kSegmentBytes < len ? a + kSegmentBytes : len;
+        const char *nl = b < len ? (const char *)memchr(text + b, '\n', len - b) : nullptr;
+        b = nl ? (size_t)(nl - text) : len;
+        auto st = encode_piece(a == 0 ? t->sp : *t->tail, text + a, b - a, (uint32_t)a, ids, begins);
+        if (!st.ok()) return st;
+        a = b;
+    }
+    return sentencepiece::util::Status();
+}
+
+static int32_t *copy_ids(const std::vector<int> &v) {
+    int32_t *buf = (int32_t *)lqa_malloc((v.size() + 1) * sizeof(int32_t)); // +1: never a zero-size malloc
+    for (size_t i = 0; i < v.size(); i++) buf[i] = v[i];
+    return buf;
+}
+
 extern "C" int lqa_tok_encode(const lqa_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n_ids,
                               lqa_err *err) {
     *ids = nullptr;
     *n_ids = 0;
     try {
         std::vector<int> out;
-        auto st = t->sp.Encode(absl::string_view(text, len), &out);
+        auto st = encode_text(t, text, len, out, nullptr);
         if (!st.ok()) return lqa_err_set(err, "tokenizer: encode failed: %s", st.ToString().c_str());
-        // +1 so an empty result still gives a valid pointer for the caller to free
-        int32_t *buf = (int32_t *)lqa_malloc((out.size() + 1) * sizeof(int32_t));
-        for (size_t i = 0; i < out.size(); i++) buf[i] = out[i];
-        *ids = buf;
+        *ids = copy_ids(out);
+        *n_ids = out.size();
+        return 0;
+    } catch (const std::exception &e) {
+        return lqa_err_set(err, "tokenizer: encode failed: %s", e.what());
+    } catch (...) {
+        return lqa_err_set(err, "tokenizer: encode failed (unknown exception)");
+    }
+}
+
+extern "C" int lqa_tok_encode_whole(const lqa_tokenizer *t, const char *text, size_t len, int32_t **ids,
+                                    size_t *n_ids, lqa_err *err) {
+    *ids = nullptr;
+    *n_ids = 0;
+    try {
+        std::vector<int> out;
+        auto st = encode_piece(t->sp, text, len, 0, out, nullptr);
+        if (!st.ok()) return lqa_err_set(err, "tokenizer: encode failed: %s", st.ToString().c_str());
+        *ids = copy_ids(out);
         *n_ids = out.size();
         return 0;
     } catch (const std::exception &e) {
@@ -87,23 +263,15 @@ extern "C" int lqa_tok_encode_offsets(const lqa_tokenizer *t, const char *text, 
     *n_ids = 0;
     if (len > UINT32_MAX) return lqa_err_set(err, "tokenizer: text of %zu bytes is over the 4 GiB offset limit", len);
     try {
-        sentencepiece::ImmutableSentencePieceText spt;
-        auto st = t->sp.Encode(absl::string_view(text, len), spt.mutable_proto());
+        std::vector<int> out;
+        std::vector<uint32_t> off;
+        auto st = encode_text(t, text, len, out, &off);
         if (!st.ok()) return lqa_err_set(err, "tokenizer: encode failed: %s", st.ToString().c_str());
-        size_t n = spt.pieces_size();
-        int32_t *out_ids = (int32_t *)lqa_malloc((n + 1) * sizeof(int32_t));
-        uint32_t *out_begin = (uint32_t *)lqa_malloc((n + 1) * sizeof(uint32_t));
-        uint32_t last = 0;
-        for (size_t i = 0; i < n; i++) {
-            auto piece = spt.pieces((int)i);
-            out_ids[i] = (int32_t)piece.id();
-            // keep offsets non-decreasing (byte-fallback pieces of one character share a span)
-            last = piece.begin() > last ? piece.begin() : last;
-            out_begin[i] = last;
-        }
-        *ids = out_ids;
-        *begins = out_begin;
-        *n_ids = n;
+        *ids = copy_ids(out);
+        uint32_t *b = (uint32_t *)lqa_malloc((off.size() + 1) * sizeof(uint32_t));
+        if (!off.empty()) memcpy(b, off.data(), off.size() * sizeof(uint32_t));
+        *begins = b;
+        *n_ids = out.size();
         return 0;
     } catch (const std::exception &e) {
         return lqa_err_set(err, "tokenizer: encode failed: %s", e.what());
@@ -111,6 +279,8 @@ extern "C" int lqa_tok_encode_offsets(const lqa_tokenizer *t, const char *text, 
         return lqa_err_set(err, "tokenizer: encode failed (unknown exception)");
     }
 }
+
+extern "C" int lqa_tok_fast_path(const lqa_tokenizer *t) { return t->tail != nullptr; }
 
 extern "C" int lqa_tok_decode(const lqa_tokenizer *t, const int32_t *ids, size_t n_ids, char **text, lqa_err *err) {
     *text = nullptr;

@@ -31,7 +31,13 @@ const char *lqa_tok_sha256(const lqa_tokenizer *t);
  * tokenizer may encode from many threads at once. */
 int lqa_tok_encode(const lqa_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n_ids,
                    lqa_err *err);
-/* Same, plus the byte offset into text where each token's span begins (non-decreasing);
+/* The plain sentencepiece call on the whole string. lqa_tok_encode gives the same ids faster
+ * on long texts (it encodes newline-started segments separately when the model allows it:
+ * lqa_tok_fast_path() != 0; see tokenizer.cc); this one is kept to check that. */
+int lqa_tok_encode_whole(const lqa_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n_ids,
+                         lqa_err *err);
+int lqa_tok_fast_path(const lqa_tokenizer *t);
+/* Same as lqa_tok_encode, plus the byte offset into text where each token's span begins (non-decreasing);
  * *begins is allocated like *ids. Used to cut documents at token boundaries. */
 int lqa_tok_encode_offsets(const lqa_tokenizer *t, const char *text, size_t len, int32_t **ids, uint32_t **begins,
                            size_t *n_ids, lqa_err *err);

@@ -147,11 +147,47 @@ static void test_errors_not_exceptions(void **state) {
     assert_false(lqa_path_exists(out));
 }
 
+static void test_long_texts_encode_as_one_string(void **state) {
+    lqa_err err = {{0}};
+    lqa_tokenizer *t = lqa_tok_load(g_model, &err);
+    assert_non_null(t);
+    assert_true(lqa_tok_fast_path(t)); /* our models allow the segmented encoder */
+    lqa_rng r;
+    lqa_rng_seed(&r, g_seed + 3);
+    static const char *breaks[] = {"\n", "\n\n", "\n ", " \n", "\n\n\n  ", "\r\n", "\n\t"};
+    for (int k = 0; k < 6; k++) {
+        lqa_buf b = {0};
+        size_t target = 9000 + lqa_rng_below(&r, 40000);
+        while (b.len < target) {
+            fixture_words(&b, &r, 1 + (int)lqa_rng_below(&r, 200));
+            lqa_buf_puts(&b, breaks[lqa_rng_below(&r, 7)]);
+        }
+        int32_t *fast, *whole, *with_off;
+        uint32_t *begins;
+        size_t nf, nw, no;
+        assert_int_equal(lqa_tok_encode(t, b.data, b.len, &fast, &nf, &err), 0);
+        assert_int_equal(lqa_tok_encode_whole(t, b.data, b.len, &whole, &nw, &err), 0);
+        assert_int_equal(lqa_tok_encode_offsets(t, b.data, b.len, &with_off, &begins, &no, &err), 0);
+        assert_int_equal(nf, nw);
+        assert_memory_equal(fast, whole, nw * sizeof *fast);
+        assert_int_equal(no, nw);
+        assert_memory_equal(with_off, whole, nw * sizeof *fast);
+        for (size_t i = 1; i < no; i++) assert_true(begins[i] >= begins[i - 1] && begins[i] < b.len);
+        char *back;
+        assert_int_equal(lqa_tok_decode(t, fast, nf, &back, &err), 0);
+        assert_string_equal(back, b.data);
+        free(fast), free(whole), free(with_off), free(begins), free(back);
+        lqa_buf_free(&b);
+    }
+    lqa_tok_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_special_ids_like_llama),
         cmocka_unit_test(test_round_trip_random_text),
         cmocka_unit_test(test_digits_split_and_bytes_fall_back),
+        cmocka_unit_test(test_long_texts_encode_as_one_string),
         cmocka_unit_test(test_training_is_byte_identical),
         cmocka_unit_test(test_errors_not_exceptions),
     };
