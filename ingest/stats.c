@@ -41,15 +41,18 @@ static sqlite3_stmt *prep(sqlite3 *db, const char *sql) {
     return st;
 }
 
-/* {"name": {"documents": n, "qa": n}, ...} from a query returning (name, docs, qa). */
+/* {"name": {"documents": n, "qa": n, "qa_synthetic": n}, ...} from a query returning (name, docs,
+ * qa, qa_synthetic): synthetic pairs are always counted apart. */
 static json_t *grouped(sqlite3 *db, const char *sql) {
     json_t *o = json_object();
     sqlite3_stmt *st = prep(db, sql);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(st, 0);
-        json_object_set_new(o, name ? name : "", json_pack("{s:I, s:I}", "documents", (json_int_t)sqlite3_column_int64(st, 1),
-                                                           "qa", (json_int_t)sqlite3_column_int64(st, 2)));
+        json_object_set_new(o, name ? name : "",
+                            json_pack("{s:I, s:I, s:I}", "documents", (json_int_t)sqlite3_column_int64(st, 1), "qa",
+                                      (json_int_t)sqlite3_column_int64(st, 2), "qa_synthetic",
+                                      (json_int_t)sqlite3_column_int64(st, 3)));
     }
     sqliteCheck(rc, db);
     sqlite3_finalize(st);
@@ -122,7 +125,8 @@ static json_t *gather(sqlite3 *db) {
     json_object_set_new(o, "qa", json_integer(scalar(db, "SELECT count(*) FROM qa q JOIN documents d ON d.id = q.doc_id WHERE d.synthetic = 0")));
     json_object_set_new(o, "qa_synthetic", json_integer(scalar(db, "SELECT count(*) FROM qa q JOIN documents d ON d.id = q.doc_id WHERE d.synthetic != 0")));
     const char *by =
-        "SELECT %s, count(DISTINCT d.id) FILTER (WHERE d.synthetic = 0), count(q.id) FROM documents d "
+        "SELECT %s, count(DISTINCT d.id) FILTER (WHERE d.synthetic = 0), count(q.id) FILTER (WHERE d.synthetic = 0),"
+        " count(q.id) FILTER (WHERE d.synthetic != 0) FROM documents d "
         "%s LEFT JOIN qa q ON q.doc_id = d.id GROUP BY 1 ORDER BY 1";
     char sql[512];
     snprintf(sql, sizeof sql, by, "s.name", "JOIN sources s ON s.id = d.source_id");
@@ -131,18 +135,23 @@ static json_t *gather(sqlite3 *db) {
     json_object_set_new(o, "by_format", grouped(db, sql));
     snprintf(sql, sizeof sql, by, "d.split", "");
     json_object_set_new(o, "by_split", grouped(db, sql));
-    json_object_set_new(o, "by_kind", grouped(db, "SELECT q.kind, count(DISTINCT q.doc_id), count(*) FROM qa q GROUP BY 1 ORDER BY 1"));
-    json_object_set_new(o, "by_generator", grouped(db, "SELECT q.generator, count(DISTINCT q.doc_id), count(*) FROM qa q GROUP BY 1 ORDER BY 1"));
+    json_object_set_new(o, "by_kind", grouped(db, "SELECT q.kind, count(DISTINCT q.doc_id), count(*) FILTER (WHERE d.synthetic = 0), "
+                                                 "count(*) FILTER (WHERE d.synthetic != 0) FROM qa q JOIN documents d "
+                                                 "ON d.id = q.doc_id GROUP BY 1 ORDER BY 1"));
+    json_object_set_new(o, "by_generator", grouped(db, "SELECT q.generator, count(DISTINCT q.doc_id), count(*) FILTER (WHERE d.synthetic = 0), "
+                                                      "count(*) FILTER (WHERE d.synthetic != 0) FROM qa q JOIN documents d "
+                                                      "ON d.id = q.doc_id GROUP BY 1 ORDER BY 1"));
     json_object_set_new(o, "lengths", lengths(db));
     return o;
 }
 
 static void print_group(const json_t *o, const char *title) {
-    printf("\n%-28s %10s %10s\n", title, "documents", "qa");
+    printf("\n%-32s %10s %10s %10s\n", title, "documents", "qa", "synthetic");
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)o, k, v)
-        printf("  %-26s %10lld %10lld\n", k, (long long)lqa_json_int(v, "documents", 0), (long long)lqa_json_int(v, "qa", 0));
+        printf("  %-30s %10lld %10lld %10lld\n", k, (long long)lqa_json_int(v, "documents", 0),
+               (long long)lqa_json_int(v, "qa", 0), (long long)lqa_json_int(v, "qa_synthetic", 0));
 }
 
 static void print_text(const json_t *o) {
@@ -153,8 +162,8 @@ static void print_text(const json_t *o) {
            (long long)lqa_json_int(o, "qa_synthetic", 0));
     print_group(json_object_get(o, "by_source"), "by source");
     print_group(json_object_get(o, "by_format"), "by format");
-    print_group(json_object_get(o, "by_split"), "by split (documents: non-synthetic)");
-    print_group(json_object_get(o, "by_kind"), "by kind (documents with pairs)");
+    print_group(json_object_get(o, "by_split"), "by split");
+    print_group(json_object_get(o, "by_kind"), "by kind (documents: with pairs)");
     const json_t *l = json_object_get(o, "lengths");
     printf("\ncontext length of QA pairs (tokens ~ chars/4)\n  %-10s %10s %10s\n", "bucket", "qa", "synthetic");
     size_t i;

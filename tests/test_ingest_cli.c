@@ -290,8 +290,12 @@ static void test_export_and_stats(void **state) {
     json_t *by_kind = json_object_get(st, "by_kind"), *v;
     const char *k;
     long long sum = 0;
-    json_object_foreach(by_kind, k, v) sum += json_integer_value(json_object_get(v, "qa"));
+    json_object_foreach(by_kind, k, v)
+        sum += json_integer_value(json_object_get(v, "qa")) + json_integer_value(json_object_get(v, "qa_synthetic"));
     assert_int_equal(sum, qa);
+    /* synthetic pairs are counted apart: the "synthetic" kind has no non-synthetic pairs */
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(by_kind, "synthetic"), "qa")), 0);
+    assert_true(json_integer_value(json_object_get(json_object_get(by_kind, "synthetic"), "qa_synthetic")) > 0);
     long long hist = 0;
     size_t i;
     json_array_foreach(json_object_get(json_object_get(st, "lengths"), "histogram"), i, v)
