@@ -116,11 +116,20 @@ static void collect_links(const xmlNode *n, int toc_only, const xmlNode *root, c
     }
 }
 
+/* A cheap byte test before parsing a page for its TOC: the class token "toc" or Sphinx's
+ * "toctree" must occur (most pages of a manual have no TOC of their own). */
+static int may_hold_toc(const char *data, size_t len) {
+    static const char *const marks[] = {"\"toc\"", "\"toc ", " toc\"", " toc ", "'toc'", "toctree", NULL};
+    for (int i = 0; marks[i]; i++)
+        if (memmem(data, len, marks[i], strlen(marks[i]))) return 1;
+    return 0;
+}
+
 static int page_links(const char *path, page_list *hrefs, int is_index, lqa_err *err) {
     char *data;
     size_t len;
     if (lqa_input_read_all(path, MAX_PAGE_BYTES, &data, &len, err) < 0) return -1;
-    if (!is_index && !memmem(data, len, "toc", 3)) { /* no TOC element can be there: skip the parse */
+    if (!is_index && !may_hold_toc(data, len)) { /* no TOC element can be there: skip the parse */
         free(data);
         return 0;
     }
