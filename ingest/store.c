@@ -175,7 +175,13 @@ int64_t lqa_store_add_doc(lqa_store *s, const lqa_store_doc_in *d) {
                              " text, synthetic, parent_id) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
     size_t cap = ZSTD_compressBound(d->text_len);
     void *z = lqa_malloc(cap ? cap : 1);
-    size_t zn = zstdCheck(ZSTD_compress(z, cap, d->text, d->text_len, 3));
+    /* level 3 with the frame checksum, so a damaged blob is detected on read */
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+    lqaCheck(cctx != NULL, "out of memory");
+    zstdCheck(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, 3));
+    zstdCheck(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1));
+    size_t zn = zstdCheck(ZSTD_compress2(cctx, z, cap, d->text, d->text_len));
+    ZSTD_freeCCtx(cctx);
     sqlite3_stmt *st = s->ins_doc;
     sqliteCheck(sqlite3_bind_int64(st, 1, d->source_id), s->db);
     sqliteCheck(sqlite3_bind_text(st, 2, d->hash_hex, -1, SQLITE_TRANSIENT), s->db);

@@ -248,6 +248,32 @@ static void test_synthetic_docs_hidden_from_each_doc(void **state) {
     free(path);
 }
 
+/* A damaged text blob is a recoverable error naming the document, not a crash. */
+static void test_corrupt_text_is_an_error(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed());
+    char *path = tmp_path("corrupt.db");
+    lqa_err err;
+    lqa_store *s = lqa_store_open(path, 1, &err);
+    assert_non_null(s);
+    char *text = random_text(&r, 500 + lqa_rng_below(&r, 500));
+    lqa_store_begin(s);
+    int64_t id = add_doc(s, text, "train");
+    lqa_store_commit(s);
+    /* keep the frame header, garble the rest */
+    assert_int_equal(sqlite3_exec(lqa_store_db(s), "UPDATE documents SET text = substr(text, 1, 8) || randomblob(40)",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    lqa_store_doc d;
+    assert_int_equal(lqa_store_get_doc(s, id, &d, &err), -1);
+    assert_non_null(strstr(err.msg, "document"));
+    int nd = 0;
+    assert_int_equal(lqa_store_each_doc(s, NULL, count_docs, &nd, &err), -1);
+    assert_int_equal(nd, 0);
+    lqa_store_close(s);
+    free(text);
+    free(path);
+}
+
 static void test_split_deterministic_and_proportional(void **state) {
     uint64_t seed = lqa_test_seed();
     double frac[3] = {0.8, 0.1, 0.1};
@@ -274,6 +300,7 @@ int main(void) {
         cmocka_unit_test(test_refuses_newer_and_foreign),
         cmocka_unit_test(test_split_deterministic_and_proportional),
         cmocka_unit_test(test_synthetic_docs_hidden_from_each_doc),
+        cmocka_unit_test(test_corrupt_text_is_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
