@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "common/fileio.h"
 #include "common/rng.h"
@@ -283,6 +285,41 @@ static void test_empty_and_binary_files(void **state) {
     free(empty), free(binary), free(ws);
 }
 
+/* libxml2 must not print anything itself: every problem goes through our handlers. */
+static void test_no_libxml2_output_on_stderr(void **state) {
+    char *log = lqa_path_join(lqa_test_tmpdir(), "stderr.log");
+    fflush(stderr);
+    int saved = dup(2);
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+    const char *inputs[][2] = {
+        {"docbook", "<book>\n<chapter><title>T</title>\n<para>x</chapter>\n</book>\n"},
+        {"html", "<html><body><p>a <b>b</i></p><table><tr><td>x</table><foo:bar>&bogus;</body>"},
+        {"docbook", "<?xml version=\"1.0\"?><!DOCTYPE book [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><book>&x;&y;</book>"},
+        {"jats", "<article><front></article>"},
+    };
+    xt_docs c = {0};
+    lqa_err err;
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        lqa_parse_opts o = xt_opts(&c);
+        lqa_xml_parse_buffer("noisy.xml", inputs[i][1], strlen(inputs[i][1]), inputs[i][0], &o, xt_sink, &c, &err);
+    }
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char *data;
+    size_t len;
+    assert_int_equal(lqa_read_file(log, &data, &len, NULL), 0);
+    if (len) print_message("stderr got: %s\n", data);
+    assert_int_equal(len, 0);
+    assert_true(c.n_warnings > 0); /* the problems were reported, through the handler */
+    free(data);
+    free(log);
+    xt_docs_free(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_malformed_xml_names_file_and_line),
@@ -292,6 +329,7 @@ int main(void) {
         cmocka_unit_test(test_huge_text_node_refused),
         cmocka_unit_test(test_invalid_utf8_repaired_with_warning),
         cmocka_unit_test(test_empty_and_binary_files),
+        cmocka_unit_test(test_no_libxml2_output_on_stderr),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
