@@ -15,6 +15,7 @@ struct lqa_store {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *ins_doc, *ins_sec, *ins_fts, *ins_qa, *find_hash;
+    ZSTD_CCtx *cctx; /* reused for every document */
 };
 
 /* Version 1 lacked qa.seed and documents.synthetic/parent_id; version 2 is the current one. */
@@ -126,6 +127,7 @@ void lqa_store_close(lqa_store *s) {
     sqlite3_stmt *sts[] = {s->ins_doc, s->ins_sec, s->ins_fts, s->ins_qa, s->find_hash};
     for (size_t i = 0; i < sizeof sts / sizeof sts[0]; i++) sqlite3_finalize(sts[i]);
     if (s->db) sqlite3_close(s->db);
+    ZSTD_freeCCtx(s->cctx);
     free(s->path);
     free(s);
 }
@@ -175,13 +177,13 @@ int64_t lqa_store_add_doc(lqa_store *s, const lqa_store_doc_in *d) {
                              " text, synthetic, parent_id) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
     size_t cap = ZSTD_compressBound(d->text_len);
     void *z = lqa_malloc(cap ? cap : 1);
-    /* level 3 with the frame checksum, so a damaged blob is detected on read */
-    ZSTD_CCtx *cctx = ZSTD_createCCtx();
-    lqaCheck(cctx != NULL, "out of memory");
-    zstdCheck(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, 3));
-    zstdCheck(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1));
-    size_t zn = zstdCheck(ZSTD_compress2(cctx, z, cap, d->text, d->text_len));
-    ZSTD_freeCCtx(cctx);
+    if (!s->cctx) { /* level 3 with the frame checksum, so a damaged blob is detected on read */
+        s->cctx = ZSTD_createCCtx();
+        lqaCheck(s->cctx != NULL, "out of memory");
+        zstdCheck(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel, 3));
+        zstdCheck(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 1));
+    }
+    size_t zn = zstdCheck(ZSTD_compress2(s->cctx, z, cap, d->text, d->text_len));
     sqlite3_stmt *st = s->ins_doc;
     sqliteCheck(sqlite3_bind_int64(st, 1, d->source_id), s->db);
     sqliteCheck(sqlite3_bind_text(st, 2, d->hash_hex, -1, SQLITE_TRANSIENT), s->db);
