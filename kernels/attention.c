@@ -17,7 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "common/check.h"
+#include "kernels/fastmath.h"
 
 enum { TILE_DEFAULT = 64 };
 typedef enum { TILE_EMPTY = 0, TILE_PARTIAL = 1, TILE_FULL = 2 } tile_kind;
@@ -99,6 +102,8 @@ static tile_kind classify(const attn_params *p, int b, int h, int i0, int i1, in
 }
 
 /* ---- tile arithmetic ------------------------------------------------------------------------ */
+/* Each block is a few small GEMMs (single-threaded OpenBLAS inside the parallel loop: the
+ * threads split the blocks) and vectorised row loops for the mask and the softmax. */
 
 static inline float dot(const float *a, const float *b, int n) {
     float s = 0.0f;
@@ -107,25 +112,19 @@ static inline float dot(const float *a, const float *b, int n) {
     return s;
 }
 
-static inline void axpy(float *y, float a, const float *x, int n) {
-#pragma omp simd
-    for (int d = 0; d < n; d++) y[d] += a * x[d];
-}
-
 /* S[r][c] = scale * q_r . k_c over the block; masked entries -inf when kind is PARTIAL. */
 static void block_scores(float *S, const attn_params *p, int b, int h, const float *q, const float *k, int i0,
                          int nr, int j0, int nc, tile_kind kind, float scale) {
     int hd = p->hd, kvh = h / (p->H / p->KV);
-    size_t qstride = (size_t)p->H * hd, kstride = (size_t)p->KV * hd;
+    int qstride = p->H * hd, kstride = p->KV * hd;
     const float *qb = q + ((size_t)b * p->Tq + i0) * qstride + (size_t)h * hd;
     const float *kb = k + ((size_t)b * p->Tk + j0) * kstride + (size_t)kvh * hd;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, nc, hd, scale, qb, qstride, kb, kstride, 0.0f, S, nc);
+    if (kind != TILE_PARTIAL) return;
     for (int r = 0; r < nr; r++) {
-        const float *qr = qb + r * qstride;
         float *Sr = S + (size_t)r * nc;
-        for (int c = 0; c < nc; c++) Sr[c] = scale * dot(qr, kb + c * kstride, hd);
-        if (kind == TILE_PARTIAL)
-            for (int c = 0; c < nc; c++)
-                if (!attention_visible(p, b, h, i0 + r, j0 + c)) Sr[c] = -INFINITY;
+        for (int c = 0; c < nc; c++)
+            if (!attention_visible(p, b, h, i0 + r, j0 + c)) Sr[c] = -INFINITY;
     }
 }
 
@@ -133,9 +132,33 @@ static void block_scores(float *S, const attn_params *p, int b, int h, const flo
 
 size_t attention_scratch_floats(const attn_params *p, int threads) {
     size_t tq = tile_q_of(p), tk = tile_k_of(p);
-    size_t fwd = tq * tk + 2 * tq + tq * p->hd;
+    size_t fwd = tq * tk + 3 * tq + tq * p->hd;
     size_t bwd = 2 * tq * tk + p->Tq;
     return (fwd > bwd ? fwd : bwd) * (size_t)(threads > 0 ? threads : 1);
+}
+
+/* Online softmax update of one block's rows: S becomes P = exp(S - m_new); corr[r] is the
+ * factor the row's running sums shrink by. Rows with nothing visible yet keep P = 0. */
+static void softmax_update(float *S, float *m, float *l, float *corr, int nr, int nc) {
+    for (int r = 0; r < nr; r++) {
+        float *Sr = S + (size_t)r * nc, mx = m[r];
+#pragma omp simd reduction(max : mx)
+        for (int c = 0; c < nc; c++) mx = Sr[c] > mx ? Sr[c] : mx;
+        if (mx == -INFINITY) { /* nothing visible yet in this row */
+            memset(Sr, 0, sizeof(float) * nc);
+            corr[r] = 1.0f;
+            continue;
+        }
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int c = 0; c < nc; c++) {
+            Sr[c] = lqa_expf(Sr[c] - mx);
+            sum += Sr[c];
+        }
+        corr[r] = lqa_expf(m[r] - mx);
+        l[r] = l[r] * corr[r] + sum;
+        m[r] = mx;
+    }
 }
 
 /* One (batch, head, query tile): the online softmax over its key tiles. */
@@ -143,9 +166,9 @@ static void forward_item(float *out, float *lse, const float *q, const float *k,
                          const attn_params *p, int b, int h, int i0, float *ws) {
     int tq = tile_q_of(p), tk = tile_k_of(p), hd = p->hd, nr = min_int(tq, p->Tq - i0);
     int kvh = h / (p->H / p->KV);
-    size_t ostride = (size_t)p->H * hd, kstride = (size_t)p->KV * hd;
+    int ostride = p->H * hd, kstride = p->KV * hd;
     float scale = 1.0f / sqrtf((float)hd);
-    float *S = ws, *m = S + (size_t)tq * tk, *l = m + tq, *acc = l + tq;
+    float *S = ws, *m = S + (size_t)tq * tk, *l = m + tq, *corr = l + tq, *acc = corr + tq;
     for (int r = 0; r < nr; r++) m[r] = -INFINITY, l[r] = 0.0f;
     memset(acc, 0, sizeof(float) * (size_t)nr * hd);
     for (int j0 = 0; j0 < p->Tk; j0 += tk) {
@@ -153,22 +176,13 @@ static void forward_item(float *out, float *lse, const float *q, const float *k,
         tile_kind kind = classify(p, b, h, i0, i0 + nr, j0, j0 + nc);
         if (kind == TILE_EMPTY) continue;
         block_scores(S, p, b, h, q, k, i0, nr, j0, nc, kind, scale);
+        softmax_update(S, m, l, corr, nr, nc);
+        for (int r = 0; r < nr; r++)
+            if (corr[r] != 1.0f)
+                for (int d = 0; d < hd; d++) acc[(size_t)r * hd + d] *= corr[r];
+        /* acc += P V */
         const float *vb = v + ((size_t)b * p->Tk + j0) * kstride + (size_t)kvh * hd;
-        for (int r = 0; r < nr; r++) {
-            float *Sr = S + (size_t)r * nc, mx = m[r];
-            for (int c = 0; c < nc; c++) mx = Sr[c] > mx ? Sr[c] : mx;
-            if (mx == -INFINITY) continue; /* nothing visible yet in this row */
-            float corr = expf(m[r] - mx), sum = 0.0f;
-            float *ar = acc + (size_t)r * hd;
-            for (int d = 0; d < hd; d++) ar[d] *= corr;
-            for (int c = 0; c < nc; c++) {
-                float pc = expf(Sr[c] - mx);
-                sum += pc;
-                if (pc != 0.0f) axpy(ar, pc, vb + c * kstride, hd);
-            }
-            l[r] = l[r] * corr + sum;
-            m[r] = mx;
-        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, nc, 1.0f, S, nc, vb, kstride, 1.0f, acc, hd);
     }
     for (int r = 0; r < nr; r++) {
         float *orow = out + ((size_t)b * p->Tq + i0 + r) * ostride + (size_t)h * hd;
@@ -195,6 +209,7 @@ static void check_or_die(const attn_params *p) {
 void attention_forward_cpu(float *out, float *lse, const float *q, const float *k, const float *v,
                            const attn_params *p, float *scratch) {
     check_or_die(p);
+    (void)kernels_get_threads(); /* OpenBLAS single-threaded inside the parallel loop */
     int tq = tile_q_of(p), nqt = (p->Tq + tq - 1) / tq;
     size_t per_thread = attention_scratch_floats(p, 1);
     int items = p->B * p->H * nqt;
@@ -214,39 +229,38 @@ static void backward_block(float *dq, float *dk, float *dv, const float *dout, c
                            const attn_params *p, int b, int h, int i0, int nr, int j0, int nc, tile_kind kind,
                            float *P, float *dS) {
     int hd = p->hd, kvh = h / (p->H / p->KV);
-    size_t qstride = (size_t)p->H * hd, kstride = (size_t)p->KV * hd;
+    int qstride = p->H * hd, kstride = p->KV * hd;
     float scale = 1.0f / sqrtf((float)hd);
     block_scores(P, p, b, h, q, k, i0, nr, j0, nc, kind, scale);
     const float *lrow = lse + ((size_t)b * p->H + h) * p->Tq + i0;
     size_t qoff = ((size_t)b * p->Tq + i0) * qstride + (size_t)h * hd;
     size_t koff = ((size_t)b * p->Tk + j0) * kstride + (size_t)kvh * hd;
     for (int r = 0; r < nr; r++) {
-        float *Pr = P + (size_t)r * nc, *dSr = dS + (size_t)r * nc;
-        const float *dor = dout + qoff + r * qstride;
-        for (int c = 0; c < nc; c++) {
-            Pr[c] = expf(Pr[c] - lrow[r]); /* masked: exp(-inf) = 0; padding rows: lse = +inf */
-            dSr[c] = Pr[c] == 0.0f ? 0.0f : Pr[c] * (dot(dor, v + koff + c * kstride, hd) - Drow[i0 + r]);
-        }
+        float *Pr = P + (size_t)r * nc, lr = lrow[r];
+#pragma omp simd
+        for (int c = 0; c < nc; c++) Pr[c] = lqa_expf(Pr[c] - lr); /* masked: 0; padding rows: lse = +inf */
     }
-    for (int c = 0; c < nc; c++) {
-        float *dvc = dv + koff + c * kstride, *dkc = dk + koff + c * kstride;
-        for (int r = 0; r < nr; r++) {
-            float pv = P[(size_t)r * nc + c], ds = dS[(size_t)r * nc + c];
-            if (pv != 0.0f) axpy(dvc, pv, dout + qoff + r * qstride, hd);
-            if (ds != 0.0f) axpy(dkc, scale * ds, q + qoff + r * qstride, hd);
-        }
-    }
+    /* dV += P^T dO ; dP = dO V^T */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nc, hd, nr, 1.0f, P, nc, dout + qoff, qstride, 1.0f,
+                dv + koff, kstride);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, nc, hd, 1.0f, dout + qoff, qstride, v + koff, kstride,
+                0.0f, dS, nc);
     for (int r = 0; r < nr; r++) {
-        float *dqr = dq + qoff + r * qstride;
-        const float *dSr = dS + (size_t)r * nc;
-        for (int c = 0; c < nc; c++)
-            if (dSr[c] != 0.0f) axpy(dqr, scale * dSr[c], k + koff + c * kstride, hd);
+        float *Pr = P + (size_t)r * nc, *dSr = dS + (size_t)r * nc, Dr = Drow[i0 + r];
+#pragma omp simd
+        for (int c = 0; c < nc; c++) dSr[c] = Pr[c] * (dSr[c] - Dr);
     }
+    /* dQ += scale dS K ; dK += scale dS^T Q */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, nc, scale, dS, nc, k + koff, kstride, 1.0f,
+                dq + qoff, qstride);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nc, hd, nr, scale, dS, nc, q + qoff, qstride, 1.0f,
+                dk + koff, kstride);
 }
 
 void attention_backward_cpu(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
                             const float *q, const float *k, const float *v, const attn_params *p, float *scratch) {
     check_or_die(p);
+    (void)kernels_get_threads();
     int tq = tile_q_of(p), tk = tile_k_of(p), R = p->H / p->KV;
     size_t per_thread = attention_scratch_floats(p, 1), qstride = (size_t)p->H * p->hd;
     int items = p->B * p->KV;

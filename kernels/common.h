@@ -22,7 +22,9 @@
 #define LQA_PAR_MIN 32768
 #define LQA_PAR(n) ((size_t)(n) >= LQA_PAR_MIN)
 
-/* Sets the thread count of OpenMP regions and of OpenBLAS GEMMs (n <= 0: all cores). */
+/* Sets the thread count of the OpenMP regions (n <= 0: all cores) and makes OpenBLAS single-
+ * threaded: gemm_cpu (matmul.h) splits each GEMM across the OpenMP threads, so the process has
+ * one thread pool. Code that wants a multi-threaded GEMM calls gemm_cpu, not cblas_sgemm. */
 void kernels_set_threads(int n);
 int kernels_get_threads(void);
 

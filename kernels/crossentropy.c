@@ -4,13 +4,15 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/fastmath.h"
 #include "kernels/matmul.h"
 
 static float row_logsumexp(const float *z, int V) {
     float mx = z[0];
     for (int i = 1; i < V; i++) mx = z[i] > mx ? z[i] : mx;
     float s = 0.0f;
-    for (int i = 0; i < V; i++) s += expf(z[i] - mx);
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < V; i++) s += lqa_expf(z[i] - mx);
     return mx + logf(s);
 }
 
@@ -29,7 +31,8 @@ static void row_backward(float *z, int32_t target, int V, float grad_scale) {
         return;
     }
     float lse = row_logsumexp(z, V);
-    for (int i = 0; i < V; i++) z[i] = grad_scale * expf(z[i] - lse);
+#pragma omp simd
+    for (int i = 0; i < V; i++) z[i] = grad_scale * lqa_expf(z[i] - lse);
     z[target] -= grad_scale;
 }
 

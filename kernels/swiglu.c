@@ -3,10 +3,12 @@
 
 #include <math.h>
 
+#include "kernels/fastmath.h"
+
 void swiglu_forward_cpu(float *h, const float *g, const float *u, size_t n) {
 #pragma omp parallel for schedule(static) if (LQA_PAR(n))
     for (size_t i = 0; i < n; i++) {
-        float sig = 1.0f / (1.0f + expf(-g[i]));
+        float sig = 1.0f / (1.0f + lqa_expf(-g[i]));
         h[i] = g[i] * sig * u[i];
     }
 }
@@ -15,7 +17,7 @@ void swiglu_forward_cpu(float *h, const float *g, const float *u, size_t n) {
 void swiglu_backward_cpu(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
 #pragma omp parallel for schedule(static) if (LQA_PAR(n))
     for (size_t i = 0; i < n; i++) {
-        float sig = 1.0f / (1.0f + expf(-g[i]));
+        float sig = 1.0f / (1.0f + lqa_expf(-g[i]));
         float silu = g[i] * sig;
         dg[i] += dh[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
         du[i] += dh[i] * silu;

@@ -19,8 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
-
 #include "common/rng.h"
 #include "kernels/attention.h"
 #include "kernels/crossentropy.h"
@@ -209,8 +207,8 @@ void lqa_model_merge_lora(lqa_model *m) {
             const lqa_tensor_info *A = &m->lora_tensors[t], *B = &m->lora_tensors[t + 1];
             int out = (int)B->shape[0], in = (int)A->shape[1], r = m->lora_rank;
             /* W[out,in] += scale * B[out,r] A[r,in] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in, r, scale, m->lora + B->offset, r,
-                        m->lora + A->offset, in, 1.0f, layer_w(m, l, LORA_TENSOR[i]), in);
+            gemm_cpu(0, 0, out, in, r, scale, m->lora + B->offset, r, m->lora + A->offset, in, 1.0f,
+                     layer_w(m, l, LORA_TENSOR[i]), in);
         }
     free(m->lora);
     free(m->lora_tensors);

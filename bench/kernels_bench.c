@@ -1,0 +1,139 @@
+/* bench/kernels_bench.c: speed of the CPU ops against OpenBLAS sgemm on this machine.
+ *   lqa-kernels-bench [--threads N] [--T 2048] [--reps 3]
+ * Prints one JSON line per measurement: sgemm GFLOP/s (OpenBLAS through gemm_cpu, on the same
+ * threads as the ops); attention forward and backward GFLOP/s
+ * (useful FLOPs: the causal / S2 visible part, 4*hd per visible score forward, 10*hd backward)
+ * for full causal and S2-Attn; and the whole model step (demo shape) tokens/s and GFLOP/s. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/check.h"
+#include "common/rng.h"
+#include "kernels/attention.h"
+#include "kernels/common.h"
+#include "kernels/matmul.h"
+#include "trainer/model.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static float *randn(lqa_rng *r, size_t n, float std) {
+    float *x = lqa_malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) x[i] = std * lqa_rng_normal(r);
+    return x;
+}
+
+static double bench_sgemm(int n, int reps) {
+    lqa_rng r;
+    lqa_rng_seed(&r, 1);
+    float *a = randn(&r, (size_t)n * n, 1), *b = randn(&r, (size_t)n * n, 1), *c = randn(&r, (size_t)n * n, 1);
+    gemm_cpu(0, 1, n, n, n, 1, a, n, b, n, 0, c, n);
+    double t0 = now();
+    for (int i = 0; i < reps; i++) gemm_cpu(0, 1, n, n, n, 1, a, n, b, n, 0, c, n);
+    double dt = (now() - t0) / reps;
+    free(a), free(b), free(c);
+    return 2.0 * n * n * (double)n / dt / 1e9;
+}
+
+/* Visible scores of p (exact count through the mask rule would be O(T^2): use the formula). */
+static double visible_scores(const attn_params *p) {
+    double T = p->Tk;
+    if (!p->group) return p->B * p->H * T * (T + 1) / 2;
+    double G = p->group, plain = (T / G) * G * (G + 1) / 2, half = G / 2;
+    double shifted = 2 * half * (half + 1) / 2 + (T / G - 1) * G * (G + 1) / 2;
+    return p->B * (p->H / 2 * plain + (p->H - p->H / 2) * shifted);
+}
+
+static void bench_attention(int T, int group, int reps, int threads) {
+    attn_params p = {.B = 1, .Tq = T, .Tk = T, .H = 8, .KV = 8, .hd = 32, .group = group};
+    lqa_rng r;
+    lqa_rng_seed(&r, 2);
+    size_t n = (size_t)T * p.H * p.hd;
+    float *q = randn(&r, n, 1), *k = randn(&r, n, 1), *v = randn(&r, n, 1), *dout = randn(&r, n, 1);
+    float *out = lqa_calloc(n, 4), *lse = lqa_calloc((size_t)T * p.H, 4), *dq = lqa_calloc(n, 4),
+          *dk = lqa_calloc(n, 4), *dv = lqa_calloc(n, 4);
+    float *scratch = lqa_malloc(sizeof(float) * attention_scratch_floats(&p, omp_get_max_threads()));
+    attention_forward_cpu(out, lse, q, k, v, &p, scratch);
+    double t0 = now();
+    for (int i = 0; i < reps; i++) attention_forward_cpu(out, lse, q, k, v, &p, scratch);
+    double tf = (now() - t0) / reps;
+    t0 = now();
+    for (int i = 0; i < reps; i++) attention_backward_cpu(dq, dk, dv, dout, out, lse, q, k, v, &p, scratch);
+    double tb = (now() - t0) / reps;
+    double vis = visible_scores(&p);
+    size_t total, tiles = attention_count_tiles(&p, &total);
+    printf("{\"bench\":\"attention\",\"T\":%d,\"H\":%d,\"hd\":%d,\"group\":%d,\"threads\":%d,\"fwd_s\":%.4f,"
+           "\"bwd_s\":%.4f,\"fwd_gflops\":%.2f,\"bwd_gflops\":%.2f,\"tiles\":%zu,\"tiles_total\":%zu}\n",
+           T, p.H, p.hd, group, threads, tf, tb, 4.0 * p.hd * vis / tf / 1e9, 10.0 * p.hd * vis / tb / 1e9, tiles,
+           total);
+    free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv), free(scratch);
+}
+
+/* Forward+backward FLOPs of one step: 6 * (linear params touched per token) * tokens plus the
+ * attention's visible scores (4 hd forward + 10 hd backward each, per layer). */
+static double step_flops(const lqa_model *m, int T, const attn_params *ap) {
+    const lqa_config *c = &m->cfg;
+    double D = c->dim, hd = D / c->n_heads, F = c->hidden_dim, V = c->vocab_size;
+    double lin = D * (c->n_heads * hd) * 2 + D * (c->n_kv_heads * hd) * 2 + 3 * D * F;
+    double per_token = 6 * (c->n_layers * lin + V * D);
+    return per_token * T + c->n_layers * 14.0 * hd * visible_scores(ap);
+}
+
+static void bench_step(int T, lqa_attn_mode attn, int reps, int threads, int V) {
+    lqa_config c = {.vocab_size = V, .dim = 256, .n_layers = 4, .n_heads = 8, .n_kv_heads = 8, .hidden_dim = 688,
+                    .max_pos = 2048, .rope_theta = 10000, .rope_scale = 1, .rms_eps = 1e-5f};
+    lqa_model m;
+    lqa_model_alloc(&m, &c);
+    lqa_model_init_random(&m, 3);
+    lqa_model_add_lora(&m, LQA_LORA_Q | LQA_LORA_K | LQA_LORA_V | LQA_LORA_O, 8, 16, 4);
+    lqa_rng r;
+    lqa_rng_seed(&r, 5);
+    int32_t *tok = lqa_malloc(sizeof(int32_t) * T);
+    uint8_t *mask = lqa_malloc(T);
+    for (int t = 0; t < T; t++) tok[t] = (int32_t)lqa_rng_below(&r, V), mask[t] = t > 0;
+    lqa_batch b = {.B = 1, .T = T, .tokens = tok, .loss_mask = mask};
+    lqa_step_opts o = {.attn = attn, .group_ratio = 0.25f, .train = LQA_TRAIN_LORA_PLUS, .checkpointing = 1,
+                       .threads = threads};
+    lqa_grads g = {lqa_calloc(m.n_params, 4), lqa_calloc(m.n_lora, 4)};
+    lqa_model_step(&m, &b, &o, &g);
+    double t0 = now();
+    float loss = 0;
+    for (int i = 0; i < reps; i++) loss = lqa_model_step(&m, &b, &o, &g);
+    double dt = (now() - t0) / reps;
+    attn_params ap = {.B = 1, .Tq = T, .Tk = T, .H = 8, .KV = 8, .hd = 32,
+                      .group = attn == LQA_ATTN_S2 ? T / 4 : 0};
+    double fl = step_flops(&m, T, &ap); /* useful FLOPs: the checkpointing recompute is not counted */
+    printf("{\"bench\":\"step\",\"T\":%d,\"attn\":\"%s\",\"V\":%d,\"threads\":%d,\"step_s\":%.4f,\"tokens_per_s\":%.1f,"
+           "\"gflops\":%.2f,\"loss\":%.4f,\"step_bytes\":%zu}\n",
+           T, attn == LQA_ATTN_S2 ? "s2" : "full", V, threads, dt, T / dt, fl / dt / 1e9, loss,
+           lqa_model_step_bytes(&m, 1, T, &o));
+    free(tok), free(mask), free(g.d_params), free(g.d_lora);
+    lqa_model_free(&m);
+}
+
+int main(int argc, char **argv) {
+    int threads = 0, T = 2048, reps = 3, V = 8000;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--T")) T = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--vocab")) V = atoi(argv[i + 1]);
+        else lqa_fatal("unknown option %s", argv[i]);
+    }
+    kernels_set_threads(threads);
+    threads = kernels_get_threads();
+    printf("{\"bench\":\"sgemm\",\"n\":1024,\"threads\":%d,\"gflops\":%.2f}\n", threads, bench_sgemm(1024, reps));
+    bench_attention(T, 0, reps, threads);
+    bench_attention(T, T / 4, reps, threads);
+    bench_step(T, LQA_ATTN_FULL, reps, threads, V);
+    bench_step(T, LQA_ATTN_S2, reps, threads, V);
+    return 0;
+}
