@@ -39,10 +39,10 @@ static attn_params random_params(int mode) {
     p.H = kv_layouts[lay][0];
     p.KV = kv_layouts[lay][1];
     p.hd = head_dims[rand_between(0, (int)(sizeof head_dims / sizeof head_dims[0]) - 1)];
-    p.Tk = rand_between(1, 150);
+    p.Tk = rand_between(1, CUDA_TEST_MAX(150));
     p.Tq = p.Tk;
     if (mode == MODE_S2 || mode == MODE_S2_SEGMENTS) {
-        p.group = 2 * rand_between(1, 24);
+        p.group = 2 * rand_between(1, CUDA_TEST_MAX(24));
         p.Tk = p.Tq = p.group * rand_between(1, 6);
     }
     if (mode == MODE_KV_CACHE) p.Tq = rand_between(1, p.Tk);

@@ -25,6 +25,15 @@
 #define CUDA_ONLY(...)
 #endif
 
+/* Upper bounds of random sizes. Under the CPU emulator (make cuda-emu-check, which defines
+ * LQA_CUDA_EMU) every thread is a coroutine and a run is ~1000x slower than on a GPU, so the
+ * bounds shrink there; the kernels still see several tiles per block in every dimension. */
+#ifdef LQA_CUDA_EMU
+#define CUDA_TEST_MAX(n) ((n) / 4 > 2 ? (n) / 4 : 2)
+#else
+#define CUDA_TEST_MAX(n) (n)
+#endif
+
 /* NULL when CUDA tests can run here, else why not (computed once). */
 static inline const char *cuda_test_skip_reason(void) {
 #ifdef LQA_CUDA
