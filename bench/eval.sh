@@ -36,10 +36,21 @@ python3 - "$work/bench.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 print()
-print("| context | prefill tok/s | decode tok/s | decode ms/token | ms/token relative to the shortest | context ratio |")
-print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-base = rows[0]
+print("| context | prefill tok/s (wall) | prefill tok/s (CPU) | decode ms/token (wall) | decode ms/token (CPU) |")
+print("| ---: | ---: | ---: | ---: | ---: |")
 for r in rows:
-    print(f"| {r['context']} | {r['prefill_tok_s']:.0f} | {r['decode_tok_s']:.1f} | {r['decode_ms_per_token']:.2f} | "
-          f"{r['decode_ms_per_token'] / base['decode_ms_per_token']:.2f}x | {r['context'] / base['context']:.0f}x |")
+    print(f"| {r['context']} | {r['prefill_tok_s']:.0f} | {r['prefill_tokens'] / r['prefill_cpu_s']:.0f} | "
+          f"{r['decode_ms_per_token']:.2f} | {r['decode_cpu_ms_per_token']:.2f} |")
+# decode cost = fixed part (projections, lm_head) + a part linear in the context (attention over
+# the cache); a least-squares line through the CPU times shows which, and the worst residual how
+# far from a line the points are
+xs = [r["context"] for r in rows]; ys = [r["decode_cpu_ms_per_token"] for r in rows]
+n = len(xs); mx = sum(xs) / n; my = sum(ys) / n
+sxx = sum((x - mx) ** 2 for x in xs)
+if n >= 2 and sxx > 0:
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx; a = my - b * mx
+    worst = max(abs(y - (a + b * x)) / y for x, y in zip(xs, ys))
+    print(f"\ndecode CPU ms/token ~= {a:.3f} + {b * 1000:.3f} per 1k tokens of context "
+          f"(worst point {100 * worst:.0f}% off the line); {xs[-1] // xs[0]}x the context costs "
+          f"{ys[-1] / ys[0]:.2f}x per token")
 PY

@@ -32,7 +32,7 @@ struct lqa_infer {
     double *inv_freq;                  /* RoPE theta^(-2j/hd), j < hd/2 */
     const float *embed, *final_norm, *lm_head;
     layer_weights *layers;
-    float *kcache, *vcache;            /* [L][max_len][kvdim] */
+    float *kcache, *vcache;            /* [L][KV][max_len][hd]: each head's keys contiguous */
     float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up, *lora_t, *scores, *logits;
     double prefill_s, decode_s;
     long prefill_tok, decode_tok;
@@ -197,17 +197,18 @@ static void rope(float *x, int n, int n_heads, int hd, int pos0, const double *i
 /* Causal attention of n new rows (positions pos0..pos0+n-1) against cache rows 0..pos0+n-1. */
 static void attention(lqa_infer *s, int l, int n, int pos0) {
     int hd = s->hd, H = s->c.n_heads, group = H / s->c.n_kv_heads, kend = pos0 + n;
-    const float *kc = s->kcache + (size_t)l * s->max_len * s->kvdim;
+    const float *kc = s->kcache + (size_t)l * s->max_len * s->kvdim;   /* this layer's [KV][max_len][hd] */
     const float *vc = s->vcache + (size_t)l * s->max_len * s->kvdim;
     float scale = 1.0f / sqrtf((float)hd);
     for (int h = 0; h < H; h++) {
         int kvh = h / group;
+        const float *kh = kc + (size_t)kvh * s->max_len * hd, *vh = vc + (size_t)kvh * s->max_len * hd;
         if (n == 1)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, kend, hd, scale, kc + (size_t)kvh * hd, s->kvdim,
-                        s->q + (size_t)h * hd, 1, 0.0f, s->scores, 1);
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, kend, hd, scale, kh, hd, s->q + (size_t)h * hd, 1, 0.0f,
+                        s->scores, 1);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, kend, hd, scale, s->q + (size_t)h * hd, s->qdim,
-                        kc + (size_t)kvh * hd, s->kvdim, 0.0f, s->scores, kend);
+                        kh, hd, 0.0f, s->scores, kend);
         /* threads only where the rows are many: waking a team costs more than a short softmax */
         #pragma omp parallel for schedule(static) num_threads(s->omp_threads) if ((long)n * kend > (1L << 16))
         for (int i = 0; i < n; i++) {
@@ -225,11 +226,22 @@ static void attention(lqa_infer *s, int l, int n, int pos0) {
             for (int j = last + 1; j < kend; j++) row[j] = 0.0f;
         }
         if (n == 1)
-            cblas_sgemv(CblasRowMajor, CblasTrans, kend, hd, 1.0f, vc + (size_t)kvh * hd, s->kvdim, s->scores, 1, 0.0f,
-                        s->att + (size_t)h * hd, 1);
+            cblas_sgemv(CblasRowMajor, CblasTrans, kend, hd, 1.0f, vh, hd, s->scores, 1, 0.0f, s->att + (size_t)h * hd, 1);
         else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, kend, 1.0f, s->scores, kend,
-                        vc + (size_t)kvh * hd, s->kvdim, 0.0f, s->att + (size_t)h * hd, s->qdim);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, kend, 1.0f, s->scores, kend, vh, hd, 0.0f,
+                        s->att + (size_t)h * hd, s->qdim);
+    }
+}
+
+/* Appends the chunk's keys and values (rows [n][KV*hd]) to the head-major cache. */
+static void store_kv(lqa_infer *s, int l, int n, int pos0) {
+    int hd = s->hd;
+    for (int kvh = 0; kvh < s->c.n_kv_heads; kvh++) {
+        size_t base = (((size_t)l * s->c.n_kv_heads + kvh) * s->max_len + pos0) * hd;
+        for (int i = 0; i < n; i++) {
+            memcpy(s->kcache + base + (size_t)i * hd, s->k + (size_t)i * s->kvdim + (size_t)kvh * hd, hd * sizeof(float));
+            memcpy(s->vcache + base + (size_t)i * hd, s->v + (size_t)i * s->kvdim + (size_t)kvh * hd, hd * sizeof(float));
+        }
     }
 }
 
@@ -246,9 +258,7 @@ static void forward_chunk(lqa_infer *s, const int32_t *tokens, int n) {
         linear(s, lw, 2, s->xn, n, s->v);
         rope(s->q, n, c->n_heads, s->hd, pos0, s->inv_freq, c->rope_scale);
         rope(s->k, n, c->n_kv_heads, s->hd, pos0, s->inv_freq, c->rope_scale);
-        size_t at = ((size_t)l * s->max_len + pos0) * s->kvdim;
-        memcpy(s->kcache + at, s->k, (size_t)n * s->kvdim * sizeof(float));
-        memcpy(s->vcache + at, s->v, (size_t)n * s->kvdim * sizeof(float));
+        store_kv(s, l, n, pos0);
         attention(s, l, n, pos0);
         linear(s, lw, 3, s->att, n, s->tmp);
         for (size_t i = 0; i < (size_t)n * D; i++) s->x[i] += s->tmp[i];
