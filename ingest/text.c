@@ -708,7 +708,9 @@ const char *lqa_text_sniff(const char *head, size_t n) {
     int score = 0;
     for (long i = 0; i < n_lines; i++) {
         const text_line *l = &lines[i];
-        if (l->n > 1 && l->s[0] == '#' && (l->s[strspn(l->s, "#")] == ' ') && strspn(l->s, "#") <= 6) score += 2;
+        size_t hashes = 0; /* lines are not NUL-terminated: count within the line */
+        while (hashes < l->n && l->s[hashes] == '#') hashes++;
+        if (hashes >= 1 && hashes <= 6 && hashes < l->n && l->s[hashes] == ' ') score += 2;
         else if (starts_with(l, "```")) score += 2;
         else if (is_delimiter_row(l)) score += 2;
         else if (i > 0 && !blank(&lines[i - 1]) && lines[i - 1].n <= l->n + 2 && (underline_char(l) == '=' ||
