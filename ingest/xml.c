@@ -67,6 +67,8 @@ typedef struct parse_state {
     const lqa_parse_opts *opts;
     int html;            /* HTML: only fatal errors (memory, huge node) are errors */
     char error[700];     /* first fatal error, "" if none */
+    int quiet;           /* count problems, report nothing (a trial parse) */
+    int n_problems;
     int n_warnings;
     long suppressed;
 } parse_state;
@@ -81,6 +83,10 @@ static void on_parse_error(void *user, xmlErrorPtr e) {
     xmlParserCtxtPtr ctxt = user;
     parse_state *st = ctxt ? ctxt->_private : NULL;
     if (!st || !e) return;
+    if (st->quiet) {
+        st->n_problems++;
+        return;
+    }
     char msg[600];
     copy_message(msg, sizeof msg, e->message);
     int fatal = e->level == XML_ERR_FATAL || e->code == XML_ERR_NO_MEMORY;
@@ -237,6 +243,35 @@ static int html_other_charset(const char *data, size_t len) {
 static xmlDoc *read_html_checked(const char *path, const char *data, size_t len, const char *encoding,
                                  const lqa_parse_opts *opts, lqa_err *err);
 
+/* XHTML that is well-formed XML parses 2-3x faster with the XML parser than with the
+ * recovering HTML parser. A trial parse, silent: any problem at all (not well-formed, an
+ * HTML entity the XML parser does not know, a limit) and the caller uses the HTML parser,
+ * which then reports what it finds. */
+static int looks_like_xhtml(const char *data, size_t len) {
+    size_t n = len < 2048 ? len : 2048, i = 0;
+    if (n >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) i = 3;
+    while (i < n && strchr(" \t\r\n", data[i])) i++;
+    return (n - i >= 5 && memcmp(data + i, "<?xml", 5) == 0) || memmem(data, n, "http://www.w3.org/1999/xhtml", 28);
+}
+
+static xmlDoc *try_xhtml_as_xml(const char *path, const char *data, size_t len, const lqa_parse_opts *opts) {
+    if (!looks_like_xhtml(data, len)) return NULL;
+    xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
+    mallocCheck(ctxt);
+    parse_state st = {.path = path, .opts = opts, .quiet = 1};
+    ctxt->_private = &st;
+    ctxt->sax->serror = on_parse_error;
+    ctxt->sax->initialized = XML_SAX2_MAGIC;
+    xmlDoc *doc = xmlCtxtReadMemory(ctxt, data, (int)len, path, NULL, XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_BIG_LINES);
+    int ok = doc && ctxt->wellFormed && st.n_problems == 0 && xmlDocGetRootElement(doc) &&
+             xn_is(xmlDocGetRootElement(doc), "html");
+    ctxt->_private = NULL;
+    xmlFreeParserCtxt(ctxt);
+    if (ok && lqa_xml_check_limits(path, xmlDocGetRootElement(doc), opts, NULL) < 0) ok = 0;
+    if (!ok && doc) xmlFreeDoc(doc);
+    return ok ? doc : NULL;
+}
+
 xmlDoc *lqa_html_read(const char *path, const char *data, size_t len, const lqa_parse_opts *opts, lqa_err *err) {
     lqa_xml_global_init();
     if (check_size(path, len, err) < 0) return NULL;
@@ -252,7 +287,8 @@ xmlDoc *lqa_html_read(const char *path, const char *data, size_t len, const lqa_
         data = repaired.data;
         len = repaired.len;
     }
-    xmlDoc *doc = len > INT_MAX ? NULL : read_html_checked(path, data, len, "UTF-8", opts, err);
+    xmlDoc *doc = len > INT_MAX ? NULL : try_xhtml_as_xml(path, data, len, opts);
+    if (!doc && len <= INT_MAX) doc = read_html_checked(path, data, len, "UTF-8", opts, err);
     if (len > INT_MAX) lqa_err_set(err, "%s: too large after UTF-8 repair, expected at most %d bytes", path, INT_MAX);
     lqa_buf_free(&repaired);
     return doc;

@@ -191,8 +191,7 @@ void xn_text(const xmlNode *n, lqa_buf *out) {
         if (n->content) lqa_buf_puts(out, (const char *)n->content);
         return;
     }
-    int html = n->doc && n->doc->type == XML_HTML_DOCUMENT_NODE;
-    text_rec(n, out, html);
+    text_rec(n, out, 1); /* chrome classes only occur in HTML, whichever parser built it */
 }
 
 /* ---- walking --------------------------------------------------------------------------------- */
