@@ -55,6 +55,16 @@ static int mallard_element(xml_walk *w, xmlNode *n) {
         xw_table(w, n, xn_child(n, "title"));
         return 1;
     }
+    if (xn_is(n, "keyseq")) { /* Ctrl+P, not CtrlP */
+        int first = 1;
+        for (xmlNode *c = n->children; c; c = c->next) {
+            if (c->type != XML_ELEMENT_NODE) continue;
+            if (!first) lqa_db_puts(&w->b, "+");
+            xw_node(w, c);
+            first = 0;
+        }
+        return 1;
+    }
     if ((xn_is(n, "code") || xn_is(n, "screen")) && !(n->parent && xn_is(n->parent, "p"))) {
         lqa_db_para(&w->b);
         w->in_pre++;

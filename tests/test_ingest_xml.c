@@ -192,6 +192,7 @@ static void test_mallard(void **state) {
     assert_true(dup >= 0 && xt_span_is(d, d->defs[dup].def_span, "Printing on both sides of the paper."));
     assert_true(xt_def(d, "Collate") >= 0);
     assert_string_equal(xt_cell(&d->tables[0], 1, 1), "80 g");
+    assert_non_null(strstr(d->text.data, "print with Ctrl+P."));
     assert_null(strstr(d->text.data, "NOISE"));
     xt_docs_free(&docs);
 }
