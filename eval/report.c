@@ -248,6 +248,28 @@ static void qa_groups(doc *d, const run *runs, int n, const char *group, const c
     free(f1);
 }
 
+/* A few answers next to the gold ones: what the scores mean in practice. */
+static void qa_examples(doc *d, const run *runs, int n) {
+    doc_heading(d, 3, "Sample answers");
+    const char *h[] = {"run", "kind", "question", "gold answer", "model answer", "F1 %"};
+    doc_table_begin(d, h, 6);
+    for (int r = 0; r < n; r++) {
+        json_t *items = json_object_get(task(&runs[r], "qa"), "items"), *it;
+        size_t i;
+        json_array_foreach(items, i, it) {
+            if (i == 5) break;
+            char q[128], a[96], p[96], f1[16];
+            snprintf(q, sizeof q, "%.120s", lqa_json_str(it, "question", ""));
+            snprintf(a, sizeof a, "%.90s", lqa_json_str(it, "answer", ""));
+            snprintf(p, sizeof p, "%.90s", lqa_json_str(it, "prediction", ""));
+            const char *cells[] = {runs[r].name, lqa_json_str(it, "kind", "?"), q, a, p,
+                                   fmt_num(f1, sizeof f1, json_object_get(it, "f1"), "%.0f", 100)};
+            doc_row(d, cells, 6, 0);
+        }
+    }
+    doc_table_end(d);
+}
+
 static void section_qa(doc *d, const run *runs, int n) {
     int any = 0;
     for (int r = 0; r < n; r++) any |= task(&runs[r], "qa") != NULL;
@@ -258,6 +280,7 @@ static void section_qa(doc *d, const run *runs, int n) {
                 "buckets are the prompt's size before any cut to the evaluation context.");
     qa_groups(d, runs, n, "by_kind", "QA accuracy by kind", "qa_by_kind.svg");
     qa_groups(d, runs, n, "by_length", "QA accuracy by prompt length", "qa_by_length.svg");
+    qa_examples(d, runs, n);
 }
 
 static void passkey_run(doc *d, const run *r, int idx) {
@@ -392,7 +415,7 @@ static const char *CSS =
     "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
     "table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;"
     "text-align:right;font-size:13px}th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}"
-    "figure{margin:1em 0}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:1.6em}";
+    "td{max-width:360px;overflow-wrap:anywhere}figure{margin:1em 0}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:1.6em}";
 
 int lqa_eval_report(const char *const *inputs, int n_inputs, const char *out_dir, lqa_err *err) {
     if (n_inputs > 64) return lqa_err_set(err, "%d results files: expected at most 64", n_inputs);
