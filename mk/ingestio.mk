@@ -24,6 +24,7 @@ fuzz-ingest: $(BUILD)/fuzz/fuzz_ingest_text $(BUILD)/fuzz/fuzz_ingest_qaset
 	@mkdir -p $(BUILD)/fuzz/ingest-text-corpus $(BUILD)/fuzz/ingest-qaset-corpus
 	cp tests/fixtures/text/* $(BUILD)/fuzz/ingest-text-corpus/
 	cp tests/fixtures/qaset/* $(BUILD)/fuzz/ingest-qaset-corpus/
+	for c in gzip bzip2 xz zstd; do $$c -c tests/fixtures/qaset/alpaca.json > $(BUILD)/fuzz/ingest-qaset-corpus/alpaca.$$c; done
 	$(BUILD)/fuzz/fuzz_ingest_text -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 	    -print_final_stats=1 $(BUILD)/fuzz/ingest-text-corpus
 	$(BUILD)/fuzz/fuzz_ingest_qaset -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
