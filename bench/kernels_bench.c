@@ -52,8 +52,10 @@ static double visible_scores(const attn_params *p) {
     return p->B * (p->H / 2 * plain + (p->H - p->H / 2) * shifted);
 }
 
+static int tile_q = 0, tile_k = 0;
+
 static void bench_attention(int T, int group, int reps, int threads) {
-    attn_params p = {.B = 1, .Tq = T, .Tk = T, .H = 8, .KV = 8, .hd = 32, .group = group};
+    attn_params p = {.B = 1, .Tq = T, .Tk = T, .H = 8, .KV = 8, .hd = 32, .group = group, .tile_q = tile_q, .tile_k = tile_k};
     lqa_rng r;
     lqa_rng_seed(&r, 2);
     size_t n = (size_t)T * p.H * p.hd;
@@ -70,9 +72,9 @@ static void bench_attention(int T, int group, int reps, int threads) {
     double tb = (now() - t0) / reps;
     double vis = visible_scores(&p);
     size_t total, tiles = attention_count_tiles(&p, &total);
-    printf("{\"bench\":\"attention\",\"T\":%d,\"H\":%d,\"hd\":%d,\"group\":%d,\"threads\":%d,\"fwd_s\":%.4f,"
+    printf("{\"bench\":\"attention\",\"tile\":\"%dx%d\",\"T\":%d,\"H\":%d,\"hd\":%d,\"group\":%d,\"threads\":%d,\"fwd_s\":%.4f,"
            "\"bwd_s\":%.4f,\"fwd_gflops\":%.2f,\"bwd_gflops\":%.2f,\"tiles\":%zu,\"tiles_total\":%zu}\n",
-           T, p.H, p.hd, group, threads, tf, tb, 4.0 * p.hd * vis / tf / 1e9, 10.0 * p.hd * vis / tb / 1e9, tiles,
+           tile_q ? tile_q : 64, tile_k ? tile_k : 64, T, p.H, p.hd, group, threads, tf, tb, 4.0 * p.hd * vis / tf / 1e9, 10.0 * p.hd * vis / tb / 1e9, tiles,
            total);
     free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv), free(scratch);
 }
@@ -120,12 +122,15 @@ static void bench_step(int T, lqa_attn_mode attn, int reps, int threads, int V) 
 }
 
 int main(int argc, char **argv) {
-    int threads = 0, T = 2048, reps = 3, V = 8000;
+    int threads = 0, T = 2048, reps = 3, V = 8000, no_step = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--T")) T = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--vocab")) V = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--tile-q")) tile_q = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--tile-k")) tile_k = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--no-step")) no_step = atoi(argv[i + 1]);
         else lqa_fatal("unknown option %s", argv[i]);
     }
     kernels_set_threads(threads);
@@ -133,6 +138,7 @@ int main(int argc, char **argv) {
     printf("{\"bench\":\"sgemm\",\"n\":1024,\"threads\":%d,\"gflops\":%.2f}\n", threads, bench_sgemm(1024, reps));
     bench_attention(T, 0, reps, threads);
     bench_attention(T, T / 4, reps, threads);
+    if (no_step) return 0;
     bench_step(T, LQA_ATTN_FULL, reps, threads, V);
     bench_step(T, LQA_ATTN_S2, reps, threads, V);
     return 0;
