@@ -360,6 +360,29 @@ static std::string train_args(int vocab_size, int threads, int max_sentence_leng
     return args;
 }
 
+// The trained model records trainer_spec.num_threads (field 16 of field 2); dropping it makes
+// the .model bytes independent of the thread count (sentencepiece reads the default back).
+static std::string without_num_threads(const std::string &model) {
+    std::vector<PbField> top;
+    if (!pb_fields(model, top)) return model;
+    std::string out;
+    for (const PbField &f : top) {
+        std::vector<PbField> in;
+        std::string val = f.wire == 2 ? model.substr(f.val_begin, f.val_end - f.val_begin) : "";
+        if (f.num != 2 || f.wire != 2 || !pb_fields(val, in)) {
+            out.append(model, f.begin, f.end - f.begin);
+            continue;
+        }
+        std::string spec;
+        for (const PbField &g : in)
+            if (g.num != 16) spec.append(val, g.begin, g.end - g.begin);
+        pb_put_varint(out, (2 << 3) | 2);
+        pb_put_varint(out, spec.size());
+        out += spec;
+    }
+    return out;
+}
+
 extern "C" int lqa_tok_train(const char *input_txt, const char *out_model, int vocab_size, uint64_t seed,
                              int threads, lqa_err *err) {
     try {
@@ -370,6 +393,7 @@ extern "C" int lqa_tok_train(const char *input_txt, const char *out_model, int v
         auto st = sentencepiece::SentencePieceTrainer::Train(train_args(vocab_size, threads, LQA_TOK_MAX_SENTENCE),
                                                              &it, &model);
         if (!st.ok()) return lqa_err_set(err, "%s: tokenizer training failed: %s", input_txt, st.ToString().c_str());
+        model = without_num_threads(model);
         return lqa_write_file_atomic(out_model, model.data(), model.size(), err);
     } catch (const std::exception &e) {
         return lqa_err_set(err, "%s: tokenizer training failed: %s", input_txt, e.what());

@@ -42,7 +42,8 @@ static inline char *fixture_doc(lqa_rng *r, int n_paras) {
 }
 
 /* Trains a small tokenizer on random text into dir/name; returns its path (static buffer). */
-static inline const char *fixture_tokenizer(const char *dir, const char *name, uint64_t seed, int vocab) {
+static inline const char *fixture_tokenizer_threads(const char *dir, const char *name, uint64_t seed, int vocab,
+                                                    int threads) {
     static char model[1024];
     char txt[1024];
     snprintf(txt, sizeof txt, "%s/%s.txt", dir, name);
@@ -58,7 +59,7 @@ static inline const char *fixture_tokenizer(const char *dir, const char *name, u
     lqa_test_write(txt, b.data, b.len);
     lqa_buf_free(&b);
     lqa_err err = {{0}};
-    if (lqa_tok_train(txt, model, vocab, seed, 1, &err) != 0) {
+    if (lqa_tok_train(txt, model, vocab, seed, threads, &err) != 0) {
         fprintf(stderr, "fixture tokenizer: %s\n", err.msg);
         exit(1);
     }
@@ -73,6 +74,10 @@ static inline size_t fixture_word_start(const char *text, size_t len, int w) {
         while (i < len && (text[i] == ' ' || text[i] == '\n')) i++;
     }
     return i;
+}
+
+static inline const char *fixture_tokenizer(const char *dir, const char *name, uint64_t seed, int vocab) {
+    return fixture_tokenizer_threads(dir, name, seed, vocab, 1);
 }
 
 /* A store at dir/name with n_docs random documents (paragraphs in [p_lo, p_hi]) and qa_per_doc

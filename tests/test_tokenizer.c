@@ -112,7 +112,7 @@ static void test_training_is_byte_identical(void **state) {
     char dir[600];
     snprintf(dir, sizeof dir, "%s/again", lqa_test_tmpdir());
     lqa_mkdir_p(dir, NULL);
-    const char *again = fixture_tokenizer(dir, "tok.model", g_seed, 600);
+    const char *again = fixture_tokenizer_threads(dir, "tok.model", g_seed, 600, 2); /* another thread count */
     char *a, *b;
     size_t na, nb;
     lqa_err err = {{0}};
