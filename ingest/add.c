@@ -63,6 +63,7 @@ typedef struct add_ctx {
     int max_pairs;
     const char *source_override;
     int64_t source_id;
+    const char *source_name; /* the source of source_id */
     const char *cur_path;
     long added, dups, empty, failed, synthetic_docs, warnings;
     kind_count *kinds;
@@ -308,7 +309,11 @@ static void on_warning(const char *msg, void *ctx) {
 static int ingest_item(add_ctx *c, const input_item *it, const lqa_parse_opts *po) {
     lqa_err err = {{0}};
     c->cur_path = it->path;
-    c->source_id = lqa_store_source(c->store, c->source_override ? c->source_override : it->source);
+    const char *source = c->source_override ? c->source_override : it->source;
+    if (!c->source_name || strcmp(c->source_name, source)) { /* one lookup per run of one source */
+        c->source_id = lqa_store_source(c->store, source);
+        c->source_name = source;
+    }
     int rc;
     if (it->index) {
         char **paths = NULL;
