@@ -395,7 +395,9 @@ void xw_definition(xml_walk *w, xmlNode **terms, int n_terms, xmlNode *def) {
         if (!is_term) xw_node(w, c);
     }
     lqa_span def_span = lqa_db_span_from(&w->b, ds);
-    if (te > ts && def_span.end > def_span.start) {
+    /* a term is one line (a term holding blocks is no key a question can quote) */
+    int one_line = te > ts && !memchr(w->doc->text.data + ts, '\n', te - ts);
+    if (one_line && def_span.end > def_span.start) {
         /* the term is the text as written, so term == text at term_span */
         char *term = lqa_strndup(w->doc->text.data + ts, te - ts);
         lqa_db_definition(&w->b, term, te - ts, (lqa_span){ts, te}, def_span);

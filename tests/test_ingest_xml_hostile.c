@@ -285,6 +285,59 @@ static void test_empty_and_binary_files(void **state) {
     free(empty), free(binary), free(ws);
 }
 
+/* Random damage to every fixture (bytes flipped, cut, spliced): each parse either yields
+ * documents that keep every invariant or an error naming the file; never a crash (the SAN
+ * build checks memory). */
+static void test_mutated_fixtures(void **state) {
+    static const char *const names[][2] = {
+        {"docbook_xsl.html", "html"}, {"sphinx.html", "html"}, {"texinfo.html", "html"}, {"docbook4.xml", "docbook"},
+        {"docbook5.xml", "docbook"}, {"jats.xml", "jats"}, {"tei.xml", "tei"}, {"mallard.page", "mallard"},
+    };
+    static const char *const splices[] = {"<", ">", "&", "<table>", "</tr>", "<td colspan=\"300\">", "<h9>",
+                                          "<dt>", "</dd>", "&#0;", "&#xD800;", "]]>", "<!--", "\xC3", "<sect1>",
+                                          "<row><entry morerows=\"99999\">", "<sec><title>", "<div type=\"x\">"};
+    for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
+        char *dir = lqa_path_join(lqa_test_fixtures(), "xml"), *path = lqa_path_join(dir, names[f][0]);
+        char *data;
+        size_t len;
+        assert_int_equal(lqa_read_file(path, &data, &len, NULL), 0);
+        for (int iter = 0; iter < 60; iter++) {
+            lqa_buf m = {0};
+            lqa_buf_append(&m, data, len);
+            int edits = 1 + (int)lqa_rng_below(&rng, 4);
+            for (int e = 0; e < edits && m.len > 1; e++) {
+                size_t at = lqa_rng_below(&rng, m.len);
+                switch (lqa_rng_below(&rng, 3)) {
+                case 0: m.data[at] = (char)(1 + lqa_rng_below(&rng, 255)); break;
+                case 1: m.len = at + 1, m.data[m.len] = '\0'; break;
+                default: {
+                    const char *sp = splices[lqa_rng_below(&rng, sizeof splices / sizeof splices[0])];
+                    lqa_buf t = {0};
+                    lqa_buf_append(&t, m.data, at);
+                    lqa_buf_puts(&t, sp);
+                    lqa_buf_append(&t, m.data + at, m.len - at);
+                    lqa_buf_free(&m);
+                    m = t;
+                }
+                }
+            }
+            xt_docs c = {0};
+            lqa_err err = {{0}};
+            lqa_parse_opts o = xt_opts(&c);
+            int rc = lqa_xml_parse_buffer("mutant.xml", m.data, m.len, names[f][1], &o, xt_sink, &c, &err);
+            if (rc == 0) {
+                assert_int_equal(c.n, 1);
+                xt_check_invariants(&c.docs[0]);
+            } else {
+                assert_non_null(strstr(err.msg, "mutant.xml"));
+            }
+            xt_docs_free(&c);
+            lqa_buf_free(&m);
+        }
+        free(data), free(dir), free(path);
+    }
+}
+
 /* libxml2 must not print anything itself: every problem goes through our handlers. */
 static void test_no_libxml2_output_on_stderr(void **state) {
     char *log = lqa_path_join(lqa_test_tmpdir(), "stderr.log");
@@ -330,6 +383,7 @@ int main(void) {
         cmocka_unit_test(test_invalid_utf8_repaired_with_warning),
         cmocka_unit_test(test_empty_and_binary_files),
         cmocka_unit_test(test_no_libxml2_output_on_stderr),
+        cmocka_unit_test(test_mutated_fixtures),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
