@@ -52,6 +52,20 @@ void lqa_record_free(lqa_record *r) {
     memset(r, 0, sizeof *r);
 }
 
+uint32_t lqa_record_to_row(const lqa_record *r, uint32_t T, int32_t pad_token, int32_t *tokens, uint8_t *loss_mask,
+                           int32_t *segment_ids) {
+    uint32_t n = r->n_tokens < T ? r->n_tokens : T;
+    memcpy(tokens, r->tokens, n * sizeof *tokens);
+    memcpy(loss_mask, r->loss_mask, n);
+    memcpy(segment_ids, r->segment_ids, n * sizeof *segment_ids);
+    for (uint32_t t = n; t < T; t++) {
+        tokens[t] = pad_token;
+        loss_mask[t] = 0;
+        segment_ids[t] = -1;
+    }
+    return n;
+}
+
 /* Bytes of a record payload: counts, segment table, tokens, loss mask. */
 static uint64_t payload_size(uint64_t n_tokens, uint64_t n_segs, uint32_t dtype) {
     return 8 + 24 * n_segs + n_tokens * dtype + n_tokens;

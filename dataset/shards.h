@@ -62,6 +62,13 @@ typedef struct lqa_record {
 } lqa_record;
 void lqa_record_free(lqa_record *r);
 
+/* Copies a record into one row of an lqa_batch (trainer/model.h) of T tokens. Positions past
+ * the record are padding: token pad_token (any valid id: LLaMA has no pad id), loss mask 0,
+ * segment id -1, so the trainer masks padding by segment and mask, never by a pad id. A record
+ * longer than T is cut to T. Returns the number of record tokens placed. */
+uint32_t lqa_record_to_row(const lqa_record *r, uint32_t T, int32_t pad_token, int32_t *tokens, uint8_t *loss_mask,
+                           int32_t *segment_ids);
+
 const char *lqa_shard_kind_name(uint32_t kind); /* "sft", "lm" or "?" */
 
 /* ---- writer ---- */

@@ -174,6 +174,42 @@ static void test_sft_round_trip(void **state) {
     free(dir);
 }
 
+static void test_too_long_records_dropped_and_counted(void **state) {
+    /* a budget that the prompt, question and answer alone nearly fill: some records cannot keep
+     * their evidence and are dropped; the rest still hold their whole answer */
+    int max_len = 70 + (int)(g_seed % 30);
+    char extra[128];
+    snprintf(extra, sizeof extra, "--kind sft --max-len %d --split all", max_len);
+    assert_int_equal(build("tiny", extra), 0);
+    lqa_err err;
+    char *dir = path_in("tiny");
+    lqa_shards *d = lqa_shards_open(dir, NULL, &err);
+    assert_non_null(d);
+    const json_t *m = lqa_shards_manifest(d);
+    long long dropped = lqa_json_int(m, "dropped", -1);
+    const json_t *why = json_object_get(m, "dropped_reasons");
+    assert_true(dropped > 0);
+    assert_int_equal(dropped, lqa_json_int(why, "question_and_answer_too_long", 0) +
+                                  lqa_json_int(why, "evidence_too_long", 0) + lqa_json_int(why, "unreadable", 0));
+    lqa_store *st = lqa_store_open(g_db, 0, &err);
+    refs *rf = calloc(1, sizeof *rf);
+    load_refs(st, rf);
+    assert_int_equal(lqa_json_int(m, "records", 0) + dropped, rf->n);
+    lqa_tokenizer *t = lqa_tok_load(g_tok, &err);
+    lqa_record rec = {0};
+    for (uint64_t i = 0; i < lqa_shards_count(d); i++) {
+        assert_int_equal(lqa_shards_read(d, i, &rec, &err), 0);
+        check_sft_record(t, st, &rec, 0, rec.n_tokens, rf, max_len);
+    }
+    lqa_record_free(&rec);
+    lqa_tok_free(t);
+    free_refs(rf);
+    free(rf);
+    lqa_store_close(st);
+    lqa_shards_close(d);
+    free(dir);
+}
+
 static void compare_dirs(const char *a, const char *b) {
     char *pa = path_in(a), *pb = path_in(b);
     lqa_buf out = {0};
@@ -412,6 +448,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tokenizer_cli_is_deterministic),
         cmocka_unit_test(test_sft_round_trip),
+        cmocka_unit_test(test_too_long_records_dropped_and_counted),
         cmocka_unit_test(test_same_bytes_whatever_the_threads),
         cmocka_unit_test(test_lm_blocks),
         cmocka_unit_test(test_pack_keeps_records_apart),

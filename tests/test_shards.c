@@ -335,6 +335,38 @@ static void test_window_keeps_evidence_trims_far_side(void **state) {
     }
 }
 
+static void test_record_to_row_pads_by_mask_and_segment(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, g_seed + 5);
+    gen_rec g;
+    gen(&r, &g, 2000);
+    lqa_record rec = {0};
+    rec.n_tokens = g.n;
+    rec.tokens = g.tokens;
+    rec.loss_mask = g.mask;
+    rec.segment_ids = malloc(g.n * sizeof(int32_t));
+    for (uint32_t t = 0; t < g.n; t++) rec.segment_ids[t] = (int32_t)lqa_rng_below(&r, 3);
+    uint32_t T = 1 + (uint32_t)lqa_rng_below(&r, 2 * g.n);
+    int32_t *tok = malloc(T * sizeof *tok), *seg = malloc(T * sizeof *seg);
+    uint8_t *mask = malloc(T);
+    int32_t pad = 2 + (int32_t)lqa_rng_below(&r, 100);
+    uint32_t kept = lqa_record_to_row(&rec, T, pad, tok, mask, seg);
+    assert_int_equal(kept, g.n < T ? g.n : T);
+    for (uint32_t t = 0; t < T; t++) {
+        if (t < kept) {
+            assert_int_equal(tok[t], g.tokens[t]);
+            assert_int_equal(mask[t], g.mask[t]);
+            assert_int_equal(seg[t], rec.segment_ids[t]);
+        } else {
+            assert_int_equal(tok[t], pad);
+            assert_int_equal(mask[t], 0);
+            assert_int_equal(seg[t], -1);
+        }
+    }
+    free(rec.segment_ids), free(tok), free(seg), free(mask);
+    gen_free(&g, 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_both_widths),
@@ -343,6 +375,7 @@ int main(void) {
         cmocka_unit_test(test_tokenizer_mismatch_refused),
         cmocka_unit_test(test_iterator_shuffles_splits_and_resumes),
         cmocka_unit_test(test_window_keeps_evidence_trims_far_side),
+        cmocka_unit_test(test_record_to_row_pads_by_mask_and_segment),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
