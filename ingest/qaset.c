@@ -287,9 +287,10 @@ static int scan_at_eof(const char *path, const array_scan *sc, lqa_err *err) {
     case IN_ELEM:
         if (sc->depth == 0 && !sc->in_string && sc->elem_seen > 0) break; /* a trailing scalar */
         return lqa_err_set(err, "%s:%ld: JSON array cut in the middle: element %ld, which starts at line %ld, is "
-                                "incomplete (%ld complete elements were kept), expected the rest of the element and "
+                                "incomplete (%ld complete element%s kept), expected the rest of the element and "
                                 "the closing ']'",
-                           path, sc->line, sc->n_elems + 1, sc->elem_line, sc->n_elems);
+                           path, sc->line, sc->n_elems + 1, sc->elem_line, sc->n_elems,
+                           sc->n_elems == 1 ? " was" : "s were");
     default: break;
     }
     return lqa_err_set(err, "%s:%ld: JSON array cut in the middle: the file ends after %ld complete elements, "
@@ -705,17 +706,15 @@ static int qasper_locate(record_ctx *rc, const lqa_doc *doc, const char *answer,
     return locate(doc, answer, 0, doc->text.len, 0, span, &rc->scratch);
 }
 
-static void qasper_qa(record_ctx *rc, lqa_doc *doc, const json_t *qa) {
+/* One question with its annotations (the inner "answer" objects, in annotator order). */
+static void qasper_qa(record_ctx *rc, lqa_doc *doc, const char *question, const json_t *annotations) {
     rc->st.records++;
-    const char *question = jstr(qa, "question");
-    const json_t *answers = json_object_get(qa, "answers");
     const json_t *ans = NULL;
     size_t i;
     json_t *a;
-    json_array_foreach(answers, i, a) {
-        const json_t *inner = json_object_get(a, "answer");
-        if (json_is_object(inner) && !json_is_true(json_object_get(inner, "unanswerable"))) {
-            ans = inner;
+    json_array_foreach(annotations, i, a) {
+        if (json_is_object(a) && !json_is_true(json_object_get(a, "unanswerable"))) {
+            ans = a;
             break;
         }
     }
@@ -744,39 +743,85 @@ static void qasper_qa(record_ctx *rc, lqa_doc *doc, const json_t *qa) {
     }
 }
 
+/* Two layouts exist: the release JSON (full_text = [{section_name, paragraphs}], qas =
+ * [{question, answers: [{answer: {...}}]}]) and the Hugging Face one, column-wise (full_text =
+ * {section_name: [...], paragraphs: [[...]]}, qas = {question: [...], answers: [{answer: [...]}]}).
+ * These accessors read section i / question i from either. */
+static size_t qasper_count(const json_t *x, const char *column) {
+    return json_is_array(x) ? json_array_size(x) : json_array_size(json_object_get(x, column));
+}
+
+static const char *qasper_section_name(const json_t *full_text, size_t i) {
+    if (json_is_array(full_text)) return jstr(json_array_get(full_text, i), "section_name");
+    const json_t *v = json_array_get(json_object_get(full_text, "section_name"), i);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static const json_t *qasper_paragraphs(const json_t *full_text, size_t i) {
+    if (json_is_array(full_text)) return json_object_get(json_array_get(full_text, i), "paragraphs");
+    return json_array_get(json_object_get(full_text, "paragraphs"), i);
+}
+
+/* The annotations of question i as an array of inner answer objects (a new reference). */
+static json_t *qasper_annotations(const json_t *qas, size_t i, const char **question) {
+    json_t *out = json_array();
+    if (json_is_array(qas)) {
+        const json_t *qa = json_array_get(qas, i);
+        *question = jstr(qa, "question");
+        size_t k;
+        json_t *a;
+        json_array_foreach(json_object_get(qa, "answers"), k, a) json_array_append(out, json_object_get(a, "answer"));
+        return out;
+    }
+    const json_t *qv = json_array_get(json_object_get(qas, "question"), i);
+    *question = json_is_string(qv) ? json_string_value(qv) : NULL;
+    const json_t *inner = json_object_get(json_array_get(json_object_get(qas, "answers"), i), "answer");
+    if (json_is_array(inner)) json_array_extend(out, (json_t *)inner);
+    return out;
+}
+
+static void qasper_body(lqa_docbuild *b, const json_t *paper) {
+    const char *abstract = jstr(paper, "abstract");
+    if (abstract && *abstract) {
+        lqa_db_section(b, 1, "Abstract", 8);
+        lqa_span sp = {lqa_db_start(b), 0};
+        lqa_db_text(b, abstract, strlen(abstract));
+        sp.end = lqa_db_end(b);
+        lqa_db_abstract(b, sp);
+        lqa_db_para(b);
+    }
+    const json_t *full_text = json_object_get(paper, "full_text");
+    size_t n = qasper_count(full_text, "section_name");
+    for (size_t i = 0; i < n; i++) {
+        const char *name = qasper_section_name(full_text, i);
+        if (name && *name) qasper_section(b, name);
+        size_t k;
+        json_t *p;
+        json_array_foreach(qasper_paragraphs(full_text, i), k, p) if (json_is_string(p)) {
+            lqa_db_text(b, json_string_value(p), json_string_length(p));
+            lqa_db_para(b);
+        }
+    }
+}
+
 static int qasper_paper(record_ctx *rc, const char *id, const json_t *paper) {
-    rc->st.records++;
     lqa_doc doc;
     lqa_doc_init(&doc, rc->path, "qasper");
     lqa_docbuild b;
     lqa_db_init(&b, &doc);
     const char *title = jstr(paper, "title");
-    lqa_db_title(&b, title ? title : id, strlen(title ? title : id));
-    const char *abstract = jstr(paper, "abstract");
-    if (abstract && *abstract) {
-        lqa_db_section(&b, 1, "Abstract", 8);
-        lqa_span sp = {lqa_db_start(&b), 0};
-        lqa_db_text(&b, abstract, strlen(abstract));
-        sp.end = lqa_db_end(&b);
-        lqa_db_abstract(&b, sp);
-        lqa_db_para(&b);
-    }
-    size_t i;
-    json_t *sec;
-    json_array_foreach(json_object_get(paper, "full_text"), i, sec) {
-        const char *name = jstr(sec, "section_name");
-        if (name && *name) qasper_section(&b, name);
-        size_t k;
-        json_t *p;
-        json_array_foreach(json_object_get(sec, "paragraphs"), k, p) if (json_is_string(p)) {
-            lqa_db_text(&b, json_string_value(p), json_string_length(p));
-            lqa_db_para(&b);
-        }
-    }
+    if (!title) title = id ? id : "";
+    lqa_db_title(&b, title, strlen(title));
+    qasper_body(&b, paper);
     lqa_db_finish(&b);
-    json_t *qa;
-    json_array_foreach(json_object_get(paper, "qas"), i, qa) qasper_qa(rc, &doc, qa);
-    rc->st.records--; /* the paper itself is not a QA record */
+    const json_t *qas = json_object_get(paper, "qas");
+    size_t n = qasper_count(qas, "question");
+    for (size_t i = 0; i < n; i++) {
+        const char *question;
+        json_t *annotations = qasper_annotations(qas, i, &question);
+        qasper_qa(rc, &doc, question, annotations);
+        json_decref(annotations);
+    }
     if (doc.text.len == 0) {
         rc->st.malformed++;
         lqa_doc_free(&doc);
@@ -785,7 +830,14 @@ static int qasper_paper(record_ctx *rc, const char *id, const json_t *paper) {
     return hand_on(&doc, rc->sink, rc->sink_ctx, &rc->st);
 }
 
+/* A paper object itself (one JSON line of the Hugging Face export) has "full_text". */
+static int is_qasper_paper(const json_t *o) { return json_is_object(o) && json_object_get(o, "full_text"); }
+
 static int parse_qasper(const json_t *root, record_ctx *rc, lqa_err *err) {
+    if (is_qasper_paper(root)) { /* a single paper */
+        qasper_paper(rc, jstr(root, "id"), root);
+        return 0;
+    }
     if (!json_is_object(root))
         return lqa_err_set(err, "%s:1: expected a Qasper JSON object of papers keyed by id", rc->path);
     const char *id;
@@ -800,16 +852,53 @@ static int parse_qasper(const json_t *root, record_ctx *rc, lqa_err *err) {
     return 0;
 }
 
+/* One line of a Qasper JSON-lines file: one paper. */
+static int qasper_line(const char *json, size_t len, long line, void *vctx, lqa_err *err) {
+    record_ctx *rc = vctx;
+    json_t *o = parse_element(rc->path, json, len, line, err);
+    if (!o) return -1;
+    int ret = 0;
+    if (!is_qasper_paper(o)) {
+        warnf(rc->opts, "%s:%ld: line without \"full_text\", skipped", rc->path, line);
+        rc->st.malformed++;
+    } else {
+        ret = qasper_paper(rc, jstr(o, "id"), o);
+    }
+    json_decref(o);
+    return ret ? 1 : 0;
+}
+
 /* ---- entry ------------------------------------------------------------------------------------------ */
 
+static int only_space(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!strchr(" \t\r\n", s[i])) return 0;
+    return 1;
+}
+
+/* SQuAD and Qasper files are read whole (SQuAD v2 train: 40 MB); a Qasper file whose first
+ * value is one paper followed by more is JSON lines (the Hugging Face export) and is streamed. */
 static int parse_whole(const char *path, const char *format, record_ctx *rc, lqa_err *err) {
     char *data;
     size_t len;
     if (lqa_input_read_all(path, LQA_QASET_MAX_FILE, &data, &len, err) < 0) return -1;
     json_error_t je;
-    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK, &je);
+    size_t end = root ? (size_t)je.position : 0;
+    int rest = root && end < len && !only_space(data + end, len - end);
+    long end_line = 1;
+    for (size_t i = 0; rest && i < end; i++) end_line += data[i] == '\n';
     free(data);
     if (!root) return lqa_err_set(err, "%s:%d: invalid JSON: %s", path, je.line, je.text);
+    if (rest && !strcmp(format, "qasper") && is_qasper_paper(root)) {
+        json_decref(root);
+        return jsonl_stream(path, qasper_line, rc, err);
+    }
+    if (rest) {
+        json_decref(root);
+        return lqa_err_set(err, "%s:%ld: more data after the JSON value that ends here, expected the end of the file",
+                           path, end_line);
+    }
     int ret = !strcmp(format, "squad") ? parse_squad(root, rc, err) : parse_qasper(root, rc, err);
     json_decref(root);
     return ret;

@@ -149,6 +149,44 @@ static void test_qasper_fixture(void **state) {
     free(path);
 }
 
+/* The Hugging Face export (one paper per line, column-wise full_text and qas) gives the same
+ * document and pairs as the release JSON. */
+static void test_qasper_hf_layout(void **state) {
+    char *rel = fixture("qaset/qasper.json"), *hf = fixture("qaset/qasper-hf.jsonl");
+    doc_list a, b;
+    parse_ok(rel, &a);
+    parse_ok(hf, &b);
+    assert_int_equal(b.n, 2);
+    assert_string_equal(b.docs[0].format, "qasper");
+    assert_string_equal(b.docs[0].text.data, a.docs[0].text.data);
+    assert_int_equal(b.docs[0].n_sections, a.docs[0].n_sections);
+    assert_int_equal(b.docs[0].n_qas, a.docs[0].n_qas);
+    for (int k = 0; k < a.docs[0].n_qas; k++) {
+        assert_string_equal(b.docs[0].qas[k].question, a.docs[0].qas[k].question);
+        assert_string_equal(b.docs[0].qas[k].answers[0], a.docs[0].qas[k].answers[0]);
+        assert_int_equal(b.docs[0].qas[k].evidence.start, a.docs[0].qas[k].evidence.start);
+    }
+    assert_string_equal(b.docs[1].title, "Counting Puffins with Drones");
+    assert_int_equal(check_evidence(&b), 2);
+    doc_list_free(&a);
+    doc_list_free(&b);
+    free(rel), free(hf);
+}
+
+/* A SQuAD file with a second JSON value after the first is refused with the line. */
+static void test_squad_trailing_data(void **state) {
+    char *src = fixture("qaset/squad.json"), *path = tmp_path("squad-twice.json");
+    assert_int_equal(lqa_test_run(NULL, "(cat '%s'; echo; echo '{\"x\": 1}') > '%s'", src, path), 0);
+    doc_list l;
+    lqa_err err;
+    assert_int_equal(parse_collect(path, NULL, &l, &err), -1);
+    assert_non_null(strstr(err.msg, "more data after the JSON value"));
+    assert_non_null(strstr(err.msg, path));
+    assert_int_equal(l.n, 0);
+    doc_list_free(&l);
+    free(src), free(path);
+}
+
 /* ---- generated SQuAD: answer_start in code points over multi-byte text ------------------------ */
 
 static void random_words(lqa_rng *r, lqa_buf *b, int n) {
@@ -458,6 +496,8 @@ int main(void) {
         cmocka_unit_test(test_longbench_fixture),
         cmocka_unit_test(test_squad_fixture),
         cmocka_unit_test(test_qasper_fixture),
+        cmocka_unit_test(test_qasper_hf_layout),
+        cmocka_unit_test(test_squad_trailing_data),
         cmocka_unit_test(test_random_squad),
         cmocka_unit_test(test_cut_array),
         cmocka_unit_test(test_bad_element_line),
