@@ -39,6 +39,9 @@ static void warnf(const lqa_parse_opts *opts, const char *fmt, ...) {
     opts->warn(msg, opts->warn_ctx);
 }
 
+/* JSON whitespace (strchr(" \t\r\n", c) would also match a NUL byte). */
+static int json_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
 /* ---- sniffing --------------------------------------------------------------------------------- */
 
 static int has_key(const char *head, size_t n, const char *key) {
@@ -50,7 +53,7 @@ static int has_key(const char *head, size_t n, const char *key) {
 const char *lqa_qaset_sniff(const char *head, size_t n) {
     size_t i = 0;
     if (n >= 3 && memcmp(head, "\xef\xbb\xbf", 3) == 0) i = 3;
-    while (i < n && strchr(" \t\r\n", head[i])) i++;
+    while (i < n && json_space(head[i])) i++;
     if (i == n || (head[i] != '[' && head[i] != '{')) return NULL;
     if (head[i] == '[') return has_key(head, n, "instruction") && has_key(head, n, "output") ? "alpaca" : NULL;
     /* an object: Qasper (papers keyed by id), SQuAD ({"version", "data": [{"paragraphs"}]}), or
@@ -114,13 +117,13 @@ static void append_paragraphs(lqa_docbuild *b, const char *s, size_t n) {
         lqa_db_text(b, s + i, j - i);
         lqa_db_para(b);
         i = j;
-        while (i < n && strchr(" \t\r\n", s[i])) i++;
+        while (i < n && json_space(s[i])) i++;
     }
 }
 
 /* First line of s, cleaned, up to ~100 bytes (on a UTF-8 boundary): a title for untitled records. */
 static void title_from_text(lqa_docbuild *b, const char *s, size_t n) {
-    while (n > 0 && strchr(" \t\r\n", *s)) s++, n--;
+    while (n > 0 && json_space(*s)) s++, n--;
     const char *nl = memchr(s, '\n', n);
     size_t len = nl ? (size_t)(nl - s) : n;
     if (len > 100) {
@@ -201,7 +204,7 @@ static int scan_elem_step(array_scan *sc, char c) {
         }
         return 0;
     }
-    if (sc->depth == 0 && sc->elem_seen > 0 && (c == ',' || c == ']' || strchr(" \t\r\n", c))) return 2;
+    if (sc->depth == 0 && sc->elem_seen > 0 && (c == ',' || c == ']' || json_space(c))) return 2;
     sc->elem_seen++;
     if (c == '"') sc->in_string = 1;
     else if (c == '{' || c == '[') sc->depth++;
@@ -247,7 +250,7 @@ static int scan_chunk(const char *path, array_scan *sc, const char *p, size_t n,
             /* r == 2: c is the delimiter after a scalar; scan it in AFTER_ELEM below */
         }
         if (c == '\n') sc->line++;
-        if (strchr(" \t\r\n", c)) continue;
+        if (json_space(c)) continue;
         switch (sc->state) {
         case BEFORE_ARRAY:
             if (c != '[') return scan_syntax_error(path, sc, c, "'[' (a JSON array of records)", err);
@@ -872,7 +875,7 @@ static int qasper_line(const char *json, size_t len, long line, void *vctx, lqa_
 
 static int only_space(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
-        if (!strchr(" \t\r\n", s[i])) return 0;
+        if (!json_space(s[i])) return 0;
     return 1;
 }
 
@@ -913,7 +916,7 @@ static int first_byte(const char *path, char *out, lqa_err *err) {
     *out = 0;
     while (!*out && (got = lqa_input_read(in, buf, sizeof buf, err)) > 0)
         for (long i = 0; i < got && !*out; i++)
-            if (!strchr(" \t\r\n\xef\xbb\xbf", buf[i])) *out = buf[i];
+            if (!json_space(buf[i]) && !((unsigned char)buf[i] >= 0xbb)) *out = buf[i]; /* BOM (non-ASCII) bytes skipped: only [ or { matters */
     lqa_input_close(in);
     return got < 0 ? -1 : 0;
 }
