@@ -29,6 +29,7 @@ static void usage(FILE *f) {
           "               [--filler paper|store] [--stride 256] [--max-new-tokens N] [--limit N]\n"
           "               [--threads N] [--ctx N] [--seed N] [--name LABEL] -o RESULTS.json\n"
           "  lqa-eval report RESULTS.json... -o REPORT_DIR\n"
+          "  lqa-eval bench --model MODEL_DIR [--lengths 2048,8192] [--decode 64] [--threads N]\n"
           "\n"
           "run options:\n"
           "  --model DIR          Hugging Face LLaMA directory (config.json, *.safetensors, tokenizer.model)\n"
@@ -48,8 +49,7 @@ static void usage(FILE *f) {
           "  --seed N             passkey keys and filler offsets (default 1234)\n"
           "  --name LABEL         the run's name in reports (default: adapter or model directory name)\n"
           "report: writes REPORT_DIR/report.md and REPORT_DIR/report.html (self-contained, inline SVG)\n"
-          "  lqa-eval bench --model MODEL_DIR [--lengths 2048,8192] [--decode 64] [--threads N]\n"
-          "                       prefill and decode speed on random tokens, one JSON line per length\n",
+          "bench: prefill and decode speed on random tokens (wall and CPU time), one JSON line per length\n",
           f);
 }
 
