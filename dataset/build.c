@@ -219,6 +219,11 @@ static int sink_publish(sink *k, lqa_err *err) {
         free(old);
         return lqa_err_set(err, "%s: cannot rename %s into place: %s", out, k->tmp_dir, strerror(e));
     }
+    char *parent = lqa_strdup(out); /* make the rename durable */
+    char *slash = strrchr(parent, '/');
+    if (slash) *slash = '\0';
+    lqa_fsync_dir(slash ? (parent[0] ? parent : "/") : ".");
+    free(parent);
     if (old) {
         nftw(old, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         free(old);

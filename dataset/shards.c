@@ -328,7 +328,10 @@ static int parse_tail(lqa_shard *s, const uint8_t h[LQA_SHARD_HEADER_SIZE], lqa_
             return lqa_err_set(err, "%s: index entry %llu: frame at %llu (+%u bytes), expected one at %llu inside "
                                "the frame area", s->name, (unsigned long long)i, (unsigned long long)off, comp,
                                (unsigned long long)expect_off);
-        if (n == 0 || n > LQA_SHARD_MAX_TOKENS || raw < payload_size(n, 0, s->info.dtype_bytes))
+        /* bounds before any allocation: the payload layout, and zstd's own limit (a 4-byte RLE
+         * block yields at most 128 KiB, so no frame expands more than 32768-fold) */
+        if (n == 0 || n > LQA_SHARD_MAX_TOKENS || raw < payload_size(n, 0, s->info.dtype_bytes) ||
+            raw > payload_size(n, n, s->info.dtype_bytes) || (uint64_t)raw > (uint64_t)comp * 32768)
             return lqa_err_set(err, "%s: index entry %llu: %u tokens in %u bytes is impossible", s->name,
                                (unsigned long long)i, n, raw);
         expect_off = off + comp;

@@ -29,7 +29,7 @@
 #define LQA_SHARD_HEADER_SIZE 128u
 #define LQA_SHARD_FOOTER_SIZE 64u
 #define LQA_SHARD_INDEX_ENTRY 40u
-#define LQA_SHARD_MAX_TOKENS (1u << 26) /* per record; a bound for validation */
+#define LQA_SHARD_MAX_TOKENS (1u << 24) /* per record (16M tokens); a bound for validation */
 
 typedef enum { LQA_KIND_SFT = 1, LQA_KIND_LM = 2 } lqa_shard_kind;
 enum { LQA_TEMPLATE_NONE = 0, LQA_TEMPLATE_LLAMA2_INST = 1 };
