@@ -20,7 +20,7 @@ measure() { # label, command... -> "label wall cpu"
     local t; t=$(mktemp)
     /usr/bin/time -f "%e %U %S" -o "$t" "$@" >/dev/null 2>&1 || true
     read -r wall user sys <"$t"; rm -f "$t"
-    echo "$label $wall $(echo "$user + $sys" | bc)"
+    echo "$label $wall $(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}')"
 }
 read -r _ w_ours c_ours < <(measure ours "$BUILD/bench/lqa-xml-bench" "$@")
 read -r _ w_lint c_lint < <(measure xmllint xmllint --stream --noout "$@")
