@@ -3,8 +3,9 @@
  * evidence (never the question), answered greedily, and scored by exact match, token F1 and
  * "answer contained" after SQuAD normalisation; broken down by kind and by document length.
  *
- * The instruction is LongAlpaca's wording for a document and a question (what lqa-build renders
- * for SFT shards); eval keeps its own copy of the render+truncate step, see docs/EVAL.md. */
+ * The prompt is rendered as lqa-build renders SFT records (dataset/build.h: the same wording,
+ * the same evidence window lqa_build_window, the same text-level encoding); lqa-build's render
+ * function is private, so the few lines that call them are repeated here (docs/EVAL.md). */
 #include "eval/tasks.h"
 
 #include <stdio.h>
@@ -14,83 +15,89 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/progress.h"
+#include "dataset/build.h"
 #include "eval/metrics.h"
 
-#define QA_HEAD "[INST]Below is a document. Memorize the document and answer my question after the document.\n" \
-    "The document begins.\n"
-#define QA_MID "\nNow the document ends.\n"
-#define QA_TAIL "[/INST]"
-
-static int encode(const lqa_eval_ctx *e, const char *text, size_t len, int32_t **ids, int *n, lqa_err *err) {
-    size_t count;
-    if (lqa_tok_encode(e->tok, text, len, ids, &count, err)) return -1;
-    *n = (int)count;
-    return 0;
+/* The prompt text for document bytes [a, b): exactly what lqa-build renders for SFT records
+ * (dataset/build.h's LongAlpaca wording), so evaluation prompts tokenize as training ones do. */
+static int encode_source(const lqa_eval_ctx *e, const char *doc, size_t a, size_t b, const char *question,
+                         int32_t **ids, size_t *n, lqa_err *err) {
+    lqa_buf src = {0};
+    lqa_buf_puts(&src, "[INST]" LQA_PROMPT_HEAD);
+    lqa_buf_append(&src, doc + a, b - a);
+    lqa_buf_puts(&src, LQA_PROMPT_MID);
+    lqa_buf_puts(&src, question);
+    lqa_buf_puts(&src, "[/INST]");
+    int rc = lqa_tok_encode(e->tok, src.data, src.len, ids, n, err);
+    lqa_buf_free(&src);
+    return rc;
 }
 
-/* Token window [*lo, *hi) of `budget` tokens inside [0, n) that holds the evidence tokens
- * [ts, te) (or as much of it, from its start, as fits), centred on it. */
-static void evidence_window(int n, int ts, int te, int budget, int *lo, int *hi) {
-    int slack = budget - (te - ts);
-    int start = slack > 0 ? ts - slack / 2 : ts;
-    if (start < 0) start = 0;
-    int end = start + budget;
-    if (end > n) {
-        end = n;
-        start = n - budget > 0 ? n - budget : 0;
+static size_t first_begin_at_or_after(const uint32_t *begins, size_t n, size_t off) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (begins[mid] < off) lo = mid + 1;
+        else hi = mid;
     }
-    *lo = start;
-    *hi = end;
+    return lo;
 }
 
 int lqa_qa_prompt(const lqa_eval_ctx *e, const char *doc, size_t doc_len, size_t ev_start, size_t ev_end,
                   const char *question, int max_prompt, int32_t **ids, int *n_ids, int *doc_tokens, int *full_tokens,
                   int *truncated, lqa_err *err) {
-    int32_t *head = NULL, *tail = NULL, *dt = NULL;
+    int32_t *dt = NULL, *src = NULL;
     uint32_t *begins = NULL;
-    int n_head, n_tail, rc = -1;
-    size_t n_doc = 0;
-    lqa_buf tail_text = {0};
-    lqa_buf_printf(&tail_text, "%s%s%s", QA_MID, question, QA_TAIL);
-    if (encode(e, QA_HEAD, strlen(QA_HEAD), &head, &n_head, err) ||
-        encode(e, tail_text.data, tail_text.len, &tail, &n_tail, err) ||
+    size_t n_doc = 0, n_src, n_fixed;
+    int rc = -1;
+    if (encode_source(e, "", 0, 0, question, &src, &n_fixed, err) ||
         lqa_tok_encode_offsets(e->tok, doc, doc_len, &dt, &begins, &n_doc, err))
         goto out;
-    int budget = max_prompt - 1 - n_head - n_tail;
-    if (budget < 0) {
-        lqa_err_set(err, "question of %d tokens: expected a prompt within %d tokens", n_tail, max_prompt);
+    free(src);
+    src = NULL;
+    if (1 + n_fixed > (size_t)max_prompt) {
+        lqa_err_set(err, "question of %zu prompt tokens: expected a prompt within %d tokens", n_fixed, max_prompt);
         goto out;
     }
-    /* evidence char span -> token span [ts, te) */
-    int ts = 0, te = 0;
-    if (ev_end > ev_start) {
-        while (ts + 1 < (int)n_doc && begins[ts + 1] <= ev_start) ts++;
-        te = ts;
-        while (te < (int)n_doc && begins[te] < ev_end) te++;
-    }
-    int lo = 0, hi = (int)n_doc;
-    if ((int)n_doc > budget) evidence_window((int)n_doc, ts, te, budget, &lo, &hi);
-    *truncated = hi - lo < (int)n_doc;
     *doc_tokens = (int)n_doc;
-    *full_tokens = 1 + n_head + (int)n_doc + n_tail;
-    int32_t *p = lqa_malloc(sizeof(int32_t) * (size_t)(1 + n_head + (hi - lo) + n_tail));
-    int k = 0;
-    p[k++] = e->bos_id;
-    memcpy(p + k, head, sizeof(int32_t) * n_head);
-    k += n_head;
-    memcpy(p + k, dt + lo, sizeof(int32_t) * (size_t)(hi - lo));
-    k += hi - lo;
-    memcpy(p + k, tail, sizeof(int32_t) * n_tail);
-    k += n_tail;
-    *ids = p;
-    *n_ids = k;
-    rc = 0;
+    *full_tokens = (int)(1 + n_fixed + n_doc);   /* approximately: the parts merge a little when joined */
+    /* evidence bytes -> tokens [ea, eb), as lqa-build computes them */
+    size_t ea = 0, eb = 0;
+    if (ev_end > ev_start && ev_end <= doc_len) {
+        ea = first_begin_at_or_after(begins, n_doc, ev_start + 1);
+        ea = ea > 0 ? ea - 1 : 0;
+        eb = first_begin_at_or_after(begins, n_doc, ev_end);
+    }
+    size_t budget = (size_t)max_prompt - 1 - n_fixed;
+    if (n_doc > budget) budget = budget > 16 ? budget - 8 : budget;   /* cut edges re-tokenize a little longer */
+    for (int attempt = 0; attempt < 16; attempt++) {
+        /* evidence longer than the budget: keep its start (lqa-build drops such pairs from training) */
+        size_t eb_fit = eb - ea > budget ? ea + budget : eb, wa, wb;
+        lqa_build_window(n_doc, ea, eb_fit, budget, &wa, &wb);
+        size_t a = wa < n_doc && wa > 0 ? begins[wa] : (wa == 0 ? 0 : doc_len), b = wb < n_doc ? begins[wb] : doc_len;
+        if (encode_source(e, doc, a, b, question, &src, &n_src, err)) goto out;
+        if (1 + n_src <= (size_t)max_prompt) {
+            int32_t *p = lqa_malloc(sizeof(int32_t) * (1 + n_src));
+            p[0] = e->bos_id;
+            memcpy(p + 1, src, sizeof(int32_t) * n_src);
+            *ids = p;
+            *n_ids = (int)(1 + n_src);
+            *truncated = a > 0 || b < doc_len;
+            if (!*truncated) *full_tokens = *n_ids;
+            rc = 0;
+            goto out;
+        }
+        free(src);
+        src = NULL;
+        size_t over = 1 + n_src - (size_t)max_prompt + 4;   /* shrink by the overshoot and try again */
+        if (over >= budget) break;
+        budget -= over;
+    }
+    lqa_err_set(err, "document could not be cut to fit a prompt of %d tokens", max_prompt);
 out:
-    free(head);
-    free(tail);
+    free(src);
     free(dt);
     free(begins);
-    lqa_buf_free(&tail_text);
     return rc;
 }
 

@@ -12,7 +12,10 @@
 #include "common/fileio.h"
 #include "common/json.h"
 #include "common/rng.h"
+#include "dataset/shards.h"
 #include "dataset/tokenizer.h"
+#include "eval/tasks.h"
+#include "ingest/store.h"
 #include "trainer/adapter.h"
 #include "trainer/hfdir.h"
 
@@ -229,6 +232,78 @@ static void test_store_filler(void **state) {
     lqa_buf_free(&args);
 }
 
+/* eval's QA prompt is token for token the prompt of the SFT record lqa-build makes for the same
+ * pair with the same budget (the answer and EOS that follow it in training excluded). */
+typedef struct qa_by_id {
+    int64_t id;
+    lqa_store_qa qa;
+    int found;
+} qa_by_id;
+
+static int find_qa(const lqa_store_qa *qa, void *ctx) {
+    qa_by_id *f = ctx;
+    if (qa->id != f->id) return 0;
+    f->qa = *qa;
+    f->qa.question = lqa_strdup(qa->question);
+    f->qa.answer = lqa_strdup(qa->answer);
+    f->found = 1;
+    return 1;
+}
+
+static void test_qa_prompt_matches_lqa_build(void **state) {
+    char *shards = lqa_path_join(g_dir, "shards");
+    lqa_buf log = {0};
+    int max_len = 400;
+    if (lqa_test_run(&log, "%s shards --db %s --tokenizer %s --kind sft --max-len %d --split test -o %s",
+                     lqa_test_tool("lqa-build"), g_db, g_tok, max_len, shards))
+        fail_msg("lqa-build: %s", log.data);
+    lqa_err err;
+    lqa_shards *d = lqa_shards_open(shards, NULL, &err);
+    assert_non_null(d);
+    lqa_store *st = lqa_store_open(g_db, 0, &err);
+    assert_non_null(st);
+    lqa_tokenizer *tok = lqa_tok_load(g_tok, &err);
+    lqa_eval_ctx e = {.tok = tok, .bos_id = lqa_tok_bos_id(tok), .eos_id = lqa_tok_eos_id(tok)};
+    lqa_record rec = {0};
+    uint64_t n = lqa_shards_count(d), compared = 0, truncated = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        assert_int_equal(lqa_shards_read(d, i, &rec, &err), 0);
+        qa_by_id f = {.id = rec.segments[0].qa_id};
+        assert_int_equal(lqa_store_each_qa(st, "test", NULL, find_qa, &f, &err), 0);
+        assert_true(f.found);
+        lqa_store_doc doc;
+        assert_int_equal(lqa_store_get_doc(st, f.qa.doc_id, &doc, &err), 0);
+        int32_t *ans;
+        size_t n_ans;
+        assert_int_equal(lqa_tok_encode(tok, f.qa.answer, strlen(f.qa.answer), &ans, &n_ans, &err), 0);
+        uint32_t prompt_len = 0;
+        while (prompt_len < rec.n_tokens && !rec.loss_mask[prompt_len]) prompt_len++;
+        int32_t *ids;
+        int n_ids, doc_tokens, full, trunc;
+        assert_int_equal(lqa_qa_prompt(&e, doc.text, doc.text_len, f.qa.ev_start, f.qa.ev_end, f.qa.question,
+                                       max_len - (int)n_ans - 1, &ids, &n_ids, &doc_tokens, &full, &trunc, &err), 0);
+        assert_int_equal(n_ids, (int)prompt_len);
+        assert_memory_equal(ids, rec.tokens, sizeof(int32_t) * prompt_len);
+        compared++;
+        truncated += trunc;
+        free(ids);
+        free(ans);
+        free(f.qa.question);
+        free(f.qa.answer);
+        lqa_store_doc_free(&doc);
+    }
+    print_message("# %llu prompts equal lqa-build's (%llu cut around the evidence)\n", (unsigned long long)compared,
+                  (unsigned long long)truncated);
+    assert_true(compared > 0);
+    assert_true(truncated > 0);   /* the document (thousands of tokens) never fits 400 */
+    lqa_record_free(&rec);
+    lqa_shards_close(d);
+    lqa_store_close(st);
+    lqa_tok_free(tok);
+    lqa_buf_free(&log);
+    free(shards);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_all_tasks_writes_results),
@@ -237,6 +312,7 @@ int main(void) {
         cmocka_unit_test(test_context_longer_than_model),
         cmocka_unit_test(test_empty_split),
         cmocka_unit_test(test_store_filler),
+        cmocka_unit_test(test_qa_prompt_matches_lqa_build),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

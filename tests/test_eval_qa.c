@@ -78,7 +78,7 @@ static void test_cut_keeps_evidence_and_question(void **state) {
         assert_non_null(strstr(text, "[INST]"));
         assert_non_null(strstr(text, "[/INST]"));
         if (!truncated) assert_non_null(strstr(text, doc.data + 1));
-        else assert_true(n > max_prompt - 12);   /* a cut fills the budget (up to token-boundary slack) */
+        else assert_true(n > max_prompt - 24);   /* a cut fills the budget (up to the margin for re-tokenized edges) */
         free(text);
         free(ids);
         lqa_buf_free(&before);
