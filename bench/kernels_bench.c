@@ -121,6 +121,23 @@ static void bench_step(int T, lqa_attn_mode attn, int reps, int threads, int V) 
     lqa_model_free(&m);
 }
 
+/* The bytes one step allocates (demo shape, LoRA+ on q,k,v,o, B = 1), per ctx and mode. */
+static void bench_step_memory(int V) {
+    lqa_config c = {.vocab_size = V, .dim = 256, .n_layers = 4, .n_heads = 8, .n_kv_heads = 8, .hidden_dim = 688,
+                    .max_pos = 2048, .rope_theta = 10000, .rope_scale = 1, .rms_eps = 1e-5f};
+    lqa_model m;
+    lqa_model_alloc(&m, &c);
+    lqa_model_add_lora(&m, LQA_LORA_Q | LQA_LORA_K | LQA_LORA_V | LQA_LORA_O, 8, 16, 4);
+    for (int mode = 0; mode < 4; mode++)
+        for (int T = 2048; T <= 16384; T *= 2) {
+            lqa_step_opts o = {.attn = mode & 1 ? LQA_ATTN_S2 : LQA_ATTN_FULL, .group_ratio = 0.25f,
+                               .train = LQA_TRAIN_LORA_PLUS, .checkpointing = mode >> 1};
+            printf("{\"bench\":\"step_bytes\",\"T\":%d,\"attn\":\"%s\",\"checkpointing\":%d,\"V\":%d,\"bytes\":%zu}\n", T,
+                   mode & 1 ? "s2" : "full", mode >> 1, V, lqa_model_step_bytes(&m, 1, T, &o));
+        }
+    lqa_model_free(&m);
+}
+
 int main(int argc, char **argv) {
     int threads = 0, T = 2048, reps = 3, V = 8000, no_step = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -135,6 +152,7 @@ int main(int argc, char **argv) {
     }
     kernels_set_threads(threads);
     threads = kernels_get_threads();
+    bench_step_memory(V);
     printf("{\"bench\":\"sgemm\",\"n\":1024,\"threads\":%d,\"gflops\":%.2f}\n", threads, bench_sgemm(1024, reps));
     bench_attention(T, 0, reps, threads);
     bench_attention(T, T / 4, reps, threads);

@@ -9,6 +9,7 @@
 
 static float row_logsumexp(const float *z, int V) {
     float mx = z[0];
+#pragma omp simd reduction(max : mx)
     for (int i = 1; i < V; i++) mx = z[i] > mx ? z[i] : mx;
     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
