@@ -185,20 +185,32 @@ static void walk(add_ctx *c, const char *path, const char *source, int join, int
 
 /* ---- storing one document ---- */
 
-/* Keeps at most max pairs, taking the generators' runs in turn (round robin) so no generator
- * crowds out the others; the generators append their pairs in runs, one run per generator. */
+/* Keeps at most max generated pairs, taking the generators' runs in turn (round robin) so no
+ * generator crowds out the others; the generators append their pairs in runs, one run per
+ * generator. Imported pairs (generator "import") are all kept and not counted. */
 static void cap_pairs(lqa_gen_list *l, int max) {
-    if (l->n <= max) return;
-    int *run_start = lqa_malloc(((size_t)l->n + 1) * sizeof *run_start), n_runs = 0;
-    for (int i = 0; i < l->n; i++)
-        if (i == 0 || strcmp(l->items[i].generator, l->items[i - 1].generator)) run_start[n_runs++] = i;
-    run_start[n_runs] = l->n;
+    int generated = 0;
+    for (int i = 0; i < l->n; i++) generated += strcmp(l->items[i].generator, "import") != 0;
+    if (generated <= max) return;
+    /* runs [run_start[r], run_end[r]) of consecutive pairs of one generator */
+    int *run_start = lqa_malloc((size_t)l->n * sizeof *run_start), *run_end = lqa_malloc((size_t)l->n * sizeof *run_end);
+    int n_runs = 0;
     char *taken = lqa_calloc((size_t)l->n, 1);
+    for (int i = 0; i < l->n; i++) {
+        if (!strcmp(l->items[i].generator, "import")) {
+            taken[i] = 1;
+            continue;
+        }
+        if (n_runs == 0 || run_end[n_runs - 1] != i ||
+            strcmp(l->items[i].generator, l->items[run_start[n_runs - 1]].generator))
+            run_start[n_runs++] = i;
+        run_end[n_runs - 1] = i + 1;
+    }
     int kept = 0;
     for (int round = 0; kept < max; round++) {
         int took = 0;
         for (int r = 0; r < n_runs && kept < max; r++)
-            if (run_start[r] + round < run_start[r + 1]) {
+            if (run_start[r] + round < run_end[r]) {
                 taken[run_start[r] + round] = 1;
                 kept++;
                 took = 1;
@@ -219,6 +231,7 @@ static void cap_pairs(lqa_gen_list *l, int max) {
     l->n = w;
     free(taken);
     free(run_start);
+    free(run_end);
 }
 
 static void store_pairs(add_ctx *c, int64_t doc_id, size_t doc_len, const lqa_gen_list *l) {
@@ -285,7 +298,7 @@ static int ingest_doc(lqa_doc *doc, void *ctx) {
     const char *split = lqa_store_split_for(hex, c->gen.seed, c->split);
     lqa_gen_list pairs = {0};
     lqa_gen_run(doc, &c->gen, &pairs);
-    cap_pairs(&pairs, c->max_pairs + (doc->n_qas > 0 ? doc->n_qas : 0));
+    cap_pairs(&pairs, c->max_pairs);
     lqa_store_begin(c->store);
     lqa_store_doc_in d = {.source_id = c->source_id, .hash_hex = hex, .title = doc->title, .format = doc->format,
                           .path = doc->path && *doc->path ? doc->path : c->cur_path, .split = split,

@@ -317,6 +317,22 @@ static void test_export_and_stats(void **state) {
     free(la);
 }
 
+/* --generators restricts the kinds; --max-pairs-per-doc caps each document's generated pairs. */
+static void test_generators_and_cap(void **state) {
+    char db[600];
+    snprintf(db, sizeof db, "%s/cap.db", lqa_test_tmpdir());
+    lqa_buf out = {0};
+    assert_int_equal(lqa_test_run(&out, "%s add --db %s --generators section,continuation --max-pairs-per-doc 3 %s/good",
+                                  lqa_test_tool("lqa-ingest"), db, g_dir), 0);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM qa WHERE kind NOT IN ('section', 'continuation')"), 0);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM documents WHERE synthetic != 0"), 0);
+    assert_true(sql_int(db, "SELECT count(*) FROM qa") > 0);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM (SELECT doc_id FROM qa GROUP BY doc_id HAVING count(*) > 3)"), 0);
+    /* both kinds survive the cap (round robin), where both were made */
+    assert_int_equal(sql_int(db, "SELECT count(DISTINCT kind) FROM qa"), 2);
+    lqa_buf_free(&out);
+}
+
 static void test_help_and_usage(void **state) {
     const char *tool = lqa_test_tool("lqa-ingest");
     const char *cmds[] = {"add", "stats", "export", "search"};
@@ -413,7 +429,8 @@ static void test_kill9_then_rerun_completes(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_inputs_run_goes_on), cmocka_unit_test(test_rerun_adds_nothing),
-        cmocka_unit_test(test_export_and_stats),       cmocka_unit_test(test_help_and_usage),
+        cmocka_unit_test(test_export_and_stats),       cmocka_unit_test(test_generators_and_cap),
+        cmocka_unit_test(test_help_and_usage),
         cmocka_unit_test(test_kill9_then_rerun_completes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
