@@ -369,6 +369,41 @@ static void test_markdown_html_blocks(void **state) {
     lqa_buf_free(&b);
 }
 
+/* The corpus packages themselves (DEB_PKGS installs them; skipped with a reason when absent):
+ * the whole KJV as `bible -f` prints it, and the Jargon File as Debian ships it (gzip). */
+static void test_corpus_kjv_and_jargon(void **state) {
+    const char *jargon = "/usr/share/doc/jargon-text/jargon.txt.gz";
+    lqa_buf out = {0};
+    if (lqa_test_run(NULL, "command -v bible >/dev/null") != 0 || lqa_test_run(NULL, "test -r %s", jargon) != 0) {
+        fprintf(stderr, "# bible-kjv or jargon-text not installed (make deps installs them)\n");
+        skip();
+    }
+    char *kjv = lqa_path_join(lqa_test_tmpdir(), "kjv.txt");
+    assert_int_equal(lqa_test_run(&out, "bible -f Gen1:1-Rev22:21 > '%s'", kjv), 0);
+    doc_list l;
+    lqa_err err;
+    assert_int_equal(parse_collect(kjv, NULL, &l, &err), 0);
+    const lqa_doc *d = &l.docs[0];
+    assert_int_equal(d->n_passages, 31102); /* every verse of the KJV */
+    assert_int_equal(d->n_sections, 66 + 1189); /* books and chapters */
+    assert_span_equals(d, d->passages[find_passage(d, "John 11:35")].span, "Jesus wept.");
+    assert_span_equals(d, d->passages[d->n_passages - 1].span, "The grace of our Lord Jesus Christ be with you all. Amen.");
+    doc_list_free(&l);
+    assert_int_equal(parse_collect(jargon, NULL, &l, &err), 0);
+    d = &l.docs[0];
+    assert_string_equal(d->title, "The Jargon File");
+    assert_true(d->n_defs > 2000);
+    int k = find_def(d, "kluge");
+    assert_true(k >= 0);
+    char *def = span_text(d, d->defs[k].def_span);
+    assert_non_null(strstr(def, "clever programming trick"));
+    free(def);
+    assert_true(find_section(d, "Chapter 1. Hacker Slang and Hacker Culture") >= 0);
+    doc_list_free(&l);
+    lqa_buf_free(&out);
+    free(kjv);
+}
+
 /* Prose that opens with a bracket is text, not broken JSON. */
 static void test_bracket_prose_is_text(void **state) {
     lqa_rng r;
@@ -426,6 +461,7 @@ int main(void) {
         cmocka_unit_test(test_random_markdown_table),
         cmocka_unit_test(test_sniff_text_vs_markdown),
         cmocka_unit_test(test_markdown_html_blocks),
+        cmocka_unit_test(test_corpus_kjv_and_jargon),
         cmocka_unit_test(test_bracket_prose_is_text),
         cmocka_unit_test(test_line_limit),
     };
