@@ -60,6 +60,8 @@ const char *lqa_qaset_sniff(const char *head, size_t n) {
      * one line of JSONL (LongBench; Alpaca records one per line) */
     if (has_key(head, n, "full_text") && has_key(head, n, "qas")) return "qasper";
     if (has_key(head, n, "paragraphs") && has_key(head, n, "data")) return "squad";
+    if (has_key(head, n, "context") && has_key(head, n, "question") && has_key(head, n, "answer_start"))
+        return "squad"; /* the Hugging Face export: one question per line */
     if (has_key(head, n, "context") && has_key(head, n, "input")) return "longbench";
     if (has_key(head, n, "instruction") && has_key(head, n, "output")) return "alpaca";
     return NULL;
@@ -394,6 +396,8 @@ typedef struct record_ctx {
     int has_pending;
     uint64_t pending_hash;
     size_t pending_ctx_len;
+    /* SQuAD as JSON lines: the article being gathered (official layout) */
+    json_t *article;
 } record_ctx;
 
 /* LongAlpaca instructions embed the document: "... The paper begins. \n<text>\n Now the paper
@@ -682,6 +686,59 @@ static int parse_squad(const json_t *root, record_ctx *rc, lqa_err *err) {
     return 0;
 }
 
+/* The Hugging Face export of SQuAD is one question per line: {"id", "title", "context",
+ * "question", "answers": {"text": [...], "answer_start": [...]}}. Consecutive lines of one title
+ * are gathered into the official article layout (consecutive equal contexts into one paragraph)
+ * and imported like the official file: one document per article. */
+static int is_squad_flat(const json_t *o) {
+    return json_is_object(o) && jstr(o, "context") && jstr(o, "question") && json_object_get(o, "answers");
+}
+
+static int flush_squad_article(record_ctx *rc) {
+    if (!rc->article) return 0;
+    int ret = squad_article(rc, rc->article);
+    json_decref(rc->article);
+    rc->article = NULL;
+    return ret;
+}
+
+static json_t *squad_flat_qa(const json_t *rec) {
+    const json_t *ans = json_object_get(rec, "answers");
+    const json_t *texts = json_object_get(ans, "text"), *starts = json_object_get(ans, "answer_start");
+    json_t *answers = json_array();
+    for (size_t i = 0; i < json_array_size(texts) && i < json_array_size(starts); i++)
+        json_array_append_new(answers, json_pack("{s:O, s:O}", "text", json_array_get(texts, i), "answer_start",
+                                                 json_array_get(starts, i)));
+    return json_pack("{s:s, s:o, s:b}", "question", jstr(rec, "question"), "answers", answers, "is_impossible",
+                     json_array_size(answers) == 0);
+}
+
+static int squad_flat_line(const char *json, size_t len, long line, void *vctx, lqa_err *err) {
+    record_ctx *rc = vctx;
+    json_t *o = parse_element(rc->path, json, len, line, err);
+    if (!o) return -1;
+    int ret = 0;
+    if (!is_squad_flat(o)) {
+        warnf(rc->opts, "%s:%ld: line without \"context\", \"question\" and \"answers\", skipped", rc->path, line);
+        rc->st.malformed++;
+        json_decref(o);
+        return 0;
+    }
+    const char *title = jstr(o, "title") ? jstr(o, "title") : "";
+    if (rc->article && strcmp(json_string_value(json_object_get(rc->article, "title")), title) != 0)
+        ret = flush_squad_article(rc);
+    if (!rc->article) rc->article = json_pack("{s:s, s:[]}", "title", title, "paragraphs");
+    json_t *paras = json_object_get(rc->article, "paragraphs");
+    json_t *last = json_array_get(paras, json_array_size(paras) - 1);
+    if (!last || strcmp(jstr(last, "context"), jstr(o, "context")) != 0) {
+        last = json_pack("{s:s, s:[]}", "context", jstr(o, "context"), "qas");
+        json_array_append_new(paras, last);
+    }
+    json_array_append_new(json_object_get(last, "qas"), squad_flat_qa(o));
+    json_decref(o);
+    return ret ? 1 : 0;
+}
+
 /* ---- Qasper ------------------------------------------------------------------------------------------- */
 
 /* Section names nest with " ::: " ("Experiments ::: Datasets"): level = parts, title = last. */
@@ -893,9 +950,15 @@ static int parse_whole(const char *path, const char *format, record_ctx *rc, lqa
     for (size_t i = 0; rest && i < end; i++) end_line += data[i] == '\n';
     free(data);
     if (!root) return lqa_err_set(err, "%s:%d: invalid JSON: %s", path, je.line, je.text);
-    if (rest && !strcmp(format, "qasper") && is_qasper_paper(root)) {
+    if (!strcmp(format, "qasper") && is_qasper_paper(root) && rest) {
         json_decref(root);
         return jsonl_stream(path, qasper_line, rc, err);
+    }
+    if (!strcmp(format, "squad") && is_squad_flat(root)) {
+        json_decref(root);
+        int ret = jsonl_stream(path, squad_flat_line, rc, err);
+        flush_squad_article(rc); /* the articles completed before an error are kept */
+        return ret;
     }
     if (rest) {
         json_decref(root);
@@ -939,6 +1002,7 @@ int lqa_qaset_parse(const char *path, const char *format, const lqa_parse_opts *
         ret = lqa_err_set(err, "%s: %s is not a QA-set format", path, format);
     }
     if (rc.has_pending) lqa_doc_free(&rc.pending);
+    json_decref(rc.article);
     report(path, format, opts, &rc.st);
     lqa_buf_free(&rc.scratch);
     return ret;

@@ -223,7 +223,7 @@ static void test_sniff_fixtures(void **state) {
         {"text/guide.md", "markdown"},       {"text/manual.rst", "markdown"}, {"text/rules.txt", "text"},
         {"text/kjv-sample.txt", "text"},     {"text/glossary.txt", "text"},   {"qaset/alpaca.json", "alpaca"},
         {"qaset/longbench.jsonl", "longbench"}, {"qaset/squad.json", "squad"}, {"qaset/qasper.json", "qasper"},
-        {"qaset/qasper-hf.jsonl", "qasper"},
+        {"qaset/qasper-hf.jsonl", "qasper"},   {"qaset/squad-hf.jsonl", "squad"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         /* copy under a neutral name: the sniffing must not look at the file name */

@@ -173,6 +173,29 @@ static void test_qasper_hf_layout(void **state) {
     free(rel), free(hf);
 }
 
+/* SQuAD's Hugging Face export (one question per line) gives the same article document and
+ * pairs as the official JSON. */
+static void test_squad_hf_layout(void **state) {
+    char *rel = fixture("qaset/squad.json"), *hf = fixture("qaset/squad-hf.jsonl");
+    doc_list a, b;
+    parse_ok(rel, &a);
+    parse_ok(hf, &b);
+    assert_int_equal(b.n, 1);
+    assert_string_equal(b.docs[0].format, "squad");
+    assert_string_equal(b.docs[0].title, a.docs[0].title);
+    assert_string_equal(b.docs[0].text.data, a.docs[0].text.data);
+    assert_int_equal(b.docs[0].n_qas, a.docs[0].n_qas);
+    for (int k = 0; k < a.docs[0].n_qas; k++) {
+        assert_string_equal(b.docs[0].qas[k].question, a.docs[0].qas[k].question);
+        assert_int_equal(b.docs[0].qas[k].evidence.start, a.docs[0].qas[k].evidence.start);
+        assert_int_equal(b.docs[0].qas[k].evidence.end, a.docs[0].qas[k].evidence.end);
+    }
+    assert_non_null(strstr(b.warnings.data, "skipped 1 unanswerable"));
+    doc_list_free(&a);
+    doc_list_free(&b);
+    free(rel), free(hf);
+}
+
 /* A SQuAD file with a second JSON value after the first is refused with the line. */
 static void test_squad_trailing_data(void **state) {
     char *src = fixture("qaset/squad.json"), *path = tmp_path("squad-twice.json");
@@ -497,6 +520,7 @@ int main(void) {
         cmocka_unit_test(test_squad_fixture),
         cmocka_unit_test(test_qasper_fixture),
         cmocka_unit_test(test_qasper_hf_layout),
+        cmocka_unit_test(test_squad_hf_layout),
         cmocka_unit_test(test_squad_trailing_data),
         cmocka_unit_test(test_random_squad),
         cmocka_unit_test(test_cut_array),
