@@ -378,17 +378,67 @@ typedef struct build_stats {
         dropped_missing_doc, dropped_tail_tokens;
 } build_stats;
 
-/* Tokenizes a batch of documents in parallel; offsets (sft needs them to cut) cost extra time,
- * so lm asks for ids only. */
-static void tokenize_docs(const lqa_tokenizer *tok, doc_tok *docs, size_t n_docs, int threads, int with_offsets) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (size_t i = 0; i < n_docs; i++) {
-        doc_tok *d = &docs[i];
-        if (d->rc != 0) continue; /* the document could not be read */
-        d->rc = with_offsets ? lqa_tok_encode_offsets(tok, d->doc.text, d->doc.text_len, &d->ids, &d->begins, &d->n,
-                                                      &d->err)
-                             : lqa_tok_encode(tok, d->doc.text, d->doc.text_len, &d->ids, &d->n, &d->err);
+#define PART_BYTES (64u << 10) /* long documents are cut into parts of about this size */
+
+/* One piece of work for a thread: part of one document (whole documents when the model does not
+ * allow cutting). */
+typedef struct doc_part {
+    size_t doc, start, len;
+    int32_t *ids;
+    uint32_t *begins;
+    size_t n;
+    int rc;
+    lqa_err err;
+} doc_part;
+
+/* Joins the parts of each document back into doc->ids / doc->begins, in order. */
+static void join_parts(doc_tok *docs, doc_part *parts, size_t n_parts, int with_offsets) {
+    for (size_t p = 0; p < n_parts;) {
+        doc_tok *d = &docs[parts[p].doc];
+        size_t q = p, total = 0;
+        for (; q < n_parts && parts[q].doc == parts[p].doc; q++) {
+            total += parts[q].n;
+            if (d->rc == 0 && parts[q].rc != 0) d->rc = -1, d->err = parts[q].err;
+        }
+        d->ids = lqa_malloc((total + 1) * sizeof *d->ids);
+        d->begins = with_offsets ? lqa_malloc((total + 1) * sizeof *d->begins) : NULL;
+        for (size_t k = p; k < q; k++) {
+            memcpy(d->ids + d->n, parts[k].ids, parts[k].n * sizeof *d->ids);
+            for (size_t i = 0; with_offsets && i < parts[k].n; i++)
+                d->begins[d->n + i] = (uint32_t)parts[k].start + parts[k].begins[i];
+            d->n += parts[k].n;
+            free(parts[k].ids);
+            free(parts[k].begins);
+        }
+        p = q;
     }
+}
+
+/* Tokenizes a batch of documents on all threads: documents are cut into parts at newlines
+ * (lqa_tok_part_end), so one long book keeps every core busy; the joined ids are those of the
+ * whole document whatever the cutting. Offsets (sft needs them to cut) cost extra time, so lm
+ * asks for ids only. */
+static void tokenize_docs(const lqa_tokenizer *tok, doc_tok *docs, size_t n_docs, int threads, int with_offsets) {
+    doc_part *parts = NULL;
+    size_t n_parts = 0, cap = 0;
+    for (size_t i = 0; i < n_docs; i++) {
+        if (docs[i].rc != 0) continue; /* the document could not be read */
+        size_t start = 0, len = docs[i].doc.text_len;
+        do {
+            size_t end = lqa_tok_part_end(tok, docs[i].doc.text, len, start + PART_BYTES);
+            if (n_parts == cap) parts = lqa_realloc(parts, (cap = cap ? 2 * cap : 64) * sizeof *parts);
+            parts[n_parts++] = (doc_part){.doc = i, .start = start, .len = end - start};
+            start = end;
+        } while (start < len);
+    }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (size_t p = 0; p < n_parts; p++) {
+        doc_part *x = &parts[p];
+        x->rc = lqa_tok_encode_part(tok, docs[x->doc].doc.text + x->start, x->len, x->start > 0, &x->ids,
+                                    with_offsets ? &x->begins : NULL, &x->n, &x->err);
+    }
+    join_parts(docs, parts, n_parts, with_offsets);
+    free(parts);
 }
 
 static void doc_tok_free(doc_tok *d) {

@@ -200,14 +200,17 @@ static sentencepiece::util::Status encode_piece(const sentencepiece::SentencePie
 }
 
 // The whole text, in segments starting at a newline when the fast path is available.
+// continuation: text starts at a newline inside a longer text (no dummy prefix at its start).
 static sentencepiece::util::Status encode_text(const lqa_tokenizer *t, const char *text, size_t len,
-                                               std::vector<int> &ids, std::vector<uint32_t> *begins) {
-    if (!t->tail || len <= kSegmentBytes) return encode_piece(t->sp, text, len, 0, ids, begins);
+                                               std::vector<int> &ids, std::vector<uint32_t> *begins,
+                                               bool continuation = false) {
+    const sentencepiece::SentencePieceProcessor &first = continuation ? *t->tail : t->sp;
+    if (!t->tail || len <= kSegmentBytes) return encode_piece(first, text, len, 0, ids, begins);
     for (size_t a = 0; a < len;) {
         size_t b = a + kSegmentBytes < len ? a + kSegmentBytes : len;
         const char *nl = b < len ? (const char *)memchr(text + b, '\n', len - b) : nullptr;
         b = nl ? (size_t)(nl - text) : len;
-        auto st = encode_piece(a == 0 ? t->sp : *t->tail, text + a, b - a, (uint32_t)a, ids, begins);
+        auto st = encode_piece(a == 0 ? first : *t->tail, text + a, b - a, (uint32_t)a, ids, begins);
         if (!st.ok()) return st;
         a = b;
     }
@@ -281,6 +284,40 @@ extern "C" int lqa_tok_encode_offsets(const lqa_tokenizer *t, const char *text, 
 }
 
 extern "C" int lqa_tok_fast_path(const lqa_tokenizer *t) { return t->tail != nullptr; }
+
+extern "C" size_t lqa_tok_part_end(const lqa_tokenizer *t, const char *text, size_t len, size_t at_least) {
+    if (!t->tail || at_least >= len) return len;
+    const char *nl = (const char *)memchr(text + at_least, '\n', len - at_least);
+    return nl ? (size_t)(nl - text) : len;
+}
+
+extern "C" int lqa_tok_encode_part(const lqa_tokenizer *t, const char *text, size_t len, int continuation,
+                                   int32_t **ids, uint32_t **begins, size_t *n_ids, lqa_err *err) {
+    *ids = nullptr;
+    *n_ids = 0;
+    if (begins) *begins = nullptr;
+    if (continuation && (!t->tail || len == 0 || text[0] != '\n'))
+        return lqa_err_set(err, "tokenizer: a continuation part must start at a newline of a model with the fast path");
+    if (len > UINT32_MAX) return lqa_err_set(err, "tokenizer: text of %zu bytes is over the 4 GiB offset limit", len);
+    try {
+        std::vector<int> out;
+        std::vector<uint32_t> off;
+        auto st = encode_text(t, text, len, out, begins ? &off : nullptr, continuation != 0);
+        if (!st.ok()) return lqa_err_set(err, "tokenizer: encode failed: %s", st.ToString().c_str());
+        *ids = copy_ids(out);
+        if (begins) {
+            uint32_t *b = (uint32_t *)lqa_malloc((off.size() + 1) * sizeof(uint32_t));
+            if (!off.empty()) memcpy(b, off.data(), off.size() * sizeof(uint32_t));
+            *begins = b;
+        }
+        *n_ids = out.size();
+        return 0;
+    } catch (const std::exception &e) {
+        return lqa_err_set(err, "tokenizer: encode failed: %s", e.what());
+    } catch (...) {
+        return lqa_err_set(err, "tokenizer: encode failed (unknown exception)");
+    }
+}
 
 extern "C" int lqa_tok_decode(const lqa_tokenizer *t, const int32_t *ids, size_t n_ids, char **text, lqa_err *err) {
     *text = nullptr;

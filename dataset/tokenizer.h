@@ -37,6 +37,16 @@ int lqa_tok_encode(const lqa_tokenizer *t, const char *text, size_t len, int32_t
 int lqa_tok_encode_whole(const lqa_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n_ids,
                          lqa_err *err);
 int lqa_tok_fast_path(const lqa_tokenizer *t);
+
+/* Parts of one long text, for encoding a single text on several threads. lqa_tok_part_end
+ * gives the first place >= at_least where a new part may begin (a newline), or len (always len
+ * without the fast path). lqa_tok_encode_part encodes text[0, len) as the text's first part
+ * (continuation = 0, the same as lqa_tok_encode) or as a later part beginning at such a place
+ * (continuation = 1); concatenating the parts' ids gives lqa_tok_encode of the whole text.
+ * begins (may be NULL): byte offsets relative to the part's start. */
+size_t lqa_tok_part_end(const lqa_tokenizer *t, const char *text, size_t len, size_t at_least);
+int lqa_tok_encode_part(const lqa_tokenizer *t, const char *text, size_t len, int continuation, int32_t **ids,
+                        uint32_t **begins, size_t *n_ids, lqa_err *err);
 /* Same as lqa_tok_encode, plus the byte offset into text where each token's span begins (non-decreasing);
  * *begins is allocated like *ids. Used to cut documents at token boundaries. */
 int lqa_tok_encode_offsets(const lqa_tokenizer *t, const char *text, size_t len, int32_t **ids, uint32_t **begins,

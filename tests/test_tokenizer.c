@@ -173,6 +173,27 @@ static void test_long_texts_encode_as_one_string(void **state) {
         assert_int_equal(no, nw);
         assert_memory_equal(with_off, whole, nw * sizeof *fast);
         for (size_t i = 1; i < no; i++) assert_true(begins[i] >= begins[i - 1] && begins[i] < b.len);
+        /* cut into parts at random places (lqa_tok_part_end), encoded apart, joined */
+        lqa_buf joined = {0}, joined_off = {0};
+        for (size_t start = 0; start < b.len;) {
+            size_t end = lqa_tok_part_end(t, b.data, b.len, start + 1 + lqa_rng_below(&r, 12000));
+            assert_true(end > start && end <= b.len);
+            int32_t *part;
+            uint32_t *pbeg;
+            size_t np;
+            assert_int_equal(lqa_tok_encode_part(t, b.data + start, end - start, start > 0, &part, &pbeg, &np, &err), 0);
+            lqa_buf_append(&joined, part, np * sizeof *part);
+            for (size_t i = 0; i < np; i++) {
+                uint32_t abs_off = (uint32_t)start + pbeg[i];
+                lqa_buf_append(&joined_off, &abs_off, sizeof abs_off);
+            }
+            free(part), free(pbeg);
+            start = end;
+        }
+        assert_int_equal(joined.len, nw * sizeof *whole);
+        assert_memory_equal(joined.data, whole, joined.len);
+        assert_memory_equal(joined_off.data, begins, joined_off.len);
+        lqa_buf_free(&joined), lqa_buf_free(&joined_off);
         char *back;
         assert_int_equal(lqa_tok_decode(t, fast, nf, &back, &err), 0);
         assert_string_equal(back, b.data);
