@@ -1,9 +1,9 @@
 /* kernels/cuda/emu/emu.cc: the emulator's runtime (see emu.h): the block scheduler with one
- * coroutine per thread, block and warp barriers, warp shuffles, and the host versions of the CUDA
+ * coroutine per thread (own x86-64 context switch), block and warp barriers, warp shuffles, and the host versions of the CUDA
  * runtime calls and cublasSgemm that kernels/cuda uses. Not part of liblqa: only
  * scripts/cuda_emu_check.sh compiles it. */
+#include <stdint.h>
 #include <stdio.h>
-#include <ucontext.h>
 
 #include "cublas_v2.h"
 #include "cuda_runtime.h"
@@ -11,6 +11,7 @@
 #if defined(__SANITIZE_ADDRESS__)
 extern "C" void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
 extern "C" void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old, size_t *size_old);
+extern "C" void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #define EMU_ASAN 1
 #else
 #define EMU_ASAN 0
@@ -23,8 +24,27 @@ void *emu_dyn_smem;
 enum { STACK_BYTES = 256 * 1024, MAX_THREADS = 1024, MAX_WARPS = MAX_THREADS / 32 };
 enum fiber_state { RUNNABLE, WAIT_BLOCK, WAIT_WARP, DONE };
 
+/* The context switch: swapcontext makes a signal-mask system call per switch (microseconds
+ * here, and the emulator switches millions of times), so a minimal x86-64 switch of the
+ * callee-saved registers and the stack pointer stands in: saves them on the current stack,
+ * stores the stack pointer in *save_sp, loads load_sp and pops the other context's. */
+#if !defined(__x86_64__)
+#error "the CUDA emulator's context switch is written for x86-64"
+#endif
+extern "C" void emu_switch(void **save_sp, void *load_sp);
+__asm__(".text\n"
+        ".globl emu_switch\n"
+        ".type emu_switch,@function\n"
+        "emu_switch:\n"
+        "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+        "  movq %rsp, (%rdi)\n"
+        "  movq %rsi, %rsp\n"
+        "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+        "  ret\n"
+        ".size emu_switch, .-emu_switch\n");
+
 struct fiber {
-    ucontext_t ctx;
+    void *sp; /* saved stack pointer while switched out */
     char *stack;
     fiber_state state;
     emu_uint3 tid;
@@ -33,7 +53,7 @@ struct fiber {
 
 static fiber fibers[MAX_THREADS];
 static int nthreads, cur;
-static ucontext_t sched_ctx;
+static void *sched_sp;
 static const std::function<void(void)> *body;
 static float shfl_buf[MAX_WARPS][2][32];
 static unsigned warp_gen[MAX_WARPS];
@@ -56,13 +76,14 @@ static void yield_to_scheduler(fiber_state st) {
 #if EMU_ASAN
     void *fake = NULL;
     __sanitizer_start_switch_fiber(&fake, sched_bottom, sched_size);
-    swapcontext(&f.ctx, &sched_ctx);
+    emu_switch(&f.sp, sched_sp);
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #else
-    swapcontext(&f.ctx, &sched_ctx);
+    emu_switch(&f.sp, sched_sp);
 #endif
 }
 
+/* First code a fiber runs (entered by emu_switch's ret); never returns. */
 static void fiber_entry(void) {
 #if EMU_ASAN
     __sanitizer_finish_switch_fiber(NULL, &sched_bottom, &sched_size);
@@ -72,7 +93,23 @@ static void fiber_entry(void) {
 #if EMU_ASAN
     __sanitizer_start_switch_fiber(NULL, sched_bottom, sched_size); /* this fiber ends */
 #endif
-    /* returning resumes uc_link, the scheduler */
+    void *dead_sp;
+    emu_switch(&dead_sp, sched_sp);
+    abort(); /* a finished fiber is never resumed */
+}
+
+/* A fresh stack whose first emu_switch "returns" into fiber_entry with the ABI's alignment
+ * (rsp + 8 a multiple of 16 at function entry). */
+static void *fresh_stack(char *stack) {
+#if EMU_ASAN
+    /* the previous block's fibers never unwound: their frames' redzones are still poisoned */
+    __asan_unpoison_memory_region(stack, STACK_BYTES);
+#endif
+    void **sp = (void **)(((uintptr_t)(stack + STACK_BYTES)) & ~(uintptr_t)15);
+    *--sp = NULL;                  /* fiber_entry's would-be return address */
+    *--sp = (void *)fiber_entry;   /* popped by emu_switch's ret */
+    for (int i = 0; i < 6; i++) *--sp = NULL; /* rbp rbx r12 r13 r14 r15 */
+    return sp;
 }
 
 void emu_syncthreads(void) { yield_to_scheduler(WAIT_BLOCK); }
@@ -91,10 +128,10 @@ static void run_fiber(int t) {
 #if EMU_ASAN
     void *fake = NULL;
     __sanitizer_start_switch_fiber(&fake, fibers[t].stack, STACK_BYTES);
-    swapcontext(&sched_ctx, &fibers[t].ctx);
+    emu_switch(&sched_sp, fibers[t].sp);
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #else
-    swapcontext(&sched_ctx, &fibers[t].ctx);
+    emu_switch(&sched_sp, fibers[t].sp);
 #endif
 }
 
@@ -125,11 +162,7 @@ static void run_block(void) {
     for (int t = 0; t < nthreads; t++) {
         fiber &f = fibers[t];
         if (!f.stack && !(f.stack = (char *)malloc(STACK_BYTES))) die("out of memory");
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = f.stack;
-        f.ctx.uc_stack.ss_size = STACK_BYTES;
-        f.ctx.uc_link = &sched_ctx;
-        makecontext(&f.ctx, fiber_entry, 0);
+        f.sp = fresh_stack(f.stack);
         f.state = RUNNABLE;
         f.tid = {(unsigned)t % emu_blockDim.x, (unsigned)t / emu_blockDim.x % emu_blockDim.y,
                  (unsigned)t / (emu_blockDim.x * emu_blockDim.y)};

@@ -5,9 +5,9 @@
  * real hardware shows (timing, races between warps that the barrier order happens to hide,
  * float results of the GPU's own libm). The real check is scripts/gpu_check.sh on a GPU.
  *
- * Model: blocks run one after another; the threads of a block run as coroutines (ucontext)
- * switched only at __syncthreads (block barrier) and warp shuffles (warp barrier), so every
- * thread sees the others' writes exactly at the synchronisation points. A barrier nobody can
+ * Model: blocks run one after another; the threads of a block run as coroutines (a minimal
+ * x86-64 context switch, see emu.cc) switched only at __syncthreads (block barrier) and warp
+ * shuffles (warp barrier), so every thread sees the others' writes exactly at the synchronisation points. A barrier nobody can
  * complete (divergent __syncthreads or shuffle) aborts with a message. Device memory is host
  * memory (malloc), so ASan checks kernel accesses out of bounds; dynamic shared memory is a
  * malloc of exactly the launch's size. scripts/cuda_emu_check.sh rewrites the .cu sources'
