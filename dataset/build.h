@@ -39,9 +39,11 @@ int lqa_build_shards(const lqa_build_opts *o, lqa_err *err);
 int lqa_build_tokenizer(const char *db, const char *split, int vocab_size, uint64_t seed, int threads,
                         const char *out_model, const char *keep_text, lqa_err *err);
 
-/* Checks every shard, checksum and record of DIR (and the tokenizer when given); prints one
- * line per problem to stderr. Returns the number of problems found (0 = all good), -1 when
- * the directory cannot be opened at all. */
-long lqa_verify_dir(const char *dir, const char *tokenizer, lqa_err *err);
+/* Checks every shard, checksum and record of DIR; with tokenizer, its hash and every record
+ * decoded to text; with db too (sft), every example against its QA pair: decoded text = the
+ * template, masked span = the answer, the context a piece of the document holding the
+ * evidence. Prints one line per problem to stderr. Returns the number of problems found
+ * (0 = all good), -1 when the directory or store cannot be opened at all. */
+long lqa_verify_dir(const char *dir, const char *tokenizer, const char *db, lqa_err *err);
 
 #endif

@@ -22,7 +22,7 @@ static const char *const USAGE =
     "commands:\n"
     "  tokenizer --db DB --vocab-size N -o T.model   train a LLaMA-style BPE tokenizer\n"
     "  shards    --db DB --tokenizer T --kind sft|lm --max-len N [--split S] [--pack] -o DIR\n"
-    "  verify    DIR [--tokenizer T]                  check every checksum and record\n"
+    "  verify    DIR [--tokenizer T [--db DB]]        check every checksum and record\n"
     "  inspect   DIR [--record I] [--tokenizer T]     shard headers, or one record as text\n"
     "  stats     DIR [--json]                         the manifest's figures\n"
     "\n"
@@ -54,11 +54,14 @@ static const char *const USAGE_SHARDS =
     "byte-identical for any thread count. DIR is written under a temporary name and renamed.\n";
 
 static const char *const USAGE_VERIFY =
-    "usage: lqa-build verify DIR [--tokenizer T]\n"
+    "usage: lqa-build verify DIR [--tokenizer T [--db DB]]\n"
     "\n"
     "Opens every shard of DIR, checks headers, footers, seek indexes and every record's\n"
     "checksum, decodes every record (and with --tokenizer, checks the tokenizer hash and\n"
-    "decodes every record to text). Exit 0 when all is well, 1 with one line per problem.\n";
+    "decodes every record to text). With --db as well, checks every sft example against its\n"
+    "QA pair in the store: the decoded text follows the template, the loss-masked span decodes\n"
+    "to the answer, the context is a piece of the document that holds the evidence span.\n"
+    "Exit 0 when all is well, 1 with one line per problem.\n";
 
 static const char *const USAGE_INSPECT =
     "usage: lqa-build inspect DIR [--record I] [--tokenizer T]\n"
@@ -195,21 +198,22 @@ static int cmd_shards(int argc, char **argv) {
 
 /* DIR plus --tokenizer / --record / --json, shared by verify, inspect and stats. */
 typedef struct dir_args {
-    const char *dir, *tokenizer;
+    const char *dir, *tokenizer, *db;
     long long record;
     int json;
 } dir_args;
 
 static int parse_dir_args(int argc, char **argv, const char *usage, dir_args *a) {
     static const struct option opts[] = {
-        {"tokenizer", 1, 0, 'T'}, {"record", 1, 0, 'r'}, {"json", 0, 0, 'j'}, {0, 0, 0, 0}};
-    *a = (dir_args){NULL, NULL, -1, 0};
+        {"tokenizer", 1, 0, 'T'}, {"record", 1, 0, 'r'}, {"json", 0, 0, 'j'}, {"db", 1, 0, 'd'}, {0, 0, 0, 0}};
+    *a = (dir_args){NULL, NULL, NULL, -1, 0};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'T': a->tokenizer = optarg; break;
         case 'j': a->json = 1; break;
+        case 'd': a->db = optarg; break;
         case 'r':
             if (parse_long(optarg, 0, 1LL << 62, &a->record)) return usage_error(usage, "--record: expected an index >= 0");
             break;
@@ -227,7 +231,7 @@ static int cmd_verify(int argc, char **argv) {
     int rc = parse_dir_args(argc, argv, USAGE_VERIFY, &a);
     if (rc) return rc;
     lqa_err err;
-    long problems = lqa_verify_dir(a.dir, a.tokenizer, &err);
+    long problems = lqa_verify_dir(a.dir, a.tokenizer, a.db, &err);
     if (problems < 0) {
         fprintf(stderr, "lqa-build verify: %s\n", err.msg);
         return EXIT_ERR;

@@ -348,6 +348,13 @@ static void test_verify_inspect_stats_and_damage(void **state) {
     char *dir = path_in("v");
     lqa_buf out = {0};
     assert_int_equal(lqa_test_run(&out, "%s verify %s --tokenizer %s", g_tool, dir, g_tok), 0);
+    /* the round trip against the store holds; against another store with other text it does not */
+    assert_int_equal(lqa_test_run(&out, "%s verify %s --tokenizer %s --db %s", g_tool, dir, g_tok, g_db), 0);
+    char other_db[1100];
+    snprintf(other_db, sizeof other_db, "%s", fixture_store(g_dir, "other.db", g_seed + 5, 12, 3, 10, 4));
+    lqa_buf_clear(&out);
+    assert_int_equal(lqa_test_run(&out, "%s verify %s --tokenizer %s --db %s", g_tool, dir, g_tok, other_db), 1);
+    assert_non_null(strstr(out.data, "qa "));
     lqa_buf_clear(&out);
     assert_int_equal(lqa_test_run(&out, "%s inspect %s --record 0", g_tool, dir), 0);
     lqa_err err;
