@@ -9,6 +9,8 @@
 # Prints a Markdown section on stdout; raw JSON lines go to $OUT (default bench/train-results.jsonl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# lqa-sft sets this itself when unset; PyTorch gets the same policy so both run alike
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 THREADS=${1:-$(nproc)}
 BUILD=${BUILD:-build}
 OUT=${OUT:-bench/train-results.jsonl}
@@ -51,7 +53,9 @@ ours = [r for r in rows if "impl" not in r]
 s2 = ours[0]; full = ours[1]; mem = ours[2:]
 torch = {r["attn"]: r for r in rows if "impl" in r}
 cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True, text=True).stdout.strip()
-print(f"Machine: {cpu}, {threads} threads, {datetime.date.today()}. The machine was shared with other")
+import os
+print(f"Machine: {cpu}, {threads} threads, {datetime.date.today()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}.")
+print("The machine was shared with other")
 print("engineers' builds and tests while this ran: absolute numbers are noisy, ratios less so.\n")
 print(f"Model: `lqa-sft init --preset demo` ({s2['params_m']:.1f} M parameters, vocab 8000), LoRA+ (r 8, q,k,v,o),")
 print("gradient checkpointing, micro-batch 1, one step = forward + backward + AdamW, random tokens.\n")
