@@ -86,6 +86,9 @@ static void test_roundtrip_read_api(void **state) {
         texts[i] = random_text(&r, 100 + lqa_rng_below(&r, 5000));
         ids[i] = add_doc(s, texts[i], splits[i]);
         size_t a = lqa_rng_below(&r, 50), b = a + 1 + lqa_rng_below(&r, 40);
+        /* a span on character boundaries: answers are valid UTF-8 */
+        while (a > 0 && ((unsigned char)texts[i][a] & 0xC0) == 0x80) a--;
+        while (((unsigned char)texts[i][b] & 0xC0) == 0x80) b++;
         char *ans = lqa_strndup(texts[i] + a, b - a);
         lqa_store_qa_in q = {.doc_id = ids[i], .question = "q?", .answer = ans, .kind = i % 2 ? "section" : "table",
                              .generator = "unit", .ev_start = a, .ev_end = b, .doc_len = strlen(texts[i]), .seed = 7};
