@@ -23,9 +23,10 @@
 
 #define READ_CHUNK (256 * 1024)
 
-/* Per-file counters reported as one warning at the end. */
+/* Per-file counters reported as one warning at the end, and whether the sink asked to stop. */
 typedef struct import_stats {
     long records, docs, qas, unanswerable, not_found, malformed;
+    int stopped;
 } import_stats;
 
 static void warnf(const lqa_parse_opts *opts, const char *fmt, ...) LQA_PRINTF(2, 3);
@@ -160,12 +161,16 @@ static int locate(const lqa_doc *doc, const char *answer, size_t from, size_t to
     return 0;
 }
 
+/* Hands a finished document to the sink (which may take it) and frees it. Once the sink asked
+ * to stop, later documents (a LongBench or SQuAD article still pending) are dropped. */
 static int hand_on(lqa_doc *doc, lqa_doc_sink sink, void *ctx, import_stats *st) {
-    st->docs++;
-    st->qas += doc->n_qas;
-    int rc = sink(doc, ctx);
+    if (!st->stopped) {
+        st->docs++;
+        st->qas += doc->n_qas;
+        st->stopped = sink(doc, ctx) != 0;
+    }
     lqa_doc_free(doc);
-    return rc;
+    return st->stopped;
 }
 
 static void report(const char *path, const char *fmt, const lqa_parse_opts *opts, const import_stats *st) {

@@ -210,6 +210,26 @@ static void test_squad_trailing_data(void **state) {
     free(src), free(path);
 }
 
+static int stop_after_first(lqa_doc *doc, void *ctx) {
+    (*(int *)ctx)++;
+    return 1;
+}
+
+/* A sink that asks to stop gets no further document, pending ones included. */
+static void test_sink_stop(void **state) {
+    static const char *const files[] = {"qaset/alpaca.json", "qaset/longbench.jsonl", "qaset/squad-hf.jsonl",
+                                        "qaset/qasper-hf.jsonl"};
+    for (int f = 0; f < 4; f++) {
+        char *path = fixture(files[f]);
+        int n = 0;
+        lqa_parse_opts opts = {0};
+        lqa_err err;
+        assert_int_equal(lqa_parse_path(path, &opts, stop_after_first, &n, &err), 0);
+        if (n != 1) fail_msg("%s: %d documents after the sink asked to stop", files[f], n);
+        free(path);
+    }
+}
+
 /* ---- generated SQuAD: answer_start in code points over multi-byte text ------------------------ */
 
 static void random_words(lqa_rng *r, lqa_buf *b, int n) {
@@ -521,6 +541,7 @@ int main(void) {
         cmocka_unit_test(test_qasper_fixture),
         cmocka_unit_test(test_qasper_hf_layout),
         cmocka_unit_test(test_squad_hf_layout),
+        cmocka_unit_test(test_sink_stop),
         cmocka_unit_test(test_squad_trailing_data),
         cmocka_unit_test(test_random_squad),
         cmocka_unit_test(test_cut_array),
