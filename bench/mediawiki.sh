@@ -22,10 +22,12 @@ run() { # label, command...
     /usr/bin/time -v "$@" >"$log.out" 2>"$log"
     echo "$label: $(tail -1 "$log.out")"
     echo "$label: peak_rss_mb=$(awk '/Maximum resident set size/ {printf "%.1f", $6/1024}' "$log")" \
-         "wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$log")"
+         "wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$log")" \
+         "cpu_s=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.1f", s}' "$log")"
     rm -f "$log" "$log.out"
 }
 run parse "$BUILD/bench/lqa-xml-bench" "$DUMP"
+run xmllint-stream xmllint --stream --noout "$DUMP"
 if [ "${INGEST:-0}" = 1 ] && [ -x "$BUILD/lqa-ingest" ]; then
     db=$(mktemp -d)/mw.db
     run ingest "$BUILD/lqa-ingest" add --db "$db" "$DUMP"
