@@ -9,6 +9,7 @@
 #include <bzlib.h>
 #include <errno.h>
 #include <lzma.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -20,6 +21,7 @@ enum codec { CODEC_NONE, CODEC_GZIP, CODEC_BZIP2, CODEC_XZ, CODEC_ZSTD };
 static const char *const codec_names[] = {"none", "gzip", "bzip2", "xz", "zstd"};
 
 #define INPUT_CHUNK (64 * 1024)
+#define XZ_MEMLIMIT ((uint64_t)256 << 20)
 
 struct lqa_input {
     FILE *f;
@@ -89,7 +91,9 @@ static void start_decoder(lqa_input *in) {
     case CODEC_XZ: {
         lzma_stream init = LZMA_STREAM_INIT;
         in->xz = init;
-        lqaCheck(lzma_stream_decoder(&in->xz, UINT64_MAX, LZMA_CONCATENATED) == LZMA_OK,
+        /* a hostile header could ask for a 1.5 GiB dictionary: cap the decoder's memory (xz -9
+         * needs 65 MiB; zstd already refuses windows over 128 MiB by default) */
+        lqaCheck(lzma_stream_decoder(&in->xz, XZ_MEMLIMIT, LZMA_CONCATENATED) == LZMA_OK,
                  "lzma_stream_decoder failed");
         break;
     }
@@ -244,6 +248,7 @@ static long step_xz(lqa_input *in, unsigned char *out, size_t n, lqa_err *err) {
     case LZMA_STREAM_END: in->finished = 1; break; /* LZMA_CONCATENATED handles members and padding */
     case LZMA_BUF_ERROR: if (produced == 0) return truncated(in, err); break;
     case LZMA_MEM_ERROR: lqa_fatal("xz: out of memory");
+    case LZMA_MEMLIMIT_ERROR: return corrupt(in, "the stream needs more than 256 MiB of memory to decode, refusing", err);
     case LZMA_FORMAT_ERROR: return corrupt(in, "not an xz stream after a previous one", err);
     case LZMA_OPTIONS_ERROR: return corrupt(in, "unsupported xz options", err);
     case LZMA_DATA_ERROR: return corrupt(in, "bad compressed data", err);

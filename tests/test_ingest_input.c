@@ -213,6 +213,24 @@ static void test_read_all_limit(void **state) {
     free(data), free(c), free(path), free(text);
 }
 
+/* An xz header asking for a 1 GiB dictionary is refused before the decoder allocates it. */
+static void test_xz_memory_limit(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed() + 7);
+    size_t len;
+    char *text = random_text(&r, 1000 + lqa_rng_below(&r, 10000), &len);
+    char *path = tmp_path("dict.txt"), *xz = tmp_path("dict.txt.xz");
+    lqa_test_write(path, text, len);
+    assert_int_equal(lqa_test_run(NULL, "xz --lzma2=dict=1GiB -c '%s' > '%s'", path, xz), 0);
+    char *data;
+    size_t n;
+    lqa_err err;
+    assert_int_equal(lqa_input_read_all(xz, (size_t)1 << 30, &data, &n, &err), -1);
+    assert_non_null(strstr(err.msg, "needs more than 256 MiB of memory"));
+    assert_non_null(strstr(err.msg, xz));
+    free(text), free(path), free(xz);
+}
+
 /* ---- dispatcher ---------------------------------------------------------------------------- */
 
 static char *fixture(const char *rel) { return lqa_path_join(lqa_test_fixtures(), rel); }
@@ -380,6 +398,7 @@ int main(void) {
         cmocka_unit_test(test_truncated_streams),
         cmocka_unit_test(test_corrupt_and_trailing_gzip),
         cmocka_unit_test(test_read_all_limit),
+        cmocka_unit_test(test_xz_memory_limit),
         cmocka_unit_test(test_sniff_fixtures),
         cmocka_unit_test(test_compressed_parse_same),
         cmocka_unit_test(test_empty_binary_directory),
