@@ -3,6 +3,7 @@
  * the file and place, and no output file is left behind after a failure. */
 #include "tests/testutil.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,12 +105,45 @@ static void test_missing_adapter_and_model(void **state) {
     assert_false(lqa_path_exists(merged));
 }
 
+/* Runs lqa-sft bench on the tiny model and returns its JSON line. */
+static json_t *bench(const char *attn) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s bench --model %s --ctx 64 --steps 1 --threads 1 --attn %s", lqa_test_tool("lqa-sft"),
+             g_model, attn);
+    lqa_buf out = {0};
+    if (lqa_test_run(&out, "%s 2>/dev/null", cmd) != 0) fail_msg("%s failed: %s", cmd, out.data);
+    json_t *j = json_loads(out.data, 0, NULL);
+    if (!j) fail_msg("%s: not one JSON line: %s", cmd, out.data);
+    lqa_buf_free(&out);
+    return j;
+}
+
+static void test_bench_counts_attention_flops(void **state) {
+    json_t *s2 = bench("s2"), *full = bench("full");
+    /* tiny: 2 layers, 4 heads of 16; checkpointing: forward twice + backward 2.5x the forward */
+    double pairs_full = 4 * (64.0 * 65 / 2);
+    double pairs_s2 = 2 * (4 * (16.0 * 17 / 2)) + 2 * (3 * (16.0 * 17 / 2) + 2 * (8.0 * 9 / 2));
+    double per_pair = 2 * 4 * 16 * 4.5 / 1e9;
+    /* (printed with 6 significant digits) */
+    assert_true(fabs(lqa_json_num(full, "attn_gflop_per_step", 0) / (pairs_full * per_pair) - 1) < 1e-5);
+    assert_true(fabs(lqa_json_num(s2, "attn_gflop_per_step", 0) / (pairs_s2 * per_pair) - 1) < 1e-5);
+    /* everything else is the same work */
+    double rest_s2 = lqa_json_num(s2, "gflop_per_step", 0) - lqa_json_num(s2, "attn_gflop_per_step", 0);
+    double rest_full = lqa_json_num(full, "gflop_per_step", 0) - lqa_json_num(full, "attn_gflop_per_step", 0);
+    assert_true(rest_s2 > 0 && fabs(rest_s2 / rest_full - 1) < 1e-4);
+    assert_true(lqa_json_num(s2, "tokens_per_s", 0) > 0 && lqa_json_num(s2, "peak_rss_mib", 0) > 0);
+    assert_true(lqa_json_num(s2, "loss", 0) > 1.0);
+    json_decref(s2);
+    json_decref(full);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_names_the_contract_options),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_bad_batch_json),
         cmocka_unit_test(test_missing_adapter_and_model),
+        cmocka_unit_test(test_bench_counts_attention_flops),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
