@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # scripts/gpu_check.sh: the ONE command for a machine with an NVIDIA GPU (a lent H100, say).
-#   scripts/gpu_check.sh            (CUDA_ARCH=sm_90 by default; JOBS=16)
-# 1. builds everything with nvcc for that arch: make -j$JOBS CUDA_ARCH=$CUDA_ARCH (into build/);
+#   scripts/gpu_check.sh            (CUDA_ARCH=sm_90 by default; JOBS=16; BUILD=build)
+# 1. builds everything with nvcc for that arch: make -j$JOBS CUDA_ARCH=$CUDA_ARCH (into $BUILD);
 # 2. runs every tests/test_cuda_* binary (each compares a CUDA op with its CPU reference);
 # 3. runs bench/gpu.sh (CUDA vs CPU timings, recorded in bench/RESULTS.md);
-# 4. prints a summary. Exit status 0 only when the build passed, no CUDA test failed, and, with a
-#    GPU visible, no CUDA test was skipped (a skip there means the GPU was not usable).
+# 4. prints a summary. Exit status 0 only when the build passed and, with a GPU visible, no CUDA
+#    test failed or was skipped (a skip there means the GPU was not usable); 1 on a failure;
+#    2 when no GPU is visible (the build was checked, the tests could only skip).
 # Needs the project's Debian packages already installed (make deps) and the CUDA toolkit.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ARCH=${CUDA_ARCH:-sm_90}
 JOBS=${JOBS:-16}
-LOGDIR=build/gpu_check
+BUILD=${BUILD:-build}
+LOGDIR=$BUILD/gpu_check
 mkdir -p "$LOGDIR"
 
 echo "== GPU"
@@ -26,7 +28,7 @@ command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ] || echo "warn
 
 echo "== build: make -j$JOBS CUDA_ARCH=$ARCH (log: $LOGDIR/make.log)"
 start=$(date +%s)
-if make -j"$JOBS" CUDA_ARCH="$ARCH" all >"$LOGDIR/make.log" 2>&1; then
+if make -j"$JOBS" CUDA_ARCH="$ARCH" BUILD="$BUILD" all >"$LOGDIR/make.log" 2>&1; then
     build=ok
 else
     build=FAILED
@@ -37,7 +39,7 @@ echo "build: $build ($(( $(date +%s) - start ))s)"
 tests_line="not run"; tests_rc=1
 if [ "$build" = ok ]; then
     echo "== CUDA tests"
-    BUILD=build tests/run.sh build/tests/test_cuda_* | tee "$LOGDIR/tests.log"
+    BUILD="$BUILD" tests/run.sh "$BUILD"/tests/test_cuda_* | tee "$LOGDIR/tests.log"
     tests_rc=${PIPESTATUS[0]}
     tests_line=$(tail -1 "$LOGDIR/tests.log")
 fi
@@ -45,19 +47,26 @@ fi
 bench_line="not run"
 if [ "$build" = ok ]; then
     echo "== bench/gpu.sh"
-    if BUILD=build bench/gpu.sh | tee "$LOGDIR/bench.log"; then bench_line=$(tail -1 "$LOGDIR/bench.log"); else bench_line="FAILED"; fi
+    if BUILD="$BUILD" bench/gpu.sh | tee "$LOGDIR/bench.log"; then bench_line=$(tail -1 "$LOGDIR/bench.log"); else bench_line="FAILED"; fi
 fi
 
 echo "== summary"
 echo "build:  $build (CUDA_ARCH=$ARCH)"
 echo "tests:  $tests_line"
 echo "bench:  $bench_line"
-status=0
-[ "$build" = ok ] || status=1
-[ "$tests_rc" -eq 0 ] || status=1
-if [ "$have_gpu" = 1 ] && echo "$tests_line" | grep -qv ' 0 skipped'; then
-    echo "a GPU is visible but CUDA tests skipped: the device is not usable from this build"
-    status=1
+# "N passed, N failed, N skipped" -> verdict
+read -r n_passed _ n_failed _ n_skipped _ <<<"$tests_line"
+if [ "$build" != ok ] || [ "$tests_rc" -ne 0 ] || [ "${n_failed:-1}" != 0 ]; then
+    echo "gpu_check: FAIL"
+    exit 1
 fi
-echo "gpu_check: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
-exit $status
+if [ "${n_skipped:-1}" != 0 ]; then
+    if [ "$have_gpu" = 1 ]; then
+        echo "gpu_check: FAIL (a GPU is visible but CUDA tests skipped: the device is not usable from this build)"
+        exit 1
+    fi
+    echo "gpu_check: NO GPU (build checked; the CUDA tests could only skip)"
+    exit 2
+fi
+echo "gpu_check: PASS ($n_passed CUDA tests passed)"
+exit 0
