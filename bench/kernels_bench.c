@@ -36,9 +36,12 @@ static double bench_sgemm(int n, int reps) {
     lqa_rng_seed(&r, 1);
     float *a = randn(&r, (size_t)n * n, 1), *b = randn(&r, (size_t)n * n, 1), *c = randn(&r, (size_t)n * n, 1);
     gemm_cpu(0, 1, n, n, n, 1, a, n, b, n, 0, c, n);
-    double t0 = now();
-    for (int i = 0; i < reps; i++) gemm_cpu(0, 1, n, n, n, 1, a, n, b, n, 0, c, n);
-    double dt = (now() - t0) / reps;
+    double dt = 1e30;
+    for (int i = 0; i < reps; i++) {
+        double t0 = now();
+        gemm_cpu(0, 1, n, n, n, 1, a, n, b, n, 0, c, n);
+        dt = fmin(dt, now() - t0);
+    }
     free(a), free(b), free(c);
     return 2.0 * n * n * (double)n / dt / 1e9;
 }
@@ -64,12 +67,15 @@ static void bench_attention(int T, int group, int reps, int threads) {
           *dk = lqa_calloc(n, 4), *dv = lqa_calloc(n, 4);
     float *scratch = lqa_malloc(sizeof(float) * attention_scratch_floats(&p, omp_get_max_threads()));
     attention_forward_cpu(out, lse, q, k, v, &p, scratch);
-    double t0 = now();
-    for (int i = 0; i < reps; i++) attention_forward_cpu(out, lse, q, k, v, &p, scratch);
-    double tf = (now() - t0) / reps;
-    t0 = now();
-    for (int i = 0; i < reps; i++) attention_backward_cpu(dq, dk, dv, dout, out, lse, q, k, v, &p, scratch);
-    double tb = (now() - t0) / reps;
+    double tf = 1e30, tb = 1e30;
+    for (int i = 0; i < reps; i++) {
+        double t0 = now();
+        attention_forward_cpu(out, lse, q, k, v, &p, scratch);
+        tf = fmin(tf, now() - t0);
+        t0 = now();
+        attention_backward_cpu(dq, dk, dv, dout, out, lse, q, k, v, &p, scratch);
+        tb = fmin(tb, now() - t0);
+    }
     double vis = visible_scores(&p);
     size_t total, tiles = attention_count_tiles(&p, &total);
     printf("{\"bench\":\"attention\",\"tile\":\"%dx%d\",\"T\":%d,\"H\":%d,\"hd\":%d,\"group\":%d,\"threads\":%d,\"fwd_s\":%.4f,"
@@ -106,10 +112,13 @@ static void bench_step(int T, lqa_attn_mode attn, int reps, int threads, int V) 
                        .threads = threads};
     lqa_grads g = {lqa_calloc(m.n_params, 4), lqa_calloc(m.n_lora, 4)};
     lqa_model_step(&m, &b, &o, &g);
-    double t0 = now();
     float loss = 0;
-    for (int i = 0; i < reps; i++) loss = lqa_model_step(&m, &b, &o, &g);
-    double dt = (now() - t0) / reps;
+    double dt = 1e30;
+    for (int i = 0; i < reps; i++) {
+        double t0 = now();
+        loss = lqa_model_step(&m, &b, &o, &g);
+        dt = fmin(dt, now() - t0);
+    }
     attn_params ap = {.B = 1, .Tq = T, .Tk = T, .H = 8, .KV = 8, .hd = 32,
                       .group = attn == LQA_ATTN_S2 ? T / 4 : 0};
     double fl = step_flops(&m, T, &ap); /* useful FLOPs: the checkpointing recompute is not counted */

@@ -112,6 +112,27 @@ static inline float dot(const float *a, const float *b, int n) {
     return s;
 }
 
+/* Sets the masked scores of a block to -inf: the rule of attention_visible, written as the
+ * visible key interval [lo, pos] of each row (causal, S2 segment start) plus a segment-id
+ * comparison, so the loops vectorise instead of testing every pair through a call. */
+static void mask_block(float *S, const attn_params *p, int b, int h, int i0, int nr, int j0, int nc) {
+    const int32_t *seg = p->segment_ids ? p->segment_ids + (size_t)b * p->Tk : NULL;
+    for (int r = 0; r < nr; r++) {
+        float *Sr = S + (size_t)r * nc;
+        int pos = p->Tk - p->Tq + i0 + r;
+        int lo = p->group > 0 ? s2_start(p, h, pos) : 0;
+        int c_lo = lo - j0 < 0 ? 0 : min_int(lo - j0, nc), c_hi = pos - j0 + 1 < 0 ? 0 : min_int(pos - j0 + 1, nc);
+        if (c_hi < c_lo) c_hi = c_lo;
+        for (int c = 0; c < c_lo; c++) Sr[c] = -INFINITY;
+        for (int c = c_hi; c < nc; c++) Sr[c] = -INFINITY;
+        if (!seg) continue;
+        int32_t sp = seg[pos];
+        const int32_t *sk = seg + j0;
+        for (int c = 0; c < nc; c++)
+            if (sp < 0 || sk[c] != sp) Sr[c] = -INFINITY;
+    }
+}
+
 /* S[r][c] = scale * q_r . k_c over the block; masked entries -inf when kind is PARTIAL. */
 static void block_scores(float *S, const attn_params *p, int b, int h, const float *q, const float *k, int i0,
                          int nr, int j0, int nc, tile_kind kind, float scale) {
@@ -120,12 +141,7 @@ static void block_scores(float *S, const attn_params *p, int b, int h, const flo
     const float *qb = q + ((size_t)b * p->Tq + i0) * qstride + (size_t)h * hd;
     const float *kb = k + ((size_t)b * p->Tk + j0) * kstride + (size_t)kvh * hd;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, nc, hd, scale, qb, qstride, kb, kstride, 0.0f, S, nc);
-    if (kind != TILE_PARTIAL) return;
-    for (int r = 0; r < nr; r++) {
-        float *Sr = S + (size_t)r * nc;
-        for (int c = 0; c < nc; c++)
-            if (!attention_visible(p, b, h, i0 + r, j0 + c)) Sr[c] = -INFINITY;
-    }
+    if (kind == TILE_PARTIAL) mask_block(S, p, b, h, i0, nr, j0, nc);
 }
 
 /* ---- forward ------------------------------------------------------------------------------- */
