@@ -361,12 +361,12 @@ const char *lqa_xml_sniff(const char *head, size_t n) {
     size_t i = skip_prolog(head, n, doctype, sizeof doctype);
     size_t dl = strlen(doctype);
     if (dl) {
+        if (strncasecmp(doctype + 9, " html", 5) == 0) return "html";
         if (ci_contains(doctype, dl, "DocBook")) return "docbook";
         if (ci_contains(doctype, dl, "JATS") || ci_contains(doctype, dl, "NLM") ||
             ci_contains(doctype, dl, "journalpublishing") || ci_contains(doctype, dl, "archivearticle"))
             return "jats";
-        if (ci_contains(doctype, dl, "TEI")) return "tei";
-        if (strncasecmp(doctype + 9, " html", 5) == 0) return "html";
+        if (strstr(doctype, "TEI")) return "tei"; /* case matters: "protein" is no TEI */
     }
     if (i >= n) return NULL;
     /* root element name (local part) and a window of its start tag */
