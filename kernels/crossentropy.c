@@ -25,16 +25,19 @@ void crossentropy_forward_cpu(float *losses, const float *logits, const int32_t 
     }
 }
 
-/* z <- grad_scale * (softmax(z) - onehot(target)) */
-static void row_backward(float *z, int32_t target, int V, float grad_scale) {
+/* z <- grad_scale * (softmax(z) - onehot(target)), lse = logsumexp(z) */
+static void row_backward_lse(float *z, int32_t target, int V, float grad_scale, float lse) {
     if (target < 0) {
         memset(z, 0, sizeof(float) * V);
         return;
     }
-    float lse = row_logsumexp(z, V);
 #pragma omp simd
     for (int i = 0; i < V; i++) z[i] = grad_scale * lqa_expf(z[i] - lse);
     z[target] -= grad_scale;
+}
+
+static void row_backward(float *z, int32_t target, int V, float grad_scale) {
+    row_backward_lse(z, target, V, grad_scale, target < 0 ? 0.0f : row_logsumexp(z, V));
 }
 
 void crossentropy_backward_cpu(float *logits, const int32_t *targets, int N, int V, float grad_scale) {
@@ -43,8 +46,8 @@ void crossentropy_backward_cpu(float *logits, const int32_t *targets, int N, int
 }
 
 size_t crossentropy_scratch_floats(int chunk, int D, int V) {
-    /* logits chunk x V, gathered x chunk x D, gathered dx chunk x D, losses chunk, row index chunk */
-    return (size_t)chunk * V + 2 * (size_t)chunk * D + 2 * (size_t)chunk;
+    /* logits chunk x V, gathered x chunk x D, gathered dx chunk x D, losses, lse, row index: chunk */
+    return (size_t)chunk * V + 2 * (size_t)chunk * D + 3 * (size_t)chunk;
 }
 
 /* Gathers up to `chunk` target rows starting at *cursor: their indices into idx and their x rows
@@ -67,8 +70,8 @@ double crossentropy_fused_cpu(float *dx, float *dW, const float *x, const float 
     float *logits = scratch;
     float *xg = logits + (size_t)chunk * V;
     float *dxg = xg + (size_t)chunk * D;
-    float *losses = dxg + (size_t)chunk * D;
-    int32_t *idx = (int32_t *)(losses + chunk);
+    float *losses = dxg + (size_t)chunk * D, *lse = losses + chunk;
+    int32_t *idx = (int32_t *)(lse + chunk);
     double total = 0.0;
     int cursor = 0;
     for (;;) {
@@ -78,12 +81,13 @@ double crossentropy_fused_cpu(float *dx, float *dW, const float *x, const float 
 #pragma omp parallel for schedule(static) if (LQA_PAR((size_t)c * V))
         for (int i = 0; i < c; i++) {
             const float *z = logits + (size_t)i * V;
-            losses[i] = row_logsumexp(z, V) - z[targets[idx[i]]];
+            lse[i] = row_logsumexp(z, V);
+            losses[i] = lse[i] - z[targets[idx[i]]];
         }
         for (int i = 0; i < c; i++) total += losses[i]; /* fixed order: deterministic */
         if (!dx && !dW) continue;
 #pragma omp parallel for schedule(static) if (LQA_PAR((size_t)c * V))
-        for (int i = 0; i < c; i++) row_backward(logits + (size_t)i * V, targets[idx[i]], V, grad_scale);
+        for (int i = 0; i < c; i++) row_backward_lse(logits + (size_t)i * V, targets[idx[i]], V, grad_scale, lse[i]);
         if (dW) matmul_backward_cpu(NULL, dW, logits, xg, W, c, D, V);
         if (dx) {
             memset(dxg, 0, sizeof(float) * (size_t)c * D);
