@@ -115,13 +115,16 @@ typedef struct lqa_grads {
  * dividing T; the message then names ctx values that work), else -1 with err set. */
 int lqa_model_check_opts(const lqa_model *m, int T, const lqa_step_opts *o, lqa_err *err);
 /* Bytes of activation + scratch memory lqa_model_step allocates for a B x T batch (the
- * trainer's memory estimate before allocating; linear in T). */
+ * trainer's memory estimate before allocating; exact, from the same planner; linear in T). The
+ * per-thread attention scratch counts omp_get_max_threads() threads. Parameters, gradients and
+ * optimizer state are not included. */
 size_t lqa_model_step_bytes(const lqa_model *m, int B, int T, const lqa_step_opts *o);
 
 /* Forward and backward; returns the mean loss over all targets of the batch and ADDS gradients
- * into g (so micro-batches accumulate). g may be NULL for forward only. Invalid opts (see
- * lqa_model_check_opts) are fatal: check them first. A batch with no target returns 0. o must not
- * be NULL. */
+ * of that mean into g (so micro-batches accumulate; scale for an average over micro-batches). A
+ * target across a segment boundary (seg[t-1] != seg[t]) or on padding (seg < 0) is not
+ * counted. g may be NULL for forward only. Invalid opts (see lqa_model_check_opts) are fatal:
+ * check them first. A batch with no target returns 0. o must not be NULL. */
 float lqa_model_step(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o, lqa_grads *g);
 
 /* Logits of every position (B*T*V floats, caller frees), with o's attention mode (o NULL: full
