@@ -16,7 +16,9 @@ lqa_store *lqa_store_open(const char *path, int create, lqa_err *err);
 void lqa_store_close(lqa_store *s);
 struct sqlite3 *lqa_store_db(lqa_store *s);
 
-/* ---- read API (lqa-build, lqa-eval) ---- */
+/* ---- read API (lqa-build, lqa-eval) ----
+ * Each call prepares its own statements, so the read functions may be called from several
+ * threads on one store (SQLite's default serialized mode); the write API is single-threaded. */
 
 typedef struct lqa_store_doc {
     int64_t id;
