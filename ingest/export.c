@@ -183,6 +183,10 @@ int lqa_cmd_export(int argc, char **argv) {
     sqlite3_finalize(st);
     if (c.id) lqa_store_doc_free(&c.doc);
     free(c.context_json);
+    if (status == LQA_EXIT_OK && ferror(af.f)) { /* a failed fputs/fprintf (disk full) */
+        lqa_err_set(&err, "%s: write failed, expected room for the export", outp);
+        status = LQA_EXIT_FATAL;
+    }
     if (status != LQA_EXIT_OK) {
         lqa_atomic_abort(&af);
         fprintf(stderr, "lqa-ingest export: %s\n", err.msg);
