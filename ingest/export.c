@@ -7,7 +7,9 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/buf.h"
 #include "common/fileio.h"
@@ -26,7 +28,8 @@ static const char *const EXPORT_USAGE =
     "                        question, \"output\": answer}, ...]\n"
     "  --split S             only documents of split S (train, valid, test)\n"
     "  --kinds LIST          only these kinds (comma list, e.g. section,table)\n"
-    "  -o FILE               output file (written atomically)\n";
+    "  -o FILE               output file (a regular file is written to a temp file and renamed;\n"
+    "                        '-' is stdout; a pipe or device is written in place)\n";
 
 /* The document being exported, with its JSON-encoded text kept for all of its pairs. */
 typedef struct cur_doc {
@@ -84,9 +87,9 @@ static void write_jsonl(FILE *f, sqlite3_stmt *st, cur_doc *c, int synthetic) {
     mallocCheck(head);
     /* splice the shared context in before the closing brace: {...,"context":"..."} */
     size_t n = strlen(head);
-    fwriteCheck(head, 1, n - 1, f);
+    fwrite(head, 1, n - 1, f); /* errors surface through ferror() in out_close */
     fputs(",\"context\":", f);
-    fwriteCheck(c->context_json, 1, strlen(c->context_json), f);
+    fwrite(c->context_json, 1, strlen(c->context_json), f);
     fputs("}\n", f);
     free(head);
     json_decref(o);
@@ -105,6 +108,49 @@ static void write_longalpaca(FILE *f, sqlite3_stmt *st, cur_doc *c, int first) {
     free(ins_json);
     free(out_json);
     lqa_buf_free(&ins);
+}
+
+/* The output: a regular file is written to a temp file and renamed (never half-written);
+ * "-" is stdout, and an existing non-regular path (a pipe, /dev/stdout, a device) is written
+ * in place, since renaming over it would replace the device or pipe itself. */
+typedef struct out_file {
+    lqa_atomic_file af;
+    FILE *f;
+    int atomic;
+} out_file;
+
+static int out_open(out_file *o, const char *path, lqa_err *err) {
+    memset(o, 0, sizeof *o);
+    struct stat st;
+    if (!strcmp(path, "-")) {
+        o->f = stdout;
+        return 0;
+    }
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (S_ISDIR(st.st_mode)) return lqa_err_set(err, "%s: is a directory, expected a file name", path);
+        o->f = fopen(path, "w");
+        return o->f ? 0 : lqa_err_set(err, "%s: cannot open for writing: %s", path, strerror(errno));
+    }
+    if (lqa_atomic_open(&o->af, path, err) != 0) return -1;
+    o->f = o->af.f;
+    o->atomic = 1;
+    return 0;
+}
+
+/* Finishes the output: commit (status ok) or abort. Returns the final status. */
+static int out_close(out_file *o, int status, const char *path, lqa_err *err) {
+    if (status == LQA_EXIT_OK && (ferror(o->f) || fflush(o->f) != 0)) { /* a failed write (disk full) */
+        lqa_err_set(err, "%s: write failed: %s", path, strerror(errno));
+        status = LQA_EXIT_FATAL;
+    }
+    if (o->atomic) {
+        if (status != LQA_EXIT_OK) lqa_atomic_abort(&o->af);
+        else if (lqa_atomic_commit(&o->af, err) != 0) status = LQA_EXIT_FATAL;
+    } else if (o->f != stdout && fclose(o->f) != 0 && status == LQA_EXIT_OK) {
+        lqa_err_set(err, "%s: close failed: %s", path, strerror(errno));
+        status = LQA_EXIT_FATAL;
+    }
+    return status;
 }
 
 static int kind_listed(const char *kind, const char *list) {
@@ -158,8 +204,8 @@ int lqa_cmd_export(int argc, char **argv) {
                                    -1, &st, NULL),
                 sdb);
     if (split) sqliteCheck(sqlite3_bind_text(st, 1, split, -1, SQLITE_TRANSIENT), sdb);
-    lqa_atomic_file af;
-    if (lqa_atomic_open(&af, outp, &err) != 0) {
+    out_file of;
+    if (out_open(&of, outp, &err) != 0) {
         fprintf(stderr, "lqa-ingest export: %s\n", err.msg);
         sqlite3_finalize(st);
         lqa_store_close(s);
@@ -174,28 +220,18 @@ int lqa_cmd_export(int argc, char **argv) {
             status = LQA_EXIT_FATAL;
             break;
         }
-        if (jsonl) write_jsonl(af.f, st, &c, sqlite3_column_int(st, 9));
-        else write_longalpaca(af.f, st, &c, n == 0);
+        if (jsonl) write_jsonl(of.f, st, &c, sqlite3_column_int(st, 9));
+        else write_longalpaca(of.f, st, &c, n == 0);
         n++;
     }
     if (status == LQA_EXIT_OK) sqliteCheck(rc, sdb);
-    if (!jsonl) fputs(n ? "\n]\n" : "[]\n", af.f);
+    if (!jsonl) fputs(n ? "\n]\n" : "[]\n", of.f);
     sqlite3_finalize(st);
     if (c.id) lqa_store_doc_free(&c.doc);
     free(c.context_json);
-    if (status == LQA_EXIT_OK && ferror(af.f)) { /* a failed fputs/fprintf (disk full) */
-        lqa_err_set(&err, "%s: write failed, expected room for the export", outp);
-        status = LQA_EXIT_FATAL;
-    }
-    if (status != LQA_EXIT_OK) {
-        lqa_atomic_abort(&af);
-        fprintf(stderr, "lqa-ingest export: %s\n", err.msg);
-    } else if (lqa_atomic_commit(&af, &err) != 0) {
-        fprintf(stderr, "lqa-ingest export: %s\n", err.msg);
-        status = LQA_EXIT_FATAL;
-    } else {
-        fprintf(stderr, "exported %ld QA pairs to %s\n", n, outp);
-    }
+    status = out_close(&of, status, outp, &err);
+    if (status != LQA_EXIT_OK) fprintf(stderr, "lqa-ingest export: %s\n", err.msg);
+    else fprintf(stderr, "exported %ld QA pairs to %s\n", n, outp);
     lqa_store_close(s);
     return status;
 }

@@ -280,6 +280,15 @@ static void test_export_and_stats(void **state) {
     lqa_test_run(&cnt, "wc -l < %s", jsonl);
     assert_int_equal(atoll(cnt.data), sql_int(g_db, "SELECT count(*) FROM qa q JOIN documents d ON d.id = q.doc_id "
                                                      "WHERE d.split = 'train'"));
+    /* "-o -" streams to stdout; an unwritable path fails cleanly and leaves nothing */
+    lqa_buf_clear(&cnt);
+    assert_int_equal(lqa_test_run(&cnt, "%s export --db %s --format jsonl --split train -o - 2>/dev/null | wc -l", tool, g_db), 0);
+    assert_int_equal(atoll(cnt.data), sql_int(g_db, "SELECT count(*) FROM qa q JOIN documents d ON d.id = q.doc_id "
+                                                     "WHERE d.split = 'train'"));
+    lqa_buf_clear(&cnt);
+    assert_int_equal(lqa_test_run(&cnt, "%s export --db %s --format jsonl -o %s/no/such/dir/x.jsonl", tool, g_db,
+                                  lqa_test_tmpdir()), 1);
+    assert_non_null(strstr(cnt.data, "no/such/dir"));
     lqa_buf_free(&cnt);
     /* stats --json agrees with the tables */
     lqa_buf out = {0};
