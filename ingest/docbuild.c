@@ -307,6 +307,14 @@ void lqa_db_table_begin(lqa_docbuild *b, const char *caption, size_t caption_len
     b->table = t;
 }
 
+void lqa_db_table_caption(lqa_docbuild *b, const char *caption, size_t n) {
+    if (!b->table || b->table->caption || !caption) return;
+    lqa_buf c = {0};
+    lqa_db_clean(caption, n, &c);
+    if (c.len) b->table->caption = lqa_buf_steal(&c);
+    lqa_buf_free(&c);
+}
+
 static void row_put(table_row *r, int col, const char *text, int cont) {
     if (col >= r->cap) {
         int cap = r->cap ? r->cap : 8;

@@ -90,6 +90,8 @@ int lqa_db_current_level(const lqa_docbuild *b);
  * the caption line if any, then one line per row). Cells are cleaned; colspan repeats a cell
  * across columns (rendered once per row), rowspan carries it down into the next rows. */
 void lqa_db_table_begin(lqa_docbuild *b, const char *caption, size_t caption_len);
+/* Sets the caption of the open table when it has none yet (formats that give it later). */
+void lqa_db_table_caption(lqa_docbuild *b, const char *caption, size_t n);
 void lqa_db_table_row(lqa_docbuild *b);
 void lqa_db_table_cell(lqa_docbuild *b, const char *text, size_t n, int colspan, int rowspan);
 /* Renders and records the table; a table with no non-empty cell records nothing. Returns the

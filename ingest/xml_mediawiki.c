@@ -2,8 +2,8 @@
  * lqa_input (so .bz2/.gz dumps decompress on the fly) in constant memory: one document per
  * page of namespace 0, redirects skipped, the last revision's wikitext reduced to text
  * (== headings == as sections, [[link|label]] -> label, templates, <ref>s, comments, files,
- * categories and wikitables removed, bold/italic quotes dropped, "; term : definition" lines
- * as definitions). */
+ * categories removed, bold/italic quotes dropped, "; term : definition" lines as definitions,
+ * simple wikitables as tables, nested ones removed). */
 #include "ingest/xml_internal.h"
 
 #include <ctype.h>
@@ -102,7 +102,11 @@ static void strip_nested(const char *s, size_t n, lqa_buf *out) {
         int line_start = s == begin || s[-1] == '\n';
         const char *next = NULL;
         if (s[0] == '{' && s + 1 < end && s[1] == '{') next = skip_balanced(s, end, "{{", "}}");
-        else if (line_start && s[0] == '{' && s + 1 < end && s[1] == '|') next = skip_balanced(s, end, "{|", "|}");
+        else if (line_start && s[0] == '{' && s + 1 < end && s[1] == '|') {
+            /* a simple wikitable stays for the line pass to record; nested ones go */
+            const char *close = skip_balanced(s, end, "{|", "|}");
+            if (memmem(s + 2, (size_t)(close - s - 2), "{|", 2)) next = close;
+        }
         else if (s[0] == '<') next = skip_tag(s, end);
         else if (s[0] == '[' && s + 1 < end && s[1] == '[' && is_dropped_link(s, end))
             next = skip_balanced(s, end, "[[", "]]");
@@ -190,11 +194,96 @@ static int heading_line(const char *s, const char *end, lqa_buf *out) {
     return n <= 2 ? 1 : n - 1;
 }
 
+#define WIKI_MAX_CELLS 64
+
 typedef struct wiki_state {
     lqa_docbuild *b;
     lqa_buf line;      /* current line after inline markup */
     int in_list;       /* the previous line was a list item */
+    int in_table;
+    lqa_buf cells[WIKI_MAX_CELLS]; /* the row being read (raw wikitext of each cell) */
+    int colspan[WIKI_MAX_CELLS], rowspan[WIKI_MAX_CELLS];
+    int n_cells;
 } wiki_state;
+
+/* ---- wikitables: {| ... |-  ! header !! header  | cell || cell ... |} ------------------------- */
+
+static int attr_number(const char *attrs, size_t n, const char *name) {
+    const char *a = memmem(attrs, n, name, strlen(name));
+    if (!a) return 1;
+    a += strlen(name);
+    while (a < attrs + n && (*a == '=' || *a == '"' || *a == '\'' || *a == ' ')) a++;
+    int v = atoi(a);
+    return v >= 1 && v <= 1000 ? v : 1;
+}
+
+/* One cell: optional 'attrs |' before its text (a '|' outside [[links]] with '=' before it). */
+static void table_add_cell(wiki_state *st, const char *s, const char *e) {
+    if (st->n_cells >= WIKI_MAX_CELLS) return;
+    int depth = 0;
+    const char *bar = NULL;
+    for (const char *p = s; p < e && !bar; p++) {
+        if (p + 1 < e && p[0] == '[' && p[1] == '[') depth++, p++;
+        else if (p + 1 < e && p[0] == ']' && p[1] == ']') depth--, p++;
+        else if (*p == '|' && depth <= 0) bar = p;
+    }
+    int k = st->n_cells++;
+    st->colspan[k] = st->rowspan[k] = 1;
+    if (bar && memchr(s, '=', (size_t)(bar - s))) {
+        st->colspan[k] = attr_number(s, (size_t)(bar - s), "colspan");
+        st->rowspan[k] = attr_number(s, (size_t)(bar - s), "rowspan");
+        s = bar + 1;
+    }
+    lqa_buf_clear(&st->cells[k]);
+    lqa_buf_append(&st->cells[k], s, (size_t)(e - s));
+}
+
+/* Splits "a || b || c" (or "!!" for headers) into cells. */
+static void table_cells_line(wiki_state *st, const char *s, const char *e, int header) {
+    const char *sep = header ? "!!" : "||";
+    while (s < e) {
+        const char *a = memmem(s, (size_t)(e - s), sep, 2);
+        const char *b = header ? memmem(s, (size_t)(e - s), "||", 2) : NULL;
+        if (b && (!a || b < a)) a = b;
+        const char *cell_end = a ? a : e;
+        table_add_cell(st, s, cell_end);
+        s = a ? a + 2 : e;
+    }
+}
+
+static void table_flush_row(wiki_state *st) {
+    if (st->n_cells == 0) return;
+    lqa_db_table_row(st->b);
+    for (int k = 0; k < st->n_cells; k++) {
+        lqa_buf_clear(&st->line);
+        inline_markup(st->cells[k].data ? st->cells[k].data : "", (st->cells[k].data ? st->cells[k].data : "") + st->cells[k].len, &st->line);
+        lqa_db_table_cell(st->b, st->line.data ? st->line.data : "", st->line.len, st->colspan[k], st->rowspan[k]);
+    }
+    st->n_cells = 0;
+}
+
+/* A line inside a wikitable; returns 0 when the table ended on it. */
+static int table_line(wiki_state *st, const char *p, const char *le) {
+    if (le - p >= 2 && p[0] == '|' && p[1] == '}') {
+        table_flush_row(st);
+        lqa_db_table_end(st->b);
+        st->in_table = 0;
+        return 0;
+    }
+    if (le - p >= 2 && p[0] == '|' && p[1] == '+') {
+        lqa_buf_clear(&st->line);
+        inline_markup(p + 2, le, &st->line);
+        lqa_db_table_caption(st->b, st->line.data ? st->line.data : "", st->line.len);
+    } else if (le - p >= 2 && p[0] == '|' && p[1] == '-') {
+        table_flush_row(st);
+    } else if (*p == '!' || *p == '|') {
+        table_cells_line(st, p + 1, le, *p == '!');
+    } else if (st->n_cells > 0) { /* a cell's text going on over lines */
+        lqa_buf_putc(&st->cells[st->n_cells - 1], ' ');
+        lqa_buf_append(&st->cells[st->n_cells - 1], p, (size_t)(le - p));
+    }
+    return 1;
+}
 
 static void write_text(wiki_state *st, const char *s, size_t n) {
     lqa_buf_clear(&st->line);
@@ -239,6 +328,19 @@ static void wiki_lines(wiki_state *st, const char *text, size_t n) {
         const char *le = nl ? nl : end, *next = nl ? nl + 1 : end;
         const char *p = s;
         while (p < le && (*p == ' ' || *p == '\t' || *p == '\r')) p++;
+        if (st->in_table) {
+            table_line(st, p, le);
+            s = next;
+            continue;
+        }
+        if (le - p >= 2 && p[0] == '{' && p[1] == '|') {
+            lqa_db_table_begin(st->b, NULL, 0);
+            st->in_table = 1;
+            st->n_cells = 0;
+            st->in_list = 0;
+            s = next;
+            continue;
+        }
         if (p == le) { /* blank line: paragraph break */
             lqa_db_para(st->b);
         } else if (*s == '=') {
@@ -328,7 +430,12 @@ static int emit_page(page *pg, const char *path, const lqa_parse_opts *opts, lqa
     strip_nested(pg->text.data ? pg->text.data : "", pg->text.len, scratch);
     wiki_state st = {.b = &b};
     wiki_lines(&st, scratch->data ? scratch->data : "", scratch->len);
+    if (st.in_table) { /* a table never closed: keep what it had */
+        table_flush_row(&st);
+        lqa_db_table_end(&b);
+    }
     lqa_buf_free(&st.line);
+    for (int k = 0; k < WIKI_MAX_CELLS; k++) lqa_buf_free(&st.cells[k]);
     lqa_db_finish(&b);
     lqa_db_number_passages(&b);
     int stop = 0;

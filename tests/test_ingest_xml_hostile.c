@@ -336,6 +336,38 @@ static void test_mutated_fixtures(void **state) {
         }
         free(data), free(dir), free(path);
     }
+    /* the streamed MediaWiki reader and the wikitext pass, through files */
+    char *dir = lqa_path_join(lqa_test_fixtures(), "xml"), *path = lqa_path_join(dir, "mediawiki.xml");
+    char *data;
+    size_t len;
+    assert_int_equal(lqa_read_file(path, &data, &len, NULL), 0);
+    static const char *const wiki[] = {"{|", "|}", "|-", "{{", "}}", "[[", "]]", "<ref>", "</ref>", "==", "\n; x",
+                                       "\n:", "'''", "&lt;!--", "||", "!!", "|+", "colspan=\"9999\" |"};
+    char *mp = lqa_path_join(lqa_test_tmpdir(), "mutant-wiki.xml");
+    for (int iter = 0; iter < 60; iter++) {
+        lqa_buf m = {0};
+        lqa_buf_append(&m, data, len);
+        for (int e = 0; e < 1 + (int)lqa_rng_below(&rng, 5); e++) {
+            size_t at = lqa_rng_below(&rng, m.len);
+            const char *sp = wiki[lqa_rng_below(&rng, sizeof wiki / sizeof wiki[0])];
+            lqa_buf t = {0};
+            lqa_buf_append(&t, m.data, at);
+            lqa_buf_puts(&t, sp);
+            lqa_buf_append(&t, m.data + at, m.len - at);
+            lqa_buf_free(&m);
+            m = t;
+        }
+        lqa_test_write(mp, m.data, m.len);
+        xt_docs c = {0};
+        lqa_err err = {{0}};
+        lqa_parse_opts o = xt_opts(&c);
+        int rc = lqa_parse_path(mp, &o, xt_sink, &c, &err);
+        for (int i = 0; i < c.n; i++) xt_check_invariants(&c.docs[i]);
+        if (rc) assert_non_null(strstr(err.msg, mp));
+        xt_docs_free(&c);
+        lqa_buf_free(&m);
+    }
+    free(data), free(dir), free(path), free(mp);
 }
 
 /* libxml2 must not print anything itself: every problem goes through our handlers. */

@@ -69,6 +69,19 @@ static void test_mediawiki_fixture(void **state) {
     assert_true(xt_span_is(d, d->defs[drone].def_span, "A male bee."));
     assert_true(xt_span_is(d, d->defs[queen].def_span, "The fertile female of the colony."));
     assert_non_null(strstr(d->text.data, "First item\nSecond item"));
+    /* the simple wikitable is a table (caption, links, attributes, colspan, one cell per line);
+       the nested one is gone */
+    assert_int_equal(d->n_tables, 1);
+    lqa_table *t = &d->tables[0];
+    assert_string_equal(t->caption, "Early beekeeping");
+    assert_int_equal(t->n_rows, 4);
+    assert_int_equal(t->n_cols, 2);
+    assert_string_equal(xt_cell(t, 0, 0), "Place");
+    assert_string_equal(xt_cell(t, 1, 0), "Roman Empire");
+    assert_string_equal(xt_cell(t, 1, 1), "100");
+    assert_string_equal(xt_cell(t, 2, 1), "Everywhere else");
+    assert_string_equal(xt_cell(t, 3, 1), "2400 BC");
+    assert_int_equal(t->section, early);
     assert_non_null(doc_titled(&c, "Wax"));
     xt_docs_free(&c);
     free(dir), free(path);
