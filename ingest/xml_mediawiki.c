@@ -157,7 +157,12 @@ static void inline_markup(const char *s, const char *end, lqa_buf *out) {
             const char *close = memchr(s, ']', (size_t)(end - s));
             if (close) {
                 const char *sp = memchr(s, ' ', (size_t)(close - s));
-                if (sp) inline_markup(sp + 1, close, out);
+                if (sp) {
+                    inline_markup(sp + 1, close, out);
+                } else if (out->len && out->data[out->len - 1] == ' ' && close + 1 < end &&
+                           strchr(".,;:)", close[1])) { /* "see [http://x]." -> "see." */
+                    out->data[--out->len] = '\0';
+                }
                 s = close + 1;
                 continue;
             }

@@ -55,7 +55,7 @@ static void test_mediawiki_fixture(void **state) {
     xt_check_invariants(d);
     assert_non_null(strstr(d->text.data, "A honey bee (also spelled honeybee) is a eusocial flying insect within the genus Apis."));
     assert_non_null(strstr(d->text.data, "perennial colonial nests from wax."));
-    assert_non_null(strstr(d->text.data, "Latin for \"bee\". See the source"));
+    assert_non_null(strstr(d->text.data, "Latin for \"bee\". See the source and."));
     assert_null(strstr(d->text.data, "NOISE"));  /* templates, refs, comments, files, tables, old revisions */
     assert_null(strstr(d->text.data, "'''"));
     assert_null(strstr(d->text.data, "[["));
