@@ -54,7 +54,7 @@ all: $(TOOL_BIN) $(TEST_BIN)
 DEB_PKGS := build-essential pkg-config libsqlite3-dev sqlite3 libzstd-dev zstd libxml2-dev libxml2-utils \
             libsentencepiece-dev sentencepiece libopenblas-dev libjansson-dev libarchive-dev zlib1g-dev \
             libbz2-dev liblzma-dev bzip2 xz-utils libxxhash-dev libutf8proc-dev nettle-dev libcmocka-dev \
-            debian-reference-en postgresql-doc-15 bible-kjv jargon-text
+            debian-reference-en postgresql-doc-15 bible-kjv jargon-text nodejs-doc
 deps:
 	@scripts/deps.sh $(DEB_PKGS)
 
