@@ -236,7 +236,7 @@ static int sink_publish(sink *k, lqa_err *err) {
 typedef struct qa_item {
     int64_t id, doc_id;
     char *question, *answer;
-    size_t ev_start, ev_end;
+    size_t ev_start, ev_end, doc_len;
 } qa_item;
 
 typedef struct qa_list {
@@ -251,7 +251,7 @@ static int collect_qa(const lqa_store_qa *qa, void *ctx) {
         l->items = lqa_realloc(l->items, l->cap * sizeof *l->items);
     }
     l->items[l->n++] = (qa_item){qa->id, qa->doc_id, lqa_strdup(qa->question), lqa_strdup(qa->answer),
-                                 qa->ev_start, qa->ev_end};
+                                 qa->ev_start, qa->ev_end, qa->doc_len};
     return 0;
 }
 
@@ -501,12 +501,14 @@ static int build_sft(sink *k, lqa_store *st, build_stats *bs, lqa_err *err) {
     lqa_progress pg;
     lqa_progress_start(&pg, "sft records", (double)l.n, "qa");
     int rc = 0;
-    /* batches end at document boundaries: documents stay whole within a batch */
+    /* batches end at document boundaries (documents stay whole within a batch) and hold at most
+     * BATCH_DOCS / 8 documents or about BATCH_BYTES of text, which bounds memory */
     for (size_t q0 = 0; q0 < l.n && rc == 0;) {
-        size_t q1 = q0, docs = 0;
-        while (q1 < l.n && docs < BATCH_DOCS / 8) {
+        size_t q1 = q0, docs = 0, bytes = 0;
+        while (q1 < l.n && docs < BATCH_DOCS / 8 && bytes < BATCH_BYTES) {
             size_t e = q1;
             while (e < l.n && l.items[e].doc_id == l.items[q1].doc_id) e++;
+            bytes += l.items[q1].doc_len;
             q1 = e;
             docs++;
         }
