@@ -45,8 +45,6 @@ const char *xn_attr(const xmlNode *n, const char *name);
 int xn_has_class(const xmlNode *n, const char *token);
 /* First element child with this local name (NULL if none). */
 xmlNode *xn_child(const xmlNode *n, const char *name);
-/* Next element sibling / first element child. */
-xmlNode *xn_first_elem(const xmlNode *n);
 /* Appends the text of n and its descendants (elements the walker would skip excluded; block
  * elements separated by a space). */
 void xn_text(const xmlNode *n, lqa_buf *out);
@@ -82,8 +80,8 @@ int xw_is_block(const xmlNode *n);
 
 /* Opens a section from a title node's text (with an optional label prefix such as "1.2"). */
 int xw_section_from(xml_walk *w, int level, const xmlNode *title_node, const char *label);
-/* Walks a sectioning element: opens the section at w->level+1 titled by title_node, walks
- * the children except skip_child, closes the section. */
+/* Walks a sectioning element: opens the section at w->level+1 titled by title_node (with
+ * the label before it, may be NULL), walks the other children, closes the section. */
 void xw_sectioned(xml_walk *w, xmlNode *n, const xmlNode *title_node, const char *label);
 /* The same at an explicit level (TEI numbers like "2.1" give the level). */
 void xw_sectioned_at(xml_walk *w, xmlNode *n, const xmlNode *title_node, const char *label, int level);

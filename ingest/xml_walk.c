@@ -27,7 +27,7 @@ const char *xn_attr(const xmlNode *n, const char *name) {
         if (a->name && strcmp((const char *)a->name, name) == 0) {
             const xmlNode *v = a->children;
             if (v && v->type == XML_TEXT_NODE && !v->next) return (const char *)v->content;
-            return v ? "" : "";
+            return ""; /* empty, or split by entity references: present but not plain text */
         }
     }
     return NULL;
@@ -52,11 +52,6 @@ xmlNode *xn_child(const xmlNode *n, const char *name) {
     return NULL;
 }
 
-xmlNode *xn_first_elem(const xmlNode *n) {
-    for (xmlNode *c = n ? n->children : NULL; c; c = c->next)
-        if (c->type == XML_ELEMENT_NODE) return c;
-    return NULL;
-}
 
 /* ---- generic rules --------------------------------------------------------------------------- */
 
