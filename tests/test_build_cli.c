@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/fileio.h"
+#include "common/hash.h"
 #include "common/json.h"
 #include "dataset/build.h"
 #include "dataset/shards.h"
@@ -394,19 +395,36 @@ static void test_verify_inspect_stats_and_damage(void **state) {
     size_t len;
     assert_int_equal(lqa_read_file(shard, &data, &len, &err), 0);
     size_t at = LQA_SHARD_HEADER_SIZE + lqa_rng_below(&r, len / 2);
-    data[at] ^= (char)(1 + lqa_rng_below(&r, 255));
+    char flip = (char)(1 + lqa_rng_below(&r, 255));
+    data[at] ^= flip;
     lqa_test_write(shard, data, len);
     lqa_buf_clear(&out);
     assert_int_equal(lqa_test_run(&out, "%s verify %s", g_tool, dir), 1);
     assert_non_null(strstr(out.data, "shard-00000.lqas"));
     assert_non_null(strstr(out.data, "checksum"));
-    data[at] ^= 0; /* truncated: the original length minus a random tail */
+    data[at] ^= flip; /* undone; now truncated: the original length minus a random tail */
     lqa_test_write(shard, data, len - 1 - lqa_rng_below(&r, len / 2));
     lqa_buf_clear(&out);
     assert_int_equal(lqa_test_run(&out, "%s verify %s", g_tool, dir), 1);
     assert_non_null(strstr(out.data, "shard-00000.lqas"));
     lqa_buf_clear(&out);
     assert_int_equal(lqa_test_run(&out, "%s inspect %s --record 0", g_tool, dir), 1);
+    /* wrong magic */
+    memcpy(data, "LQASHRD9", 8);
+    lqa_test_write(shard, data, len);
+    lqa_buf_clear(&out);
+    assert_int_equal(lqa_test_run(&out, "%s verify %s", g_tool, dir), 1);
+    assert_non_null(strstr(out.data, "wrong magic"));
+    /* a header that lies about the record count (its own checksum made to match) */
+    memcpy(data, LQA_SHARD_MAGIC, 8);
+    uint64_t lie = (uint64_t)records + 1 + lqa_rng_below(&r, 1000);
+    memcpy(data + 32, &lie, 8);
+    uint64_t x = lqa_xxh64(data, 120, 0);
+    memcpy(data + 120, &x, 8);
+    lqa_test_write(shard, data, len);
+    lqa_buf_clear(&out);
+    assert_int_equal(lqa_test_run(&out, "%s verify %s", g_tool, dir), 1);
+    assert_non_null(strstr(out.data, "header says"));
     free(data);
     char *other = path_in("other.model");
     fixture_tokenizer(g_dir, "other.model", g_seed + 1, 500);
