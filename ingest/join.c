@@ -21,14 +21,42 @@
 
 /* ---- reading order --------------------------------------------------------------------------- */
 
+/* A list of paths with a hash index, so "already visited?" stays O(1) for manuals of
+ * thousands of pages. The index is only kept for lists that are searched (the order). */
 typedef struct page_list {
     char **paths; /* real paths */
     int n, cap;
+    int *slots;   /* open addressing over paths, -1 = empty; NULL when unindexed */
+    int n_slots;
 } page_list;
 
+static unsigned path_hash(const char *s) {
+    unsigned h = 2166136261u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static void index_rebuild(page_list *l) {
+    l->n_slots = l->n_slots ? 2 * l->n_slots : 256;
+    free(l->slots);
+    l->slots = lqa_malloc((size_t)l->n_slots * sizeof *l->slots);
+    for (int i = 0; i < l->n_slots; i++) l->slots[i] = -1;
+    for (int i = 0; i < l->n; i++) {
+        unsigned h = path_hash(l->paths[i]) % (unsigned)l->n_slots;
+        while (l->slots[h] >= 0) h = (h + 1) % (unsigned)l->n_slots;
+        l->slots[h] = i;
+    }
+}
+
 static int list_has(const page_list *l, const char *path) {
-    for (int i = 0; i < l->n; i++)
-        if (strcmp(l->paths[i], path) == 0) return 1;
+    if (!l->slots) {
+        for (int i = 0; i < l->n; i++)
+            if (strcmp(l->paths[i], path) == 0) return 1;
+        return 0;
+    }
+    unsigned h = path_hash(path) % (unsigned)l->n_slots;
+    for (; l->slots[h] >= 0; h = (h + 1) % (unsigned)l->n_slots)
+        if (strcmp(l->paths[l->slots[h]], path) == 0) return 1;
     return 0;
 }
 
@@ -38,11 +66,20 @@ static void list_add(page_list *l, const char *path) {
         l->paths = lqa_realloc(l->paths, (size_t)l->cap * sizeof *l->paths);
     }
     l->paths[l->n++] = lqa_strdup(path);
+    if (!l->slots) return;
+    if (2 * l->n > l->n_slots) {
+        index_rebuild(l);
+        return;
+    }
+    unsigned h = path_hash(path) % (unsigned)l->n_slots;
+    while (l->slots[h] >= 0) h = (h + 1) % (unsigned)l->n_slots;
+    l->slots[h] = l->n - 1;
 }
 
 static void list_free(page_list *l) {
     for (int i = 0; i < l->n; i++) free(l->paths[i]);
     free(l->paths);
+    free(l->slots);
     memset(l, 0, sizeof *l);
 }
 
@@ -225,6 +262,7 @@ int lqa_manual_reading_order(const char *index_path, char ***paths, int *n_paths
     if (!index_real) return lqa_err_set(err, "%s: cannot open: %s", index_path, strerror(errno));
     char *root = dir_of(index_real);
     page_list order = {0};
+    index_rebuild(&order); /* the visited set */
     int rc = follow_toc(index_real, root, &order, err);
     if (rc == 0) append_unlinked(root, &order);
     free(root);
@@ -235,6 +273,7 @@ int lqa_manual_reading_order(const char *index_path, char ***paths, int *n_paths
     }
     *paths = order.paths;
     *n_paths = order.n;
+    free(order.slots);
     return 0;
 }
 
