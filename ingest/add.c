@@ -110,6 +110,9 @@ static char *manual_index(const char *dir) {
     int n;
     char **names = list_dir(dir, &n);
     char *found = NULL;
+    /* index.en.html first: a bare index.html is often a language chooser (debian-reference) */
+    for (int i = 0; i < n && !found; i++)
+        if (!strcmp(names[i], "index.en.html")) found = lqa_path_join(dir, names[i]);
     for (int i = 0; i < n && !found; i++)
         if (!strcmp(names[i], "index.html")) found = lqa_path_join(dir, names[i]);
     for (int i = 0; i < n && !found; i++) {

@@ -51,9 +51,15 @@ static long line_of(const char *s, size_t pos) {
     return line;
 }
 
+/* An EPUB's first zip entry is "mimetype", stored, holding "application/epub+zip". The local
+ * header may carry an extra field (libarchive writes one): its length is at offset 28. */
 static int is_epub(const char *head, size_t n) {
-    static const char mt[] = "mimetypeapplication/epub+zip";
-    return n >= 30 + sizeof mt - 1 && memcmp(head, "PK\x03\x04", 4) == 0 && memcmp(head + 30, mt, sizeof mt - 1) == 0;
+    static const char name[] = "mimetype", mt[] = "application/epub+zip";
+    if (n < 30 + sizeof name - 1 || memcmp(head, "PK\x03\x04", 4) != 0 || memcmp(head + 30, name, sizeof name - 1) != 0)
+        return 0;
+    size_t extra = (size_t)(unsigned char)head[28] | (size_t)(unsigned char)head[29] << 8;
+    size_t at = 30 + (sizeof name - 1) + extra;
+    return n >= at + sizeof mt - 1 && memcmp(head + at, mt, sizeof mt - 1) == 0;
 }
 
 /* Binary data: a NUL byte, or many control characters that text never holds. */
