@@ -205,17 +205,25 @@ void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void(void)>
 
 /* ---- runtime ---- */
 
-const char *cudaGetErrorName(cudaError_t e) { return e == cudaSuccess ? "cudaSuccess" : "cudaErrorEmulated"; }
-const char *cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no error" : "emulated error"; }
+static const size_t emu_device_memory = (size_t)16 << 30; /* what cudaGetDeviceProperties reports */
+
+const char *cudaGetErrorName(cudaError_t e) {
+    return e == cudaSuccess ? "cudaSuccess" : e == cudaErrorMemoryAllocation ? "cudaErrorMemoryAllocation" : "cudaErrorInvalidValue";
+}
+const char *cudaGetErrorString(cudaError_t e) {
+    return e == cudaSuccess ? "no error" : e == cudaErrorMemoryAllocation ? "out of memory" : "invalid argument";
+}
 cudaError_t cudaGetDeviceCount(int *n) { return *n = 1, cudaSuccess; }
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int dev) {
     (void)dev;
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "CPU emulator");
-    p->major = 9, p->multiProcessorCount = 1, p->totalGlobalMem = (size_t)1 << 34;
+    p->major = 9, p->multiProcessorCount = 1, p->totalGlobalMem = emu_device_memory;
     return cudaSuccess;
 }
 cudaError_t cudaMalloc(void **p, size_t n) {
+    *p = NULL;
+    if (n > emu_device_memory) return cudaErrorMemoryAllocation; /* as a GPU of that size would */
     *p = malloc(n);
     if (!*p) return cudaErrorMemoryAllocation;
     memset(*p, 0xFF, n); /* NaN garbage, as uninitialised device memory may hold */
