@@ -376,6 +376,44 @@ static void test_grad_matches_model_step(void **state) {
     free(run);
 }
 
+/* --pack: rows hold as many whole records as fit (a record that does not fit waits for the next
+ * row), and a packed run resumes exactly too. */
+static void test_pack_fills_rows_and_resumes(void **state) {
+    uint8_t sha[32];
+    fixture_sha(g_tok, sha);
+    char *short_data = lqa_path_join(g_dir, "shortdata");
+    fixture_shards(short_data, sha, VOCAB, 13, 20, g_seed + 5);
+    char flags[1024];
+    snprintf(flags, sizeof flags, "--data %s --pack --steps 6 --save-every 3 --keep-checkpoints 0", short_data);
+    char *a = train("packed", flags, 0, NULL);
+    json_t *m = fixture_metrics(a);
+    assert_int_equal(json_array_size(m), 6);
+    /* 3 records of 20 tokens fit a 64-token row, the 4th goes to the next row */
+    for (int i = 0; i < 6; i++) assert_int_equal(lqa_json_int(json_array_get(m, (size_t)i), "tokens", 0), 2 * 3 * 20);
+    char *latest = lqa_path_join(a, "checkpoints/latest");
+    lqa_err err;
+    /* roll the same run back to its checkpoint at step 3 and resume: steps 4..6 must repeat */
+    char *b = lqa_path_join(g_dir, "packed2");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cp -r %s %s", a, b);
+    run_expect(0, NULL, cmd);
+    char *latest_b = lqa_path_join(b, "checkpoints/latest");
+    assert_int_equal(lqa_write_file_atomic(latest_b, "step-00000003", 13, &err), 0);
+    snprintf(flags, sizeof flags, "--data %s --pack --steps 6 --save-every 3 --keep-checkpoints 0 --resume", short_data);
+    char *again = train("packed2", flags, 0, NULL);
+    json_t *mb = fixture_metrics(b);
+    assert_int_equal(json_array_size(mb), 6);
+    assert_same_steps(m, mb, 1, 6);
+    json_decref(m);
+    json_decref(mb);
+    free(again);
+    free(latest);
+    free(latest_b);
+    free(a);
+    free(b);
+    free(short_data);
+}
+
 static void test_clear_errors(void **state) {
     lqa_buf out = {0};
     /* data tokenized with another tokenizer */
@@ -415,6 +453,7 @@ int main(void) {
         cmocka_unit_test(test_resume_is_exact),
         cmocka_unit_test(test_merge_matches_base_plus_adapter),
         cmocka_unit_test(test_grad_matches_model_step),
+        cmocka_unit_test(test_pack_fills_rows_and_resumes),
         cmocka_unit_test(test_clear_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -76,7 +76,7 @@ static int parse_dtype(const char *s, lqa_st_dtype *d) {
 enum {
     O_MODEL = 256, O_DATA, O_OUT, O_CTX, O_TRAIN, O_ATTN, O_GROUP, O_RANK, O_ALPHA, O_TARGETS, O_LR, O_WARMUP,
     O_STEPS, O_MB, O_GA, O_SCHED, O_SEED, O_RESUME, O_DEVICE, O_THREADS, O_SAVE, O_LOG, O_KEEP, O_CKPT, O_CLIP,
-    O_WD, O_B1, O_B2, O_EPS, O_MAXMEM, O_ADAPTER, O_BATCH, O_PRESET, O_TOK, O_DTYPE, O_SHARD, O_HELP
+    O_WD, O_B1, O_B2, O_EPS, O_MAXMEM, O_PACK, O_ADAPTER, O_BATCH, O_PRESET, O_TOK, O_DTYPE, O_SHARD, O_HELP
 };
 
 #define TRAIN_LONGOPTS                                                                                              \
@@ -150,6 +150,7 @@ static int train_flag(lqa_train_opts *o, int c, const char *v, lqa_err *err) {
         return 0;
     }
     case O_RESUME: o->resume = 1; return 0;
+    case O_PACK: o->pack = 1; return 0;
     case O_DEVICE:
         if (!strcmp(v, "cpu")) o->device_cuda = 0;
         else if (!strcmp(v, "cuda")) o->device_cuda = 1;
@@ -303,7 +304,9 @@ static void train_help(void) {
            "  --max-grad-norm X      clip the global gradient norm (default 1; 0 = off)\n"
            "  --weight-decay X       AdamW weight decay, not on norms (default 0)\n"
            "  --beta1 X --beta2 X --adam-eps X   AdamW (defaults 0.9, 0.999, 1e-8)\n"
-           "  --max-memory GIB       refuse to start above this estimate (default: available memory)\n",
+           "  --max-memory GIB       refuse to start above this estimate (default: available memory)\n"
+           "  --pack                 pack whole short records into each ctx row (attention and loss\n"
+           "                         stay inside each record)\n",
            TRAIN_FLAGS_HELP);
 }
 
@@ -327,6 +330,7 @@ static int cmd_train(int argc, char **argv) {
                                          {"beta2", 1, 0, O_B2},
                                          {"adam-eps", 1, 0, O_EPS},
                                          {"max-memory", 1, 0, O_MAXMEM},
+                                         {"pack", 0, 0, O_PACK},
                                          {0, 0, 0, 0}};
     lqa_train_opts o;
     lqa_train_opts_default(&o);

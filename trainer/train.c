@@ -219,33 +219,68 @@ static void batch_free(batch_buf *bb) {
     free(bb->mask);
 }
 
-/* Fills B rows from the iterator: each record cut to T tokens (with a warning the first time),
- * padded with segment id -1 (attends nothing, is no target). */
-static int fill_batch(lqa_iter *it, lqa_record *rec, batch_buf *bb, int vocab, int *warned, lqa_err *err) {
-    bb->real_tokens = 0;
-    for (int b = 0; b < bb->B; b++) {
-        if (lqa_iter_next(it, rec, err)) return -1;
-        int n = rec->n_tokens < (uint32_t)bb->T ? (int)rec->n_tokens : bb->T;
-        if ((int)rec->n_tokens > bb->T && !(*warned)++)
-            log_warn("record %llu has %u tokens, more than --ctx %d: cut at the right (build shards with "
-                     "--max-len <= ctx to keep every answer)", (unsigned long long)rec->index, rec->n_tokens, bb->T);
-        int32_t *tok = bb->tokens + (size_t)b * bb->T, *seg = bb->seg + (size_t)b * bb->T;
-        uint8_t *mask = bb->mask + (size_t)b * bb->T;
-        for (int t = 0; t < n; t++) {
-            if (rec->tokens[t] < 0 || rec->tokens[t] >= vocab)
-                return lqa_err_set(err, "record %llu: token %d at %d is outside the model's vocabulary of %d",
-                                   (unsigned long long)rec->index, rec->tokens[t], t, vocab);
-            tok[t] = rec->tokens[t];
-            mask[t] = t > 0 && rec->loss_mask[t];
-            seg[t] = rec->segment_ids ? rec->segment_ids[t] : 0;
-        }
-        for (int t = n; t < bb->T; t++) {
-            tok[t] = 0;
-            mask[t] = 0;
-            seg[t] = -1;
-        }
-        bb->real_tokens += n;
+/* Copies n tokens of rec into a row at offset `at`. The record's segment ids (0 for unpacked
+ * records) are shifted by seg_base so records packed into one row never see each other; the
+ * record's first token is never a target (it would be predicted from the previous record).
+ * Returns the number of segment ids the record used, or -1 with err set. */
+static int place_record(const lqa_record *rec, int n, int at, int seg_base, int vocab, int32_t *tok, int32_t *seg,
+                        uint8_t *mask, lqa_err *err) {
+    int used = 1;
+    for (int t = 0; t < n; t++) {
+        if (rec->tokens[t] < 0 || rec->tokens[t] >= vocab)
+            return lqa_err_set(err, "record %llu: token %d at %d is outside the model's vocabulary of %d",
+                               (unsigned long long)rec->index, rec->tokens[t], t, vocab);
+        int32_t id = rec->segment_ids ? rec->segment_ids[t] : 0;
+        tok[at + t] = rec->tokens[t];
+        mask[at + t] = t > 0 && rec->loss_mask[t];
+        seg[at + t] = id < 0 ? -1 : seg_base + id;
+        if (id + 1 > used) used = id + 1;
     }
+    return used;
+}
+
+/* Fills row b: one record cut to T tokens (with a warning the first time), or with pack as many
+ * whole records as fit (a record that does not fit is put back: the iterator seeks to before it,
+ * so a checkpoint's data position stays exact). The rest is padding: segment id -1, attends
+ * nothing, is no target. */
+static int fill_row(lqa_iter *it, lqa_record *rec, batch_buf *bb, int b, int pack, int vocab, int *warned,
+                    lqa_err *err) {
+    int T = bb->T, used = 0, seg_base = 0;
+    int32_t *tok = bb->tokens + (size_t)b * T, *seg = bb->seg + (size_t)b * T;
+    uint8_t *mask = bb->mask + (size_t)b * T;
+    while (used < T) {
+        lqa_iter_pos before = lqa_iter_tell(it);
+        if (lqa_iter_next(it, rec, err)) return -1;
+        int n = (int)rec->n_tokens;
+        if (used > 0 && used + n > T) {
+            if (lqa_iter_seek(it, &before, err)) return -1;
+            break;
+        }
+        if (n > T) {
+            if (!(*warned)++)
+                log_warn("record %llu has %d tokens, more than --ctx %d: cut at the right (build shards with "
+                         "--max-len <= ctx to keep every answer)", (unsigned long long)rec->index, n, T);
+            n = T;
+        }
+        int k = place_record(rec, n, used, seg_base, vocab, tok, seg, mask, err);
+        if (k < 0) return -1;
+        seg_base += k;
+        used += n;
+        if (!pack) break;
+    }
+    for (int t = used; t < T; t++) {
+        tok[t] = 0;
+        mask[t] = 0;
+        seg[t] = -1;
+    }
+    bb->real_tokens += used;
+    return 0;
+}
+
+static int fill_batch(lqa_iter *it, lqa_record *rec, batch_buf *bb, int pack, int vocab, int *warned, lqa_err *err) {
+    bb->real_tokens = 0;
+    for (int b = 0; b < bb->B; b++)
+        if (fill_row(it, rec, bb, b, pack, vocab, warned, err)) return -1;
     return 0;
 }
 
@@ -480,7 +515,7 @@ static json_t *options_json(const lqa_train_opts *o) {
     char targets[64];
     lqa_lora_targets_format(o->lora_targets, targets, sizeof targets);
     json_t *j = json_pack("{s:s, s:s, s:s?, s:i, s:s, s:s, s:f, s:i, s:f, s:s, s:f, s:I, s:I, s:i, s:i, s:s, s:I,"
-                          " s:s, s:i, s:I, s:I, s:i, s:b, s:f, s:f, s:f, s:f, s:f}",
+                          " s:s, s:i, s:I, s:I, s:i, s:b, s:f, s:f, s:f, s:f, s:f, s:b}",
                           "model", o->model_dir, "data", o->data_dir, "adapter", o->adapter_dir, "ctx", o->ctx,
                           "train", lqa_train_set_name(o->train), "attn", o->attn == LQA_ATTN_S2 ? "s2" : "full",
                           "group_ratio", (double)o->group_ratio, "lora_rank", o->lora_rank, "lora_alpha",
@@ -492,7 +527,8 @@ static json_t *options_json(const lqa_train_opts *o) {
                           (json_int_t)o->save_every, "log_every", (json_int_t)o->log_every, "keep_checkpoints",
                           o->keep_checkpoints, "checkpointing", o->checkpointing, "max_grad_norm",
                           (double)o->max_grad_norm, "weight_decay", (double)o->weight_decay, "beta1",
-                          (double)o->beta1, "beta2", (double)o->beta2, "adam_eps", (double)o->adam_eps);
+                          (double)o->beta1, "beta2", (double)o->beta2, "adam_eps", (double)o->adam_eps, "pack",
+                          o->pack);
     mallocCheck(j);
     return j;
 }
@@ -528,7 +564,7 @@ static int check_resume_settings(const char *path, const lqa_train_opts *o, lqa_
     if (!old) return lqa_err_prefix(err, "--resume");
     json_t *now = options_json(o), *was = json_object_get(old, "options");
     static const char *const keys[] = {"ctx", "train", "attn", "group_ratio", "lora_rank", "lora_alpha", "lora_targets",
-                                       "micro_batch", "grad_accum", "seed", "data"};
+                                       "micro_batch", "grad_accum", "seed", "data", "pack"};
     int rc = 0;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !rc; i++) {
         json_t *a = json_object_get(was, keys[i]), *b = json_object_get(now, keys[i]);
@@ -652,7 +688,7 @@ static int train_loop(run *r, const lqa_step_opts *so, lqa_err *err) {
         double loss = 0;
         long tokens = 0;
         for (int a = 0; a < o->grad_accum && !rc; a++) {
-            rc = fill_batch(&r->it, &rec, &bb, r->m.cfg.vocab_size, &warned, err);
+            rc = fill_batch(&r->it, &rec, &bb, o->pack, r->m.cfg.vocab_size, &warned, err);
             if (rc) break;
             lqa_batch b = {bb.B, bb.T, bb.tokens, bb.mask, bb.seg};
             loss += lqa_model_step(&r->m, &b, so, &r->g);

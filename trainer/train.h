@@ -45,6 +45,7 @@ typedef struct lqa_train_opts {
     int checkpointing;
     float max_grad_norm, weight_decay, beta1, beta2, adam_eps;
     double max_memory_gb;         /* 0: the machine's available memory */
+    int pack;                     /* pack whole short records into each row (segment-masked) */
 } lqa_train_opts;
 
 /* The design's defaults (the paper's recipe). */
