@@ -14,8 +14,12 @@
 #include "common/log.h"
 #include "common/progress.h"
 
+/* Encodes one piece of the prompt. Pieces are joined as token ids, and sentencepiece (LLaMA's
+ * add_dummy_prefix) already starts every encoding with the word-boundary mark, so a piece's own
+ * leading space is dropped: "x." + " The" encodes as the whole text "x. The" would. */
 static int encode(const lqa_eval_ctx *e, const char *text, int32_t **ids, int *n, lqa_err *err) {
     size_t count;
+    if (*text == ' ') text++;
     if (lqa_tok_encode(e->tok, text, strlen(text), ids, &count, err)) return -1;
     *n = (int)count;
     return 0;

@@ -64,7 +64,7 @@ static void test_prompt_layout(void **state) {
     int32_t *unit;
     size_t n_unit;
     lqa_err err;
-    assert_int_equal(lqa_tok_encode(g_tok, LQA_PASSKEY_FILLER, strlen(LQA_PASSKEY_FILLER), &unit, &n_unit, &err), 0);
+    assert_int_equal(lqa_tok_encode(g_tok, LQA_PASSKEY_FILLER + 1, strlen(LQA_PASSKEY_FILLER + 1), &unit, &n_unit, &err), 0);
     for (int trial = 0; trial < 20; trial++) {
         int length = 200 + (int)lqa_rng_below(&r, 3000);
         char key[16];
@@ -87,6 +87,13 @@ static void test_prompt_layout(void **state) {
             assert_non_null(strstr(key_text, "The pass key is"));
             size_t tl = strlen(text), ql = strlen(LQA_PASSKEY_QUESTION) - 1;   /* question without its leading space */
             assert_string_equal(text + tl - ql, LQA_PASSKEY_QUESTION + 1);
+            /* joined pieces tokenize as the whole text does (no doubled word-boundary marks) */
+            int32_t *whole;
+            size_t n_whole;
+            assert_int_equal(lqa_tok_encode(g_tok, text, tl, &whole, &n_whole, &err), 0);
+            assert_int_equal((int)n_whole, n - 1);
+            assert_memory_equal(whole, ids + 1, sizeof(int32_t) * n_whole);
+            free(whole);
             free(text);
             free(key_text);
             free(ids);
@@ -122,12 +129,12 @@ static void test_extract(void **state) {
 
 enum { MAX_KEY = 99, TRAIN_LEN = 112 };
 
-/* One training sequence: a passkey prompt followed by " KEY." with loss on the answer only. */
+/* One training sequence: a passkey prompt followed by "KEY." with loss on the answer only. */
 static int training_example(lqa_eval_ctx *e, const int32_t *unit, size_t n_unit, lqa_rng *r, int32_t *tok,
                             uint8_t *mask) {
     char key[16], answer[24];
-    snprintf(key, sizeof key, "%d", 10 + (int)lqa_rng_below(r, MAX_KEY - 9));
-    snprintf(answer, sizeof answer, " %s.", key);
+    snprintf(key, sizeof key, "%d", 1 + (int)lqa_rng_below(r, MAX_KEY));   /* as lqa_task_passkey draws them */
+    snprintf(answer, sizeof answer, "%s.", key);   /* encodes as the key does after "is" in the key line */
     int32_t *p, *a;
     int n, pos;
     size_t na;
@@ -140,6 +147,16 @@ static int training_example(lqa_eval_ctx *e, const int32_t *unit, size_t n_unit,
     memcpy(tok + n, a, sizeof(int32_t) * na);
     int total = n + (int)na;
     for (int t = 0; t < TRAIN_LEN; t++) mask[t] = t >= n && t < total;
+    /* the key's second mention in the key line ("Remember it. KEY is") is a copy too: more signal
+     * for the same circuit, so training converges in fewer steps */
+    int runs = 0, prev_digit = 0;
+    for (int t = pos; t < n && runs <= 2; t++) {
+        const char *piece = lqa_tok_id_to_piece(g_tok, tok[t]);
+        int digit = piece && piece[0] >= '0' && piece[0] <= '9' && piece[1] == '\0';
+        runs += digit && !prev_digit;
+        if (digit && runs == 2) mask[t] = 1;
+        prev_digit = digit;
+    }
     for (int t = total; t < TRAIN_LEN; t++) tok[t] = e->eos_id;   /* padding after: causal, never seen */
     free(p);
     free(a);
@@ -161,7 +178,7 @@ static double passkey_accuracy(lqa_model *m, uint64_t seed) {
     assert_non_null(inf);
     lqa_eval_ctx e = ctx_for(inf, TRAIN_LEN);
     e.seed = seed;
-    int lengths[] = {TRAIN_LEN - 30, TRAIN_LEN - 8};
+    int lengths[] = {TRAIN_LEN - 40, TRAIN_LEN - 20};   /* inside the trained lengths (64..104) */
     double depths[] = {0, 0.5, 1};
     lqa_passkey_opts o = {lengths, 2, depths, 3, 8, 0, MAX_KEY};
     json_t *res;
@@ -190,7 +207,7 @@ static void test_trained_model_finds_keys_untrained_does_not(void **state) {
     int32_t *unit;
     size_t n_unit;
     lqa_err err;
-    assert_int_equal(lqa_tok_encode(g_tok, LQA_PASSKEY_FILLER, strlen(LQA_PASSKEY_FILLER), &unit, &n_unit, &err), 0);
+    assert_int_equal(lqa_tok_encode(g_tok, LQA_PASSKEY_FILLER + 1, strlen(LQA_PASSKEY_FILLER + 1), &unit, &n_unit, &err), 0);
     enum { B = 16 };
     int32_t *tok = lqa_malloc(sizeof(int32_t) * B * TRAIN_LEN);
     uint8_t *mask = lqa_malloc(B * TRAIN_LEN);
@@ -199,6 +216,7 @@ static void test_trained_model_finds_keys_untrained_does_not(void **state) {
     lqa_step_opts so = {.attn = LQA_ATTN_FULL, .train = LQA_TRAIN_FULL, .threads = 1};
     double t0 = lqa_now();
     float loss = 0;
+    double ema = 0;
     int step;
     for (step = 1; step <= 600; step++) {   /* 130-270 steps seen over 8 seeds: the copy circuit forms suddenly */
         for (int b = 0; b < B; b++) training_example(&e, unit, n_unit, &r, tok + b * TRAIN_LEN, mask + b * TRAIN_LEN);
@@ -208,11 +226,13 @@ static void test_trained_model_finds_keys_untrained_does_not(void **state) {
         loss = lqa_model_step(&m, &batch, &so, &grads);
         adam(m.params, g, mo, vo, m.n_params, step, step < 30 ? 3e-3f * step / 30 : 3e-3f);
         if (step % 50 == 0) print_message("# step %d loss %.3f (%.1fs)\n", step, loss, lqa_now() - t0);
-        if (step % 10 == 0 && loss < 0.08f) break;
+        /* stop once the smoothed loss is low: one lucky batch is not a model that generalises */
+        ema = step == 1 ? loss : 0.9 * ema + 0.1 * loss;
+        if (ema < 0.01) break;
     }
     double trained = passkey_accuracy(&m, seed ^ 2);
     print_message("# passkey accuracy: untrained %.3f, trained %.3f after %d steps (loss %.3f, %.1fs); chance %.3f\n",
-                  untrained, trained, step, loss, lqa_now() - t0, 1.0 / (MAX_KEY - 9));
+                  untrained, trained, step, loss, lqa_now() - t0, 1.0 / MAX_KEY);
     assert_true(untrained <= 0.1);
     assert_true(trained >= 0.6);
     free(tok);
