@@ -273,6 +273,40 @@ static void test_no_future_and_packed_independence(void **state) {
     lqa_model_free(&m);
 }
 
+/* Padding (segment id < 0) is neither attended nor a target, and no target crosses records:
+ * with every loss_mask bit set, changing padding tokens leaves the loss and gradients bitwise
+ * the same, while changing a real token changes them. */
+static void test_padding_carries_no_loss(void **state) {
+    lqa_model m;
+    make_model(&m, 0, LQA_LORA_Q | LQA_LORA_V);
+    int V = m.cfg.vocab_size, T = 32, pad = 2 + (int)lqa_rng_below(&rng, 6);
+    test_batch tb;
+    make_batch(&tb, 1, T, V, 1);
+    for (int t = 0; t < T; t++) {
+        tb.mask[t] = t > 0;
+        if (t >= T - pad) tb.seg[t] = -1;
+    }
+    for (int attn = 0; attn < 2; attn++) {
+        lqa_step_opts o = opts(attn, LQA_TRAIN_LORA_PLUS, 1);
+        float l0, l1, l2;
+        lqa_grads g0, g1, g2;
+        grads_for(&m, &tb.batch, o, &l0, &g0);
+        for (int t = T - pad; t < T; t++) tb.tokens[t] = (tb.tokens[t] + 1 + (int32_t)lqa_rng_below(&rng, V - 1)) % V;
+        grads_for(&m, &tb.batch, o, &l1, &g1);
+        assert_true(l0 == l1);
+        assert_memory_equal(g0.d_lora, g1.d_lora, sizeof(float) * m.n_lora);
+        /* the embedding rows of the changed padding tokens get no gradient from them: all
+         * gradients equal, so nothing flowed through padding */
+        assert_memory_equal(g0.d_params, g1.d_params, sizeof(float) * m.n_params);
+        tb.tokens[1] = (tb.tokens[1] + 1) % V; /* a real token */
+        grads_for(&m, &tb.batch, o, &l2, &g2);
+        assert_true(l2 != l1);
+        fd_free_all(g0.d_params, g0.d_lora, g1.d_params, g1.d_lora, g2.d_params, g2.d_lora, NULL);
+    }
+    free_batch(&tb);
+    lqa_model_free(&m);
+}
+
 static void test_check_opts_names_working_ctx(void **state) {
     lqa_model m;
     make_model(&m, 0, 0);
@@ -327,6 +361,7 @@ int main(void) {
         cmocka_unit_test_setup(test_merge_equals_adapter, setup),
         cmocka_unit_test_setup(test_checkpointing_and_determinism, setup),
         cmocka_unit_test_setup(test_no_future_and_packed_independence, setup),
+        cmocka_unit_test_setup(test_padding_carries_no_loss, setup),
         cmocka_unit_test_setup(test_check_opts_names_working_ctx, setup),
         cmocka_unit_test_setup(test_step_memory_linear_in_T, setup),
     };
