@@ -39,7 +39,8 @@ echo "build: $build ($(( $(date +%s) - start ))s)"
 tests_line="not run"; tests_rc=1
 if [ "$build" = ok ]; then
     echo "== CUDA tests"
-    BUILD="$BUILD" tests/run.sh "$BUILD"/tests/test_cuda_* | tee "$LOGDIR/tests.log"
+    mapfile -t cuda_tests < <(find "$BUILD/tests" -maxdepth 1 -type f -name 'test_cuda_*' -perm -u+x | sort)
+    BUILD="$BUILD" tests/run.sh "${cuda_tests[@]}" | tee "$LOGDIR/tests.log"
     tests_rc=${PIPESTATUS[0]}
     tests_line=$(tail -1 "$LOGDIR/tests.log")
 fi
