@@ -218,7 +218,7 @@ static void test_trained_model_finds_keys_untrained_does_not(void **state) {
     float loss = 0;
     double ema = 0;
     int step;
-    for (step = 1; step <= 600; step++) {   /* 130-270 steps seen over 8 seeds: the copy circuit forms suddenly */
+    for (step = 1; step <= 1000; step++) {   /* 180-510 steps seen over 16 seeds: the copy circuit forms suddenly */
         for (int b = 0; b < B; b++) training_example(&e, unit, n_unit, &r, tok + b * TRAIN_LEN, mask + b * TRAIN_LEN);
         lqa_batch batch = {B, TRAIN_LEN, tok, mask, NULL};
         memset(g, 0, m.n_params * sizeof(float));
