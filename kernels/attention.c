@@ -154,8 +154,9 @@ size_t attention_scratch_floats(const attn_params *p, int threads) {
 }
 
 /* Online softmax update of one block's rows: S becomes P = exp(S - m_new); corr[r] is the
- * factor the row's running sums shrink by. Rows with nothing visible yet keep P = 0. */
-static void softmax_update(float *S, float *m, float *l, float *corr, int nr, int nc) {
+ * factor the row's running sums shrink by. Rows with nothing visible yet keep P = 0.
+ * LQA_SIMD_CLONES: an AVX2 build of the exp loops, chosen at load time where the CPU has it. */
+LQA_SIMD_CLONES static void softmax_update(float *S, float *m, float *l, float *corr, int nr, int nc) {
     for (int r = 0; r < nr; r++) {
         float *Sr = S + (size_t)r * nc, mx = m[r];
 #pragma omp simd reduction(max : mx)
@@ -238,6 +239,15 @@ void attention_forward_cpu(float *out, float *lse, const float *q, const float *
 
 /* ---- backward ------------------------------------------------------------------------------ */
 
+/* P = exp(S - lse) row by row (masked: 0; padding rows: lse = +inf). */
+LQA_SIMD_CLONES static void block_probs(float *P, const float *lrow, int nr, int nc) {
+    for (int r = 0; r < nr; r++) {
+        float *Pr = P + (size_t)r * nc, lr = lrow[r];
+#pragma omp simd
+        for (int c = 0; c < nc; c++) Pr[c] = lqa_expf(Pr[c] - lr);
+    }
+}
+
 /* One query block x key block of head h: accumulates dV, dK of the key rows and dQ of the query
  * rows. P = exp(S - lse); dP = dO V^T; dS = P (dP - D); dQ += scale dS K; dK += scale dS^T Q. */
 static void backward_block(float *dq, float *dk, float *dv, const float *dout, const float *lse,
@@ -251,11 +261,7 @@ static void backward_block(float *dq, float *dk, float *dv, const float *dout, c
     const float *lrow = lse + ((size_t)b * p->H + h) * p->Tq + i0;
     size_t qoff = ((size_t)b * p->Tq + i0) * qstride + (size_t)h * hd;
     size_t koff = ((size_t)b * p->Tk + j0) * kstride + (size_t)kvh * hd;
-    for (int r = 0; r < nr; r++) {
-        float *Pr = P + (size_t)r * nc, lr = lrow[r];
-#pragma omp simd
-        for (int c = 0; c < nc; c++) Pr[c] = lqa_expf(Pr[c] - lr); /* masked: 0; padding rows: lse = +inf */
-    }
+    block_probs(P, lrow, nr, nc);
     /* dV += P^T dO ; dP = dO V^T */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nc, hd, nr, 1.0f, P, nc, dout + qoff, qstride, 1.0f,
                 dv + koff, kstride);

@@ -7,7 +7,7 @@
 #include "kernels/fastmath.h"
 #include "kernels/matmul.h"
 
-static float row_logsumexp(const float *z, int V) {
+LQA_SIMD_CLONES static float row_logsumexp(const float *z, int V) {
     float mx = z[0];
 #pragma omp simd reduction(max : mx)
     for (int i = 1; i < V; i++) mx = z[i] > mx ? z[i] : mx;
@@ -26,7 +26,7 @@ void crossentropy_forward_cpu(float *losses, const float *logits, const int32_t 
 }
 
 /* z <- grad_scale * (softmax(z) - onehot(target)), lse = logsumexp(z) */
-static void row_backward_lse(float *z, int32_t target, int V, float grad_scale, float lse) {
+LQA_SIMD_CLONES static void row_backward_lse(float *z, int32_t target, int V, float grad_scale, float lse) {
     if (target < 0) {
         memset(z, 0, sizeof(float) * V);
         return;

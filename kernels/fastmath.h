@@ -9,6 +9,16 @@
 #include <math.h>
 #include <stdint.h>
 
+/* Hot loops are also compiled for AVX2+FMA and picked at load time (GCC target_clones, ifunc)
+ * on x86-64; the default build stays at the project's -march. The same source and the same
+ * operation order, but FMA contracts a*b+c, so results may differ from the default clone in
+ * the last bit: deterministic on a given machine, not across CPUs. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && !defined(LQA_NO_SIMD_CLONES)
+#define LQA_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define LQA_SIMD_CLONES
+#endif
+
 static inline float lqa_expf(float x) {
     float xc = x > 88.0f ? 88.0f : (x < -87.0f ? -87.0f : x);
     float n = floorf(xc * 1.44269504088896341f + 0.5f);
