@@ -8,13 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <cblas.h>
 
 #include "common/fileio.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/ompenv.h"
 #include "common/progress.h"
 #include "common/rng.h"
 #include "common/safetensors.h"
@@ -719,19 +719,8 @@ static void main_help(void) {
            "  bench  time training steps on random tokens (tokens/s, GFLOP/s, peak RSS)\n");
 }
 
-/* libgomp reads OMP_WAIT_POLICY once, when it loads. Its default spins idle threads, and with
- * OpenBLAS's own GEMM threads beside OpenMP's that spinning takes the cores the GEMMs need:
- * 3x slower steps measured on 2 loaded cores (docs/TRAINING.md). So unless the user chose a
- * policy, restart once with PASSIVE. */
-static void prefer_passive_openmp(char **argv) {
-    if (getenv("OMP_WAIT_POLICY")) return;
-    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
-    execv("/proc/self/exe", argv);
-    /* exec failed: go on with libgomp's default */
-}
-
 int main(int argc, char **argv) {
-    prefer_passive_openmp(argv);
+    lqa_prefer_passive_openmp(argv);
     if (argc < 2) {
         main_help();
         return EXIT_USAGE;
