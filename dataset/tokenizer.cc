@@ -8,7 +8,16 @@ extern "C" {
 #include "common/check.h"
 #include "common/fileio.h"
 #include "common/hash.h"
+#include "common/log.h"
 }
+
+// sentencepiece's own log threshold (exported by libsentencepiece, declared in its internal
+// common.h, not in the public headers): the trainer's INFO lines are noise unless LQA_LOG=debug.
+namespace sentencepiece {
+namespace logging {
+void SetMinLogLevel(int v);
+}
+} // namespace sentencepiece
 #include "dataset/tokenizer.h"
 
 #include <sentencepiece_processor.h>
@@ -391,7 +400,7 @@ static std::string train_args(int vocab_size, int threads, int max_sentence_leng
              "--add_dummy_prefix=true --remove_extra_whitespaces=false --normalization_rule_name=identity "
              "--allow_whitespace_only_pieces=true --split_by_unicode_script=true --split_by_whitespace=true "
              "--character_coverage=0.99995 --max_sentence_length=%d --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 "
-             "--hard_vocab_limit=false --num_threads=%d --minloglevel=2 "
+             "--hard_vocab_limit=false --num_threads=%d "
              "--shuffle_input_sentence=true --input_sentence_size=2000000",
              vocab_size, max_sentence_length, threads > 0 ? threads : 1);
     return args;
@@ -423,6 +432,7 @@ static std::string without_num_threads(const std::string &model) {
 extern "C" int lqa_tok_train(const char *input_txt, const char *out_model, int vocab_size, uint64_t seed,
                              int threads, lqa_err *err) {
     try {
+        sentencepiece::logging::SetMinLogLevel(lqa_log_get_level() >= LQA_LOG_DEBUG ? 0 : 1);
         sentencepiece::SetRandomGeneratorSeed((unsigned int)(seed ^ (seed >> 32)));
         LineIterator it(input_txt);
         if (!it.status().ok()) return lqa_err_set(err, "%s: cannot open training text", input_txt);
