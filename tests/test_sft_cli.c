@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "tests/test_train_fixture.h"
+#include "trainer/hfdir.h"
 
 static char *g_model;
 static const char *g_dir;
@@ -137,12 +138,35 @@ static void test_bench_counts_attention_flops(void **state) {
     json_decref(full);
 }
 
+/* merge --ctx without an adapter: the base model position-interpolated, weights unchanged. */
+static void test_merge_ctx_only_interpolates(void **state) {
+    lqa_model base, pi;
+    lqa_err err;
+    assert_int_equal(lqa_hf_load(g_model, &base, &err), 0);
+    int factor = 2 + (int)(lqa_test_seed() % 3), ctx = factor * base.cfg.max_pos;
+    char args[2048], dir[1024];
+    snprintf(dir, sizeof dir, "%s/base-pi", g_dir);
+    snprintf(args, sizeof args, "merge --model %s --ctx %d -o %s", g_model, ctx, dir);
+    expect(0, NULL, "%s", args);
+    assert_int_equal(lqa_hf_load(dir, &pi, &err), 0);
+    assert_int_equal(pi.cfg.max_pos, ctx);
+    assert_true(fabsf(pi.cfg.rope_scale - (float)factor * base.cfg.rope_scale) < 1e-6f);
+    assert_int_equal(pi.n_params, base.n_params);
+    assert_memory_equal(pi.params, base.params, base.n_params * sizeof(float));
+    lqa_model_free(&base);
+    lqa_model_free(&pi);
+    /* neither an adapter nor a context: nothing to merge */
+    snprintf(args, sizeof args, "merge --model %s -o %s/none", g_model, g_dir);
+    expect(2, "--ctx", "%s", args);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_names_the_contract_options),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_bad_batch_json),
         cmocka_unit_test(test_missing_adapter_and_model),
+        cmocka_unit_test(test_merge_ctx_only_interpolates),
         cmocka_unit_test(test_bench_counts_attention_flops),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

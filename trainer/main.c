@@ -354,11 +354,14 @@ static int cmd_train(int argc, char **argv) {
 /* ---- merge --------------------------------------------------------------------------------- */
 
 static void merge_help(void) {
-    printf("usage: lqa-sft merge --model MODEL_DIR --adapter RUN_DIR/final -o MODEL_DIR\n"
+    printf("usage: lqa-sft merge --model MODEL_DIR --adapter RUN_DIR/final [--ctx N] -o MODEL_DIR\n"
+           "       lqa-sft merge --model MODEL_DIR --ctx N -o MODEL_DIR\n"
            "Folds the adapter (W += alpha/r B A) and its trainable_params (embedding, norms) into the base\n"
            "model and writes a full model directory. Its config.json carries rope_scaling and the\n"
            "max_position_embeddings the adapter was trained for (from the adapter's lqa_training.json).\n"
-           "  --ctx N                override the trained context length\n"
+           "  --ctx N                override the trained context length; without --adapter, writes the\n"
+           "                         base model position-interpolated to N and otherwise unchanged\n"
+           "                         (LongLoRA's untrained baseline)\n"
            "  --dtype f32|bf16|f16   storage dtype (default f32)\n"
            "  --shard-size MB        shard the weights (+ model.safetensors.index.json)\n");
 }
@@ -389,11 +392,12 @@ static int cmd_merge(int argc, char **argv) {
         default: return usage_error("merge", "%s", "unknown option");
         }
     }
-    if (!model || !adapter || !out) return usage_error("merge", "%s", "--model, --adapter and -o are required");
+    if (!model || !out || (!adapter && !ctx))
+        return usage_error("merge", "%s", "--model, -o and --adapter (or --ctx alone) are required");
     lqa_err err;
     lqa_model m;
     if (lqa_hf_load(model, &m, &err)) return fail(&err);
-    int rc = lqa_adapter_load(adapter, &m, &err);
+    int rc = adapter ? lqa_adapter_load(adapter, &m, &err) : 0;
     if (!rc && ctx) lqa_apply_position_interpolation(&m.cfg, (int)ctx);
     if (!rc) {
         lqa_model_merge_lora(&m);
