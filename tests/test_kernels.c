@@ -62,6 +62,42 @@ static void test_matmul_grad(void **state) {
     fd_free_all(c.x, c.W, c.y, c.R, dx, dW, dx0, dW0, y1, yacc, NULL);
 }
 
+/* gemm_cpu's row split (large enough to split, every transpose combination, odd sizes, strided
+ * leading dimensions) against a double-precision reference, and equal whatever the threads. */
+static void test_gemm_split_matches_reference(void **state) {
+    int M = 100 + (int)lqa_rng_below(&rng, 60), N = 150 + (int)lqa_rng_below(&rng, 40),
+        K = 270 + (int)lqa_rng_below(&rng, 30);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+            float *A = fd_randn(&rng, (size_t)(ta ? K : M) * lda, 1), *B = fd_randn(&rng, (size_t)(tb ? N : K) * ldb, 1);
+            float *C1 = fd_randn(&rng, (size_t)M * ldc, 1), *C2 = fd_copy(C1, (size_t)M * ldc),
+                  *C0 = fd_copy(C1, (size_t)M * ldc);
+            float alpha = 0.5f + (float)lqa_rng_uniform(&rng), beta = (float)lqa_rng_below(&rng, 2);
+            kernels_set_threads(2);
+            gemm_cpu(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C1, ldc);
+            kernels_set_threads(1);
+            gemm_cpu(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc);
+            kernels_set_threads(0);
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double ref = 0;
+                    for (int k = 0; k < K; k++) {
+                        double a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                        double b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                        ref += a * b;
+                    }
+                    ref = alpha * ref + beta * C0[(size_t)i * ldc + j];
+                    assert_float_equal(C1[(size_t)i * ldc + j], ref, 1e-3 * (1 + fabs(ref)));
+                    assert_float_equal(C2[(size_t)i * ldc + j], ref, 1e-3 * (1 + fabs(ref)));
+                }
+            /* the padding columns between rows are untouched */
+            for (int i = 0; i < M; i++)
+                for (int j = N; j < ldc; j++) assert_true(C1[(size_t)i * ldc + j] == C0[(size_t)i * ldc + j]);
+            fd_free_all(A, B, C1, C2, C0, NULL);
+        }
+}
+
 /* ---- LoRA ---- */
 typedef struct {
     float *x, *A, *B, *W, *y, *t, *R;
@@ -318,6 +354,7 @@ static void test_ops_bitwise_deterministic(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_matmul_grad, setup),
+        cmocka_unit_test_setup(test_gemm_split_matches_reference, setup),
         cmocka_unit_test_setup(test_lora_grad, setup),
         cmocka_unit_test_setup(test_rmsnorm_grad, setup),
         cmocka_unit_test_setup(test_rope_grad_and_hf_convention, setup),
