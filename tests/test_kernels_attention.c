@@ -13,6 +13,7 @@
 
 #include "common/rng.h"
 #include "kernels/attention.h"
+#include "kernels/common.h"
 #include "tests/test_kernels_fd.h"
 
 static lqa_rng rng;
@@ -361,6 +362,41 @@ static void test_s2_skips_tiles_and_is_deterministic(void **state) {
     fd_free_all(q, k, v, R, out, lse, scratch, NULL);
 }
 
+/* Sizes large enough for the threaded paths (per-thread scratch): equal to the naive reference
+ * forward, and forward and backward bitwise the same on 1 and 2 threads. */
+static void test_threaded_paths(void **state) {
+    for (int mode = 0; mode < 4; mode++) {
+        attn_case c;
+        memset(&c, 0, sizeof c);
+        int T = 256 + 64 * (int)lqa_rng_below(&rng, 3);
+        c.p = (attn_params){.B = 1 + (int)lqa_rng_below(&rng, 2), .Tq = T, .Tk = T, .H = 4, .KV = 2, .hd = 16,
+                            .group = (mode & 1) ? T / 4 : 0};
+        if (mode & 2) c.seg = random_segments(c.p.B, T), c.p.segment_ids = c.seg;
+        size_t nq = (size_t)c.p.B * T * 4 * 16, nk = (size_t)c.p.B * T * 2 * 16, nl = (size_t)c.p.B * 4 * T;
+        c.q = fd_randn(&rng, nq, 1), c.k = fd_randn(&rng, nk, 1), c.v = fd_randn(&rng, nk, 1);
+        c.out = fd_zeros(nq), c.lse = fd_zeros(nl);
+        c.scratch = fd_zeros(attention_scratch_floats(&c.p, 2));
+        float *R = fd_randn(&rng, nq, 1), *res[2][5];
+        for (int th = 1; th <= 2; th++) {
+            kernels_set_threads(th);
+            float *o = fd_zeros(nq), *l = fd_zeros(nl), *dq = fd_zeros(nq), *dk = fd_zeros(nk), *dv = fd_zeros(nk);
+            attention_forward_cpu(o, l, c.q, c.k, c.v, &c.p, c.scratch);
+            attention_backward_cpu(dq, dk, dv, R, o, l, c.q, c.k, c.v, &c.p, c.scratch);
+            res[th - 1][0] = o, res[th - 1][1] = l, res[th - 1][2] = dq, res[th - 1][3] = dk, res[th - 1][4] = dv;
+        }
+        kernels_set_threads(0);
+        size_t sizes[5] = {nq, nl, nq, nk, nk};
+        for (int i = 0; i < 5; i++) assert_memory_equal(res[0][i], res[1][i], sizeof(float) * sizes[i]);
+        float *ro = fd_zeros(nq), *rl = fd_zeros(nl);
+        attention_forward_ref(ro, rl, c.q, c.k, c.v, &c.p);
+        for (size_t i = 0; i < nq; i++) assert_float_equal(res[1][0][i], ro[i], 1e-4 * (1 + fabs(ro[i])));
+        for (int th = 0; th < 2; th++)
+            for (int i = 0; i < 5; i++) free(res[th][i]);
+        fd_free_all(R, ro, rl, NULL);
+        free_case(&c);
+    }
+}
+
 static void test_check_rejects_bad_shapes(void **state) {
     char msg[256];
     attn_params p = {.B = 1, .Tq = 30, .Tk = 30, .H = 4, .KV = 2, .hd = 8, .group = 7};
@@ -383,6 +419,7 @@ int main(void) {
         cmocka_unit_test_setup(test_grad_gqa, setup),
         cmocka_unit_test_setup(test_no_future_dependence, setup),
         cmocka_unit_test_setup(test_s2_skips_tiles_and_is_deterministic, setup),
+        cmocka_unit_test_setup(test_threaded_paths, setup),
         cmocka_unit_test_setup(test_check_rejects_bad_shapes, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
