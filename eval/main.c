@@ -28,7 +28,7 @@ static void usage(FILE *f) {
           "               [--lengths 1024,2048,...] [--depths 0,0.25,0.5,0.75,1] [--trials N]\n"
           "               [--filler paper|store] [--stride 256] [--max-new-tokens N] [--limit N]\n"
           "               [--threads N] [--ctx N] [--seed N] [--name LABEL] -o RESULTS.json\n"
-          "  lqa-eval report RESULTS.json... -o REPORT_DIR\n"
+          "  lqa-eval report RESULTS.json... [--notes NOTES.tsv] -o REPORT_DIR\n"
           "  lqa-eval bench --model MODEL_DIR [--lengths 2048,8192] [--decode 64] [--threads N]\n"
           "\n"
           "run options:\n"
@@ -49,6 +49,8 @@ static void usage(FILE *f) {
           "  --seed N             passkey keys and filler offsets (default 1234)\n"
           "  --name LABEL         the run's name in reports (default: adapter or model directory name)\n"
           "report: writes REPORT_DIR/report.md and REPORT_DIR/report.html (self-contained, inline SVG)\n"
+          "  --notes FILE         a tab-separated table (first line the header, \"# text\" lines are\n"
+          "                       paragraphs) shown as \"How these figures were made\" (the demo's stage times)\n"
           "bench: prefill and decode speed on random tokens (wall and CPU time), one JSON line per length\n",
           f);
 }
@@ -319,11 +321,12 @@ done:
 }
 
 static int cmd_report(int argc, char **argv) {
-    const char *out = NULL;
+    const char *out = NULL, *notes = NULL;
     const char *inputs[MAX_LIST];
     int n = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--notes") && i + 1 < argc) notes = argv[++i];
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
         else if (argv[i][0] == '-') { fprintf(stderr, "lqa-eval report: unknown option \"%s\"\n", argv[i]); return 2; }
         else if (n < MAX_LIST) inputs[n++] = argv[i];
@@ -333,7 +336,7 @@ static int cmd_report(int argc, char **argv) {
         return 2;
     }
     lqa_err err;
-    if (lqa_eval_report(inputs, n, out, &err)) {
+    if (lqa_eval_report(inputs, n, notes, out, &err)) {
         fprintf(stderr, "lqa-eval: %s\n", err.msg);
         return 1;
     }

@@ -417,12 +417,54 @@ static const char *CSS =
     "text-align:right;font-size:13px}th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}"
     "td{max-width:360px;overflow-wrap:anywhere}figure{margin:1em 0}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:1.6em}";
 
-int lqa_eval_report(const char *const *inputs, int n_inputs, const char *out_dir, lqa_err *err) {
+/* The notes table: tab-separated rows, the first of each table its header; "# text" lines are
+ * paragraphs (and end the table before them). */
+static int section_notes(doc *d, const char *path, lqa_err *err) {
+    char *text;
+    if (lqa_read_file(path, &text, NULL, err)) return -1;
+    doc_heading(d, 2, "How these figures were made");
+    int in_table = 0, n_cols = 0, line_no = 0, rc = 0;
+    for (char *line = text, *next; line && *line && rc == 0; line = next) {
+        line_no++;
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        if (!strncmp(line, "# ", 2)) {
+            if (in_table) doc_table_end(d), in_table = 0;
+            doc_para(d, line + 2);
+            continue;
+        }
+        const char *cells[16];
+        int n = 0;
+        for (char *c = line; c && n < 16; n++) {
+            cells[n] = c;
+            c = strchr(c, '\t');
+            if (c) *c++ = '\0';
+        }
+        if (!in_table) {
+            doc_table_begin(d, cells, n);
+            in_table = 1;
+            n_cols = n;
+        } else if (n != n_cols) {
+            rc = lqa_err_set(err, "%s:%d: a row of %d cells, expected %d (tab-separated, like its header)", path,
+                             line_no, n, n_cols);
+        } else {
+            doc_row(d, cells, n, 0);
+        }
+    }
+    if (in_table) doc_table_end(d);
+    free(text);
+    return rc;
+}
+
+int lqa_eval_report(const char *const *inputs, int n_inputs, const char *notes_tsv, const char *out_dir, lqa_err *err) {
     if (n_inputs > 64) return lqa_err_set(err, "%d results files: expected at most 64", n_inputs);
     run runs[64] = {{0}};
     int rc = -1;
-    doc d = {.dir = out_dir, .err = err};
-    if (load_runs(inputs, n_inputs, runs, err) || lqa_mkdir_p(out_dir, err)) goto out;
+    doc d = {.dir = out_dir, .err = err}, notes = {.dir = out_dir, .err = err};
+    /* the notes are rendered first so that a bad notes file leaves no directory behind */
+    if (load_runs(inputs, n_inputs, runs, err) || (notes_tsv && section_notes(&notes, notes_tsv, err)) ||
+        lqa_mkdir_p(out_dir, err))
+        goto out;
     char when[32];
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
@@ -439,6 +481,8 @@ int lqa_eval_report(const char *const *inputs, int n_inputs, const char *out_dir
     section_passkey(&d, runs, n_inputs);
     section_ppl(&d, runs, n_inputs);
     section_settings(&d, runs, n_inputs);
+    if (notes.md.len) lqa_buf_append(&d.md, notes.md.data, notes.md.len);
+    if (notes.html.len) lqa_buf_append(&d.html, notes.html.data, notes.html.len);
     lqa_buf_puts(&d.html, "</body></html>\n");
     if (d.failed) goto out;
     char *md_path = lqa_path_join(out_dir, "report.md"), *html_path = lqa_path_join(out_dir, "report.html");
@@ -450,5 +494,7 @@ out:
     for (int i = 0; i < n_inputs; i++) json_decref(runs[i].j);
     lqa_buf_free(&d.md);
     lqa_buf_free(&d.html);
+    lqa_buf_free(&notes.md);
+    lqa_buf_free(&notes.html);
     return rc;
 }

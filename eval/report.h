@@ -7,7 +7,10 @@
 
 #include "common/check.h"
 
-/* -1 with err naming the file when an input is not a results file; nothing is written then. */
-int lqa_eval_report(const char *const *inputs, int n_inputs, const char *out_dir, lqa_err *err);
+/* -1 with err naming the file when an input is not a results file; nothing is written then.
+ * notes_tsv (may be NULL): a tab-separated table shown as the section "How these figures were
+ * made" (first line the header; lines starting with "# " are paragraphs), e.g. the demo's
+ * stage timings and settings. */
+int lqa_eval_report(const char *const *inputs, int n_inputs, const char *notes_tsv, const char *out_dir, lqa_err *err);
 
 #endif

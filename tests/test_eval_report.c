@@ -150,10 +150,50 @@ static void test_bad_inputs_are_refused(void **state) {
     free(out);
 }
 
+/* --notes: a tab-separated table and paragraphs become "How these figures were made"; a row
+ * with the wrong number of cells is refused with its line. */
+static void test_notes_section(void **state) {
+    const char *dir = lqa_test_tmpdir();
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed() + 7);
+    double em;
+    char *res = lqa_path_join(dir, "notes-run.json"), *notes = lqa_path_join(dir, "notes.tsv"),
+         *bad = lqa_path_join(dir, "bad-notes.tsv"), *out = lqa_path_join(dir, "notes-report"),
+         *never = lqa_path_join(dir, "notes-never");
+    json_t *j = random_results(&r, "run", 1, &em);
+    assert_int_equal(lqa_json_write_file(res, j, NULL), 0);
+    json_decref(j);
+    unsigned secs = 1 + (unsigned)lqa_rng_below(&r, 100000);
+    char text[256];
+    int n = snprintf(text, sizeof text, "stage\tseconds\ningest <x>\t%u\n# Mode: quick & small.\n", secs);
+    lqa_test_write(notes, text, (size_t)n);
+    lqa_buf log = {0};
+    int rc = lqa_test_run(&log, "%s report %s --notes %s -o %s", lqa_test_tool("lqa-eval"), res, notes, out);
+    if (rc) fail_msg("lqa-eval report --notes failed: %s", log.data);
+    char *html_path = lqa_path_join(out, "report.html"), *md_path = lqa_path_join(out, "report.md");
+    char *html = read_all(html_path), *md = read_all(md_path);
+    char want[64];
+    snprintf(want, sizeof want, "<td>ingest &lt;x&gt;</td><td>%u</td>", secs);
+    assert_non_null(strstr(html, "How these figures were made"));
+    assert_non_null(strstr(html, want));
+    assert_non_null(strstr(html, "<p>Mode: quick &amp; small.</p>"));
+    snprintf(want, sizeof want, "| ingest <x> | %u |", secs);
+    assert_non_null(strstr(md, want));
+    lqa_test_write(bad, "stage\tseconds\nonly-one-cell\n", 29);
+    lqa_buf_clear(&log);
+    assert_int_not_equal(lqa_test_run(&log, "%s report %s --notes %s -o %s", lqa_test_tool("lqa-eval"), res, bad, never), 0);
+    assert_non_null(strstr(log.data, "bad-notes.tsv:2:"));
+    assert_false(lqa_path_exists(never));
+    free(html); free(md); free(html_path); free(md_path);
+    free(res); free(notes); free(bad); free(out); free(never);
+    lqa_buf_free(&log);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_report_of_several_runs),
         cmocka_unit_test(test_bad_inputs_are_refused),
+        cmocka_unit_test(test_notes_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
