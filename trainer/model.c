@@ -258,6 +258,10 @@ typedef struct layer_acts {
 
 typedef struct step_mem {
     float *xs;          /* layer inputs, (L+1) x [N, D]; xs[L] is the final residual */
+    /* checkpointing with backward: each layer's attention output and lse, L x [N, H*hd] and
+     * L x [N, H] (selective recomputation: the backward recomputes the projections, not the
+     * attention, which is most of a layer's forward at long ctx; memory stays linear) */
+    float *att_saved, *lse_saved;
     layer_acts *acts;   /* L sets (no checkpointing) or 1 set reused */
     int n_acts;
     float *xf, *rstdf;  /* final norm output, [N, D], [N] */
@@ -288,7 +292,8 @@ static int ce_chunk_rows(int N, int V) {
     return c < N ? c : N;
 }
 
-static void plan_acts(arena *a, layer_acts *la, const lqa_model *m, size_t N) {
+/* own_attention = 0: att and lse point into the per-layer saved slots instead. */
+static void plan_acts(arena *a, layer_acts *la, const lqa_model *m, size_t N, int own_attention) {
     const lqa_config *c = &m->cfg;
     size_t D = c->dim, hd = c->dim / c->n_heads, Hq = c->n_heads * hd, Hkv = c->n_kv_heads * hd, F = c->hidden_dim;
     la->rstd1 = TAKE_F(a, N);
@@ -296,8 +301,8 @@ static void plan_acts(arena *a, layer_acts *la, const lqa_model *m, size_t N) {
     la->q = TAKE_F(a, N * Hq);
     la->k = TAKE_F(a, N * Hkv);
     la->v = TAKE_F(a, N * Hkv);
-    la->att = TAKE_F(a, N * Hq);
-    la->lse = TAKE_F(a, N * c->n_heads);
+    la->att = own_attention ? TAKE_F(a, N * Hq) : NULL;
+    la->lse = own_attention ? TAKE_F(a, N * c->n_heads) : NULL;
     la->x2 = TAKE_F(a, N * D);
     la->rstd2 = TAKE_F(a, N);
     la->xn2 = TAKE_F(a, N * D);
@@ -326,10 +331,15 @@ static void plan_step(arena *a, step_mem *s, const lqa_model *m, int B, int T, c
     memset(s, 0, sizeof *s);
     s->xs = TAKE_F(a, (L + 1) * N * D);
     s->n_acts = (backward && !(o && o->checkpointing)) ? L : 1;
+    int saved_attention = backward && s->n_acts == 1; /* (pointers are NULL while sizing) */
+    if (saved_attention) {
+        s->att_saved = TAKE_F(a, (size_t)L * N * Hq);
+        s->lse_saved = TAKE_F(a, (size_t)L * N * c->n_heads);
+    }
     s->acts = take(a, sizeof(layer_acts) * s->n_acts);
     for (int l = 0; l < s->n_acts; l++) {
         layer_acts tmp;
-        plan_acts(a, &tmp, m, N);
+        plan_acts(a, &tmp, m, N, !saved_attention);
         if (s->acts) s->acts[l] = tmp;
     }
     s->xf = TAKE_F(a, N * D);
@@ -425,7 +435,17 @@ typedef struct step_ctx {
     grad_sel gs;
 } step_ctx;
 
-static void layer_forward(const step_ctx *c, int l, layer_acts *la, const float *x, float *xout) {
+/* Points the shared activations' attention output at layer l's saved slot (checkpointing). */
+static void use_saved_attention(const step_ctx *c, int l, layer_acts *la) {
+    if (!c->s->att_saved) return;
+    size_t N = (size_t)c->N, Hq = (size_t)c->m->cfg.n_heads * (c->m->cfg.dim / c->m->cfg.n_heads);
+    la->att = c->s->att_saved + (size_t)l * N * Hq;
+    la->lse = c->s->lse_saved + (size_t)l * N * c->m->cfg.n_heads;
+}
+
+/* recompute: the backward's rerun of a checkpointed layer; the attention output is the saved
+ * one (bitwise what the first forward computed), so attention_forward is skipped. */
+static void layer_forward(const step_ctx *c, int l, layer_acts *la, const float *x, float *xout, int recompute) {
     const lqa_model *m = c->m;
     const lqa_config *cfg = &m->cfg;
     int N = c->N, D = cfg->dim, hd = cfg->dim / cfg->n_heads, F = cfg->hidden_dim;
@@ -436,7 +456,7 @@ static void layer_forward(const step_ctx *c, int l, layer_acts *la, const float 
     linear_forward(&v, m, la->v, la->xn1, N);
     rope_forward_cpu(la->q, c->s->cos_t, c->s->sin_t, c->B, c->T, cfg->n_heads, hd);
     rope_forward_cpu(la->k, c->s->cos_t, c->s->sin_t, c->B, c->T, cfg->n_kv_heads, hd);
-    attention_forward_cpu(la->att, la->lse, la->q, la->k, la->v, &c->ap, c->s->attn_scratch);
+    if (!recompute) attention_forward_cpu(la->att, la->lse, la->q, la->k, la->v, &c->ap, c->s->attn_scratch);
     linear o = linear_of(m, l, T_O, la, NULL);
     memcpy(la->x2, x, sizeof(float) * (size_t)N * D);
     matmul_forward_cpu(la->x2, la->att, o.W, N, o.in, o.out, 1); /* x2 = x + att Wo^T */
@@ -526,8 +546,11 @@ static void forward_all(step_ctx *c, const lqa_batch *b, int keep_all) {
     rope_table_cpu(s->cos_t, s->sin_t, c->T, cfg->dim / cfg->n_heads, 0, cfg->rope_theta,
                    cfg->rope_scale > 0 ? cfg->rope_scale : 1.0f);
     embedding_forward_cpu(s->xs, b->tokens, m->params, c->N, cfg->dim);
-    for (int l = 0; l < cfg->n_layers; l++)
-        layer_forward(c, l, &s->acts[keep_all ? l : 0], s->xs + l * ND, s->xs + (l + 1) * ND);
+    for (int l = 0; l < cfg->n_layers; l++) {
+        layer_acts *la = &s->acts[keep_all ? l : 0];
+        use_saved_attention(c, l, la);
+        layer_forward(c, l, la, s->xs + l * ND, s->xs + (l + 1) * ND, 0);
+    }
     rmsnorm_forward_cpu(s->xf, s->rstdf, s->xs + cfg->n_layers * ND, m->params + m->tensors[final_norm_index(m)].offset,
                         c->N, cfg->dim, cfg->rms_eps);
 }
@@ -588,7 +611,10 @@ float lqa_model_step(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o, l
         rmsnorm_backward_cpu(s.dx, dnorm, s.dxf, s.xs + cfg->n_layers * ND, m->params + fn, s.rstdf, c.N, cfg->dim);
         for (int l = cfg->n_layers - 1; l >= 0; l--) {
             layer_acts *la = &s.acts[keep_all ? l : 0];
-            if (!keep_all) layer_forward(&c, l, la, s.xs + l * ND, s.xs + (l + 1) * ND); /* recompute */
+            if (!keep_all) { /* recompute the checkpointed layer */
+                use_saved_attention(&c, l, la);
+                layer_forward(&c, l, la, s.xs + l * ND, s.xs + (l + 1) * ND, s.att_saved != NULL);
+            }
             layer_backward(&c, l, la, s.xs + l * ND);
         }
         if (c.gs.d_params && c.gs.norms_embed) embedding_backward_cpu(c.gs.d_params, s.dx, b->tokens, c.N, cfg->dim);
