@@ -8,8 +8,8 @@
  *
  * Memory: every buffer of a step is carved out of ONE allocation whose size lqa_model_step_bytes
  * computes with the same planner, so the estimate is exact and linear in T. With
- * checkpointing only the layer inputs are kept and one layer's activations are recomputed in
- * the backward; without it every layer's activations are kept.
+ * checkpointing the layer inputs and attention outputs are kept and one layer's other
+ * activations are recomputed in the backward; without it every layer's activations are kept.
  */
 #include "trainer/model.h"
 
