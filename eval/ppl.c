@@ -15,6 +15,9 @@ int lqa_ppl_sliding(lqa_infer *inf, const int32_t *tokens, int n, int window, in
     if (window < 2 || stride < 1) return lqa_err_set(err, "ppl: window %d / stride %d: expected >= 2 / >= 1", window, stride);
     int prev_end = 0;
     for (int begin = 0; prev_end < n; begin += stride) {
+        /* a window's first token has no context inside it: start at most one token before the
+         * first unscored one, so that stride == window still scores every token once */
+        if (prev_end > 0 && begin > prev_end - 1) begin = prev_end - 1;
         int end = begin + window < n ? begin + window : n;
         /* score tokens prev_end..end-1 (token 0 of the document is never a target) */
         int from = prev_end - begin;
