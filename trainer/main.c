@@ -11,6 +11,8 @@
 
 #include <cblas.h>
 
+#include "kernels/common.h"
+
 #include "common/fileio.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -605,8 +607,11 @@ static double peak_rss_mib(void) {
     return (double)ru.ru_maxrss / 1024.0;
 }
 
-/* Best-of-3 GFLOP/s of C[M,N] = A[M,K] B[K,N]^T-free sgemm on the current threads. */
+/* Best-of-3 GFLOP/s of C[M,N] = A[M,K] B[N,K]^T by OpenBLAS itself on the training threads (the
+ * kernels keep OpenBLAS single-threaded and split GEMMs over OpenMP, so the reference gets its
+ * own thread count for the measurement and is put back afterwards). */
 static double sgemm_gflops(int M, int N, int K) {
+    openblas_set_num_threads(kernels_get_threads());
     float *a = lqa_malloc(sizeof(float) * (size_t)M * K), *b = lqa_malloc(sizeof(float) * (size_t)K * N),
           *c = lqa_malloc(sizeof(float) * (size_t)M * N);
     for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 7) * 0.1f;
@@ -618,6 +623,7 @@ static double sgemm_gflops(int M, int N, int K) {
         t = lqa_now() - t;
         if (rep > 0 && t < best) best = t;
     }
+    openblas_set_num_threads(1);
     free(a);
     free(b);
     free(c);
