@@ -45,15 +45,18 @@ stage() {   # stage NAME DESCRIPTION FUNCTION
         return
     fi
     echo "== stage $stage_no/7: $desc"
-    local t=$(date +%s)
+    local started=$(date +%s)
     "$fn"
-    local secs=$(( $(date +%s) - t ))
+    local secs=$(( $(date +%s) - started ))
     echo "$secs" >"$D/.done/$name"
     echo "   stage $name took ${secs}s"
 }
 
 do_build() {
-    for t in lqa-ingest lqa-build lqa-sft lqa-eval; do [ -x "$B/$t" ] || { echo "missing $B/$t: run make" >&2; exit 1; }; done
+    local tool
+    for tool in lqa-ingest lqa-build lqa-sft lqa-eval; do
+        [ -x "$B/$tool" ] || { echo "missing $B/$tool: run make" >&2; exit 1; }
+    done
 }
 
 do_ingest() {
@@ -118,14 +121,16 @@ do_eval() {
 }
 
 do_report() {
-    local notes="$D/stage-times.md"
+    local notes="$D/stage-times.tsv"
     {
-        echo "| stage | seconds |"; echo "|---|---|"
-        for s in build ingest shards base longlora eval; do echo "| $s | $(cat "$D/.done/$s" 2>/dev/null || echo -) |"; done
-        echo
-        echo "Mode: $mode; base context $BASE_CTX, extended to $LONG_CTX (x$FACTOR); preset $PRESET; vocab $VOCAB;"
-        echo "base: $BASE_LM_STEPS lm steps + $BASE_SFT_STEPS sft steps (full training, full attention, batch $BASE_BATCH);"
-        echo "LongLoRA: $LONG_STEPS steps (lora+, S2-Attn ratio 0.25, batch $LONG_BATCH x $LONG_ACCUM); threads $THREADS."
+        printf 'stage\tseconds\n'
+        for s in build ingest shards base longlora eval; do
+            printf '%s\t%s\n' "$s" "$(cat "$D/.done/$s" 2>/dev/null || echo -)"
+        done
+        echo "# Mode $mode: base context $BASE_CTX extended to $LONG_CTX (x$FACTOR); preset $PRESET; vocabulary $VOCAB; $THREADS threads."
+        echo "# Base: $BASE_LM_STEPS lm steps then $BASE_SFT_STEPS sft steps, full training, full attention, micro-batch $BASE_BATCH."
+        echo "# LongLoRA: $LONG_STEPS steps, lora+ (r 8, alpha 16, embedding and norms trainable), S2-Attn ratio 0.25, micro-batch $LONG_BATCH x $LONG_ACCUM accumulation; merged for evaluation."
+        echo "# Baseline: the same base model position-interpolated to $LONG_CTX (lqa-sft merge --ctx), no training."
     } >"$notes"
     "$B/lqa-eval" report "$D"/results/*.json --notes "$notes" -o "$D"
 }
