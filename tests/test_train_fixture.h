@@ -37,15 +37,16 @@ static inline char *fixture_model(const char *dir, const char *name, const char 
     return path;
 }
 
-/* Writes n_records LM records of n_tokens each (a random motif of 4..8 tokens repeated) into
- * dir (created) with manifest.json, for the tokenizer whose sha256 is sha (32 bytes). */
-static inline void fixture_shards(const char *dir, const uint8_t sha[32], int vocab, int n_records, int n_tokens,
-                                  uint64_t seed) {
+/* Writes n_records records of n_tokens each (a random motif of 4..8 tokens repeated) into dir
+ * (created) with manifest.json, for the tokenizer whose sha256 is sha (32 bytes). kind LM: every
+ * token after the first is a target; kind SFT: only the second half (an "answer"). */
+static inline void fixture_shards_kind(const char *dir, const uint8_t sha[32], int vocab, int n_records, int n_tokens,
+                                       uint64_t seed, lqa_shard_kind kind) {
     lqa_err err = {{0}};
     if (lqa_mkdir_p(dir, &err)) fail_msg("%s", err.msg);
     lqa_shard_info info;
     memset(&info, 0, sizeof info);
-    info.kind = LQA_KIND_LM;
+    info.kind = kind;
     info.vocab_size = (uint32_t)vocab;
     info.template_id = LQA_TEMPLATE_NONE;
     memcpy(info.tokenizer_sha256, sha, 32);
@@ -63,7 +64,7 @@ static inline void fixture_shards(const char *dir, const uint8_t sha[32], int vo
         for (int k = 0; k < len; k++) motif[k] = 3 + (int32_t)lqa_rng_below(&r, (uint64_t)(vocab - 3));
         for (int t = 0; t < n_tokens; t++) {
             tok[t] = motif[t % len];
-            mask[t] = t > 0;
+            mask[t] = kind == LQA_KIND_SFT ? t >= n_tokens / 2 : t > 0;
         }
         lqa_segment seg = {-1, i, 0, (uint32_t)n_tokens};
         if (lqa_shard_writer_add(w, tok, mask, (uint32_t)n_tokens, &seg, 1, &err)) fail_msg("%s", err.msg);
@@ -73,7 +74,7 @@ static inline void fixture_shards(const char *dir, const uint8_t sha[32], int vo
     char hex[65];
     lqa_hex(sha, 32, hex);
     json_t *m = json_pack("{s:s, s:i, s:s, s:{s:s}, s:[{s:s, s:i, s:I}], s:i, s:I}", "format", "lqa-shards", "version",
-                          (int)LQA_SHARD_VERSION, "kind", "lm", "tokenizer", "sha256", hex, "shards", "file",
+                          (int)LQA_SHARD_VERSION, "kind", lqa_shard_kind_name(kind), "tokenizer", "sha256", hex, "shards", "file",
                           "shard-00000.lqas", "records", n_records, "tokens", (json_int_t)total, "records", n_records,
                           "tokens", (json_int_t)total);
     char *mpath = lqa_path_join(dir, "manifest.json");
@@ -83,6 +84,11 @@ static inline void fixture_shards(const char *dir, const uint8_t sha[32], int vo
     free(path);
     free(tok);
     free(mask);
+}
+
+static inline void fixture_shards(const char *dir, const uint8_t sha[32], int vocab, int n_records, int n_tokens,
+                                  uint64_t seed) {
+    fixture_shards_kind(dir, sha, vocab, n_records, n_tokens, seed, LQA_KIND_LM);
 }
 
 /* SHA-256 of a file (fails the test when unreadable). */

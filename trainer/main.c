@@ -78,7 +78,7 @@ static int parse_dtype(const char *s, lqa_st_dtype *d) {
 enum {
     O_MODEL = 256, O_DATA, O_OUT, O_CTX, O_TRAIN, O_ATTN, O_GROUP, O_RANK, O_ALPHA, O_TARGETS, O_LR, O_WARMUP,
     O_STEPS, O_MB, O_GA, O_SCHED, O_SEED, O_RESUME, O_DEVICE, O_THREADS, O_SAVE, O_LOG, O_KEEP, O_CKPT, O_CLIP,
-    O_WD, O_B1, O_B2, O_EPS, O_MAXMEM, O_PACK, O_ADAPTER, O_BATCH, O_PRESET, O_TOK, O_DTYPE, O_SHARD, O_HELP
+    O_WD, O_B1, O_B2, O_EPS, O_MAXMEM, O_PACK, O_DATA_WEIGHTS, O_ADAPTER, O_BATCH, O_PRESET, O_TOK, O_DTYPE, O_SHARD, O_HELP
 };
 
 #define TRAIN_LONGOPTS                                                                                              \
@@ -94,6 +94,7 @@ static int train_flag(lqa_train_opts *o, int c, const char *v, lqa_err *err) {
     switch (c) {
     case O_MODEL: o->model_dir = v; return 0;
     case O_DATA: o->data_dir = v; return 0;
+    case O_DATA_WEIGHTS: o->data_weights = v; return 0;
     case O_OUT: o->out_dir = v; return 0;
     case O_ADAPTER: o->adapter_dir = v; return 0;
     case O_CTX:
@@ -290,9 +291,13 @@ static int cmd_init(int argc, char **argv) {
 /* ---- train --------------------------------------------------------------------------------- */
 
 static void train_help(void) {
-    printf("usage: lqa-sft train --model MODEL_DIR --data SHARDS_DIR --out RUN_DIR --ctx N [options]\n"
+    printf("usage: lqa-sft train --model MODEL_DIR --data SHARDS_DIR[,DIR...] --out RUN_DIR --ctx N [options]\n"
            "Fine-tunes with LongLoRA (S2-Attn, LoRA+, position interpolation). RUN_DIR gets config.json,\n"
            "metrics.jsonl, checkpoints/ and final/ (a PEFT adapter, or a full model for --train full).\n%s"
+           "  --data DIR[,DIR...]    shard directories (lm and sft may be mixed); each row of a micro-batch\n"
+           "                         comes from one of them, chosen by a seeded RNG with the weights below\n"
+           "  --data-weights W,...   relative sampling weight per --data dir (default: each dir's token\n"
+           "                         count, i.e. like concatenating them); 0 leaves a dir out\n"
            "  --lr X                 peak learning rate (default 2e-5)\n"
            "  --warmup N             linear warm-up steps (default 20)\n"
            "  --steps N              optimizer steps (default 1000)\n"
@@ -315,6 +320,7 @@ static void train_help(void) {
 static int cmd_train(int argc, char **argv) {
     static const struct option opts[] = {TRAIN_LONGOPTS,
                                          {"data", 1, 0, O_DATA},
+                                         {"data-weights", 1, 0, O_DATA_WEIGHTS},
                                          {"out", 1, 0, O_OUT},
                                          {"lr", 1, 0, O_LR},
                                          {"warmup", 1, 0, O_WARMUP},

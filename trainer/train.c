@@ -277,28 +277,52 @@ static int fill_row(lqa_iter *it, lqa_record *rec, batch_buf *bb, int b, int pac
     return 0;
 }
 
-static int fill_batch(lqa_iter *it, lqa_record *rec, batch_buf *bb, int pack, int vocab, int *warned, lqa_err *err) {
-    bb->real_tokens = 0;
-    for (int b = 0; b < bb->B; b++)
-        if (fill_row(it, rec, bb, b, pack, vocab, warned, err)) return -1;
-    return 0;
-}
-
 /* ---- run state ---------------------------------------------------------------------------- */
+
+/* One --data directory: its shards and its own shuffled iterator (own epochs, cycling). */
+typedef struct data_source {
+    char *dir;
+    lqa_shards *data;
+    lqa_iter it;
+    double weight;          /* resolved relative weight */
+    long rows;              /* rows drawn from it in the current optimizer step */
+} data_source;
 
 typedef struct run {
     const lqa_train_opts *o;
     lqa_model m;
     lqa_grads g;
     lqa_optim opt;
-    lqa_shards *data;
-    lqa_iter it;
+    data_source *src;       /* the --data directories, in order */
+    int n_src;
+    double *cum;            /* cumulative mixing weights */
+    lqa_rng mix_rng;        /* picks each row's source; never drawn from with one source */
     lqa_rng rng;
     long step;              /* optimizer steps done */
     double elapsed_before;  /* seconds of earlier sessions (resume) */
     char *ckpt_dir;
     char tokenizer_path[4096];
 } run;
+
+int lqa_mix_pick(lqa_rng *rng, const double *cum, int n) {
+    if (n <= 1) return 0;
+    double u = lqa_rng_uniform(rng) * cum[n - 1];
+    for (int i = 0; i < n - 1; i++)
+        if (u < cum[i]) return i;
+    return n - 1;
+}
+
+/* Fills every row of a micro-batch, each from the source the mixing RNG picks. */
+static int fill_batch(run *r, lqa_record *rec, batch_buf *bb, int *warned, lqa_err *err) {
+    bb->real_tokens = 0;
+    for (int b = 0; b < bb->B; b++) {
+        data_source *s = &r->src[lqa_mix_pick(&r->mix_rng, r->cum, r->n_src)];
+        s->rows++;
+        if (fill_row(&s->it, rec, bb, b, r->o->pack, r->m.cfg.vocab_size, warned, err))
+            return r->n_src > 1 ? lqa_err_prefix(err, "%s", s->dir) : -1;
+    }
+    return 0;
+}
 
 static void add_group(void *ctx, const lqa_tensor_info *ti, float *param, float *grad, int is_lora) {
     lqa_optim *opt = ctx;
@@ -321,19 +345,81 @@ static uint64_t hex_u64(const char *s) {
     return s ? strtoull(s, NULL, 16) : 0;
 }
 
-static json_t *state_json(const run *r) {
-    lqa_iter_pos p = lqa_iter_tell(&r->it);
-    char seed[17], epoch[17], dstep[17], rng[4][17];
+/* A data position as JSON (u64 fields in hex: JSON numbers lose bits above 2^53). */
+static json_t *iter_pos_json(const lqa_iter *it) {
+    lqa_iter_pos p = lqa_iter_tell(it);
+    char seed[17], epoch[17], dstep[17];
     u64_hex(p.seed, seed);
     u64_hex(p.epoch, epoch);
     u64_hex(p.step, dstep);
-    for (int i = 0; i < 4; i++) u64_hex(r->rng.s[i], rng[i]);
-    json_t *j = json_pack("{s:I, s:I, s:{s:s, s:s, s:s, s:i, s:i}, s:[s,s,s,s], s:f}", "step", (json_int_t)r->step,
-                          "optim_t", (json_int_t)r->opt.t, "data", "seed", seed, "epoch", epoch, "step", dstep, "rank",
-                          p.rank, "world", p.world, "rng", rng[0], rng[1], rng[2], rng[3], "elapsed",
-                          r->elapsed_before);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:i}", "seed", seed, "epoch", epoch, "step", dstep, "rank", p.rank,
+                          "world", p.world);
     mallocCheck(j);
     return j;
+}
+
+static lqa_iter_pos iter_pos_from_json(const json_t *d) {
+    lqa_iter_pos p = {hex_u64(lqa_json_str(d, "seed", NULL)), hex_u64(lqa_json_str(d, "epoch", NULL)),
+                      hex_u64(lqa_json_str(d, "step", NULL)), (int)lqa_json_int(d, "rank", 0),
+                      (int)lqa_json_int(d, "world", 1)};
+    return p;
+}
+
+static json_t *rng_json(const lqa_rng *rng) {
+    char h[4][17];
+    for (int i = 0; i < 4; i++) u64_hex(rng->s[i], h[i]);
+    json_t *j = json_pack("[s,s,s,s]", h[0], h[1], h[2], h[3]);
+    mallocCheck(j);
+    return j;
+}
+
+static int rng_from_json(const json_t *a, lqa_rng *rng) {
+    if (!json_is_array(a) || json_array_size(a) != 4) return -1;
+    for (int i = 0; i < 4; i++) rng->s[i] = hex_u64(json_string_value(json_array_get(a, (size_t)i)));
+    return 0;
+}
+
+/* state.json: "data" is the first source's position (the single-source layout); with several
+ * sources, "sources" holds every source's position and "mix_rng" the mixing RNG. */
+static json_t *state_json(const run *r) {
+    json_t *j = json_pack("{s:I, s:I, s:o, s:o, s:f}", "step", (json_int_t)r->step, "optim_t", (json_int_t)r->opt.t,
+                          "data", iter_pos_json(&r->src[0].it), "rng", rng_json(&r->rng), "elapsed", r->elapsed_before);
+    mallocCheck(j);
+    if (r->n_src > 1) {
+        json_t *a = json_array();
+        mallocCheck(a);
+        for (int i = 0; i < r->n_src; i++) {
+            json_t *p = iter_pos_json(&r->src[i].it);
+            json_object_set_new(p, "dir", json_string(r->src[i].dir));
+            json_array_append_new(a, p);
+        }
+        json_object_set_new(j, "sources", a);
+        json_object_set_new(j, "mix_rng", rng_json(&r->mix_rng));
+    }
+    return j;
+}
+
+/* Restores every source's position and the mixing RNG from a state.json. */
+static int load_data_state(run *r, const json_t *j, const char *path, lqa_err *err) {
+    lqa_iter_pos p0 = iter_pos_from_json(json_object_get(j, "data"));
+    if (r->n_src == 1) {
+        if (json_object_get(j, "sources"))
+            return lqa_err_set(err, "%s: the run mixed several --data dirs, this command gives one", path);
+        return lqa_iter_seek(&r->src[0].it, &p0, err);
+    }
+    const json_t *a = json_object_get(j, "sources");
+    if (!json_is_array(a) || (int)json_array_size(a) != r->n_src || rng_from_json(json_object_get(j, "mix_rng"), &r->mix_rng))
+        return lqa_err_set(err, "%s: \"sources\" (%d expected) or \"mix_rng\" missing; the run was started with "
+                           "other --data", path, r->n_src);
+    for (int i = 0; i < r->n_src; i++) {
+        const json_t *e = json_array_get(a, (size_t)i);
+        const char *dir = lqa_json_str(e, "dir", "");
+        if (strcmp(dir, r->src[i].dir) != 0)
+            return lqa_err_set(err, "%s: source %d was %s, this command gives %s", path, i + 1, dir, r->src[i].dir);
+        lqa_iter_pos p = iter_pos_from_json(e);
+        if (lqa_iter_seek(&r->src[i].it, &p, err)) return lqa_err_prefix(err, "%s", r->src[i].dir);
+    }
+    return 0;
 }
 
 static int write_state_tensors(const char *path, const lqa_optim *opt, lqa_err *err) {
@@ -464,17 +550,12 @@ static int load_checkpoint(run *r, lqa_err *err) {
     rc = j ? 0 : -1;
     if (!rc) rc = load_state_tensors(tp, &r->opt, err);
     if (!rc) {
-        json_t *d = json_object_get(j, "data"), *rng = json_object_get(j, "rng");
-        lqa_iter_pos p = {hex_u64(lqa_json_str(d, "seed", NULL)), hex_u64(lqa_json_str(d, "epoch", NULL)),
-                          hex_u64(lqa_json_str(d, "step", NULL)), (int)lqa_json_int(d, "rank", 0),
-                          (int)lqa_json_int(d, "world", 1)};
         r->step = (long)lqa_json_int(j, "step", -1);
         r->opt.t = (long)lqa_json_int(j, "optim_t", -1);
         r->elapsed_before = lqa_json_num(j, "elapsed", 0);
-        for (int i = 0; i < 4; i++) r->rng.s[i] = hex_u64(json_string_value(json_array_get(rng, (size_t)i)));
-        if (r->step < 0 || r->opt.t < 0 || !json_is_array(rng))
+        if (r->step < 0 || r->opt.t < 0 || rng_from_json(json_object_get(j, "rng"), &r->rng))
             rc = lqa_err_set(err, "%s: \"step\", \"optim_t\" or \"rng\" missing", sp);
-        else rc = lqa_iter_seek(&r->it, &p, err);
+        else rc = load_data_state(r, j, sp, err);
     }
     if (!rc) log_info("resuming from %s (step %ld)", dir, r->step);
     if (j) json_decref(j);
@@ -530,12 +611,42 @@ static json_t *options_json(const lqa_train_opts *o) {
                           (double)o->beta1, "beta2", (double)o->beta2, "adam_eps", (double)o->adam_eps, "pack",
                           o->pack);
     mallocCheck(j);
+    if (o->data_weights) json_object_set_new(j, "data_weights", json_string(o->data_weights));
     return j;
+}
+
+/* data_info of config.json: the first source's kind and tokenizer, totals, and every source's
+ * directory, resolved weight and counts. */
+static json_t *data_info_json(const run *r) {
+    const lqa_shard_info *si = lqa_shards_get_info(r->src[0].data);
+    const char *kind = lqa_shard_kind_name(si->kind);
+    json_int_t total = 0;
+    json_t *list = json_array();
+    mallocCheck(list);
+    for (int i = 0; i < r->n_src; i++) {
+        const lqa_shard_info *s = lqa_shards_get_info(r->src[i].data);
+        if (s->kind != si->kind) kind = "mixed";
+        total += (json_int_t)s->total_tokens;
+        json_t *e = json_pack("{s:s, s:s, s:f, s:I, s:I}", "dir", r->src[i].dir, "kind", lqa_shard_kind_name(s->kind),
+                              "weight", r->src[i].weight, "records", (json_int_t)lqa_shards_count(r->src[i].data),
+                              "total_tokens", (json_int_t)s->total_tokens);
+        mallocCheck(e);
+        json_array_append_new(list, e);
+    }
+    json_t *data = json_pack("{s:s, s:s, s:I, s:o}", "kind", kind, "tokenizer_sha256", si->tokenizer_hex,
+                             "total_tokens", total, "sources", list);
+    mallocCheck(data);
+    return data;
+}
+
+static uint64_t total_records(const run *r) {
+    uint64_t n = 0;
+    for (int i = 0; i < r->n_src; i++) n += lqa_shards_count(r->src[i].data);
+    return n;
 }
 
 static json_t *run_config_json(const run *r, const lqa_step_opts *so, const mem_estimate *me, int group) {
     const lqa_train_opts *o = r->o;
-    const lqa_shard_info *si = lqa_shards_get_info(r->data);
     json_t *j = json_object();
     json_object_set_new(j, "options", options_json(o));
     json_object_set_new(j, "model_config", lqa_hf_config_json(&r->m.cfg, LQA_ST_F32));
@@ -543,13 +654,12 @@ static json_t *run_config_json(const run *r, const lqa_step_opts *so, const mem_
                                 o->micro_batch * o->grad_accum, "tokens_per_step", o->micro_batch * o->grad_accum * o->ctx,
                                 "trainable_params", (json_int_t)lqa_optim_numel(&r->opt), "base_params",
                                 (json_int_t)r->m.n_params, "lora_params", (json_int_t)r->m.n_lora, "records",
-                                (json_int_t)lqa_shards_count(r->data), "rope_scale", (double)r->m.cfg.rope_scale,
+                                (json_int_t)total_records(r), "rope_scale", (double)r->m.cfg.rope_scale,
                                 "s2_group_size", group);
     json_t *mem = json_pack("{s:f, s:f, s:f, s:f, s:f}", "params_gib", gib(me->params), "grads_gib", gib(me->grads),
                             "optimizer_gib", gib(me->optim), "activations_gib", gib(me->activations), "total_gib",
                             gib(me->total));
-    json_t *data = json_pack("{s:s, s:s, s:I}", "kind", lqa_shard_kind_name(si->kind), "tokenizer_sha256",
-                             si->tokenizer_hex, "total_tokens", (json_int_t)si->total_tokens);
+    json_t *data = data_info_json(r);
     lqaCheck(derived && mem && data, "out of memory");
     json_object_set_new(j, "derived", derived);
     json_object_set_new(j, "memory_estimate", mem);
@@ -564,13 +674,13 @@ static int check_resume_settings(const char *path, const lqa_train_opts *o, lqa_
     if (!old) return lqa_err_prefix(err, "--resume");
     json_t *now = options_json(o), *was = json_object_get(old, "options");
     static const char *const keys[] = {"ctx", "train", "attn", "group_ratio", "lora_rank", "lora_alpha", "lora_targets",
-                                       "micro_batch", "grad_accum", "seed", "data", "pack"};
+                                       "micro_batch", "grad_accum", "seed", "data", "data_weights", "pack"};
     int rc = 0;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !rc; i++) {
         json_t *a = json_object_get(was, keys[i]), *b = json_object_get(now, keys[i]);
-        if (!json_equal(a, b)) {
+        if (a != b && !(a && b && json_equal(a, b))) { /* absent on both sides counts as equal */
             char *sa = a ? json_dumps(a, JSON_ENCODE_ANY) : lqa_strdup("none");
-            char *sb = json_dumps(b, JSON_ENCODE_ANY);
+            char *sb = b ? json_dumps(b, JSON_ENCODE_ANY) : lqa_strdup("none");
             rc = lqa_err_set(err, "%s: the run was started with %s %s, this command gives %s; resume with the same "
                              "settings", path, keys[i], sa, sb);
             free(sa);
@@ -597,6 +707,74 @@ static int validate_opts(const lqa_train_opts *o, lqa_err *err) {
     return 0;
 }
 
+/* Splits a comma list into its non-empty items (caller frees the array and items). */
+static int split_list(const char *list, const char *flag, char ***items, int *n, lqa_err *err) {
+    *items = NULL;
+    *n = 0;
+    const char *p = list;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 0) {
+            for (int i = 0; i < *n; i++) free((*items)[i]);
+            free(*items);
+            *items = NULL;
+            *n = 0;
+            return lqa_err_set(err, "%s '%s': an empty item; expected a comma list without empty entries", flag, list);
+        }
+        *items = lqa_realloc(*items, sizeof(char *) * (size_t)(*n + 1));
+        (*items)[(*n)++] = lqa_strndup(p, len);
+        if (!end) return 0;
+        p = end + 1;
+    }
+}
+
+/* Resolves each source's weight: --data-weights, else its token count; then the cumulative table. */
+static int resolve_weights(run *r, lqa_err *err) {
+    const char *w = r->o->data_weights;
+    if (w) {
+        char **items;
+        int n;
+        if (split_list(w, "--data-weights", &items, &n, err)) return -1;
+        int rc = n == r->n_src ? 0
+                               : lqa_err_set(err, "--data-weights '%s': %d weights for %d --data dirs; give one per dir",
+                                             w, n, r->n_src);
+        for (int i = 0; i < n && !rc; i++) {
+            char *end;
+            double x = strtod(items[i], &end);
+            if (*end || !(x >= 0) || !isfinite(x))
+                rc = lqa_err_set(err, "--data-weights '%s': item %d '%s' is not a weight; expected a number >= 0", w,
+                                 i + 1, items[i]);
+            else r->src[i].weight = x;
+        }
+        for (int i = 0; i < n; i++) free(items[i]);
+        free(items);
+        if (rc) return -1;
+    } else {
+        for (int i = 0; i < r->n_src; i++) r->src[i].weight = (double)lqa_shards_get_info(r->src[i].data)->total_tokens;
+    }
+    r->cum = lqa_malloc(sizeof(double) * (size_t)r->n_src);
+    double sum = 0;
+    for (int i = 0; i < r->n_src; i++) r->cum[i] = sum += r->src[i].weight;
+    if (!(sum > 0)) return lqa_err_set(err, "--data-weights: the weights sum to 0; give at least one positive weight");
+    return 0;
+}
+
+/* Opens one source: the model's tokenizer hash and vocabulary must fit, and it must hold at
+ * least a micro-batch of records. */
+static int open_source(run *r, data_source *s, const char *tok_hex, lqa_err *err) {
+    s->data = lqa_shards_open(s->dir, tok_hex, err);
+    if (!s->data) return -1;
+    const lqa_shard_info *si = lqa_shards_get_info(s->data);
+    if ((int)si->vocab_size > r->m.cfg.vocab_size)
+        return lqa_err_set(err, "%s: shards use a vocabulary of %u, the model has %d", s->dir, si->vocab_size,
+                           r->m.cfg.vocab_size);
+    if (lqa_shards_count(s->data) < (uint64_t)r->o->micro_batch)
+        return lqa_err_set(err, "%s: %llu records, fewer than --micro-batch %d", s->dir,
+                           (unsigned long long)lqa_shards_count(s->data), r->o->micro_batch);
+    return lqa_iter_init(&s->it, s->data, r->o->seed, 0, 1, err);
+}
+
 static int open_data(run *r, lqa_err *err) {
     lqa_err terr;
     char *tok = lqa_hf_tokenizer_path(r->o->model_dir, &terr);
@@ -609,16 +787,18 @@ static int open_data(run *r, lqa_err *err) {
     free(tok);
     if (rc) return -1;
     lqa_hex(sha, 32, hex);
-    r->data = lqa_shards_open(r->o->data_dir, hex, err);
-    if (!r->data) return -1;
-    const lqa_shard_info *si = lqa_shards_get_info(r->data);
-    if ((int)si->vocab_size > r->m.cfg.vocab_size)
-        return lqa_err_set(err, "%s: shards use a vocabulary of %u, the model has %d", r->o->data_dir, si->vocab_size,
-                           r->m.cfg.vocab_size);
-    if (lqa_shards_count(r->data) < (uint64_t)r->o->micro_batch)
-        return lqa_err_set(err, "%s: %llu records, fewer than --micro-batch %d", r->o->data_dir,
-                           (unsigned long long)lqa_shards_count(r->data), r->o->micro_batch);
-    return lqa_iter_init(&r->it, r->data, r->o->seed, 0, 1, err);
+    char **dirs;
+    int n;
+    if (split_list(r->o->data_dir, "--data", &dirs, &n, err)) return -1;
+    r->src = lqa_calloc((size_t)n, sizeof *r->src);
+    r->n_src = n;
+    for (int i = 0; i < n; i++) r->src[i].dir = dirs[i];
+    free(dirs);
+    for (int i = 0; i < n; i++)
+        if (open_source(r, &r->src[i], hex, err)) return -1;
+    /* its own stream, seeded apart from the iterators' and the LoRA init's */
+    lqa_rng_seed(&r->mix_rng, r->o->seed ^ 0x6d6978696e67ULL);
+    return resolve_weights(r, err);
 }
 
 static int prepare_out_dir(run *r, lqa_err *err) {
@@ -661,10 +841,17 @@ static int save_final(run *r, lqa_err *err) {
 
 /* ---- the loop ------------------------------------------------------------------------------ */
 
-static void write_metrics_line(FILE *f, long step, double loss, float lr, double gnorm, long tokens, double tps,
+/* One metrics line; with several sources it ends with "rows_per_source" (this step's rows). */
+static void write_metrics_line(FILE *f, const run *r, double loss, float lr, double gnorm, long tokens, double tps,
                                double elapsed) {
     fprintf(f, "{\"step\": %ld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": %ld, "
-               "\"tokens_per_s\": %.1f, \"elapsed\": %.3f}\n", step, loss, (double)lr, gnorm, tokens, tps, elapsed);
+               "\"tokens_per_s\": %.1f, \"elapsed\": %.3f", r->step, loss, (double)lr, gnorm, tokens, tps, elapsed);
+    if (r->n_src > 1) {
+        fputs(", \"rows_per_source\": [", f);
+        for (int i = 0; i < r->n_src; i++) fprintf(f, "%s%ld", i ? ", " : "", r->src[i].rows);
+        fputc(']', f);
+    }
+    fputs("}\n", f);
     lqaCheck(fflush(f) == 0, "metrics.jsonl: write failed");
 }
 
@@ -685,10 +872,11 @@ static int train_loop(run *r, const lqa_step_opts *so, lqa_err *err) {
     while (!rc && r->step < o->steps) {
         double ts = lqa_now();
         zero_grads(&r->opt);
+        for (int i = 0; i < r->n_src; i++) r->src[i].rows = 0;
         double loss = 0;
         long tokens = 0;
         for (int a = 0; a < o->grad_accum && !rc; a++) {
-            rc = fill_batch(&r->it, &rec, &bb, o->pack, r->m.cfg.vocab_size, &warned, err);
+            rc = fill_batch(r, &rec, &bb, &warned, err);
             if (rc) break;
             lqa_batch b = {bb.B, bb.T, bb.tokens, bb.mask, bb.seg};
             loss += lqa_model_step(&r->m, &b, so, &r->g);
@@ -704,7 +892,7 @@ static int train_loop(run *r, const lqa_step_opts *so, lqa_err *err) {
         r->step++;
         double now = lqa_now(), elapsed = r->elapsed_before + (now - t0);
         double tps = (double)tokens / (now - ts);
-        write_metrics_line(mf, r->step, loss, lr, gnorm, tokens, tps, elapsed);
+        write_metrics_line(mf, r, loss, lr, gnorm, tokens, tps, elapsed);
         if (!isfinite(loss)) rc = lqa_err_set(err, "step %ld: the loss is %g; lower --lr or check the data", r->step, loss);
         char extra[96];
         snprintf(extra, sizeof extra, "loss %.4f  %.0f tok/s", loss, tps);
@@ -729,8 +917,13 @@ static int train_loop(run *r, const lqa_step_opts *so, lqa_err *err) {
 static void run_free(run *r) {
     if (r->opt.groups) lqa_optim_free(&r->opt);
     lqa_grads_free(&r->g);
-    if (r->it.d) lqa_iter_free(&r->it);
-    if (r->data) lqa_shards_close(r->data);
+    for (int i = 0; i < r->n_src; i++) {
+        if (r->src[i].it.d) lqa_iter_free(&r->src[i].it);
+        if (r->src[i].data) lqa_shards_close(r->src[i].data);
+        free(r->src[i].dir);
+    }
+    free(r->src);
+    free(r->cum);
     if (r->m.params) lqa_model_free(&r->m);
     free(r->ckpt_dir);
 }

@@ -7,7 +7,8 @@
  *                        tokens, tokens_per_s, elapsed
  *   checkpoints/step-NNNNNNNN/   state.safetensors (trained tensors, AdamW moments under
  *                        "adam_m/NAME" and "adam_v/NAME") and state.json (step, optimizer step,
- *                        data position, RNG, elapsed); written to a temp dir, then renamed;
+ *                        data position, RNG, elapsed; with several --data dirs also
+ *                        every source's position and the mixing RNG); written to a temp dir, then renamed;
  *                        checkpoints/latest names the newest
  *   final/               lora/lora+: the PEFT adapter (trainer/adapter.h) + lqa_training.json;
  *                        full: a full HF model directory
@@ -19,11 +20,15 @@
 #include <stdint.h>
 
 #include "common/check.h"
+#include "common/rng.h"
 #include "trainer/model.h"
 #include "trainer/optim.h"
 
 typedef struct lqa_train_opts {
-    const char *model_dir, *data_dir, *out_dir;
+    const char *model_dir, *out_dir;
+    const char *data_dir;         /* one shard directory, or a comma list of them (data mixing) */
+    const char *data_weights;     /* comma list of relative weights, one per directory; NULL: each
+                                     directory's token count (like concatenating them) */
     const char *adapter_dir;      /* start from this adapter (may be NULL) */
     int ctx;
     lqa_train_set train;
@@ -53,6 +58,12 @@ void lqa_train_opts_default(lqa_train_opts *o);
 
 /* Runs training; -1 with err set on a user error (bad options, data, model, resume state). */
 int lqa_train_run(const lqa_train_opts *o, lqa_err *err);
+
+/* Data mixing: the source of the next micro-batch row. cum holds the n sources' cumulative
+ * weights (cum[n-1] > 0). With n == 1 returns 0 and never touches rng, so a single --data dir
+ * gives the stream it gave before mixing existed; else draws one uniform u from rng and returns
+ * the first i with u * cum[n-1] < cum[i] (a zero-weight source is never picked). */
+int lqa_mix_pick(lqa_rng *rng, const double *cum, int n);
 
 /* Position interpolation: when ctx > cfg->max_pos, rope_scale *= ctx / max_pos and max_pos =
  * ctx (the HF config of the extended model). Returns the new scale. */
