@@ -46,7 +46,7 @@ TOOL_BIN := $(TOOLS:%=$(BUILD)/%)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test install clean demo fuzz bench
+.PHONY: all deps test install clean demo ablation fuzz bench
 .SECONDARY:
 all: $(TOOL_BIN) $(TEST_BIN)
 
@@ -87,8 +87,21 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/obj/tests/testutil.o $(BUILD)/
 
 # `make test` installs what is missing, builds, runs every test binary and prints one summary line.
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$$(nproc) all
 	@BUILD=$(BUILD) SAN=$(SAN) tests/run.sh $(TEST_BIN)
+
+# `make demo` (DEMO=full|quick): the whole LongLoRA story on the default corpus, resumable by
+# stage (scripts/demo.sh, docs/DEMO.md); `make ablation` adds the paper's comparisons.
+DEMO ?= full
+demo: deps
+	@$(MAKE) --no-print-directory -j$$(nproc) $(TOOL_BIN)
+	@$(MAKE) --no-print-directory corpus
+	@scripts/demo.sh $(DEMO)
+
+ablation: deps
+	@$(MAKE) --no-print-directory -j$$(nproc) $(TOOL_BIN)
+	@$(MAKE) --no-print-directory corpus
+	@scripts/demo.sh ablation
 
 install: $(TOOL_BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin
