@@ -101,7 +101,7 @@ demo: deps
 ablation: deps
 	@$(MAKE) --no-print-directory -j$$(nproc) $(TOOL_BIN)
 	@$(MAKE) --no-print-directory corpus
-	@scripts/demo.sh ablation
+	@scripts/demo.sh $(DEMO) ablation
 
 install: $(TOOL_BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin
