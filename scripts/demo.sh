@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# demo.sh [full|quick|ablation]: the whole LongLoRA story on the embedded default corpus.
+# demo.sh full|quick [ablation]: the whole LongLoRA story on the embedded default corpus.
 # Stages (each resumable: a finished stage leaves demo/.done/NAME and is skipped on a re-run):
 #   1 build     tools built (make deps and make ran before this script)
 #   2 ingest    default corpus -> demo/lqa.db (3k+ QA pairs) + passkey-format training documents
 #   3 shards    tokenizer, `lm` and `sft` shards at the base and the extended context
 #   4 base      a small LLaMA trained from scratch with full attention at the base context
-#   5 longlora  the base extended 8x with LongLoRA (position interpolation, S2-Attn, LoRA+)
+#   5 longlora  the base extended 8x with LongLoRA (position interpolation, S2-Attn, LoRA+);
+#               with `ablation`, also plain LoRA, full fine-tuning and LoRA+ with full attention
 #   6 eval      base (interpolated, untrained) vs LongLoRA: passkey 1x..8x, perplexity, store QA
 #   7 report    demo/report.html, headline figures printed
 # docs/DEMO.md explains every stage and the flags that change on a real LLaMA-2-7B.
@@ -19,19 +20,21 @@ export OMP_NUM_THREADS=$THREADS
 
 case "$mode" in
 full)
-    BASE_CTX=256; LONG_CTX=2048; VOCAB=2000; PRESET=demo
-    PK_SHORT=6000; PK_LONG=1500
-    BASE_LM_STEPS=500; BASE_SFT_STEPS=100; LONG_STEPS=120
+    BASE_CTX=256; LONG_CTX=2048; VOCAB=1000; PRESET=small
+    PK_SHORT=12000; PK_LONG=2500
+    BASE_STEPS=1200; LONG_STEPS=150
     BASE_BATCH=8; LONG_BATCH=1; LONG_ACCUM=4
-    EVAL_LENGTHS=256,512,1024,2048; TRIALS=4; QA_LIMIT=60; PPL_LIMIT=4 ;;
-quick|ablation)
+    EVAL_LENGTHS=256,512,1024,2048; TRIALS=3; QA_LIMIT=60 ;;
+quick)
     BASE_CTX=128; LONG_CTX=512; VOCAB=1000; PRESET=small
-    PK_SHORT=3000; PK_LONG=600
-    BASE_LM_STEPS=300; BASE_SFT_STEPS=40; LONG_STEPS=60
+    PK_SHORT=6000; PK_LONG=1500
+    BASE_STEPS=500; LONG_STEPS=60
     BASE_BATCH=8; LONG_BATCH=2; LONG_ACCUM=2
-    EVAL_LENGTHS=128,256,512; TRIALS=3; QA_LIMIT=20; PPL_LIMIT=2 ;;
-*) echo "usage: $0 [full|quick|ablation]" >&2; exit 2 ;;
+    EVAL_LENGTHS=128,256,512; TRIALS=2; QA_LIMIT=20 ;;
+*) echo "usage: $0 full|quick [ablation]" >&2; exit 2 ;;
 esac
+ABLATION=0 N_STAGES=7
+[ "${2:-}" = ablation ] && ABLATION=1 N_STAGES=9
 FACTOR=$((LONG_CTX / BASE_CTX))
 mkdir -p "$D/.done"
 T0=$(date +%s)
@@ -41,10 +44,10 @@ stage() {   # stage NAME DESCRIPTION FUNCTION
     local name=$1 desc=$2 fn=$3
     stage_no=$((stage_no + 1))
     if [ -e "$D/.done/$name" ]; then
-        echo "== stage $stage_no/7: $desc: done earlier ($(cat "$D/.done/$name")s), skipped"
+        echo "== stage $stage_no/$N_STAGES: $desc: done earlier ($(cat "$D/.done/$name")s), skipped"
         return
     fi
-    echo "== stage $stage_no/7: $desc"
+    echo "== stage $stage_no/$N_STAGES: $desc"
     local started=$(date +%s)
     "$fn"
     local secs=$(( $(date +%s) - started ))
@@ -60,77 +63,101 @@ do_build() {
 }
 
 do_ingest() {
-    rm -f "$D"/lqa.db*
+    rm -rf "$D"/lqa.db* "$D"/passkey*
     "$B/lqa-ingest" add --db "$D/lqa.db" --seed 1 --join build/corpus
-    # The base model must learn to retrieve before LongLoRA can extend it: passkey-format
-    # documents, all in the train split, no QA generated from them (only imported pairs, and text has none).
-    rm -rf "$D/passkey"
-    local unit_tokens=24 fixed=70
-    scripts/passkey_docs.sh "$PK_SHORT" 1 $(( (BASE_CTX - fixed) / unit_tokens )) 11 "$D/passkey/short"
-    scripts/passkey_docs.sh "$PK_LONG" $(( BASE_CTX / unit_tokens )) $(( (LONG_CTX - fixed) / unit_tokens )) 12 "$D/passkey/long"
-    "$B/lqa-ingest" add --db "$D/lqa.db" --source passkey --split 1,0,0 --generators imported "$D/passkey"
     "$B/lqa-ingest" stats --db "$D/lqa.db"
+    # The base model must learn to retrieve before LongLoRA can extend it, as a pretrained LLaMA
+    # can: passkey-format documents (the eval's wording), short ones for the base context and
+    # long ones for the extended context, each in a store of its own, all train split.
+    local unit=24 fixed=70
+    scripts/passkey_docs.sh "$PK_SHORT" 0 $(( (BASE_CTX - fixed) / unit )) 11 "$D/passkey/short"
+    scripts/passkey_docs.sh "$PK_LONG" $(( BASE_CTX / unit )) $(( (LONG_CTX - fixed) / unit )) 12 "$D/passkey/long"
+    for len in short long; do
+        "$B/lqa-ingest" add -q --db "$D/passkey-$len.db" --source passkey --split 1,0,0 --generators imported \
+            "$D/passkey/$len"
+    done
+}
+
+shards() {  # shards KIND DB MAX_LEN NAME [flags]
+    local kind=$1 db=$2 len=$3 name=$4
+    shift 4
+    "$B/lqa-build" shards --db "$db" --tokenizer "$D/tokenizer.model" --kind "$kind" --max-len "$len" \
+        --split train "$@" -o "$D/shards/$name"
 }
 
 do_shards() {
+    rm -rf "$D/shards" "$D/tokenizer.model"
     "$B/lqa-build" tokenizer --db "$D/lqa.db" --vocab-size "$VOCAB" -o "$D/tokenizer.model"
     for ctx in "$BASE_CTX" "$LONG_CTX"; do
-        "$B/lqa-build" shards --db "$D/lqa.db" --tokenizer "$D/tokenizer.model" --kind lm --max-len "$ctx" \
-            --split train -o "$D/shards/lm-$ctx"
-        "$B/lqa-build" shards --db "$D/lqa.db" --tokenizer "$D/tokenizer.model" --kind sft --max-len "$ctx" \
-            --split train --pack -o "$D/shards/sft-$ctx"
+        shards lm "$D/lqa.db" "$ctx" "lm-$ctx"
+        shards sft "$D/lqa.db" "$ctx" "sft-$ctx" --pack
     done
+    shards lm "$D/passkey-short.db" "$BASE_CTX" "passkey-$BASE_CTX"
+    shards lm "$D/passkey-long.db" "$LONG_CTX" "passkey-$LONG_CTX"
     "$B/lqa-build" stats "$D/shards/lm-$BASE_CTX"
 }
 
-train() { "$B/lqa-sft" train --threads "$THREADS" --log-every 10 "$@"; }
+train() { "$B/lqa-sft" train --threads "$THREADS" --log-every 25 "$@"; }
+mix() { echo "$D/shards/lm-$1,$D/shards/passkey-$1,$D/shards/sft-$1"; }
 
 do_base() {
-    rm -rf "$D/base-init" "$D/runs/base-lm" "$D/runs/base-sft"
+    rm -rf "$D/base-init" "$D/runs/base" "$D/base"
     "$B/lqa-sft" init --preset "$PRESET" --tokenizer "$D/tokenizer.model" --ctx "$BASE_CTX" --seed 1 -o "$D/base-init"
-    train --model "$D/base-init" --data "$D/shards/lm-$BASE_CTX" --out "$D/runs/base-lm" --ctx "$BASE_CTX" \
-        --train full --attn full --lr 2e-3 --warmup 30 --schedule cosine --steps "$BASE_LM_STEPS" \
-        --micro-batch "$BASE_BATCH" --grad-accum 1 --save-every 100
-    train --model "$D/runs/base-lm/final" --data "$D/shards/sft-$BASE_CTX" --out "$D/runs/base-sft" \
-        --ctx "$BASE_CTX" --train full --attn full --lr 5e-4 --warmup 10 --steps "$BASE_SFT_STEPS" \
-        --micro-batch "$BASE_BATCH" --grad-accum 1 --save-every 100
-    rm -rf "$D/base"; cp -r "$D/runs/base-sft/final" "$D/base"
+    train --model "$D/base-init" --data "$(mix "$BASE_CTX")" --data-weights 0.55,0.35,0.1 --out "$D/runs/base" \
+        --ctx "$BASE_CTX" --train full --attn full --lr 2e-3 --warmup 50 --schedule cosine --steps "$BASE_STEPS" \
+        --micro-batch "$BASE_BATCH" --grad-accum 1 --save-every 200
+    cp -r "$D/runs/base/final" "$D/base"
 }
 
-do_longlora() {
-    rm -rf "$D/runs/longlora" "$D/longlora"
-    train --model "$D/base" --data "$D/shards/lm-$LONG_CTX" --out "$D/runs/longlora" --ctx "$LONG_CTX" \
-        --train lora+ --attn s2 --group-ratio 0.25 --lr 1e-3 --warmup 10 --steps "$LONG_STEPS" \
+longlora() {  # longlora NAME TRAIN_SET ATTN LR
+    rm -rf "$D/runs/$1" "$D/$1"
+    train --model "$D/base" --data "$(mix "$LONG_CTX")" --data-weights 0.5,0.4,0.1 --out "$D/runs/$1" \
+        --ctx "$LONG_CTX" --train "$2" --attn "$3" --group-ratio 0.25 --lr "$4" --warmup 10 --steps "$LONG_STEPS" \
         --micro-batch "$LONG_BATCH" --grad-accum "$LONG_ACCUM" --save-every 50
-    "$B/lqa-sft" merge --model "$D/base" --adapter "$D/runs/longlora/final" -o "$D/longlora"
+    if [ "$2" = full ]; then cp -r "$D/runs/$1/final" "$D/$1"
+    else "$B/lqa-sft" merge --model "$D/base" --adapter "$D/runs/$1/final" -o "$D/$1"; fi
 }
 
-evaluate() {  # evaluate NAME MODEL_DIR
-    "$B/lqa-eval" run --model "$2" --name "$1" --db "$D/lqa.db" --split test --tasks passkey,ppl,qa \
+do_longlora() { longlora longlora lora+ s2 1e-3; }
+
+do_ablation() {
+    longlora ablation-lora lora s2 1e-3
+    longlora ablation-full full s2 2e-4
+    longlora ablation-lora+-fullattn lora+ full 1e-3
+}
+
+evaluate() {  # evaluate NAME MODEL_DIR TASKS
+    "$B/lqa-eval" run --model "$2" --name "$1" --db "$D/lqa.db" --split test --tasks "$3" \
         --lengths "$EVAL_LENGTHS" --depths 0,0.25,0.5,0.75,1 --trials "$TRIALS" --limit "$QA_LIMIT" \
         --threads "$THREADS" -o "$D/results/$1.json"
 }
 
 do_eval() {
+    rm -rf "$D/results" "$D/base-pi"
     mkdir -p "$D/results"
-    # the base model with the same position interpolation and no training (LongLoRA's baseline)
-    rm -rf "$D/base-pi"
+    # LongLoRA's baseline: the same base model position-interpolated, no training
     "$B/lqa-sft" merge --model "$D/base" --ctx "$LONG_CTX" -o "$D/base-pi"
-    evaluate "base-${BASE_CTX}+PI-x$FACTOR" "$D/base-pi"
-    evaluate "longlora-$LONG_CTX" "$D/longlora"
+    evaluate "base-${BASE_CTX}+PI-x$FACTOR" "$D/base-pi" passkey,ppl,qa
+    evaluate "longlora-$LONG_CTX" "$D/longlora" passkey,ppl,qa
+}
+
+do_ablation_eval() {
+    # the paper's comparisons, every model evaluated with full attention
+    local name
+    for name in ablation-lora ablation-full ablation-lora+-fullattn; do evaluate "$name" "$D/$name" passkey,ppl; done
 }
 
 do_report() {
-    local notes="$D/stage-times.tsv"
+    local notes="$D/stage-times.tsv" st
     {
         printf 'stage\tseconds\n'
-        for s in build ingest shards base longlora eval; do
-            printf '%s\t%s\n' "$s" "$(cat "$D/.done/$s" 2>/dev/null || echo -)"
+        for st in build ingest shards base longlora eval ablation ablation-eval; do
+            [ -e "$D/.done/$st" ] && printf '%s\t%s\n' "$st" "$(cat "$D/.done/$st")"
         done
         echo "# Mode $mode: base context $BASE_CTX extended to $LONG_CTX (x$FACTOR); preset $PRESET; vocabulary $VOCAB; $THREADS threads."
-        echo "# Base: $BASE_LM_STEPS lm steps then $BASE_SFT_STEPS sft steps, full training, full attention, micro-batch $BASE_BATCH."
-        echo "# LongLoRA: $LONG_STEPS steps, lora+ (r 8, alpha 16, embedding and norms trainable), S2-Attn ratio 0.25, micro-batch $LONG_BATCH x $LONG_ACCUM accumulation; merged for evaluation."
-        echo "# Baseline: the same base model position-interpolated to $LONG_CTX (lqa-sft merge --ctx), no training."
+        echo "# Base: $BASE_STEPS steps from scratch, full training, full attention, micro-batch $BASE_BATCH, data lm:passkey:sft = 0.55:0.35:0.1."
+        echo "# LongLoRA: $LONG_STEPS steps, lora+ (r 8, alpha 16, embedding and norms trainable), S2-Attn ratio 0.25, micro-batch $LONG_BATCH x $LONG_ACCUM, data lm:passkey:sft = 0.5:0.4:0.1; merged for evaluation."
+        echo "# Baseline: the same base model position-interpolated to $LONG_CTX (lqa-sft merge --ctx), no training. Every model is evaluated with full attention."
     } >"$notes"
     "$B/lqa-eval" report "$D"/results/*.json --notes "$notes" -o "$D"
 }
@@ -141,5 +168,14 @@ stage shards "tokenizer and shards" do_shards
 stage base "base model at ctx $BASE_CTX (full attention, from scratch)" do_base
 stage longlora "LongLoRA to ctx $LONG_CTX (x$FACTOR)" do_longlora
 stage eval "evaluate base+PI and LongLoRA" do_eval
+if [ "$ABLATION" = 1 ]; then
+    stage ablation "ablation: plain LoRA, full fine-tuning, LoRA+ with full attention" do_ablation
+    stage ablation-eval "evaluate the ablation runs" do_ablation_eval
+fi
+echo "== stage $N_STAGES/$N_STAGES: report"
 do_report
-echo "demo finished in $(( $(date +%s) - T0 ))s (this run); report: $D/report.html"
+echo
+echo "Headline figures (passkey: share of keys retrieved over lengths $EVAL_LENGTHS; ppl by window length):"
+sed -n '/^## Summary/,/^## /p' "$D/report.md" | grep '^|'
+echo
+echo "demo finished in $(( $(date +%s) - T0 ))s (this run); report: $D/report.html (and $D/report.md)"
