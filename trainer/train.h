@@ -4,7 +4,7 @@
  *   config.json          every resolved setting (options, the model config after position
  *                        interpolation, data, derived sizes, memory estimate)
  *   metrics.jsonl        one JSON object per optimizer step: step, loss, lr, grad_norm,
- *                        tokens, tokens_per_s, elapsed
+ *                        tokens, tokens_per_s, elapsed (+ rows_per_source when mixing)
  *   checkpoints/step-NNNNNNNN/   state.safetensors (trained tensors, AdamW moments under
  *                        "adam_m/NAME" and "adam_v/NAME") and state.json (step, optimizer step,
  *                        data position, RNG, elapsed; with several --data dirs also
