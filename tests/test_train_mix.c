@@ -243,7 +243,8 @@ static void test_mixed_resume_is_exact(void **state) {
     free(data);
 }
 
-/* A source built with another tokenizer is refused, naming that directory; so are bad weights. */
+/* A source built with another tokenizer or a larger vocabulary is refused, naming that
+ * directory; so are bad weight lists and empty list items. */
 static void test_bad_sources_refused(void **state) {
     uint8_t other[32];
     lqa_rng r;
@@ -258,6 +259,17 @@ static void test_bad_sources_refused(void **state) {
     assert_non_null(strstr(out.data, bad));
     assert_non_null(strstr(out.data, "tokenizer"));
     free(run);
+    /* a source whose vocabulary is larger than the model's */
+    uint8_t sha[32];
+    fixture_sha(g_tok, sha);
+    char *big = lqa_path_join(g_dir, "bigvocab");
+    fixture_shards_kind(big, sha, 2 * VOCAB, 4, CTX, g_seed + 4, LQA_KIND_SFT);
+    snprintf(data, sizeof data, "%s,%s", g_lm, big);
+    run = train("mixbigvocab", data, "--steps 2", 1, &out);
+    assert_non_null(strstr(out.data, big));
+    assert_non_null(strstr(out.data, "vocabulary"));
+    free(run);
+    free(big);
     snprintf(data, sizeof data, "%s,%s", g_lm, g_sft);
     run = train("mixbadw1", data, "--steps 2 --data-weights 1", 1, &out);
     assert_non_null(strstr(out.data, "--data-weights"));

@@ -798,7 +798,13 @@ static int open_data(run *r, lqa_err *err) {
         if (open_source(r, &r->src[i], hex, err)) return -1;
     /* its own stream, seeded apart from the iterators' and the LoRA init's */
     lqa_rng_seed(&r->mix_rng, r->o->seed ^ 0x6d6978696e67ULL);
-    return resolve_weights(r, err);
+    if (resolve_weights(r, err)) return -1;
+    for (int i = 0; r->n_src > 1 && i < r->n_src; i++)
+        log_info("data source %d: %s (%s, %llu records), weight %g = %.1f%% of rows", i + 1, r->src[i].dir,
+                 lqa_shard_kind_name(lqa_shards_get_info(r->src[i].data)->kind),
+                 (unsigned long long)lqa_shards_count(r->src[i].data), r->src[i].weight,
+                 100.0 * r->src[i].weight / r->cum[r->n_src - 1]);
+    return 0;
 }
 
 static int prepare_out_dir(run *r, lqa_err *err) {
