@@ -287,7 +287,7 @@ typedef struct doc_tok {
 enum { SFT_OK = 0, SFT_TRUNCATED = 1, SFT_DROP_QA_TOO_LONG = -1, SFT_DROP_EVIDENCE_TOO_LONG = -2,
        SFT_DROP_ERROR = -3 };
 
-static size_t first_begin_at_or_after(const uint32_t *begins, size_t n, size_t off) {
+size_t lqa_build_first_token_at(const uint32_t *begins, size_t n, size_t off) {
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
@@ -297,8 +297,8 @@ static size_t first_begin_at_or_after(const uint32_t *begins, size_t n, size_t o
     return lo;
 }
 
-static int encode_source(const lqa_tokenizer *tok, const char *doc, size_t a, size_t b, const char *question,
-                         int32_t **ids, size_t *n, lqa_err *err) {
+int lqa_build_encode_prompt(const lqa_tokenizer *tok, const char *doc, size_t a, size_t b, const char *question,
+                            int32_t **ids, size_t *n, lqa_err *err) {
     lqa_buf src = {0};
     lqa_buf_puts(&src, "[INST]" LQA_PROMPT_HEAD);
     lqa_buf_append(&src, doc + a, b - a);
@@ -317,7 +317,7 @@ static int render_sft(const lqa_tokenizer *tok, const doc_tok *d, const qa_item 
     int32_t *ans = NULL, *src = NULL;
     size_t n_ans, n_src;
     if (lqa_tok_encode(tok, q->answer, strlen(q->answer), &ans, &n_ans, err) != 0) return SFT_DROP_ERROR;
-    if (encode_source(tok, "", 0, 0, q->question, &src, &n_src, err) != 0) {
+    if (lqa_build_encode_prompt(tok, "", 0, 0, q->question, &src, &n_src, err) != 0) {
         free(ans);
         return SFT_DROP_ERROR;
     }
@@ -330,9 +330,9 @@ static int render_sft(const lqa_tokenizer *tok, const doc_tok *d, const qa_item 
     int has_span = q->ev_end > q->ev_start && q->ev_end <= d->doc.text_len;
     size_t ea = 0, eb = 0;
     if (has_span) {
-        ea = first_begin_at_or_after(d->begins, d->n, q->ev_start + 1);
+        ea = lqa_build_first_token_at(d->begins, d->n, q->ev_start + 1);
         ea = ea > 0 ? ea - 1 : 0; /* the token that holds the evidence's first byte */
-        eb = first_begin_at_or_after(d->begins, d->n, q->ev_end);
+        eb = lqa_build_first_token_at(d->begins, d->n, q->ev_end);
     }
     size_t budget = max_len - fixed;
     if (d->n > budget) budget = budget > 16 ? budget - 8 : budget; /* cut edges re-tokenize a little longer */
@@ -342,7 +342,7 @@ static int render_sft(const lqa_tokenizer *tok, const doc_tok *d, const qa_item 
         lqa_build_window(d->n, ea, eb, budget, &wa, &wb);
         size_t a = wa < d->n ? d->begins[wa] : d->doc.text_len, b = wb < d->n ? d->begins[wb] : d->doc.text_len;
         if (wa == 0) a = 0;
-        if (encode_source(tok, d->doc.text, a, b, q->question, &src, &n_src, err) != 0) {
+        if (lqa_build_encode_prompt(tok, d->doc.text, a, b, q->question, &src, &n_src, err) != 0) {
             free(ans);
             return SFT_DROP_ERROR;
         }

@@ -31,6 +31,14 @@ typedef struct lqa_build_opts {
  * both sides of the evidence, so the side with more context (the far side) is trimmed first. */
 void lqa_build_window(size_t n, size_t ea, size_t eb, size_t budget, size_t *wa, size_t *wb);
 
+struct lqa_tokenizer;
+/* Tokenizes the sft prompt "[INST]" HEAD doc[a, b) MID question "[/INST]" (no BOS): the one
+ * rendering both lqa-build and lqa-eval use, so evaluation prompts tokenize as training ones. */
+int lqa_build_encode_prompt(const struct lqa_tokenizer *tok, const char *doc, size_t a, size_t b,
+                            const char *question, int32_t **ids, size_t *n, lqa_err *err);
+/* Index of the first token whose byte offset (begins[], ascending) is >= off; n when none. */
+size_t lqa_build_first_token_at(const uint32_t *begins, size_t n, size_t off);
+
 /* Builds a shard directory (written as DIR.tmp-PID, renamed onto DIR at the end). */
 int lqa_build_shards(const lqa_build_opts *o, lqa_err *err);
 

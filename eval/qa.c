@@ -18,31 +18,6 @@
 #include "dataset/build.h"
 #include "eval/metrics.h"
 
-/* The prompt text for document bytes [a, b): exactly what lqa-build renders for SFT records
- * (dataset/build.h's LongAlpaca wording), so evaluation prompts tokenize as training ones do. */
-static int encode_source(const lqa_eval_ctx *e, const char *doc, size_t a, size_t b, const char *question,
-                         int32_t **ids, size_t *n, lqa_err *err) {
-    lqa_buf src = {0};
-    lqa_buf_puts(&src, "[INST]" LQA_PROMPT_HEAD);
-    lqa_buf_append(&src, doc + a, b - a);
-    lqa_buf_puts(&src, LQA_PROMPT_MID);
-    lqa_buf_puts(&src, question);
-    lqa_buf_puts(&src, "[/INST]");
-    int rc = lqa_tok_encode(e->tok, src.data, src.len, ids, n, err);
-    lqa_buf_free(&src);
-    return rc;
-}
-
-static size_t first_begin_at_or_after(const uint32_t *begins, size_t n, size_t off) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (begins[mid] < off) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
-
 int lqa_qa_prompt(const lqa_eval_ctx *e, const char *doc, size_t doc_len, size_t ev_start, size_t ev_end,
                   const char *question, int max_prompt, int32_t **ids, int *n_ids, int *doc_tokens, int *full_tokens,
                   int *truncated, lqa_err *err) {
@@ -50,7 +25,7 @@ int lqa_qa_prompt(const lqa_eval_ctx *e, const char *doc, size_t doc_len, size_t
     uint32_t *begins = NULL;
     size_t n_doc = 0, n_src, n_fixed;
     int rc = -1;
-    if (encode_source(e, "", 0, 0, question, &src, &n_fixed, err) ||
+    if (lqa_build_encode_prompt(e->tok, "", 0, 0, question, &src, &n_fixed, err) ||
         lqa_tok_encode_offsets(e->tok, doc, doc_len, &dt, &begins, &n_doc, err))
         goto out;
     free(src);
@@ -64,9 +39,9 @@ int lqa_qa_prompt(const lqa_eval_ctx *e, const char *doc, size_t doc_len, size_t
     /* evidence bytes -> tokens [ea, eb), as lqa-build computes them */
     size_t ea = 0, eb = 0;
     if (ev_end > ev_start && ev_end <= doc_len) {
-        ea = first_begin_at_or_after(begins, n_doc, ev_start + 1);
+        ea = lqa_build_first_token_at(begins, n_doc, ev_start + 1);
         ea = ea > 0 ? ea - 1 : 0;
-        eb = first_begin_at_or_after(begins, n_doc, ev_end);
+        eb = lqa_build_first_token_at(begins, n_doc, ev_end);
     }
     size_t budget = (size_t)max_prompt - 1 - n_fixed;
     if (n_doc > budget) budget = budget > 16 ? budget - 8 : budget;   /* cut edges re-tokenize a little longer */
@@ -75,7 +50,7 @@ int lqa_qa_prompt(const lqa_eval_ctx *e, const char *doc, size_t doc_len, size_t
         size_t eb_fit = eb - ea > budget ? ea + budget : eb, wa, wb;
         lqa_build_window(n_doc, ea, eb_fit, budget, &wa, &wb);
         size_t a = wa < n_doc && wa > 0 ? begins[wa] : (wa == 0 ? 0 : doc_len), b = wb < n_doc ? begins[wb] : doc_len;
-        if (encode_source(e, doc, a, b, question, &src, &n_src, err)) goto out;
+        if (lqa_build_encode_prompt(e->tok, doc, a, b, question, &src, &n_src, err)) goto out;
         if (1 + n_src <= (size_t)max_prompt) {
             int32_t *p = lqa_malloc(sizeof(int32_t) * (1 + n_src));
             p[0] = e->bos_id;
