@@ -232,13 +232,14 @@ static int32_t *copy_ids(const std::vector<int> &v) {
     return buf;
 }
 
-extern "C" int lqa_tok_encode(const lqa_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n_ids,
-                              lqa_err *err) {
+// Runs one of the encoders below into C-owned ids; no exception leaves this function.
+template <typename Encoder>
+static int encode_to_c(Encoder encode, int32_t **ids, size_t *n_ids, lqa_err *err) {
     *ids = nullptr;
     *n_ids = 0;
     try {
         std::vector<int> out;
-        auto st = encode_text(t, text, len, out, nullptr);
+        auto st = encode(out);
         if (!st.ok()) return lqa_err_set(err, "tokenizer: encode failed: %s", st.ToString().c_str());
         *ids = copy_ids(out);
         *n_ids = out.size();
@@ -250,22 +251,16 @@ extern "C" int lqa_tok_encode(const lqa_tokenizer *t, const char *text, size_t l
     }
 }
 
+extern "C" int lqa_tok_encode(const lqa_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n_ids,
+                              lqa_err *err) {
+    return encode_to_c([&](std::vector<int> &out) { return encode_text(t, text, len, out, nullptr); }, ids, n_ids,
+                       err);
+}
+
 extern "C" int lqa_tok_encode_whole(const lqa_tokenizer *t, const char *text, size_t len, int32_t **ids,
                                     size_t *n_ids, lqa_err *err) {
-    *ids = nullptr;
-    *n_ids = 0;
-    try {
-        std::vector<int> out;
-        auto st = encode_piece(t->sp, text, len, 0, out, nullptr);
-        if (!st.ok()) return lqa_err_set(err, "tokenizer: encode failed: %s", st.ToString().c_str());
-        *ids = copy_ids(out);
-        *n_ids = out.size();
-        return 0;
-    } catch (const std::exception &e) {
-        return lqa_err_set(err, "tokenizer: encode failed: %s", e.what());
-    } catch (...) {
-        return lqa_err_set(err, "tokenizer: encode failed (unknown exception)");
-    }
+    return encode_to_c([&](std::vector<int> &out) { return encode_piece(t->sp, text, len, 0, out, nullptr); }, ids,
+                       n_ids, err);
 }
 
 extern "C" int lqa_tok_encode_offsets(const lqa_tokenizer *t, const char *text, size_t len, int32_t **ids,
