@@ -232,16 +232,24 @@ static int32_t *copy_ids(const std::vector<int> &v) {
     return buf;
 }
 
-// Runs one of the encoders below into C-owned ids; no exception leaves this function.
+// Runs one of the encoders below into C-owned ids (and byte offsets when begins is not NULL); no
+// exception leaves this function.
 template <typename Encoder>
-static int encode_to_c(Encoder encode, int32_t **ids, size_t *n_ids, lqa_err *err) {
+static int encode_to_c(Encoder encode, int32_t **ids, uint32_t **begins, size_t *n_ids, lqa_err *err) {
     *ids = nullptr;
     *n_ids = 0;
+    if (begins) *begins = nullptr;
     try {
         std::vector<int> out;
-        auto st = encode(out);
+        std::vector<uint32_t> off;
+        auto st = encode(out, begins ? &off : nullptr);
         if (!st.ok()) return lqa_err_set(err, "tokenizer: encode failed: %s", st.ToString().c_str());
         *ids = copy_ids(out);
+        if (begins) {
+            uint32_t *b = (uint32_t *)lqa_malloc((off.size() + 1) * sizeof(uint32_t));
+            if (!off.empty()) memcpy(b, off.data(), off.size() * sizeof(uint32_t));
+            *begins = b;
+        }
         *n_ids = out.size();
         return 0;
     } catch (const std::exception &e) {
@@ -253,14 +261,15 @@ static int encode_to_c(Encoder encode, int32_t **ids, size_t *n_ids, lqa_err *er
 
 extern "C" int lqa_tok_encode(const lqa_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n_ids,
                               lqa_err *err) {
-    return encode_to_c([&](std::vector<int> &out) { return encode_text(t, text, len, out, nullptr); }, ids, n_ids,
-                       err);
+    return encode_to_c([&](std::vector<int> &out, std::vector<uint32_t> *) { return encode_text(t, text, len, out, nullptr); },
+                       ids, nullptr, n_ids, err);
 }
 
 extern "C" int lqa_tok_encode_whole(const lqa_tokenizer *t, const char *text, size_t len, int32_t **ids,
                                     size_t *n_ids, lqa_err *err) {
-    return encode_to_c([&](std::vector<int> &out) { return encode_piece(t->sp, text, len, 0, out, nullptr); }, ids,
-                       n_ids, err);
+    return encode_to_c(
+        [&](std::vector<int> &out, std::vector<uint32_t> *) { return encode_piece(t->sp, text, len, 0, out, nullptr); },
+        ids, nullptr, n_ids, err);
 }
 
 extern "C" int lqa_tok_encode_offsets(const lqa_tokenizer *t, const char *text, size_t len, int32_t **ids,
@@ -269,22 +278,8 @@ extern "C" int lqa_tok_encode_offsets(const lqa_tokenizer *t, const char *text, 
     *begins = nullptr;
     *n_ids = 0;
     if (len > UINT32_MAX) return lqa_err_set(err, "tokenizer: text of %zu bytes is over the 4 GiB offset limit", len);
-    try {
-        std::vector<int> out;
-        std::vector<uint32_t> off;
-        auto st = encode_text(t, text, len, out, &off);
-        if (!st.ok()) return lqa_err_set(err, "tokenizer: encode failed: %s", st.ToString().c_str());
-        *ids = copy_ids(out);
-        uint32_t *b = (uint32_t *)lqa_malloc((off.size() + 1) * sizeof(uint32_t));
-        if (!off.empty()) memcpy(b, off.data(), off.size() * sizeof(uint32_t));
-        *begins = b;
-        *n_ids = out.size();
-        return 0;
-    } catch (const std::exception &e) {
-        return lqa_err_set(err, "tokenizer: encode failed: %s", e.what());
-    } catch (...) {
-        return lqa_err_set(err, "tokenizer: encode failed (unknown exception)");
-    }
+    return encode_to_c([&](std::vector<int> &out, std::vector<uint32_t> *off) { return encode_text(t, text, len, out, off); },
+                       ids, begins, n_ids, err);
 }
 
 extern "C" int lqa_tok_fast_path(const lqa_tokenizer *t) { return t->tail != nullptr; }
@@ -303,24 +298,9 @@ extern "C" int lqa_tok_encode_part(const lqa_tokenizer *t, const char *text, siz
     if (continuation && (!t->tail || len == 0 || text[0] != '\n'))
         return lqa_err_set(err, "tokenizer: a continuation part must start at a newline of a model with the fast path");
     if (len > UINT32_MAX) return lqa_err_set(err, "tokenizer: text of %zu bytes is over the 4 GiB offset limit", len);
-    try {
-        std::vector<int> out;
-        std::vector<uint32_t> off;
-        auto st = encode_text(t, text, len, out, begins ? &off : nullptr, continuation != 0);
-        if (!st.ok()) return lqa_err_set(err, "tokenizer: encode failed: %s", st.ToString().c_str());
-        *ids = copy_ids(out);
-        if (begins) {
-            uint32_t *b = (uint32_t *)lqa_malloc((off.size() + 1) * sizeof(uint32_t));
-            if (!off.empty()) memcpy(b, off.data(), off.size() * sizeof(uint32_t));
-            *begins = b;
-        }
-        *n_ids = out.size();
-        return 0;
-    } catch (const std::exception &e) {
-        return lqa_err_set(err, "tokenizer: encode failed: %s", e.what());
-    } catch (...) {
-        return lqa_err_set(err, "tokenizer: encode failed (unknown exception)");
-    }
+    return encode_to_c(
+        [&](std::vector<int> &out, std::vector<uint32_t> *off) { return encode_text(t, text, len, out, off, continuation != 0); },
+        ids, begins, n_ids, err);
 }
 
 extern "C" int lqa_tok_decode(const lqa_tokenizer *t, const int32_t *ids, size_t n_ids, char **text, lqa_err *err) {

@@ -55,15 +55,6 @@ static char *train(const char *name, const char *extra, int want_rc, lqa_buf *ou
     return run;
 }
 
-static json_t *load_json(const char *dir, const char *name) {
-    char *p = lqa_path_join(dir, name);
-    lqa_err err;
-    json_t *j = lqa_json_load_file(p, &err);
-    if (!j) fail_msg("%s", err.msg);
-    free(p);
-    return j;
-}
-
 static int exists_in(const char *dir, const char *name) {
     char *p = lqa_path_join(dir, name);
     int e = lqa_path_exists(p);

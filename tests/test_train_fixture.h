@@ -98,6 +98,16 @@ static inline void fixture_sha(const char *path, uint8_t sha[32]) {
 }
 
 /* metrics.jsonl as an array of objects. */
+/* DIR/NAME parsed as JSON; fails the test when it is missing or invalid. */
+static inline json_t *load_json(const char *dir, const char *name) {
+    char *p = lqa_path_join(dir, name);
+    lqa_err err;
+    json_t *j = lqa_json_load_file(p, &err);
+    if (!j) fail_msg("%s", err.msg);
+    free(p);
+    return j;
+}
+
 static inline json_t *fixture_metrics(const char *run_dir) {
     char *p = lqa_path_join(run_dir, "metrics.jsonl");
     char *text;

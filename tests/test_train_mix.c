@@ -56,15 +56,6 @@ static char *train(const char *name, const char *data, const char *extra, int wa
     return run;
 }
 
-static json_t *load_json(const char *dir, const char *name) {
-    char *p = lqa_path_join(dir, name);
-    lqa_err err;
-    json_t *j = lqa_json_load_file(p, &err);
-    if (!j) fail_msg("%s", err.msg);
-    free(p);
-    return j;
-}
-
 static char *both_dirs(void) {
     size_t n = strlen(g_lm) + strlen(g_sft) + 2;
     char *s = lqa_malloc(n);
