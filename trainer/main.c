@@ -11,8 +11,6 @@
 
 #include <cblas.h>
 
-#include "kernels/common.h"
-
 #include "common/fileio.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -21,6 +19,7 @@
 #include "common/rng.h"
 #include "common/safetensors.h"
 #include "dataset/tokenizer.h"
+#include "kernels/common.h"
 #include "trainer/adapter.h"
 #include "trainer/hfdir.h"
 #include "trainer/presets.h"
