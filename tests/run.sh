@@ -10,7 +10,7 @@ if [ "${SAN:-0}" = 1 ]; then
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 fi
 passed=0 failed=0 skipped=0
-failures=()
+failures=() failed_logs=()
 for t in "$@"; do
     name=$(basename "$t")
     log=$(mktemp)
@@ -26,8 +26,13 @@ for t in "$@"; do
     sed "s/^/[$name] /" "$log"
     echo "# $name: $p passed, $f failed, $s skipped (${secs}s)"
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
-    [ "$f" -gt 0 ] && failures+=("$name")
-    rm -f "$log"
+    if [ "$f" -gt 0 ]; then failures+=("$name"); failed_logs+=("$log"); else rm -f "$log"; fi
+done
+# CI shows only the tail: repeat each failing binary's output there, with its seed
+for i in "${!failed_logs[@]}"; do
+    echo "# ---- ${failures[$i]} (output again) ----"
+    tail -n 60 "${failed_logs[$i]}" | sed "s/^/[${failures[$i]}] /"
+    rm -f "${failed_logs[$i]}"
 done
 [ ${#failures[@]} -gt 0 ] && echo "# failing: ${failures[*]}"
 echo "$passed passed, $failed failed, $skipped skipped"
