@@ -153,30 +153,102 @@ static void collect_links(const xmlNode *n, int toc_only, const xmlNode *root, c
     }
 }
 
-/* A cheap byte test before parsing a page for its TOC: the class token "toc" or Sphinx's
- * "toctree" must occur (most pages of a manual have no TOC of their own). */
+/* A cheap byte test before looking for a TOC element: the class token "toc" (quoted, or
+ * beside a space inside quotes) or Sphinx's "toctree" must occur; most pages of a manual have
+ * no TOC of their own. One scan for "toc" with its neighbours checked, not one per mark. */
 static int may_hold_toc(const char *data, size_t len) {
-    static const char *const marks[] = {"\"toc\"", "\"toc ", " toc\"", " toc ", "'toc'", "toctree", NULL};
-    for (int i = 0; marks[i]; i++)
-        if (memmem(data, len, marks[i], strlen(marks[i]))) return 1;
+    for (const char *p = data, *end = data + len; (p = memmem(p, (size_t)(end - p), "toc", 3)) != NULL; p++) {
+        char pre = p > data ? p[-1] : '\0', post = p + 3 < end ? p[3] : '\0';
+        if ((pre == '"' || pre == ' ') && (post == '"' || post == ' ')) return 1;
+        if (pre == '\'' && post == '\'') return 1;
+        if ((size_t)(end - p) >= 7 && memcmp(p + 3, "tree", 4) == 0) return 1;
+    }
     return 0;
 }
 
-static int page_links(const char *path, page_list *hrefs, int is_index, lqa_err *err) {
+/* Links a page's tree contributes to the reading order (see collect_links). */
+static void tree_links(xmlDoc *doc, int may_toc, int is_index, page_list *hrefs) {
+    xmlNode *root = xmlDocGetRootElement(doc);
+    xml_walk rules = {.html = 1};
+    int toc = may_toc && has_toc(root);
+    if (toc || is_index) collect_links(root, toc, root, &rules, hrefs);
+}
+
+/* ONE document from many pages, built page by page in reading order. */
+typedef struct joined {
+    const lqa_parse_opts *opts;
+    lqa_doc doc;
+    xml_walk w;
+    int parsed;
+    lqa_err first; /* the first page that failed */
+} joined;
+
+static void joined_walk_page(joined *j, const char *path, xmlDoc *x) {
+    j->w.path = path;
+    lqa_db_para(&j->w.b);
+    lqa_html_walk_page(&j->w, x, j->parsed == 0);
+    j->parsed++;
+}
+
+/* One bad page does not lose the manual: it is skipped with a warning. */
+static void joined_skip(joined *j, const lqa_err *perr, int nth) {
+    if (!j->first.msg[0]) j->first = *perr;
+    lqa_xml_warn(j->opts, "%s (page %d of the joined manual, skipped)", perr->msg, nth);
+}
+
+static void joined_init(joined *j, const char *first_path, const lqa_parse_opts *opts) {
+    memset(j, 0, sizeof *j);
+    j->opts = opts;
+    lqa_doc_init(&j->doc, first_path, "html");
+    xw_init(&j->w, &j->doc, first_path, opts, lqa_html_element);
+    j->w.html = 1;
+}
+
+static void joined_read_page(joined *j, const char *path, int nth) {
+    char *data;
+    size_t len;
+    lqa_err perr;
+    xmlDoc *x = NULL;
+    if (lqa_input_read_all(path, MAX_PAGE_BYTES, &data, &len, &perr) == 0) {
+        x = lqa_html_read(path, data, len, j->opts, &perr);
+        free(data);
+    }
+    if (!x) {
+        joined_skip(j, &perr, nth);
+        return;
+    }
+    joined_walk_page(j, path, x);
+    xmlFreeDoc(x);
+}
+
+static int joined_finish(joined *j, const char *first_path, lqa_doc_sink sink, void *ctx, lqa_err *err) {
+    j->w.path = first_path;
+    xw_finish(&j->w);
+    if (j->parsed == 0 || j->doc.text.len == 0) {
+        lqa_doc_free(&j->doc);
+        return lqa_err_set(err, "%s", j->first.msg[0] ? j->first.msg : "--join: no text in any page");
+    }
+    sink(&j->doc, ctx);
+    lqa_doc_free(&j->doc);
+    return 0;
+}
+
+/* The reading order's pages, in order (those without a TOC are parsed only once here). With
+ * j (lqa_parse_manual) every page is parsed, once: for its TOC links and its text. */
+static int page_links(const char *path, page_list *hrefs, int is_index, joined *j, lqa_err *err) {
     char *data;
     size_t len;
     if (lqa_input_read_all(path, MAX_PAGE_BYTES, &data, &len, err) < 0) return -1;
-    if (!is_index && !may_hold_toc(data, len)) { /* no TOC element can be there: skip the parse */
+    int may_toc = is_index || may_hold_toc(data, len);
+    if (!j && !may_toc) { /* no TOC element can be there: skip the parse */
         free(data);
         return 0;
     }
-    xmlDoc *doc = lqa_html_read(path, data, len, NULL, err);
+    xmlDoc *doc = lqa_html_read(path, data, len, j ? j->opts : NULL, err);
     free(data);
     if (!doc) return -1;
-    xmlNode *root = xmlDocGetRootElement(doc);
-    xml_walk rules = {.html = 1};
-    int toc = has_toc(root);
-    if (toc || is_index) collect_links(root, toc, root, &rules, hrefs);
+    tree_links(doc, may_toc, is_index, hrefs);
+    if (j) joined_walk_page(j, path, doc);
     xmlFreeDoc(doc);
     return 0;
 }
@@ -190,7 +262,7 @@ static char *dir_of(const char *path) {
 }
 
 /* Depth-first over TOC links with an explicit stack (manuals can be thousands of pages). */
-static int follow_toc(const char *index_real, const char *root, page_list *order, lqa_err *err) {
+static int follow_toc(const char *index_real, const char *root, page_list *order, joined *j, lqa_err *err) {
     page_list stack = {0};
     list_add(&stack, index_real);
     int rc = 0;
@@ -203,8 +275,9 @@ static int follow_toc(const char *index_real, const char *root, page_list *order
         list_add(order, page);
         page_list hrefs = {0};
         lqa_err perr;
-        if (page_links(page, &hrefs, order->n == 1, &perr) < 0) {
+        if (page_links(page, &hrefs, order->n == 1, j, &perr) < 0) {
             if (order->n == 1) rc = lqa_err_set(err, "%s", perr.msg); /* the index itself must parse */
+            else if (j) joined_skip(j, &perr, order->n);
             free(page);
             list_free(&hrefs);
             if (rc) break;
@@ -255,19 +328,27 @@ static void append_unlinked(const char *root, page_list *order) {
     list_free(&names);
 }
 
-int lqa_manual_reading_order(const char *index_path, char ***paths, int *n_paths, lqa_err *err) {
-    *paths = NULL;
-    *n_paths = 0;
+/* The reading order (see lqa_manual_reading_order); with j, each page of it is parsed once and
+ * walked into j as it is reached. */
+static int reading_order(const char *index_path, page_list *order, joined *j, lqa_err *err) {
     char *index_real = realpath(index_path, NULL);
     if (!index_real) return lqa_err_set(err, "%s: cannot open: %s", index_path, strerror(errno));
     char *root = dir_of(index_real);
-    page_list order = {0};
-    index_rebuild(&order); /* the visited set */
-    int rc = follow_toc(index_real, root, &order, err);
-    if (rc == 0) append_unlinked(root, &order);
+    index_rebuild(order); /* the visited set */
+    int rc = follow_toc(index_real, root, order, j, err);
+    int linked = order->n;
+    if (rc == 0) append_unlinked(root, order);
+    for (int i = linked; j && i < order->n; i++) joined_read_page(j, order->paths[i], i + 1);
     free(root);
     free(index_real);
-    if (rc < 0) {
+    return rc;
+}
+
+int lqa_manual_reading_order(const char *index_path, char ***paths, int *n_paths, lqa_err *err) {
+    *paths = NULL;
+    *n_paths = 0;
+    page_list order = {0};
+    if (reading_order(index_path, &order, NULL, err) < 0) {
         list_free(&order);
         return -1;
     }
@@ -282,40 +363,26 @@ int lqa_manual_reading_order(const char *index_path, char ***paths, int *n_paths
 int lqa_parse_joined(const char *const *paths, int n_paths, const lqa_parse_opts *opts, lqa_doc_sink sink,
                      void *ctx, lqa_err *err) {
     if (n_paths <= 0) return lqa_err_set(err, "--join: no pages given, expected the pages of one manual");
-    lqa_doc doc;
-    lqa_doc_init(&doc, paths[0], "html");
-    xml_walk w;
-    xw_init(&w, &doc, paths[0], opts, lqa_html_element);
-    w.html = 1;
-    int parsed = 0;
-    lqa_err first = {{0}};
-    for (int i = 0; i < n_paths; i++) {
-        char *data;
-        size_t len;
-        lqa_err perr;
-        xmlDoc *x = NULL;
-        if (lqa_input_read_all(paths[i], MAX_PAGE_BYTES, &data, &len, &perr) == 0) {
-            x = lqa_html_read(paths[i], data, len, opts, &perr);
-            free(data);
-        }
-        if (!x) { /* one bad page does not lose the manual */
-            if (!first.msg[0]) first = perr;
-            lqa_xml_warn(opts, "%s (page %d of the joined manual, skipped)", perr.msg, i + 1);
-            continue;
-        }
-        w.path = paths[i];
-        lqa_db_para(&w.b);
-        lqa_html_walk_page(&w, x, parsed == 0);
-        xmlFreeDoc(x);
-        parsed++;
+    joined j;
+    joined_init(&j, paths[0], opts);
+    for (int i = 0; i < n_paths; i++) joined_read_page(&j, paths[i], i + 1);
+    return joined_finish(&j, paths[0], sink, ctx, err);
+}
+
+int lqa_parse_manual(const char *index_path, const lqa_parse_opts *opts, lqa_doc_sink sink, void *ctx,
+                     lqa_err *err) {
+    char *index_real = realpath(index_path, NULL);
+    if (!index_real) return lqa_err_set(err, "%s: cannot open: %s", index_path, strerror(errno));
+    joined j;
+    joined_init(&j, index_real, opts);
+    page_list order = {0};
+    int rc = reading_order(index_real, &order, &j, err);
+    if (rc == 0) rc = joined_finish(&j, index_real, sink, ctx, err);
+    else {
+        lqa_db_finish(&j.w.b); /* frees the builder's state */
+        lqa_doc_free(&j.doc);
     }
-    w.path = paths[0];
-    xw_finish(&w);
-    if (parsed == 0 || doc.text.len == 0) {
-        lqa_doc_free(&doc);
-        return lqa_err_set(err, "%s", first.msg[0] ? first.msg : "--join: no text in any page");
-    }
-    sink(&doc, ctx);
-    lqa_doc_free(&doc);
-    return 0;
+    list_free(&order);
+    free(index_real);
+    return rc;
 }

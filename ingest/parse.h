@@ -37,6 +37,12 @@ int lqa_parse_joined(const char *const *paths, int n_paths, const lqa_parse_opts
  * array). Pages not linked from the TOC are appended in name order. */
 int lqa_manual_reading_order(const char *index_path, char ***paths, int *n_paths, lqa_err *err);
 
+/* lqa_manual_reading_order + lqa_parse_joined in one pass: each page is parsed once, for its
+ * TOC links and its text, as the reading order reaches it (the same document, warnings and
+ * errors as the two calls). */
+int lqa_parse_manual(const char *index_path, const lqa_parse_opts *opts, lqa_doc_sink sink, void *ctx,
+                     lqa_err *err);
+
 /* Format names accepted by --format. */
 extern const char *const lqa_formats[];
 

@@ -73,7 +73,8 @@ typedef struct lqa_store_qa_in {
     uint64_t seed;
 } lqa_store_qa_in;
 
-/* Transactions: one per document, so an interrupted run leaves whole documents only. */
+/* Transactions: each holds whole documents (lqa-ingest add batches several), so an
+ * interrupted run leaves whole documents only. */
 void lqa_store_begin(lqa_store *s);
 void lqa_store_commit(lqa_store *s);
 void lqa_store_rollback(lqa_store *s);

@@ -334,6 +334,17 @@ static void test_join_generated_manual(void **state) {
         prev = d->text.data + d->sections[s].span.start;
     }
     assert_true(xt_section(d, "Orphan") >= 0);
+    /* lqa_parse_manual (one parse per page) makes the same document */
+    xt_docs cm = {0};
+    lqa_parse_opts om = xt_opts(&cm);
+    assert_int_equal(lqa_parse_manual(ip, &om, xt_sink, &cm, &err), 0);
+    assert_int_equal(cm.n, 1);
+    assert_int_equal(cm.docs[0].text.len, d->text.len);
+    assert_memory_equal(cm.docs[0].text.data, d->text.data, d->text.len);
+    assert_int_equal(cm.docs[0].n_sections, d->n_sections);
+    assert_string_equal(cm.docs[0].title, d->title);
+    assert_string_equal(cm.warnings.data ? cm.warnings.data : "", c.warnings.data ? c.warnings.data : "");
+    xt_docs_free(&cm);
     /* a page that cannot be read is skipped with a warning, the rest still joins */
     free(paths[1]);
     paths[1] = lqa_path_join(dir, "missing.html");
@@ -342,6 +353,23 @@ static void test_join_generated_manual(void **state) {
     assert_int_equal(lqa_parse_joined((const char *const *)paths, np, &o2, xt_sink, &c2, &err), 0);
     assert_non_null(strstr(c2.warnings.data, "missing.html"));
     assert_int_equal(c2.docs[0].n_sections, d->n_sections - 1);
+    /* the same for lqa_parse_manual: a linked page that does not parse is skipped with a warning */
+    char *gone = lqa_path_join(dir, "p0-sub.html");
+    lqa_test_write(gone, "", 0);
+    xt_docs c3 = {0};
+    lqa_parse_opts o3 = xt_opts(&c3);
+    assert_int_equal(lqa_parse_manual(ip, &o3, xt_sink, &c3, &err), 0);
+    assert_int_equal(c3.docs[0].n_sections, d->n_sections - 1);
+    assert_int_equal(xt_section(&c3.docs[0], "Sub 0"), -1);
+    assert_non_null(strstr(c3.warnings.data, "p0-sub.html"));
+    assert_non_null(strstr(c3.warnings.data, "of the joined manual, skipped"));
+    xt_docs_free(&c3);
+    free(gone);
+    /* an index that cannot be read fails the manual */
+    char *nope = lqa_path_join(dir, "no-index.html");
+    assert_int_equal(lqa_parse_manual(nope, &o3, xt_sink, &c3, &err), -1);
+    assert_non_null(strstr(err.msg, "no-index.html"));
+    free(nope);
     for (int i = 0; i < np; i++) free(paths[i]);
     free(paths);
     xt_docs_free(&c), xt_docs_free(&c2);
