@@ -48,17 +48,20 @@ static void index_rebuild(page_list *l) {
     }
 }
 
-static int list_has(const page_list *l, const char *path) {
+/* Index of path in l, or -1. */
+static int list_find(const page_list *l, const char *path) {
     if (!l->slots) {
         for (int i = 0; i < l->n; i++)
-            if (strcmp(l->paths[i], path) == 0) return 1;
-        return 0;
+            if (strcmp(l->paths[i], path) == 0) return i;
+        return -1;
     }
     unsigned h = path_hash(path) % (unsigned)l->n_slots;
     for (; l->slots[h] >= 0; h = (h + 1) % (unsigned)l->n_slots)
-        if (strcmp(l->paths[l->slots[h]], path) == 0) return 1;
-    return 0;
+        if (strcmp(l->paths[l->slots[h]], path) == 0) return l->slots[h];
+    return -1;
 }
+
+static int list_has(const page_list *l, const char *path) { return list_find(l, path) >= 0; }
 
 static void list_add(page_list *l, const char *path) {
     if (l->n == l->cap) {
@@ -88,8 +91,46 @@ static int is_html_name(const char *name) {
     return dot && (!strcasecmp(dot, ".html") || !strcasecmp(dot, ".htm") || !strcasecmp(dot, ".xhtml"));
 }
 
+/* Resolved link targets of one manual: a TOC links the same pages again and again (each
+ * section of a page by its #fragment), and realpath costs a system call per path component. */
+typedef struct link_cache {
+    page_list keys; /* page_dir/relative path, as joined */
+    char **reals;   /* parallel to keys: the real path, or NULL when it does not qualify */
+} link_cache;
+
+static void cache_free(link_cache *lc) {
+    for (int i = 0; i < lc->keys.n; i++) free(lc->reals[i]);
+    free(lc->reals);
+    list_free(&lc->keys);
+}
+
+/* The real path of joined when it is a file inside root, or NULL. */
+static char *real_inside(const char *joined, const char *root) {
+    char *real = realpath(joined, NULL);
+    if (!real) return NULL;
+    size_t rl = strlen(root);
+    if (strncmp(real, root, rl) != 0 || (real[rl] != '/' && real[rl] != '\0') || lqa_is_dir(real)) {
+        free(real);
+        return NULL;
+    }
+    return real;
+}
+
+static char *cached_real(link_cache *lc, const char *joined, const char *root) {
+    int i = list_find(&lc->keys, joined);
+    if (i < 0) {
+        char *real = real_inside(joined, root);
+        int cap = lc->keys.cap;
+        list_add(&lc->keys, joined);
+        if (lc->keys.cap != cap) lc->reals = lqa_realloc(lc->reals, (size_t)lc->keys.cap * sizeof *lc->reals);
+        i = lc->keys.n - 1;
+        lc->reals[i] = real;
+    }
+    return lc->reals[i] ? lqa_strdup(lc->reals[i]) : NULL;
+}
+
 /* A link target as a real path inside root, or NULL (external, not HTML, missing, outside). */
-static char *resolve_link(const char *page_dir, const char *root, const char *href) {
+static char *resolve_link(const char *page_dir, const char *root, const char *href, link_cache *lc) {
     if (!href || !*href || href[0] == '#' || strchr(href, ':')) return NULL; /* http:, mailto:, ... */
     size_t n = strcspn(href, "#?");
     if (n == 0) return NULL;
@@ -110,14 +151,8 @@ static char *resolve_link(const char *page_dir, const char *root, const char *hr
     rel[k] = '\0';
     if (!is_html_name(rel)) return NULL;
     char *joined = rel[0] == '/' ? lqa_strdup(rel) : lqa_path_join(page_dir, rel);
-    char *real = realpath(joined, NULL);
+    char *real = cached_real(lc, joined, root);
     free(joined);
-    if (!real) return NULL;
-    size_t rl = strlen(root);
-    if (strncmp(real, root, rl) != 0 || (real[rl] != '/' && real[rl] != '\0') || lqa_is_dir(real)) {
-        free(real);
-        return NULL;
-    }
     return real;
 }
 
@@ -264,6 +299,8 @@ static char *dir_of(const char *path) {
 /* Depth-first over TOC links with an explicit stack (manuals can be thousands of pages). */
 static int follow_toc(const char *index_real, const char *root, page_list *order, joined *j, lqa_err *err) {
     page_list stack = {0};
+    link_cache lc = {0};
+    index_rebuild(&lc.keys);
     list_add(&stack, index_real);
     int rc = 0;
     while (stack.n > 0 && order->n < MAX_PAGES) {
@@ -286,7 +323,7 @@ static int follow_toc(const char *index_real, const char *root, page_list *order
         char *dir = dir_of(page);
         /* push in reverse so the first link is visited first */
         for (int i = hrefs.n - 1; i >= 0; i--) {
-            char *target = resolve_link(dir, root, hrefs.paths[i]);
+            char *target = resolve_link(dir, root, hrefs.paths[i], &lc);
             if (target && !list_has(order, target)) list_add(&stack, target);
             free(target);
         }
@@ -295,6 +332,7 @@ static int follow_toc(const char *index_real, const char *root, page_list *order
         list_free(&hrefs);
     }
     list_free(&stack);
+    cache_free(&lc);
     return rc;
 }
 
