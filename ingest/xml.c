@@ -262,7 +262,10 @@ static xmlDoc *try_xhtml_as_xml(const char *path, const char *data, size_t len, 
     ctxt->_private = &st;
     ctxt->sax->serror = on_parse_error;
     ctxt->sax->initialized = XML_SAX2_MAGIC;
-    xmlDoc *doc = xmlCtxtReadMemory(ctxt, data, (int)len, path, NULL, XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_BIG_LINES);
+    /* COMPACT keeps short text inside its node (one allocation less per text node, ~3 % of
+     * the ingest's instructions): safe because the walkers only read the tree */
+    int options = XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_BIG_LINES | XML_PARSE_COMPACT;
+    xmlDoc *doc = xmlCtxtReadMemory(ctxt, data, (int)len, path, NULL, options);
     int ok = doc && ctxt->wellFormed && st.n_problems == 0 && xmlDocGetRootElement(doc) &&
              xn_is(xmlDocGetRootElement(doc), "html");
     ctxt->_private = NULL;
