@@ -287,7 +287,7 @@ static void store_synthetic(add_ctx *c, const lqa_doc *doc, int64_t parent, cons
         lqa_store_doc_in d = {.source_id = c->source_id, .hash_hex = hex, .title = title.data, .format = doc->format,
                               .path = doc->path, .split = split, .text = syn.text, .text_len = syn.len,
                               .synthetic = 1, .parent_id = parent};
-        int64_t id = lqa_store_add_doc(c->store, &d);
+        int64_t id = lqa_store_add_copy(c->store, &d, syn.inserted, syn.n_inserted);
         store_pairs(c, id, syn.len, &syn.qas);
         c->synthetic_docs++;
         lqa_buf_free(&title);

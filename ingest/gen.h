@@ -58,6 +58,9 @@ void lqa_gen_run(const lqa_doc *doc, const lqa_gen_opts *opts, lqa_gen_list *out
 typedef struct lqa_gen_synth {
     char *text;
     size_t len;
+    lqa_span inserted[2]; /* the bytes of text that are not doc's, in text order: the copy is
+                           * doc's text with these inserted (so the store keeps only these) */
+    int n_inserted;
     lqa_gen_list qas;
 } lqa_gen_synth;
 int lqa_gen_synthetic(const lqa_doc *doc, const lqa_gen_opts *opts, lqa_gen_synth *out);

@@ -50,12 +50,15 @@ int lqa_gen_synthetic(const lqa_doc *doc, const lqa_gen_opts *o, lqa_gen_synth *
     for (int k = 0; k < 2; k++) {
         int i = k == 0 ? first : !first;
         lqa_buf_append(&b, t + pos, at[i] - pos);
+        out->inserted[k].start = b.len;
         if (at[i] == len && len > 0 && t[len - 1] != '\n') lqa_buf_puts(&b, "\n\n");
         pos = at[i];
         span[i].start = b.len;
         lqa_buf_puts(&b, para[i]);
         span[i].end = b.len - 2;
+        out->inserted[k].end = b.len;
     }
+    out->n_inserted = 2;
     lqa_buf_append(&b, t + pos, len - pos);
     out->len = b.len;
     out->text = lqa_buf_steal(&b);

@@ -18,14 +18,15 @@ struct lqa_store {
     ZSTD_CCtx *cctx; /* reused for every document */
 };
 
-/* Version 1 lacked qa.seed and documents.synthetic/parent_id; version 2 is the current one. */
-static const char *const SCHEMA_V2 =
+/* Version 1 lacked qa.seed and documents.synthetic/parent_id, version 2 documents.inserts;
+ * version 3 is the current one. */
+static const char *const SCHEMA_V3 =
     "CREATE TABLE sources(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
     "CREATE TABLE documents(id INTEGER PRIMARY KEY, source_id INTEGER NOT NULL REFERENCES sources(id),"
     " hash TEXT NOT NULL UNIQUE, title TEXT, format TEXT NOT NULL, path TEXT,"
     " n_bytes INTEGER NOT NULL, n_chars INTEGER NOT NULL, split TEXT NOT NULL,"
     " text BLOB NOT NULL, synthetic INTEGER NOT NULL DEFAULT 0,"
-    " parent_id INTEGER REFERENCES documents(id));"
+    " parent_id INTEGER REFERENCES documents(id), inserts TEXT);"
     "CREATE TABLE sections(id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL REFERENCES documents(id),"
     " idx INTEGER NOT NULL, parent INTEGER NOT NULL, level INTEGER NOT NULL, title TEXT NOT NULL,"
     " start INTEGER NOT NULL, end INTEGER NOT NULL);"
@@ -47,6 +48,11 @@ static const char *const MIGRATE_V1_TO_V2 =
     "ALTER TABLE documents ADD COLUMN parent_id INTEGER REFERENCES documents(id);"
     "INSERT INTO sections_fts(sections_fts, rank) VALUES('automerge', 16);"
     "PRAGMA user_version = 2;";
+
+/* Older synthetic copies keep their full text (inserts NULL), which the reader still takes. */
+static const char *const MIGRATE_V2_TO_V3 =
+    "ALTER TABLE documents ADD COLUMN inserts TEXT;"
+    "PRAGMA user_version = 3;";
 
 static int user_version(sqlite3 *db) {
     sqlite3_stmt *st;
@@ -77,13 +83,14 @@ static int check_schema(lqa_store *s, int create, lqa_err *err) {
     if (v == 0 && count_tables(s->db) == 0) {
         if (!create) return lqa_err_set(err, "%s: not a LongQA store (empty database), expected one made by lqa-ingest add", s->path);
         exec(s->db, "BEGIN IMMEDIATE");
-        exec(s->db, SCHEMA_V2);
-        exec(s->db, "PRAGMA user_version = 2; COMMIT");
+        exec(s->db, SCHEMA_V3);
+        exec(s->db, "PRAGMA user_version = 3; COMMIT");
         return 0;
     }
-    if (v == 1) {
+    if (v == 1 || v == 2) { /* one transaction: a store is migrated whole or not at all */
         exec(s->db, "BEGIN IMMEDIATE");
-        exec(s->db, MIGRATE_V1_TO_V2);
+        if (v == 1) exec(s->db, MIGRATE_V1_TO_V2);
+        exec(s->db, MIGRATE_V2_TO_V3);
         exec(s->db, "COMMIT");
         return 0;
     }
@@ -175,19 +182,50 @@ static size_t utf8_chars(const char *t, size_t n) {
     return c;
 }
 
-int64_t lqa_store_add_doc(lqa_store *s, const lqa_store_doc_in *d) {
-    if (!s->ins_doc)
-        s->ins_doc = prep(s, "INSERT INTO documents(source_id, hash, title, format, path, n_bytes, n_chars, split,"
-                             " text, synthetic, parent_id) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
-    size_t cap = ZSTD_compressBound(d->text_len);
-    void *z = lqa_malloc(cap ? cap : 1);
-    if (!s->cctx) { /* level 3 with the frame checksum, so a damaged blob is detected on read */
+/* The insertions of a synthetic copy as JSON [[offset in the parent, "text"], ...]. */
+static char *inserts_json(const lqa_store_doc_in *d, const lqa_span *inserted, int n_inserted) {
+    json_t *a = json_array();
+    mallocCheck(a);
+    size_t before = 0, prev_end = 0; /* inserted bytes so far; end of the previous span */
+    for (int i = 0; i < n_inserted; i++) {
+        lqa_span sp = inserted[i];
+        lqaCheck(sp.start >= prev_end && sp.start <= sp.end && sp.end <= d->text_len,
+                 "inserted span %d [%zu, %zu) out of order or outside the text", i, sp.start, sp.end);
+        json_t *ins = json_pack("[Is#]", (json_int_t)(sp.start - before), d->text + sp.start, (int)(sp.end - sp.start));
+        lqaCheck(ins != NULL, "inserted text is not valid UTF-8");
+        json_array_append_new(a, ins);
+        before += sp.end - sp.start;
+        prev_end = sp.end;
+    }
+    char *js = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    mallocCheck(js);
+    return js;
+}
+
+/* The text compressed into *z (caller frees): level 3 with the frame checksum, so a damaged
+ * blob is detected on read. */
+static size_t compress_text(lqa_store *s, const char *text, size_t len, void **z) {
+    size_t cap = ZSTD_compressBound(len);
+    *z = lqa_malloc(cap ? cap : 1);
+    if (!s->cctx) {
         s->cctx = ZSTD_createCCtx();
         lqaCheck(s->cctx != NULL, "out of memory");
         zstdCheck(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel, 3));
         zstdCheck(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 1));
     }
-    size_t zn = zstdCheck(ZSTD_compress2(s->cctx, z, cap, d->text, d->text_len));
+    return zstdCheck(ZSTD_compress2(s->cctx, *z, cap, text, len));
+}
+
+static int64_t add_doc(lqa_store *s, const lqa_store_doc_in *d, const lqa_span *inserted, int n_inserted) {
+    if (!s->ins_doc)
+        s->ins_doc = prep(s, "INSERT INTO documents(source_id, hash, title, format, path, n_bytes, n_chars, split,"
+                             " text, synthetic, parent_id, inserts) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
+    /* a copy of a stored parent keeps only its insertions: compressing a second full text
+     * cost ~6 % of the ingest */
+    void *z = NULL;
+    size_t zn = inserted ? 0 : compress_text(s, d->text, d->text_len, &z);
+    char *ins = inserted ? inserts_json(d, inserted, n_inserted) : NULL;
     sqlite3_stmt *st = s->ins_doc;
     sqliteCheck(sqlite3_bind_int64(st, 1, d->source_id), s->db);
     sqliteCheck(sqlite3_bind_text(st, 2, d->hash_hex, -1, SQLITE_TRANSIENT), s->db);
@@ -197,14 +235,24 @@ int64_t lqa_store_add_doc(lqa_store *s, const lqa_store_doc_in *d) {
     sqliteCheck(sqlite3_bind_int64(st, 6, (int64_t)d->text_len), s->db);
     sqliteCheck(sqlite3_bind_int64(st, 7, (int64_t)utf8_chars(d->text, d->text_len)), s->db);
     sqliteCheck(sqlite3_bind_text(st, 8, d->split, -1, SQLITE_TRANSIENT), s->db);
-    sqliteCheck(sqlite3_bind_blob(st, 9, z, (int)zn, SQLITE_TRANSIENT), s->db);
+    sqliteCheck(sqlite3_bind_blob(st, 9, z ? z : "", (int)zn, SQLITE_TRANSIENT), s->db);
     sqliteCheck(sqlite3_bind_int(st, 10, d->synthetic), s->db);
     if (d->parent_id) sqliteCheck(sqlite3_bind_int64(st, 11, d->parent_id), s->db);
     else sqliteCheck(sqlite3_bind_null(st, 11), s->db);
+    if (ins) sqliteCheck(sqlite3_bind_text(st, 12, ins, -1, SQLITE_TRANSIENT), s->db);
+    else sqliteCheck(sqlite3_bind_null(st, 12), s->db);
     sqliteCheck(sqlite3_step(st), s->db);
     sqlite3_reset(st);
     free(z);
+    free(ins);
     return sqlite3_last_insert_rowid(s->db);
+}
+
+int64_t lqa_store_add_doc(lqa_store *s, const lqa_store_doc_in *d) { return add_doc(s, d, NULL, 0); }
+
+int64_t lqa_store_add_copy(lqa_store *s, const lqa_store_doc_in *d, const lqa_span *inserted, int n_inserted) {
+    lqaCheck(d->parent_id > 0 && n_inserted > 0, "a copy needs its parent and at least one insertion");
+    return add_doc(s, d, inserted, n_inserted);
 }
 
 int64_t lqa_store_add_section(lqa_store *s, int64_t doc_id, int idx, int parent_idx, int level,
@@ -299,13 +347,67 @@ static int decompress_text(sqlite3_stmt *st, int col, int64_t id, char **out, si
 }
 
 #define DOC_SELECT                                                                                      \
-    "SELECT d.id, d.title, d.format, s.name, d.split, d.text, d.synthetic FROM documents d JOIN sources s " \
-    "ON s.id = d.source_id "
+    "SELECT d.id, d.title, d.format, s.name, d.split, d.text, d.synthetic, d.inserts, d.parent_id, d.n_bytes " \
+    "FROM documents d JOIN sources s ON s.id = d.source_id "
 
-static int row_to_doc(sqlite3_stmt *st, lqa_store_doc *d, lqa_err *err) {
+/* Applies a synthetic copy's insertions ([[offset in the parent, "text"], ...]) to the parent's
+ * text; the result must be n_bytes long. */
+static int apply_inserts(const char *parent, size_t parent_len, const char *js, size_t n_bytes, int64_t id,
+                         char **out, size_t *out_len, lqa_err *err) {
+    json_t *a = json_loads(js, 0, NULL);
+    lqa_buf b = {0};
+    size_t pos = 0;
+    int ok = json_is_array(a);
+    for (size_t i = 0; ok && i < json_array_size(a); i++) {
+        json_int_t at;
+        const char *t;
+        size_t tn;
+        ok = json_unpack(json_array_get(a, i), "[Is%]", &at, &t, &tn) == 0 && at >= 0 && (size_t)at >= pos &&
+             (size_t)at <= parent_len;
+        if (!ok) break;
+        lqa_buf_append(&b, parent + pos, (size_t)at - pos);
+        lqa_buf_append(&b, t, tn);
+        pos = (size_t)at;
+    }
+    if (ok) lqa_buf_append(&b, parent + pos, parent_len - pos);
+    json_decref(a);
+    if (!ok || b.len != n_bytes) {
+        lqa_buf_free(&b);
+        return lqa_err_set(err, "document %lld: stored insertions do not rebuild its text (corrupt store)", (long long)id);
+    }
+    lqa_buf_reserve(&b, 1);
+    b.data[b.len] = '\0';
+    *out_len = b.len;
+    *out = lqa_buf_steal(&b);
+    return 0;
+}
+
+/* A synthetic copy stored as insertions: its parent's text with them applied. */
+static int rebuild_copy(lqa_store *s, sqlite3_stmt *row, int64_t id, char **out, size_t *out_len, lqa_err *err) {
+    int64_t parent_id = sqlite3_column_int64(row, 8);
+    sqlite3_stmt *st = prep(s, "SELECT text FROM documents WHERE id = ?");
+    sqliteCheck(sqlite3_bind_int64(st, 1, parent_id), s->db);
+    int rc = sqlite3_step(st);
+    sqliteCheck(rc, s->db);
+    char *parent = NULL;
+    size_t parent_len = 0;
+    int ret = rc == SQLITE_ROW ? decompress_text(st, 0, parent_id, &parent, &parent_len, err)
+                               : lqa_err_set(err, "document %lld: its parent %lld is not in the store", (long long)id,
+                                             (long long)parent_id);
+    sqlite3_finalize(st);
+    if (ret == 0)
+        ret = apply_inserts(parent, parent_len, (const char *)sqlite3_column_text(row, 7),
+                            (size_t)sqlite3_column_int64(row, 9), id, out, out_len, err);
+    free(parent);
+    return ret;
+}
+
+static int row_to_doc(lqa_store *s, sqlite3_stmt *st, lqa_store_doc *d, lqa_err *err) {
     memset(d, 0, sizeof *d);
     d->id = sqlite3_column_int64(st, 0);
-    if (decompress_text(st, 5, d->id, &d->text, &d->text_len, err) != 0) return -1;
+    int rc = sqlite3_column_type(st, 7) == SQLITE_NULL ? decompress_text(st, 5, d->id, &d->text, &d->text_len, err)
+                                                       : rebuild_copy(s, st, d->id, &d->text, &d->text_len, err);
+    if (rc != 0) return -1;
     d->title = col_dup(st, 1);
     d->format = col_dup(st, 2);
     d->source = col_dup(st, 3);
@@ -330,7 +432,7 @@ int lqa_store_each_doc(lqa_store *s, const char *split, lqa_store_doc_fn fn, voi
     int rc, ret = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         lqa_store_doc d;
-        if (row_to_doc(st, &d, err) != 0) {
+        if (row_to_doc(s, st, &d, err) != 0) {
             ret = -1;
             break;
         }
@@ -348,7 +450,7 @@ int lqa_store_get_doc(lqa_store *s, int64_t id, lqa_store_doc *out, lqa_err *err
     sqliteCheck(sqlite3_bind_int64(st, 1, id), s->db);
     int rc = sqlite3_step(st);
     sqliteCheck(rc, s->db);
-    int ret = rc == SQLITE_ROW ? row_to_doc(st, out, err)
+    int ret = rc == SQLITE_ROW ? row_to_doc(s, st, out, err)
                                : lqa_err_set(err, "%s: no document with id %lld", s->path, (long long)id);
     sqlite3_finalize(st);
     return ret;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "common/check.h"
+#include "ingest/doc.h"
 
 typedef struct lqa_store lqa_store;
 
@@ -53,7 +54,7 @@ int lqa_store_each_qa(lqa_store *s, const char *split, const char *kinds, lqa_st
 /* ---- write API (lqa-ingest) ---- */
 
 /* Schema version this build reads and writes (PRAGMA user_version). */
-#define LQA_STORE_SCHEMA_VERSION 2
+#define LQA_STORE_SCHEMA_VERSION 3
 
 /* A document to insert: text is the normalised UTF-8 text, hash the hex SHA-256 of it. */
 typedef struct lqa_store_doc_in {
@@ -84,6 +85,10 @@ int64_t lqa_store_source(lqa_store *s, const char *name);
 /* The id of the document with this content hash, or 0. */
 int64_t lqa_store_find_hash(lqa_store *s, const char *hash_hex);
 int64_t lqa_store_add_doc(lqa_store *s, const lqa_store_doc_in *d);
+/* Adds a copy of document d->parent_id whose text is the parent's text with the spans
+ * `inserted` of d->text inserted (in order, not overlapping): only the insertions are stored,
+ * not a second compressed text; the read API rebuilds the copy. */
+int64_t lqa_store_add_copy(lqa_store *s, const lqa_store_doc_in *d, const lqa_span *inserted, int n_inserted);
 /* Adds one section row (and its FTS5 entry: title + body text). Returns its row id. */
 int64_t lqa_store_add_section(lqa_store *s, int64_t doc_id, int idx, int parent_idx, int level,
                               const char *title, size_t start, size_t end, const char *body, size_t body_len);

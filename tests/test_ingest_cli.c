@@ -370,7 +370,7 @@ static void test_help_and_usage(void **state) {
     sqlite3_close(h);
     lqa_buf_clear(&out);
     assert_int_equal(lqa_test_run(&out, "%s add --db %s %s/good", tool, newer, g_dir), 1);
-    assert_non_null(strstr(out.data, "schema version 7, this lqa-ingest reads 2"));
+    assert_non_null(strstr(out.data, "schema version 7, this lqa-ingest reads 3"));
     lqa_buf_free(&out);
 }
 

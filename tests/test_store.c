@@ -1,5 +1,6 @@
 /* test_store.c: the store: schema creation, version check (migrate an old store, refuse a newer
- * or foreign one), write/read round trip through the read API, deterministic splits. */
+ * or foreign one), write/read round trip through the read API, synthetic copies stored as
+ * their insertions, deterministic splits. */
 #include "tests/testutil.h"
 
 #include <sqlite3.h>
@@ -173,16 +174,142 @@ static void test_migrates_v1(void **state) {
     lqa_store *s = lqa_store_open(path, 0, &err);
     assert_non_null(s);
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(lqa_store_db(s), "SELECT seed, (SELECT count(*) FROM sources) FROM qa",
+    assert_int_equal(sqlite3_prepare_v2(lqa_store_db(s),
+                                        "SELECT seed, (SELECT count(*) FROM sources),"
+                                        " (SELECT count(inserts) FROM documents) FROM qa",
                                         -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(st, 0), 0);
     assert_int_equal(sqlite3_column_int(st, 1), 1);
+    assert_int_equal(sqlite3_column_int(st, 2), 0); /* v1 -> v2 -> v3 in one go */
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_prepare_v2(lqa_store_db(s), "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), LQA_STORE_SCHEMA_VERSION);
     sqlite3_finalize(st);
     lqa_store_close(s);
     s = lqa_store_open(path, 0, &err);
     assert_non_null(s);
     lqa_store_close(s);
+    free(path);
+}
+
+/* A version-2 store (synthetic copies as full texts) is migrated: its copies still read, and
+ * new copies are stored as insertions beside them. */
+static void test_migrates_v2_copies_still_read(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed() + 2);
+    char *path = tmp_path("v2.db");
+    lqa_err err;
+    lqa_store *s = lqa_store_open(path, 1, &err);
+    assert_non_null(s);
+    char *orig = random_text(&r, 2000), *copy = random_text(&r, 2100);
+    lqa_store_begin(s);
+    int64_t parent = add_doc(s, orig, "train");
+    uint8_t h[32];
+    char hex[65];
+    lqa_sha256(copy, strlen(copy), h);
+    lqa_hex(h, 32, hex);
+    lqa_store_doc_in d = {.source_id = lqa_store_source(s, "unit"), .hash_hex = hex, .title = "T [synthetic]",
+                          .format = "text", .split = "train", .text = copy, .text_len = strlen(copy),
+                          .synthetic = 1, .parent_id = parent};
+    int64_t old_copy = lqa_store_add_doc(s, &d); /* the full text, as version 2 stored it */
+    lqa_store_commit(s);
+    lqa_store_close(s);
+    /* back to version 2: no inserts column */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE documents DROP COLUMN inserts; PRAGMA user_version = 2;", NULL,
+                                  NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    s = lqa_store_open(path, 0, &err);
+    assert_non_null(s);
+    lqa_store_doc got;
+    assert_int_equal(lqa_store_get_doc(s, old_copy, &got, &err), 0);
+    assert_int_equal(got.text_len, strlen(copy));
+    assert_memory_equal(got.text, copy, got.text_len);
+    lqa_store_doc_free(&got);
+    lqa_store_close(s);
+    free(orig);
+    free(copy);
+    free(path);
+}
+
+/* The text of orig with the strings ins[0..n) inserted at the byte offsets at[0..n)
+ * (ascending); spans receives where each landed in the copy. */
+static char *insert_into(const char *orig, const size_t *at, const char *const *ins, int n, lqa_span *spans) {
+    lqa_buf b = {0};
+    size_t pos = 0;
+    for (int i = 0; i < n; i++) {
+        lqa_buf_append(&b, orig + pos, at[i] - pos);
+        spans[i].start = b.len;
+        lqa_buf_puts(&b, ins[i]);
+        spans[i].end = b.len;
+        pos = at[i];
+    }
+    lqa_buf_puts(&b, orig + pos);
+    return lqa_buf_steal(&b);
+}
+
+/* A copy stored as insertions reads back as the whole copy, at the start, the middle and the
+ * end of the parent's text; damaged insertions are an error naming the document. */
+static void test_copy_stored_as_insertions(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed() + 3);
+    char *path = tmp_path("copy.db");
+    lqa_err err;
+    lqa_store *s = lqa_store_open(path, 1, &err);
+    assert_non_null(s);
+    char *orig = random_text(&r, 3000);
+    size_t len = strlen(orig);
+    size_t at[3] = {0, (size_t)lqa_rng_below(&r, len), len};
+    if (at[1] == 0) at[1] = 1;
+    while ((orig[at[1]] & 0xC0) == 0x80) at[1]++; /* on a character boundary */
+    const char *ins[3] = {"First \xc3\xa9 inserted.\n\n", "The pass key is 12345.\n\n", "\n\nLast \"one\"."};
+    lqa_span spans[3];
+    char *copy = insert_into(orig, at, ins, 3, spans);
+    lqa_store_begin(s);
+    int64_t parent = add_doc(s, orig, "test");
+    uint8_t h[32];
+    char hex[65];
+    lqa_sha256(copy, strlen(copy), h);
+    lqa_hex(h, 32, hex);
+    lqa_store_doc_in d = {.source_id = lqa_store_source(s, "unit"), .hash_hex = hex, .title = "T [synthetic]",
+                          .format = "text", .split = "test", .text = copy, .text_len = strlen(copy),
+                          .synthetic = 1, .parent_id = parent};
+    int64_t id = lqa_store_add_copy(s, &d, spans, 3);
+    lqa_store_commit(s);
+    lqa_store_doc got;
+    assert_int_equal(lqa_store_get_doc(s, id, &got, &err), 0);
+    assert_int_equal(got.synthetic, 1);
+    assert_int_equal(got.text_len, strlen(copy));
+    assert_memory_equal(got.text, copy, got.text_len);
+    assert_int_equal(got.text[got.text_len], '\0');
+    lqa_store_doc_free(&got);
+    /* only the insertions are kept: an empty text blob */
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(lqa_store_db(s), "SELECT length(text), n_bytes, n_chars FROM documents WHERE id = ?",
+                                        -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_int64(st, 1, id);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 0);
+    assert_int_equal(sqlite3_column_int64(st, 1), (int64_t)strlen(copy));
+    size_t chars = 0;
+    for (const char *p = copy; *p; p++) chars += ((unsigned char)*p & 0xC0) != 0x80;
+    assert_int_equal(sqlite3_column_int64(st, 2), (int64_t)chars);
+    sqlite3_finalize(st);
+    /* an offset past the parent's end, or insertions that do not add up to n_bytes */
+    const char *bad[] = {"[[999999,\"x\"]]", "[[0,\"short\"]]", "not json", "[[0]]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char sql[200];
+        snprintf(sql, sizeof sql, "UPDATE documents SET inserts = '%s' WHERE id = %lld", bad[i], (long long)id);
+        assert_int_equal(sqlite3_exec(lqa_store_db(s), sql, NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(lqa_store_get_doc(s, id, &got, &err), -1);
+        assert_non_null(strstr(err.msg, "insertions"));
+    }
+    lqa_store_close(s);
+    free(orig);
+    free(copy);
     free(path);
 }
 
@@ -195,7 +322,7 @@ static void test_refuses_newer_and_foreign(void **state) {
     lqa_err err;
     assert_null(lqa_store_open(path, 1, &err));
     assert_non_null(strstr(err.msg, "schema version 9"));
-    assert_non_null(strstr(err.msg, "reads 2"));
+    assert_non_null(strstr(err.msg, "reads 3"));
     char *foreign = tmp_path("foreign.db");
     assert_int_equal(sqlite3_open(foreign, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "CREATE TABLE users(name);", NULL, NULL, NULL), SQLITE_OK);
@@ -300,6 +427,8 @@ int main(void) {
         cmocka_unit_test(test_create_and_reopen),
         cmocka_unit_test(test_roundtrip_read_api),
         cmocka_unit_test(test_migrates_v1),
+        cmocka_unit_test(test_migrates_v2_copies_still_read),
+        cmocka_unit_test(test_copy_stored_as_insertions),
         cmocka_unit_test(test_refuses_newer_and_foreign),
         cmocka_unit_test(test_split_deterministic_and_proportional),
         cmocka_unit_test(test_synthetic_docs_hidden_from_each_doc),
