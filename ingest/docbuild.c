@@ -118,8 +118,10 @@ size_t lqa_utf8_repair(const char *s, size_t n, lqa_buf *out, size_t *first_bad)
     const unsigned char *u = (const unsigned char *)s;
     size_t bad = 0, i = 0, copied = 0;
     while (i < n) {
-        if (u[i] < 0x80) { /* fast path over ASCII */
-            i++;
+        if (u[i] < 0x80) { /* fast path over ASCII, a word at a time (markup is mostly ASCII) */
+            uint64_t w;
+            while (i + 8 <= n && (memcpy(&w, u + i, 8), (w & 0x8080808080808080ull) == 0)) i += 8;
+            if (i < n && u[i] < 0x80) i++;
             continue;
         }
         uint32_t cp;

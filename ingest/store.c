@@ -175,11 +175,17 @@ int64_t lqa_store_find_hash(lqa_store *s, const char *hash_hex) {
     return id;
 }
 
-/* Code points in UTF-8 text: every byte that is not a continuation byte starts one. */
+/* Code points in UTF-8 text: every byte that is not a continuation byte (10xxxxxx) starts one;
+ * eight bytes at a time, as this runs over every stored text. */
 static size_t utf8_chars(const char *t, size_t n) {
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++) c += ((unsigned char)t[i] & 0xC0) != 0x80;
-    return c;
+    size_t cont = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, t + i, 8);
+        cont += (size_t)__builtin_popcountll(w & ~(w << 1) & 0x8080808080808080ull);
+    }
+    for (; i < n; i++) cont += ((unsigned char)t[i] & 0xC0) == 0x80;
+    return n - cont;
 }
 
 /* The insertions of a synthetic copy as JSON [[offset in the parent, "text"], ...]. */
