@@ -104,22 +104,26 @@ static void cache_free(link_cache *lc) {
     list_free(&lc->keys);
 }
 
-/* The real path of joined when it is a file inside root, or NULL. */
-static char *real_inside(const char *joined, const char *root) {
-    char *real = realpath(joined, NULL);
+/* The real path of joined when it is a file inside root, or NULL. in_real_dir: joined is a
+ * real directory + one name, so when that name is a regular file (not a symlink) joined is
+ * already real: one lstat instead of realpath's readlink per path component. */
+static char *real_inside(const char *joined, const char *root, int in_real_dir) {
+    struct stat st;
+    int file = in_real_dir && lstat(joined, &st) == 0 && S_ISREG(st.st_mode);
+    char *real = file ? lqa_strdup(joined) : realpath(joined, NULL);
     if (!real) return NULL;
     size_t rl = strlen(root);
-    if (strncmp(real, root, rl) != 0 || (real[rl] != '/' && real[rl] != '\0') || lqa_is_dir(real)) {
+    if (strncmp(real, root, rl) != 0 || (real[rl] != '/' && real[rl] != '\0') || (!file && lqa_is_dir(real))) {
         free(real);
         return NULL;
     }
     return real;
 }
 
-static char *cached_real(link_cache *lc, const char *joined, const char *root) {
+static char *cached_real(link_cache *lc, const char *joined, const char *root, int in_real_dir) {
     int i = list_find(&lc->keys, joined);
     if (i < 0) {
-        char *real = real_inside(joined, root);
+        char *real = real_inside(joined, root, in_real_dir);
         int cap = lc->keys.cap;
         list_add(&lc->keys, joined);
         if (lc->keys.cap != cap) lc->reals = lqa_realloc(lc->reals, (size_t)lc->keys.cap * sizeof *lc->reals);
@@ -151,7 +155,8 @@ static char *resolve_link(const char *page_dir, const char *root, const char *hr
     rel[k] = '\0';
     if (!is_html_name(rel)) return NULL;
     char *joined = rel[0] == '/' ? lqa_strdup(rel) : lqa_path_join(page_dir, rel);
-    char *real = cached_real(lc, joined, root);
+    /* pages are real paths, so page_dir is a real directory */
+    char *real = cached_real(lc, joined, root, rel[0] != '/' && !strchr(rel, '/'));
     free(joined);
     return real;
 }
@@ -358,6 +363,12 @@ static void append_unlinked(const char *root, page_list *order) {
     if (names.n) qsort(names.paths, (size_t)names.n, sizeof *names.paths, cmp_str);
     for (int i = 0; i < names.n && order->n < MAX_PAGES; i++) {
         char *joined = lqa_path_join(root, names.paths[i]);
+        /* root is a real path, so a visited page is found as it is, without realpath (the
+         * order holds only real paths: a symlink's name is never in it) */
+        if (list_has(order, joined)) {
+            free(joined);
+            continue;
+        }
         char *real = realpath(joined, NULL);
         if (real && !lqa_is_dir(real) && !list_has(order, real)) list_add(order, real);
         free(real);
@@ -366,11 +377,9 @@ static void append_unlinked(const char *root, page_list *order) {
     list_free(&names);
 }
 
-/* The reading order (see lqa_manual_reading_order); with j, each page of it is parsed once and
- * walked into j as it is reached. */
-static int reading_order(const char *index_path, page_list *order, joined *j, lqa_err *err) {
-    char *index_real = realpath(index_path, NULL);
-    if (!index_real) return lqa_err_set(err, "%s: cannot open: %s", index_path, strerror(errno));
+/* The reading order (see lqa_manual_reading_order) from the index's real path; with j, each
+ * page of it is parsed once and walked into j as it is reached. */
+static int reading_order(const char *index_real, page_list *order, joined *j, lqa_err *err) {
     char *root = dir_of(index_real);
     index_rebuild(order); /* the visited set */
     int rc = follow_toc(index_real, root, order, j, err);
@@ -378,15 +387,18 @@ static int reading_order(const char *index_path, page_list *order, joined *j, lq
     if (rc == 0) append_unlinked(root, order);
     for (int i = linked; j && i < order->n; i++) joined_read_page(j, order->paths[i], i + 1);
     free(root);
-    free(index_real);
     return rc;
 }
 
 int lqa_manual_reading_order(const char *index_path, char ***paths, int *n_paths, lqa_err *err) {
     *paths = NULL;
     *n_paths = 0;
+    char *index_real = realpath(index_path, NULL);
+    if (!index_real) return lqa_err_set(err, "%s: cannot open: %s", index_path, strerror(errno));
     page_list order = {0};
-    if (reading_order(index_path, &order, NULL, err) < 0) {
+    int rc = reading_order(index_real, &order, NULL, err);
+    free(index_real);
+    if (rc < 0) {
         list_free(&order);
         return -1;
     }

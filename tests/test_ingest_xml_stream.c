@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -377,6 +378,47 @@ static void test_join_generated_manual(void **state) {
     free(dir), free(ip), free(nav), free(orphan);
 }
 
+/* TOC links through symlinks: one to a page of the manual is that page (visited once), one to a
+ * page outside the manual's directory is not followed; one parse per page gives the same. */
+static void test_join_symlinked_pages(void **state) {
+    char *dir = lqa_path_join(lqa_test_tmpdir(), "linked"), *out = lqa_path_join(lqa_test_tmpdir(), "outside.html");
+    char *ip = lqa_path_join(dir, "index.html"), *a = lqa_path_join(dir, "a.html"), *b = lqa_path_join(dir, "b.html");
+    char *alias = lqa_path_join(dir, "alias.html"), *away = lqa_path_join(dir, "sub/away.html");
+    const char *index = "<html><head><title>Linked</title></head><body><div class=\"toc\"><a href=\"alias.html\">A</a>"
+                        "<a href=\"sub/away.html\">out</a><a href=\"b.html\">B</a><a href=\"a.html#x\">A again</a>"
+                        "</div></body></html>";
+    lqa_test_write(ip, index, strlen(index));
+    lqa_test_write(a, "<html><body><h2>Page A</h2><p>Text A.</p></body></html>", 55);
+    lqa_test_write(b, "<html><body><h2>Page B</h2><p>Text B.</p></body></html>", 55);
+    lqa_test_write(out, "<html><body><h2>Outside</h2><p>Not here.</p></body></html>", 58);
+    lqa_test_write(away, "", 0); /* makes sub/, then the file becomes a symlink */
+    assert_int_equal(unlink(away), 0);
+    assert_int_equal(symlink("a.html", alias), 0);
+    assert_int_equal(symlink(out, away), 0);
+    char **paths;
+    int np;
+    lqa_err err;
+    assert_int_equal(lqa_manual_reading_order(ip, &paths, &np, &err), 0);
+    assert_int_equal(np, 3); /* index, a (through alias), b; the symlinks' own names are not pages */
+    assert_non_null(strstr(paths[1], "/a.html"));
+    assert_non_null(strstr(paths[2], "/b.html"));
+    xt_docs c = {0};
+    lqa_parse_opts o = xt_opts(&c);
+    assert_int_equal(lqa_parse_joined((const char *const *)paths, np, &o, xt_sink, &c, &err), 0);
+    xt_docs cm = {0};
+    lqa_parse_opts om = xt_opts(&cm);
+    assert_int_equal(lqa_parse_manual(ip, &om, xt_sink, &cm, &err), 0);
+    assert_int_equal(cm.docs[0].text.len, c.docs[0].text.len);
+    assert_memory_equal(cm.docs[0].text.data, c.docs[0].text.data, c.docs[0].text.len);
+    assert_true(xt_section(&cm.docs[0], "Page A") >= 0 && xt_section(&cm.docs[0], "Page B") >= 0);
+    assert_int_equal(xt_section(&cm.docs[0], "Outside"), -1);
+    assert_null(strstr(cm.docs[0].text.data + strlen("Page A"), "Page A")); /* A once */
+    for (int i = 0; i < np; i++) free(paths[i]);
+    free(paths);
+    xt_docs_free(&c), xt_docs_free(&cm);
+    free(dir), free(out), free(ip), free(a), free(b), free(alias), free(away);
+}
+
 /* ---- the real Debian manuals ------------------------------------------------------------------ */
 
 static void test_debian_reference_chapter(void **state) {
@@ -439,6 +481,7 @@ int main(void) {
         cmocka_unit_test(test_mediawiki_generated_plain_and_gzip),
         cmocka_unit_test(test_epub_spine_order),
         cmocka_unit_test(test_join_generated_manual),
+        cmocka_unit_test(test_join_symlinked_pages),
         cmocka_unit_test(test_debian_reference_chapter),
         cmocka_unit_test(test_postgresql_reading_order),
     };
