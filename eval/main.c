@@ -46,6 +46,9 @@ static void usage(FILE *f) {
           "  --threads N          CPU threads (default: all)\n"
           "  --ctx N              evaluation context (default: the model's max_position_embeddings, which\n"
           "                       carries rope_scaling for an interpolated model); longer is an error\n"
+          "                       unless --extrapolate\n"
+          "  --extrapolate        allow --ctx beyond max_position_embeddings: positions past the model's\n"
+          "                       window, as a user running it on longer inputs would (the report marks it)\n"
           "  --seed N             passkey keys and filler offsets (default 1234)\n"
           "  --name LABEL         the run's name in reports (default: adapter or model directory name)\n"
           "report: writes REPORT_DIR/report.md and REPORT_DIR/report.html (self-contained, inline SVG)\n"
@@ -101,7 +104,7 @@ typedef struct run_opts {
     const char *model, *adapter, *db, *split, *tasks, *out, *name, *filler;
     int lengths[MAX_LIST], n_lengths;
     double depths[MAX_LIST];
-    int n_depths, trials, stride, max_new, limit, threads, ctx;
+    int n_depths, trials, stride, max_new, limit, threads, ctx, extrapolate;
     unsigned long long seed;
 } run_opts;
 
@@ -111,7 +114,7 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         {"tasks", 1, 0, 't'}, {"lengths", 1, 0, 'L'}, {"depths", 1, 0, 'D'}, {"trials", 1, 0, 'T'},
         {"filler", 1, 0, 'f'}, {"stride", 1, 0, 'S'}, {"max-new-tokens", 1, 0, 'n'}, {"limit", 1, 0, 'l'},
         {"threads", 1, 0, 'j'}, {"ctx", 1, 0, 'c'}, {"seed", 1, 0, 'r'}, {"name", 1, 0, 'N'},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"extrapolate", 0, 0, 'X'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     *o = (run_opts){.split = "test", .filler = "paper", .trials = 5, .stride = 256, .max_new = 32, .seed = 1234};
     o->n_depths = 5;
     for (int i = 0; i < 5; i++) o->depths[i] = i * 0.25;
@@ -136,6 +139,7 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         case 'c': bad = parse_int("--ctx", optarg, 2, &o->ctx); break;
         case 'r': o->seed = strtoull(optarg, NULL, 10); break;
         case 'N': o->name = optarg; break;
+        case 'X': o->extrapolate = 1; break;
         case 'o': o->out = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
@@ -198,13 +202,15 @@ static const char *base_name(const char *path) {
     return slash ? slash + 1 : buf;
 }
 
-static json_t *model_json(const run_opts *o, const lqa_model *m, const lqa_tokenizer *tok) {
+/* window: the positions the model was trained or interpolated for (m->cfg.max_pos may have been
+ * raised by --extrapolate) */
+static json_t *model_json(const run_opts *o, const lqa_model *m, const lqa_tokenizer *tok, int window) {
     const lqa_config *c = &m->cfg;
     json_t *j = json_pack("{s:s, s:s?, s:s, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:b}, s:I, s:I, s:s}",
                           "dir", o->model, "adapter", o->adapter, "tokenizer_sha256", lqa_tok_sha256(tok), "config",
                           "vocab_size", c->vocab_size, "dim", c->dim, "n_layers", c->n_layers, "n_heads", c->n_heads,
                           "n_kv_heads", c->n_kv_heads, "hidden_dim", c->hidden_dim, "max_position_embeddings",
-                          c->max_pos, "rope_theta", c->rope_theta, "rope_scale", c->rope_scale, "tie_embeddings",
+                          window, "rope_theta", c->rope_theta, "rope_scale", c->rope_scale, "tie_embeddings",
                           c->tie_embeddings, "params", (json_int_t)m->n_params, "lora_params", (json_int_t)m->n_lora,
                           "name", o->name ? o->name : base_name(o->adapter ? o->adapter : o->model));
     if (m->lora) json_object_set_new(j, "lora", json_pack("{s:i, s:f, s:i}", "rank", m->lora_rank, "alpha",
@@ -216,10 +222,11 @@ static json_t *settings_json(const run_opts *o) {
     json_t *lengths = json_array(), *depths = json_array();
     for (int i = 0; i < o->n_lengths; i++) json_array_append_new(lengths, json_integer(o->lengths[i]));
     for (int i = 0; i < o->n_depths; i++) json_array_append_new(depths, json_real(o->depths[i]));
-    return json_pack("{s:s, s:s?, s:s, s:o, s:o, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:I}", "tasks", o->tasks, "db",
-                     o->db, "split", o->split, "lengths", lengths, "depths", depths, "trials", o->trials, "filler",
-                     o->filler, "stride", o->stride, "max_new_tokens", o->max_new, "limit", o->limit, "threads",
-                     o->threads, "ctx", o->ctx, "seed", (json_int_t)o->seed);
+    return json_pack("{s:s, s:s?, s:s, s:o, s:o, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:b, s:I}", "tasks", o->tasks,
+                     "db", o->db, "split", o->split, "lengths", lengths, "depths", depths, "trials", o->trials,
+                     "filler", o->filler, "stride", o->stride, "max_new_tokens", o->max_new, "limit", o->limit,
+                     "threads", o->threads, "ctx", o->ctx, "extrapolate", o->extrapolate, "seed",
+                     (json_int_t)o->seed);
 }
 
 /* Default lengths: 1024, 2048, ... up to ctx, and ctx itself. */
@@ -278,10 +285,15 @@ static int cmd_run(int argc, char **argv) {
         goto fail;
     }
     if (o.ctx == 0) o.ctx = m.cfg.max_pos;
-    if (o.ctx > m.cfg.max_pos) {
-        lqa_err_set(&err, "--ctx %d is longer than the model supports (%s: max_position_embeddings %d)", o.ctx,
-                    o.model, m.cfg.max_pos);
+    int window = m.cfg.max_pos;
+    if (o.ctx > window && !o.extrapolate) {
+        lqa_err_set(&err, "--ctx %d is longer than the model supports (%s: max_position_embeddings %d; "
+                    "--extrapolate to run past it)", o.ctx, o.model, window);
         goto fail;
+    }
+    if (o.ctx > window) {
+        log_warn("--extrapolate: evaluating to %d tokens, past %s's window of %d positions", o.ctx, o.model, window);
+        m.cfg.max_pos = o.ctx;
     }
     if (o.n_lengths == 0) default_lengths(&o);
     if (o.db && !(store = lqa_store_open(o.db, 0, &err))) goto fail;
@@ -299,7 +311,7 @@ static int cmd_run(int argc, char **argv) {
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     json_t *results = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:{s:f, s:I, s:f, s:I, s:f}}", "schema",
-                                "lqa-eval-results/1", "created", when, "host", host, "model", model_json(&o, &m, tok),
+                                "lqa-eval-results/1", "created", when, "host", host, "model", model_json(&o, &m, tok, window),
                                 "settings", settings_json(&o), "tasks", tasks, "timing", "wall_s", lqa_now() - t0,
                                 "prefill_tokens", (json_int_t)pf_tok, "prefill_s", pf_s, "decode_tokens",
                                 (json_int_t)dc_tok, "decode_s", dc_s);

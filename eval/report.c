@@ -152,35 +152,57 @@ static double ppl_at(const run *r, int length) {
 
 /* ---- sections ---- */
 
-static void section_summary(doc *d, const run *runs, int n) {
-    int lens[64], nl = union_lengths(runs, n, "ppl", "points", lens, 64);
-    const char *h[8 + 64];
-    char hbuf[64][32];
-    int nh = 0;
-    const char *fixed[] = {"run", "ctx", "QA n", "QA EM %", "QA F1 %", "answer contained %", "passkey %"};
-    for (int i = 0; i < 7; i++) h[nh++] = fixed[i];
-    for (int i = 0; i < nl; i++) {
-        snprintf(hbuf[i], sizeof hbuf[i], "ppl @%d", lens[i]);
-        h[nh++] = hbuf[i];
+/* Share of passkey trials answered right at one prompt length, over all depths. */
+static double passkey_at(const run *r, int length) {
+    long correct = 0, trials = 0;
+    json_t *c;
+    size_t i;
+    json_array_foreach(json_object_get(task(r, "passkey"), "cells"), i, c) if (lqa_json_int(c, "length", 0) == length) {
+        correct += lqa_json_int(c, "correct", 0);
+        trials += lqa_json_int(c, "trials", 0);
     }
+    return trials ? (double)correct / trials : NAN;
+}
+
+/* One summary cell: "-" where the run has no figure. */
+static const char *fmt_or_dash(char *buf, size_t n, double v, const char *fmt, double scale) {
+    if (isnan(v)) return "-";
+    snprintf(buf, n, fmt, v * scale);
+    return buf;
+}
+
+static void section_summary(doc *d, const run *runs, int n) {
+    enum { FIXED = 8, MAXL = 32 };
+    int pk_lens[MAXL], n_pk = union_lengths(runs, n, "passkey", "cells", pk_lens, MAXL);
+    int ppl_lens[MAXL], n_ppl = union_lengths(runs, n, "ppl", "points", ppl_lens, MAXL);
+    const char *h[FIXED + 2 * MAXL];
+    char hbuf[2 * MAXL][32];
+    int nh = 0;
+    const char *fixed[FIXED] = {"run", "ctx", "window", "QA n", "QA EM %", "QA F1 %", "answer contained %", "passkey %"};
+    for (int i = 0; i < FIXED; i++) h[nh++] = fixed[i];
+    for (int i = 0; i < n_pk; i++) h[nh] = hbuf[nh - FIXED], snprintf(hbuf[nh - FIXED], 32, "passkey @%d", pk_lens[i]), nh++;
+    for (int i = 0; i < n_ppl; i++) h[nh] = hbuf[nh - FIXED], snprintf(hbuf[nh - FIXED], 32, "ppl @%d", ppl_lens[i]), nh++;
     doc_heading(d, 2, "Summary");
+    doc_para(d, "window: the positions a model was trained or interpolated for; a length beyond it was run with "
+                "--extrapolate.");
     doc_table_begin(d, h, nh);
     for (int r = 0; r < n; r++) {
-        char c[8 + 64][32];
-        const char *cells[8 + 64];
+        char c[FIXED + 2 * MAXL][32];
+        const char *cells[FIXED + 2 * MAXL];
         json_t *qa = task(&runs[r], "qa"), *pk = task(&runs[r], "passkey");
+        json_t *model = json_object_get(runs[r].j, "model");
         cells[0] = runs[r].name;
         cells[1] = fmt_num(c[1], 32, json_object_get(json_object_get(runs[r].j, "settings"), "ctx"), "%.0f", 1);
-        cells[2] = fmt_num(c[2], 32, json_object_get(qa, "n"), "%.0f", 1);
-        cells[3] = fmt_num(c[3], 32, json_object_get(qa, "em"), "%.1f", 100);
-        cells[4] = fmt_num(c[4], 32, json_object_get(qa, "f1"), "%.1f", 100);
-        cells[5] = fmt_num(c[5], 32, json_object_get(qa, "contained"), "%.1f", 100);
-        cells[6] = fmt_num(c[6], 32, json_object_get(pk, "accuracy"), "%.1f", 100);
-        for (int i = 0; i < nl; i++) {
-            double p = ppl_at(&runs[r], lens[i]);
-            if (isnan(p)) cells[7 + i] = "-";
-            else cells[7 + i] = (snprintf(c[7 + i], 32, "%.3f", p), c[7 + i]);
-        }
+        cells[2] = fmt_num(c[2], 32, json_object_get(json_object_get(model, "config"), "max_position_embeddings"),
+                           "%.0f", 1);
+        cells[3] = fmt_num(c[3], 32, json_object_get(qa, "n"), "%.0f", 1);
+        cells[4] = fmt_num(c[4], 32, json_object_get(qa, "em"), "%.1f", 100);
+        cells[5] = fmt_num(c[5], 32, json_object_get(qa, "f1"), "%.1f", 100);
+        cells[6] = fmt_num(c[6], 32, json_object_get(qa, "contained"), "%.1f", 100);
+        cells[7] = fmt_num(c[7], 32, json_object_get(pk, "accuracy"), "%.1f", 100);
+        int k = FIXED;
+        for (int i = 0; i < n_pk; i++, k++) cells[k] = fmt_or_dash(c[k], 32, passkey_at(&runs[r], pk_lens[i]), "%.0f", 100);
+        for (int i = 0; i < n_ppl; i++, k++) cells[k] = fmt_or_dash(c[k], 32, ppl_at(&runs[r], ppl_lens[i]), "%.3f", 1);
         doc_row(d, cells, nh, 0);
     }
     doc_table_end(d);

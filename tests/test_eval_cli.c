@@ -183,6 +183,21 @@ static void test_context_longer_than_model(void **state) {
     lqa_buf_printf(&args, "--model %s --tasks passkey --lengths 128,1024 -o %s", g_model, out);
     assert_int_not_equal(eval(&log, args.data), 0);
     assert_non_null(strstr(log.data, "1024 is longer than the evaluation context of 512"));
+    /* --extrapolate runs past the window and records both the window and the choice */
+    lqa_buf_clear(&args);
+    lqa_buf_printf(&args, "--model %s --ctx 640 --extrapolate --tasks passkey --lengths 640 --trials 1 -o %s",
+                   g_model, out);
+    assert_int_equal(eval(&log, args.data), 0);
+    assert_non_null(strstr(log.data, "past"));
+    lqa_err err;
+    json_t *j = lqa_json_load_file(out, &err);
+    assert_non_null(j);
+    json_t *set = json_object_get(j, "settings"), *cfg = json_object_get(json_object_get(j, "model"), "config");
+    assert_true(json_is_true(json_object_get(set, "extrapolate")));
+    assert_int_equal(lqa_json_int(set, "ctx", 0), 640);
+    assert_int_equal(lqa_json_int(cfg, "max_position_embeddings", 0), 512);
+    json_decref(j);
+    unlink(out);
     free(out);
     lqa_buf_free(&log);
     lqa_buf_free(&args);
