@@ -8,10 +8,13 @@
 
 #include <bzlib.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <lzma.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -306,9 +309,44 @@ fail:
     return -1;
 }
 
+/* An uncompressed regular file read whole with one read into a buffer of its size: most
+ * inputs are plain (every page of a manual), and the stream path copies each byte twice more
+ * through 64 KiB buffers. Returns 1 when done, 0 when the stream path must read it (it cannot
+ * be opened, is no regular file, is over max_bytes, is compressed, changed size while read);
+ * the stream path then reports any error. */
+static int read_plain(const char *path, size_t max_bytes, char **data, size_t *len) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max_bytes) {
+        close(fd);
+        return 0;
+    }
+    size_t n = (size_t)st.st_size, got = 0;
+    char *buf = lqa_malloc(n + 1);
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    char extra;
+    int more = got == n && read(fd, &extra, 1) > 0; /* grew since fstat */
+    close(fd);
+    if (got != n || more || sniff_codec((const unsigned char *)buf, n) != CODEC_NONE) {
+        free(buf);
+        return 0;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return 1;
+}
+
 int lqa_input_read_all(const char *path, size_t max_bytes, char **data, size_t *len, lqa_err *err) {
     *data = NULL;
     *len = 0;
+    if (read_plain(path, max_bytes, data, len)) return 0;
     lqa_input *in = lqa_input_open(path, err);
     if (!in) return -1;
     lqa_buf b = {0};

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/fileio.h"
 #include "common/rng.h"
@@ -213,6 +214,44 @@ static void test_read_all_limit(void **state) {
     free(data), free(c), free(path), free(text);
 }
 
+/* Plain files are read whole in one go: the same bytes, the same limit and errors as the
+ * stream path (a file over the limit, an empty file, a missing file, a FIFO). */
+static void test_read_all_plain(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed() + 5);
+    size_t len;
+    char *text = random_text(&r, 100000 + lqa_rng_below(&r, 100000), &len);
+    char *path = tmp_path("plain.txt"), *empty = tmp_path("empty.txt"), *fifo = tmp_path("fifo.txt");
+    lqa_test_write(path, text, len);
+    lqa_test_write(empty, "", 0);
+    char *data;
+    size_t n;
+    lqa_err err;
+    assert_int_equal(lqa_input_read_all(path, len, &data, &n, &err), 0);
+    assert_int_equal(n, len);
+    assert_memory_equal(data, text, len);
+    assert_int_equal(data[n], '\0');
+    free(data);
+    assert_int_equal(lqa_input_read_all(path, len - 1, &data, &n, &err), -1);
+    assert_non_null(strstr(err.msg, "refusing"));
+    assert_int_equal(lqa_input_read_all(empty, len, &data, &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_string_equal(data, "");
+    free(data);
+    char *missing = tmp_path("missing.txt");
+    assert_int_equal(lqa_input_read_all(missing, len, &data, &n, &err), -1);
+    assert_non_null(strstr(err.msg, "cannot open"));
+    /* a FIFO is no regular file: the stream path reads it */
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    /* the writer runs apart, its output not captured, so nothing waits on it but the read */
+    assert_int_equal(lqa_test_run(NULL, "(printf 'piped text' > '%s') </dev/null >/dev/null 2>&1 &", fifo), 0);
+    assert_int_equal(lqa_input_read_all(fifo, len, &data, &n, &err), 0);
+    assert_int_equal(n, 10);
+    assert_memory_equal(data, "piped text", 10);
+    free(data);
+    free(text), free(path), free(empty), free(fifo), free(missing);
+}
+
 /* An xz header asking for a 1 GiB dictionary is refused before the decoder allocates it. */
 static void test_xz_memory_limit(void **state) {
     lqa_rng r;
@@ -398,6 +437,7 @@ int main(void) {
         cmocka_unit_test(test_truncated_streams),
         cmocka_unit_test(test_corrupt_and_trailing_gzip),
         cmocka_unit_test(test_read_all_limit),
+        cmocka_unit_test(test_read_all_plain),
         cmocka_unit_test(test_xz_memory_limit),
         cmocka_unit_test(test_sniff_fixtures),
         cmocka_unit_test(test_compressed_parse_same),
