@@ -194,6 +194,18 @@ static void test_migrates_v1(void **state) {
     free(path);
 }
 
+/* A synthetic copy of PARENT stored as its full text (lqa_store_add_doc), as version 2 did. */
+static int64_t add_full_copy(lqa_store *s, int64_t parent, const char *copy, const char *split) {
+    uint8_t h[32];
+    char hex[65];
+    lqa_sha256(copy, strlen(copy), h);
+    lqa_hex(h, 32, hex);
+    lqa_store_doc_in d = {.source_id = lqa_store_source(s, "unit"), .hash_hex = hex, .title = "T [synthetic]",
+                          .format = "text", .split = split, .text = copy, .text_len = strlen(copy),
+                          .synthetic = 1, .parent_id = parent};
+    return lqa_store_add_doc(s, &d);
+}
+
 /* A version-2 store (synthetic copies as full texts) is migrated: its copies still read, and
  * new copies are stored as insertions beside them. */
 static void test_migrates_v2_copies_still_read(void **state) {
@@ -206,14 +218,7 @@ static void test_migrates_v2_copies_still_read(void **state) {
     char *orig = random_text(&r, 2000), *copy = random_text(&r, 2100);
     lqa_store_begin(s);
     int64_t parent = add_doc(s, orig, "train");
-    uint8_t h[32];
-    char hex[65];
-    lqa_sha256(copy, strlen(copy), h);
-    lqa_hex(h, 32, hex);
-    lqa_store_doc_in d = {.source_id = lqa_store_source(s, "unit"), .hash_hex = hex, .title = "T [synthetic]",
-                          .format = "text", .split = "train", .text = copy, .text_len = strlen(copy),
-                          .synthetic = 1, .parent_id = parent};
-    int64_t old_copy = lqa_store_add_doc(s, &d); /* the full text, as version 2 stored it */
+    int64_t old_copy = add_full_copy(s, parent, copy, "train"); /* the full text, as version 2 stored it */
     lqa_store_commit(s);
     lqa_store_close(s);
     /* back to version 2: no inserts column */
@@ -349,14 +354,7 @@ static void test_synthetic_docs_hidden_from_each_doc(void **state) {
     char *orig = random_text(&r, 3000), *copy = random_text(&r, 3100);
     lqa_store_begin(s);
     int64_t parent = add_doc(s, orig, "test");
-    uint8_t h[32];
-    char hex[65];
-    lqa_sha256(copy, strlen(copy), h);
-    lqa_hex(h, 32, hex);
-    lqa_store_doc_in d = {.source_id = lqa_store_source(s, "unit"), .hash_hex = hex, .title = "T [synthetic]",
-                          .format = "text", .split = "test", .text = copy, .text_len = strlen(copy),
-                          .synthetic = 1, .parent_id = parent};
-    int64_t syn = lqa_store_add_doc(s, &d);
+    int64_t syn = add_full_copy(s, parent, copy, "test");
     lqa_store_commit(s);
     int nd = 0;
     assert_int_equal(lqa_store_each_doc(s, NULL, count_docs, &nd, &err), 0);
