@@ -24,13 +24,9 @@ enum { VOCAB = 512, CTX = 64, INIT_CTX = 32 };
 static int setup(void **state) {
     g_seed = lqa_test_seed();
     g_dir = lqa_test_tmpdir();
-    g_tok = lqa_strdup(fixture_tokenizer(g_dir, "tok.model", g_seed, VOCAB));
-    char flags[128];
     /* max_position_embeddings 32, trained at 64: position interpolation by 2 */
-    snprintf(flags, sizeof flags, "--preset tiny --ctx %d --seed %llu", INIT_CTX, (unsigned long long)g_seed);
-    g_model = fixture_model(g_dir, "model", g_tok, flags);
     uint8_t sha[32];
-    fixture_sha(g_tok, sha);
+    fixture_tiny_model(g_dir, g_seed, VOCAB, INIT_CTX, &g_tok, &g_model, sha);
     g_data = lqa_path_join(g_dir, "data");
     fixture_shards(g_data, sha, VOCAB, 8, CTX, g_seed + 1);
     return 0;

@@ -97,6 +97,18 @@ static inline void fixture_sha(const char *path, uint8_t sha[32]) {
     if (lqa_sha256_file(path, sha, &err)) fail_msg("%s", err.msg);
 }
 
+/* The trainer tests' starting point in dir: a tokenizer of vocab pieces (*tok), a tiny model
+ * initialised at init_ctx positions (*model; trained longer, it is position-interpolated) and the
+ * tokenizer's sha256 for shard manifests. */
+static inline void fixture_tiny_model(const char *dir, uint64_t seed, int vocab, int init_ctx, char **tok,
+                                      char **model, uint8_t sha[32]) {
+    *tok = lqa_strdup(fixture_tokenizer(dir, "tok.model", seed, vocab));
+    char flags[128];
+    snprintf(flags, sizeof flags, "--preset tiny --ctx %d --seed %llu", init_ctx, (unsigned long long)seed);
+    *model = fixture_model(dir, "model", *tok, flags);
+    fixture_sha(*tok, sha);
+}
+
 /* metrics.jsonl as an array of objects. */
 /* DIR/NAME parsed as JSON; fails the test when it is missing or invalid. */
 static inline json_t *load_json(const char *dir, const char *name) {
