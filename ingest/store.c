@@ -11,11 +11,15 @@
 #include "common/hash.h"
 #include "common/json.h"
 
+struct lqa_store_packer {
+    ZSTD_CCtx *cctx; /* reused for every text */
+};
+
 struct lqa_store {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *ins_doc, *ins_sec, *ins_fts, *ins_qa, *find_hash;
-    ZSTD_CCtx *cctx; /* reused for every document */
+    lqa_store_packer *packer; /* texts not packed by the caller */
 };
 
 /* Version 1 lacked qa.seed and documents.synthetic/parent_id, version 2 documents.inserts;
@@ -138,7 +142,7 @@ void lqa_store_close(lqa_store *s) {
     sqlite3_stmt *sts[] = {s->ins_doc, s->ins_sec, s->ins_fts, s->ins_qa, s->find_hash};
     for (size_t i = 0; i < sizeof sts / sizeof sts[0]; i++) sqlite3_finalize(sts[i]);
     if (s->db) sqlite3_close(s->db);
-    ZSTD_freeCCtx(s->cctx);
+    lqa_store_packer_free(s->packer);
     free(s->path);
     free(s);
 }
@@ -209,28 +213,49 @@ static char *inserts_json(const lqa_store_doc_in *d, const lqa_span *inserted, i
     return js;
 }
 
-/* The text compressed into *z (caller frees): level 3 with the frame checksum, so a damaged
- * blob is detected on read. */
-static size_t compress_text(lqa_store *s, const char *text, size_t len, void **z) {
-    size_t cap = ZSTD_compressBound(len);
-    *z = lqa_malloc(cap ? cap : 1);
-    if (!s->cctx) {
-        s->cctx = ZSTD_createCCtx();
-        lqaCheck(s->cctx != NULL, "out of memory");
-        zstdCheck(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel, 3));
-        zstdCheck(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 1));
-    }
-    return zstdCheck(ZSTD_compress2(s->cctx, *z, cap, text, len));
+lqa_store_packer *lqa_store_packer_new(void) {
+    lqa_store_packer *p = lqa_calloc(1, sizeof *p);
+    p->cctx = ZSTD_createCCtx();
+    lqaCheck(p->cctx != NULL, "out of memory");
+    zstdCheck(ZSTD_CCtx_setParameter(p->cctx, ZSTD_c_compressionLevel, 3));
+    zstdCheck(ZSTD_CCtx_setParameter(p->cctx, ZSTD_c_checksumFlag, 1));
+    return p;
 }
 
-static int64_t add_doc(lqa_store *s, const lqa_store_doc_in *d, const lqa_span *inserted, int n_inserted) {
+void lqa_store_packer_free(lqa_store_packer *p) {
+    if (!p) return;
+    ZSTD_freeCCtx(p->cctx);
+    free(p);
+}
+
+/* Level 3 with the frame checksum, so a damaged blob is detected on read. */
+void lqa_store_pack(lqa_store_packer *p, const char *text, size_t len, lqa_store_packed *out) {
+    size_t cap = ZSTD_compressBound(len);
+    out->z = lqa_malloc(cap ? cap : 1);
+    out->zn = zstdCheck(ZSTD_compress2(p->cctx, out->z, cap, text, len));
+    out->n_chars = utf8_chars(text, len);
+}
+
+void lqa_store_packed_free(lqa_store_packed *pk) {
+    free(pk->z);
+    memset(pk, 0, sizeof *pk);
+}
+
+static int64_t add_doc(lqa_store *s, const lqa_store_doc_in *d, const lqa_store_packed *packed,
+                       const lqa_span *inserted, int n_inserted) {
     if (!s->ins_doc)
         s->ins_doc = prep(s, "INSERT INTO documents(source_id, hash, title, format, path, n_bytes, n_chars, split,"
                              " text, synthetic, parent_id, inserts) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
     /* a copy of a stored parent keeps only its insertions: compressing a second full text
      * cost ~6 % of the ingest */
-    void *z = NULL;
-    size_t zn = inserted ? 0 : compress_text(s, d->text, d->text_len, &z);
+    lqa_store_packed own = {0};
+    const lqa_store_packed *pk = packed;
+    if (!pk && !inserted) {
+        if (!s->packer) s->packer = lqa_store_packer_new();
+        lqa_store_pack(s->packer, d->text, d->text_len, &own);
+        pk = &own;
+    }
+    size_t n_chars = pk ? pk->n_chars : utf8_chars(d->text, d->text_len);
     char *ins = inserted ? inserts_json(d, inserted, n_inserted) : NULL;
     sqlite3_stmt *st = s->ins_doc;
     sqliteCheck(sqlite3_bind_int64(st, 1, d->source_id), s->db);
@@ -239,9 +264,9 @@ static int64_t add_doc(lqa_store *s, const lqa_store_doc_in *d, const lqa_span *
     sqliteCheck(sqlite3_bind_text(st, 4, d->format, -1, SQLITE_TRANSIENT), s->db);
     sqliteCheck(sqlite3_bind_text(st, 5, d->path ? d->path : "", -1, SQLITE_TRANSIENT), s->db);
     sqliteCheck(sqlite3_bind_int64(st, 6, (int64_t)d->text_len), s->db);
-    sqliteCheck(sqlite3_bind_int64(st, 7, (int64_t)utf8_chars(d->text, d->text_len)), s->db);
+    sqliteCheck(sqlite3_bind_int64(st, 7, (int64_t)n_chars), s->db);
     sqliteCheck(sqlite3_bind_text(st, 8, d->split, -1, SQLITE_TRANSIENT), s->db);
-    sqliteCheck(sqlite3_bind_blob(st, 9, z ? z : "", (int)zn, SQLITE_TRANSIENT), s->db);
+    sqliteCheck(sqlite3_bind_blob(st, 9, pk && pk->z ? pk->z : "", pk ? (int)pk->zn : 0, SQLITE_TRANSIENT), s->db);
     sqliteCheck(sqlite3_bind_int(st, 10, d->synthetic), s->db);
     if (d->parent_id) sqliteCheck(sqlite3_bind_int64(st, 11, d->parent_id), s->db);
     else sqliteCheck(sqlite3_bind_null(st, 11), s->db);
@@ -249,16 +274,20 @@ static int64_t add_doc(lqa_store *s, const lqa_store_doc_in *d, const lqa_span *
     else sqliteCheck(sqlite3_bind_null(st, 12), s->db);
     sqliteCheck(sqlite3_step(st), s->db);
     sqlite3_reset(st);
-    free(z);
+    lqa_store_packed_free(&own);
     free(ins);
     return sqlite3_last_insert_rowid(s->db);
 }
 
-int64_t lqa_store_add_doc(lqa_store *s, const lqa_store_doc_in *d) { return add_doc(s, d, NULL, 0); }
+int64_t lqa_store_add_doc(lqa_store *s, const lqa_store_doc_in *d) { return add_doc(s, d, NULL, NULL, 0); }
+
+int64_t lqa_store_add_packed(lqa_store *s, const lqa_store_doc_in *d, const lqa_store_packed *packed) {
+    return add_doc(s, d, packed, NULL, 0);
+}
 
 int64_t lqa_store_add_copy(lqa_store *s, const lqa_store_doc_in *d, const lqa_span *inserted, int n_inserted) {
     lqaCheck(d->parent_id > 0 && n_inserted > 0, "a copy needs its parent and at least one insertion");
-    return add_doc(s, d, inserted, n_inserted);
+    return add_doc(s, d, NULL, inserted, n_inserted);
 }
 
 int64_t lqa_store_add_section(lqa_store *s, int64_t doc_id, int idx, int parent_idx, int level,
@@ -287,19 +316,21 @@ int64_t lqa_store_add_section(lqa_store *s, int64_t doc_id, int idx, int parent_
     return id;
 }
 
+char *lqa_store_answers_json(const char *answer) {
+    json_t *a = json_pack("[s]", answer);
+    lqaCheck(a != NULL, "answer is not valid UTF-8");
+    char *js = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    mallocCheck(js);
+    return js;
+}
+
 int64_t lqa_store_add_qa(lqa_store *s, const lqa_store_qa_in *q) {
     if (!s->ins_qa)
         s->ins_qa = prep(s, "INSERT INTO qa(doc_id, question, answer, answers, ev_start, ev_end, kind, generator,"
                             " doc_len, seed) VALUES(?,?,?,?,?,?,?,?,?,?)");
     sqlite3_stmt *st = s->ins_qa;
-    char *answers = NULL;
-    if (!q->answers_json) {
-        json_t *a = json_pack("[s]", q->answer);
-        lqaCheck(a != NULL, "answer is not valid UTF-8");
-        answers = json_dumps(a, JSON_COMPACT);
-        json_decref(a);
-        mallocCheck(answers);
-    }
+    char *answers = q->answers_json ? NULL : lqa_store_answers_json(q->answer);
     sqliteCheck(sqlite3_bind_int64(st, 1, q->doc_id), s->db);
     sqliteCheck(sqlite3_bind_text(st, 2, q->question, -1, SQLITE_TRANSIENT), s->db);
     sqliteCheck(sqlite3_bind_text(st, 3, q->answer, -1, SQLITE_TRANSIENT), s->db);

@@ -56,6 +56,22 @@ int lqa_store_each_qa(lqa_store *s, const char *split, const char *kinds, lqa_st
 /* Schema version this build reads and writes (PRAGMA user_version). */
 #define LQA_STORE_SCHEMA_VERSION 3
 
+/* The stored form of a document's text, made off the writer's thread (lqa-ingest add packs
+ * texts on its worker threads): the zstd frame (level 3, with checksum) and the length in code
+ * points. A packer holds one zstd context: one per thread. */
+typedef struct lqa_store_packer lqa_store_packer;
+typedef struct lqa_store_packed {
+    void *z;
+    size_t zn, n_chars;
+} lqa_store_packed;
+lqa_store_packer *lqa_store_packer_new(void);
+void lqa_store_packer_free(lqa_store_packer *p);
+void lqa_store_pack(lqa_store_packer *p, const char *text, size_t len, lqa_store_packed *out);
+void lqa_store_packed_free(lqa_store_packed *pk);
+/* The answers column for a single answer: ["answer"] (what lqa_store_add_qa stores when
+ * answers_json is NULL), for callers that build it off the writer's thread. */
+char *lqa_store_answers_json(const char *answer);
+
 /* A document to insert: text is the normalised UTF-8 text, hash the hex SHA-256 of it. */
 typedef struct lqa_store_doc_in {
     int64_t source_id;
@@ -85,6 +101,8 @@ int64_t lqa_store_source(lqa_store *s, const char *name);
 /* The id of the document with this content hash, or 0. */
 int64_t lqa_store_find_hash(lqa_store *s, const char *hash_hex);
 int64_t lqa_store_add_doc(lqa_store *s, const lqa_store_doc_in *d);
+/* lqa_store_add_doc with the text already packed (lqa_store_pack of d->text). */
+int64_t lqa_store_add_packed(lqa_store *s, const lqa_store_doc_in *d, const lqa_store_packed *packed);
 /* Adds a copy of document d->parent_id whose text is the parent's text with the spans
  * `inserted` of d->text inserted (in order, not overlapping): only the insertions are stored,
  * not a second compressed text; the read API rebuilds the copy. */

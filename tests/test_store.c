@@ -1,6 +1,7 @@
 /* test_store.c: the store: schema creation, version check (migrate an old store, refuse a newer
  * or foreign one), write/read round trip through the read API, synthetic copies stored as
- * their insertions, deterministic splits. */
+ * their insertions, deterministic splits, a text packed off the writer's thread stored as if
+ * the store had packed it. */
 #include "tests/testutil.h"
 
 #include <sqlite3.h>
@@ -420,6 +421,51 @@ static void test_split_deterministic_and_proportional(void **state) {
     assert_in_range(counts[2], 1700, 2300);
 }
 
+/* lqa_store_add_packed (lqa-ingest's workers pack texts) writes the row lqa_store_add_doc
+ * writes: same blob, same length in code points, same text read back. */
+static void test_packed_same_as_add_doc(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed());
+    char *text = random_text(&r, 5000), *pa = tmp_path("plain.db"), *pb = tmp_path("packed.db");
+    lqa_err err;
+    lqa_store *a = lqa_store_open(pa, 1, &err), *b = lqa_store_open(pb, 1, &err);
+    assert_non_null(a);
+    assert_non_null(b);
+    int64_t ia = add_doc(a, text, "train");
+    lqa_store_packer *pk = lqa_store_packer_new();
+    lqa_store_packed packed = {0};
+    lqa_store_pack(pk, text, strlen(text), &packed);
+    lqa_store_doc_in d = {.source_id = lqa_store_source(b, "unit"), .hash_hex = "h", .title = "T", .format = "text",
+                          .path = "x.txt", .split = "train", .text = text, .text_len = strlen(text)};
+    int64_t ib = lqa_store_add_packed(b, &d, &packed);
+    const char *sql = "SELECT text, n_chars, n_bytes FROM documents WHERE id = ?";
+    sqlite3_stmt *sa, *sb;
+    assert_int_equal(sqlite3_prepare_v2(lqa_store_db(a), sql, -1, &sa, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(lqa_store_db(b), sql, -1, &sb, NULL), SQLITE_OK);
+    sqlite3_bind_int64(sa, 1, ia);
+    sqlite3_bind_int64(sb, 1, ib);
+    assert_int_equal(sqlite3_step(sa), SQLITE_ROW);
+    assert_int_equal(sqlite3_step(sb), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_bytes(sa, 0), sqlite3_column_bytes(sb, 0));
+    assert_memory_equal(sqlite3_column_blob(sa, 0), sqlite3_column_blob(sb, 0), (size_t)sqlite3_column_bytes(sa, 0));
+    assert_int_equal(sqlite3_column_int64(sa, 1), sqlite3_column_int64(sb, 1));
+    assert_int_equal(sqlite3_column_int64(sb, 1), (int64_t)packed.n_chars);
+    assert_int_equal(sqlite3_column_int64(sa, 2), sqlite3_column_int64(sb, 2));
+    sqlite3_finalize(sa);
+    sqlite3_finalize(sb);
+    lqa_store_doc got;
+    assert_int_equal(lqa_store_get_doc(b, ib, &got, &err), 0);
+    assert_string_equal(got.text, text);
+    lqa_store_doc_free(&got);
+    lqa_store_packed_free(&packed);
+    lqa_store_packer_free(pk);
+    lqa_store_close(a);
+    lqa_store_close(b);
+    free(text);
+    free(pa);
+    free(pb);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_and_reopen),
@@ -431,6 +477,7 @@ int main(void) {
         cmocka_unit_test(test_split_deterministic_and_proportional),
         cmocka_unit_test(test_synthetic_docs_hidden_from_each_doc),
         cmocka_unit_test(test_corrupt_text_is_an_error),
+        cmocka_unit_test(test_packed_same_as_add_doc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
