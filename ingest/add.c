@@ -2,7 +2,13 @@
  * through lqa_parse_path (or lqa_parse_manual for a --join manual), runs the QA generators and
  * stores the documents with their sections and pairs in batched transactions (a batch holds
  * whole documents), so an interrupted run leaves whole documents only and a re-run completes
- * it (the content hash is unique). */
+ * it (the content hash is unique).
+ *
+ * With --threads N the inputs go through the ordered pipeline of ingest/pipe.h: N workers
+ * parse, hash, run the generators and compress the texts (everything that does not touch
+ * SQLite); this thread stores what they made strictly in input order, and prints their
+ * warnings and errors in that order too. Duplicate checks, ids, splits and the summary are
+ * therefore those of the single-threaded run (--threads 1, where everything happens here). */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -18,6 +24,7 @@
 #include "ingest/cli.h"
 #include "ingest/gen.h"
 #include "ingest/parse.h"
+#include "ingest/pipe.h"
 #include "ingest/store.h"
 
 static const char *const ADD_USAGE =
@@ -42,6 +49,8 @@ static const char *const ADD_USAGE =
     "  --max-pairs-per-doc N   at most N generated pairs per document (default 200; imported pairs\n"
     "                          are not capped)\n"
     "  --max-per-kind N        at most N pairs per generator per document (default 25)\n"
+    "  --threads N             parse and prepare inputs on N threads (default: the online CPUs); the\n"
+    "                          store is written in input order, the same whatever N\n"
     "  -q, --quiet             no summary, only errors\n"
     "\n"
     "Exit status: 0 all inputs added, 3 some inputs failed (reported as FILE:LINE: ...), 2 usage.\n";
@@ -57,7 +66,10 @@ typedef struct kind_count {
     long n;
 } kind_count;
 
+typedef struct add_worker add_worker;
+
 typedef struct add_ctx {
+    const char *db_path;
     lqa_store *store;
     lqa_gen_opts gen;
     double split[3];
@@ -66,6 +78,12 @@ typedef struct add_ctx {
     int64_t source_id;
     const char *source_name; /* the source of source_id */
     const char *cur_path;
+    int cur_unit;        /* the input whose events are being stored; -1 before the first */
+    lqa_parse_opts po;   /* the workers' template (warn set per worker) */
+    int threads;
+    add_worker *workers;
+    lqa_progress *prog;
+    double done_bytes;
     long added, dups, empty, failed, synthetic_docs, warnings;
     kind_count *kinds;
     int n_kinds;
@@ -197,7 +215,7 @@ static void walk(add_ctx *c, const char *path, const char *source, int join, int
     free(names);
 }
 
-/* ---- storing one document ---- */
+/* ---- the pair cap ---- */
 
 /* Keeps at most max generated pairs, taking the generators' runs in turn (round robin) so no
  * generator crowds out the others; the generators append their pairs in runs, one run per
@@ -248,6 +266,135 @@ static void cap_pairs(lqa_gen_list *l, int max) {
     free(run_end);
 }
 
+/* ---- preparing one document (worker threads) ---- */
+
+/* What a unit hands to the writer, in order. */
+typedef enum { EV_WARN, EV_EMPTY, EV_DUP, EV_DOC, EV_END } ev_kind;
+
+typedef struct add_event {
+    ev_kind kind;
+    char *msg;              /* EV_WARN, EV_EMPTY: the warning; EV_END: the error (NULL: none) */
+    int rc;                 /* EV_END: the parser's result */
+    /* EV_DOC: the document (moved out of the parser), its hash, split, pairs and packed text */
+    lqa_doc doc;
+    char hex[65];
+    const char *split;
+    lqa_gen_list pairs;
+    lqa_store_packed packed;
+    int has_syn;            /* a synthetic copy with pairs was made */
+    lqa_gen_synth syn;
+    char syn_hex[65];
+} add_event;
+
+/* One worker's own state: nothing here is shared between threads. */
+struct add_worker {
+    add_ctx *c;
+    lqa_store_packer *packer;
+    lqa_store *reader;      /* read-only connection for the duplicate pre-check (threaded runs) */
+    int reader_tried;
+    lqa_pipe_out *out;      /* the unit being worked on */
+    const input_item *it;
+    lqa_parse_opts po;      /* c->po with warn_ctx = this worker */
+};
+
+static void hash_hex(const char *text, size_t n, char out[65]) {
+    uint8_t h[LQA_SHA256_SIZE];
+    lqa_sha256(text, n, h);
+    lqa_hex(h, LQA_SHA256_SIZE, out);
+}
+
+static void emit(add_worker *w, add_event *ev, size_t bytes) { lqa_pipe_emit(w->out, ev, bytes + sizeof *ev); }
+
+static void emit_msg(add_worker *w, ev_kind kind, char *msg) {
+    add_event *ev = lqa_calloc(1, sizeof *ev);
+    ev->kind = kind;
+    ev->msg = msg;
+    emit(w, ev, strlen(msg));
+}
+
+/* Already stored? Saves the generators' work on a re-run. A hit is certain (the writer would
+ * find the same row); a miss is checked again by the writer, which also sees the documents
+ * of this run not yet committed. Single-threaded runs ask the store itself. */
+static int stored_before(add_worker *w, const char *hex) {
+    add_ctx *c = w->c;
+    if (c->threads <= 1) return lqa_store_find_hash(c->store, hex) != 0;
+    if (!w->reader_tried) {
+        lqa_err err;
+        w->reader_tried = 1;
+        w->reader = lqa_store_open(c->db_path, 0, &err); /* NULL: no pre-check, the writer checks */
+    }
+    return w->reader && lqa_store_find_hash(w->reader, hex) != 0;
+}
+
+/* The answers column of each pair, built here rather than on the writer's thread. */
+static void fill_answers(lqa_gen_list *l) {
+    for (int i = 0; i < l->n; i++)
+        if (!l->items[i].answers_json) l->items[i].answers_json = lqa_store_answers_json(l->items[i].answer);
+}
+
+/* The parser's sink on a worker: everything about a document that does not touch the store. */
+static int prepare_doc(lqa_doc *doc, void *ctx) {
+    add_worker *w = ctx;
+    add_ctx *c = w->c;
+    if (doc->text.len == 0) {
+        lqa_buf m = {0};
+        lqa_buf_printf(&m, "%s: document \"%s\" has no text, skipped", doc->path ? doc->path : w->it->path,
+                       doc->title ? doc->title : "");
+        emit_msg(w, EV_EMPTY, lqa_buf_steal(&m));
+        return 0;
+    }
+    add_event *ev = lqa_calloc(1, sizeof *ev);
+    hash_hex(doc->text.data, doc->text.len, ev->hex);
+    if (stored_before(w, ev->hex)) {
+        ev->kind = EV_DUP;
+        emit(w, ev, 0);
+        return 0;
+    }
+    ev->kind = EV_DOC;
+    ev->doc = *doc; /* the parser frees what is left in doc: nothing */
+    memset(doc, 0, sizeof *doc);
+    const lqa_doc *d = &ev->doc;
+    ev->split = lqa_store_split_for(ev->hex, c->gen.seed, c->split);
+    lqa_gen_run(d, &c->gen, &ev->pairs);
+    cap_pairs(&ev->pairs, c->max_pairs);
+    fill_answers(&ev->pairs);
+    if (!w->packer) w->packer = lqa_store_packer_new();
+    lqa_store_pack(w->packer, d->text.data, d->text.len, &ev->packed);
+    size_t bytes = d->text.len + ev->packed.zn;
+    if ((c->gen.mask & LQA_GEN_SYNTHETIC) && d->n_qas == 0 && lqa_gen_synthetic(d, &c->gen, &ev->syn) == 0) {
+        if (ev->syn.qas.n > 0) {
+            ev->has_syn = 1;
+            hash_hex(ev->syn.text, ev->syn.len, ev->syn_hex);
+            fill_answers(&ev->syn.qas);
+            bytes += ev->syn.len;
+        } else {
+            lqa_gen_synth_free(&ev->syn);
+        }
+    }
+    emit(w, ev, bytes);
+    return 0;
+}
+
+static void on_warning(const char *msg, void *ctx) { emit_msg(ctx, EV_WARN, lqa_strdup(msg)); }
+
+/* A unit of work: one input, parsed on worker `worker`; its events end with EV_END. */
+static void work_unit(void *ctx, int worker, int unit, lqa_pipe_out *out) {
+    add_ctx *c = ctx;
+    add_worker *w = &c->workers[worker];
+    w->out = out;
+    w->it = &c->items[unit];
+    lqa_err err = {{0}};
+    int rc = w->it->index ? lqa_parse_manual(w->it->index, &w->po, prepare_doc, w, &err)
+                          : lqa_parse_path(w->it->path, &w->po, prepare_doc, w, &err);
+    add_event *ev = lqa_calloc(1, sizeof *ev);
+    ev->kind = EV_END;
+    ev->rc = rc;
+    if (rc != 0) ev->msg = lqa_strdup(err.msg[0] ? err.msg : w->it->path);
+    emit(w, ev, 0);
+}
+
+/* ---- storing (this thread only) ---- */
+
 static void store_pairs(add_ctx *c, int64_t doc_id, size_t doc_len, const lqa_gen_list *l) {
     for (int i = 0; i < l->n; i++) {
         const lqa_gen_qa *g = &l->items[i];
@@ -270,29 +417,19 @@ static void store_sections(add_ctx *c, int64_t doc_id, const lqa_doc *doc) {
     }
 }
 
-static void hash_hex(const char *text, size_t n, char out[65]) {
-    uint8_t h[LQA_SHA256_SIZE];
-    lqa_sha256(text, n, h);
-    lqa_hex(h, LQA_SHA256_SIZE, out);
-}
-
-static void store_synthetic(add_ctx *c, const lqa_doc *doc, int64_t parent, const char *split) {
-    lqa_gen_synth syn;
-    if (lqa_gen_synthetic(doc, &c->gen, &syn) != 0) return;
-    char hex[65];
-    hash_hex(syn.text, syn.len, hex);
-    if (syn.qas.n > 0 && !lqa_store_find_hash(c->store, hex)) {
-        lqa_buf title = {0};
-        lqa_buf_printf(&title, "%s [synthetic]", doc->title ? doc->title : "");
-        lqa_store_doc_in d = {.source_id = c->source_id, .hash_hex = hex, .title = title.data, .format = doc->format,
-                              .path = doc->path, .split = split, .text = syn.text, .text_len = syn.len,
-                              .synthetic = 1, .parent_id = parent};
-        int64_t id = lqa_store_add_copy(c->store, &d, syn.inserted, syn.n_inserted);
-        store_pairs(c, id, syn.len, &syn.qas);
-        c->synthetic_docs++;
-        lqa_buf_free(&title);
-    }
-    lqa_gen_synth_free(&syn);
+static void store_synthetic(add_ctx *c, add_event *ev, int64_t parent) {
+    const lqa_doc *doc = &ev->doc;
+    const lqa_gen_synth *syn = &ev->syn;
+    if (lqa_store_find_hash(c->store, ev->syn_hex)) return;
+    lqa_buf title = {0};
+    lqa_buf_printf(&title, "%s [synthetic]", doc->title ? doc->title : "");
+    lqa_store_doc_in d = {.source_id = c->source_id, .hash_hex = ev->syn_hex, .title = title.data,
+                          .format = doc->format, .path = doc->path, .split = ev->split, .text = syn->text,
+                          .text_len = syn->len, .synthetic = 1, .parent_id = parent};
+    int64_t id = lqa_store_add_copy(c->store, &d, syn->inserted, syn->n_inserted);
+    store_pairs(c, id, syn->len, &syn->qas);
+    c->synthetic_docs++;
+    lqa_buf_free(&title);
 }
 
 static void batch_begin(add_ctx *c) {
@@ -315,64 +452,71 @@ static void batch_maybe_commit(add_ctx *c, size_t added_bytes) {
     if (c->batch_bytes >= BATCH_MAX_BYTES || lqa_now() - c->batch_t0 >= BATCH_MAX_SECS) batch_commit(c);
 }
 
-static int ingest_doc(lqa_doc *doc, void *ctx) {
-    add_ctx *c = ctx;
-    if (doc->text.len == 0) {
-        log_warn("%s: document \"%s\" has no text, skipped", doc->path ? doc->path : c->cur_path,
-                 doc->title ? doc->title : "");
-        c->empty++;
-        return 0;
-    }
-    char hex[65];
-    hash_hex(doc->text.data, doc->text.len, hex);
-    if (lqa_store_find_hash(c->store, hex)) {
+static void store_doc(add_ctx *c, add_event *ev) {
+    const lqa_doc *doc = &ev->doc;
+    if (lqa_store_find_hash(c->store, ev->hex)) { /* stored earlier in this run */
         c->dups++;
-        return 0;
+        return;
     }
-    const char *split = lqa_store_split_for(hex, c->gen.seed, c->split);
-    lqa_gen_list pairs = {0};
-    lqa_gen_run(doc, &c->gen, &pairs);
-    cap_pairs(&pairs, c->max_pairs);
     batch_begin(c);
-    lqa_store_doc_in d = {.source_id = c->source_id, .hash_hex = hex, .title = doc->title, .format = doc->format,
-                          .path = doc->path && *doc->path ? doc->path : c->cur_path, .split = split,
+    lqa_store_doc_in d = {.source_id = c->source_id, .hash_hex = ev->hex, .title = doc->title, .format = doc->format,
+                          .path = doc->path && *doc->path ? doc->path : c->cur_path, .split = ev->split,
                           .text = doc->text.data, .text_len = doc->text.len};
-    int64_t id = lqa_store_add_doc(c->store, &d);
+    int64_t id = lqa_store_add_packed(c->store, &d, &ev->packed);
     store_sections(c, id, doc);
-    store_pairs(c, id, doc->text.len, &pairs);
-    if ((c->gen.mask & LQA_GEN_SYNTHETIC) && doc->n_qas == 0) store_synthetic(c, doc, id, split);
-    lqa_gen_list_free(&pairs);
+    store_pairs(c, id, doc->text.len, &ev->pairs);
+    if (ev->has_syn) store_synthetic(c, ev, id);
     c->added++;
     batch_maybe_commit(c, doc->text.len);
-    return 0;
 }
 
-static void on_warning(const char *msg, void *ctx) {
-    add_ctx *c = ctx;
-    c->warnings++;
-    log_warn("%s", msg);
-}
-
-static int ingest_item(add_ctx *c, const input_item *it, const lqa_parse_opts *po) {
-    lqa_err err = {{0}};
+/* The first event of an input: its source row (looked up once per run of one source). */
+static void begin_unit(add_ctx *c, int unit) {
+    const input_item *it = &c->items[unit];
+    c->cur_unit = unit;
     c->cur_path = it->path;
     const char *source = c->source_override ? c->source_override : it->source;
-    if (!c->source_name || strcmp(c->source_name, source)) { /* one lookup per run of one source */
+    if (!c->source_name || strcmp(c->source_name, source)) {
         c->source_id = lqa_store_source(c->store, source);
         c->source_name = source;
     }
-    int rc;
-    if (it->index) {
-        rc = lqa_parse_manual(it->index, po, ingest_doc, c, &err);
-    } else {
-        rc = lqa_parse_path(it->path, po, ingest_doc, c, &err);
+}
+
+static void free_event(add_event *ev) {
+    free(ev->msg);
+    lqa_doc_free(&ev->doc);
+    lqa_gen_list_free(&ev->pairs);
+    lqa_store_packed_free(&ev->packed);
+    if (ev->has_syn) lqa_gen_synth_free(&ev->syn);
+    free(ev);
+}
+
+static void consume_event(void *ctx, int unit, void *event) {
+    add_ctx *c = ctx;
+    add_event *ev = event;
+    if (unit != c->cur_unit) begin_unit(c, unit);
+    switch (ev->kind) {
+    case EV_WARN:
+        c->warnings++;
+        log_warn("%s", ev->msg);
+        break;
+    case EV_EMPTY:
+        c->empty++;
+        log_warn("%s", ev->msg);
+        break;
+    case EV_DUP: c->dups++; break;
+    case EV_DOC: store_doc(c, ev); break;
+    case EV_END:
+        if (ev->rc != 0) {
+            c->failed++;
+            lqa_buf_printf(&c->failures, "  %s\n", ev->msg);
+            log_error("%s", ev->msg);
+        }
+        c->done_bytes += c->items[unit].bytes;
+        lqa_progress_update(c->prog, c->done_bytes / 1e6);
+        break;
     }
-    if (rc != 0) {
-        c->failed++;
-        lqa_buf_printf(&c->failures, "  %s\n", err.msg[0] ? err.msg : it->path);
-        log_error("%s", err.msg[0] ? err.msg : it->path);
-    }
-    return rc;
+    free_event(ev);
 }
 
 /* ---- options and summary ---- */
@@ -414,13 +558,15 @@ int lqa_cmd_add(int argc, char **argv) {
         {"split", required_argument, 0, 'p'},     {"generators", required_argument, 0, 'g'},
         {"join", no_argument, 0, 'j'},            {"max-pairs-per-doc", required_argument, 0, 'm'},
         {"max-per-kind", required_argument, 0, 'k'}, {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
-    add_ctx c = {.split = {0.9, 0.05, 0.05}, .max_pairs = 200, .gen = {.seed = 1, .mask = LQA_GEN_ALL, .max_per_kind = 25}};
+        {"threads", required_argument, 0, 't'},   {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    add_ctx c = {.split = {0.9, 0.05, 0.05}, .max_pairs = 200, .gen = {.seed = 1, .mask = LQA_GEN_ALL, .max_per_kind = 25},
+                 .cur_unit = -1, .threads = lqa_pipe_default_threads()};
     const char *db = NULL, *format = NULL;
     int join = 0, quiet = 0, opt;
     lqa_err err = {{0}};
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "d:f:s:S:p:g:jm:k:qh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "d:f:s:S:p:g:jm:k:t:qh", opts, NULL)) != -1) {
         char *end = NULL;
         switch (opt) {
         case 'd': db = optarg; break;
@@ -445,6 +591,12 @@ int lqa_cmd_add(int argc, char **argv) {
             c.gen.max_per_kind = (int)strtol(optarg, &end, 10);
             if (!*optarg || *end || c.gen.max_per_kind < 1) return usage_error("--max-per-kind: expected an integer >= 1");
             break;
+        case 't': {
+            long n = strtol(optarg, &end, 10);
+            if (!*optarg || *end || n < 1 || n > 256) return usage_error("--threads: expected an integer from 1 to 256");
+            c.threads = (int)n;
+            break;
+        }
         case 'q': quiet = 1; break;
         case 'h': fputs(ADD_USAGE, stdout); return LQA_EXIT_OK;
         default: return usage_error("unknown option");
@@ -473,18 +625,26 @@ int lqa_cmd_add(int argc, char **argv) {
     }
     double total = 0, t0 = lqa_now();
     for (int i = 0; i < c.n_items; i++) total += c.items[i].bytes;
-    lqa_parse_opts po = {.format = format, .max_text_node = 16u << 20, .max_depth = 256, .warn = on_warning,
-                         .warn_ctx = &c};
+    c.db_path = db;
+    c.po = (lqa_parse_opts){.format = format, .max_text_node = 16u << 20, .max_depth = 256, .warn = on_warning};
+    c.workers = lqa_calloc((size_t)c.threads, sizeof *c.workers);
+    for (int i = 0; i < c.threads; i++) {
+        c.workers[i] = (add_worker){.c = &c, .po = c.po};
+        c.workers[i].po.warn_ctx = &c.workers[i];
+    }
+    (void)lqa_log_get_level(); /* read LQA_LOG before any thread starts */
     lqa_progress prog;
     lqa_progress_start(&prog, "ingest", total / 1e6, "MB");
-    double done = 0;
-    for (int i = 0; i < c.n_items; i++) {
-        ingest_item(&c, &c.items[i], &po);
-        done += c.items[i].bytes;
-        lqa_progress_update(&prog, done / 1e6);
-    }
+    c.prog = &prog;
+    static const lqa_pipe_ops ops = {work_unit, consume_event};
+    lqa_pipe_run(c.n_items, c.threads, &ops, &c);
     batch_commit(&c);
     lqa_progress_finish(&prog);
+    for (int i = 0; i < c.threads; i++) {
+        lqa_store_packer_free(c.workers[i].packer);
+        lqa_store_close(c.workers[i].reader);
+    }
+    free(c.workers);
     if (!quiet) print_summary(&c, lqa_now() - t0);
     lqa_store_close(c.store);
     int status = c.failed ? LQA_EXIT_INPUTS : LQA_EXIT_OK;
