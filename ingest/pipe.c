@@ -128,15 +128,16 @@ static void consume_unit(lqa_pipe *p, int u) {
 
 void lqa_pipe_run(int n_units, int workers, const lqa_pipe_ops *ops, void *ctx) {
     lqa_pipe p = {.ops = ops, .ctx = ctx, .n_units = n_units};
-    if (workers > n_units) workers = n_units;
-    if (workers <= 1) {
+    if (workers <= 1 || n_units == 0) {
         for (int u = 0; u < n_units; u++) {
             lqa_pipe_out o = {.p = &p, .unit = u};
             ops->work(ctx, 0, u, &o);
         }
         return;
     }
+    /* one input (a dump) still gets a worker: it parses while this thread writes */
     p.threaded = 1;
+    if (workers > n_units) workers = n_units;
     p.window = 2 * workers;
     p.slots = lqa_calloc((size_t)p.window, sizeof *p.slots);
     for (int i = 0; i < p.window; i++) p.slots[i] = (lqa_pipe_out){.p = &p, .unit = -1};

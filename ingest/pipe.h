@@ -25,7 +25,8 @@ typedef struct lqa_pipe_ops {
 /* Queues event (bytes: about how much memory it holds) for the consumer; may wait for room. */
 void lqa_pipe_emit(lqa_pipe_out *out, void *event, size_t bytes);
 
-/* Runs every unit through ops with `workers` threads and returns when all events are
+/* Runs every unit through ops with `workers` threads (no more than there are units: a single
+ * unit still runs on its own thread, beside the consumer) and returns when all events are
  * consumed. workers <= 1: no thread at all, each unit runs on the calling thread and every
  * event is consumed as it is emitted (the single-threaded run). */
 void lqa_pipe_run(int n_units, int workers, const lqa_pipe_ops *ops, void *ctx);

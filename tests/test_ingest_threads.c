@@ -5,7 +5,8 @@
  * a --join manual. Runs with 1, 2 and 4 threads must agree byte for byte on the printed
  * summary, the warnings and errors (and their order), the exit status, every table's rows
  * (ids, hashes, splits, compressed texts, sections, FTS5 rows, pairs) and the jsonl export;
- * a re-run with each thread count adds nothing and says so the same way. */
+ * a re-run with each thread count adds nothing and says so the same way. A single streamed
+ * input (a MediaWiki dump, parsed on a worker beside the writer) gives the same store too. */
 #include "tests/testutil.h"
 
 #include <sqlite3.h>
@@ -170,7 +171,7 @@ typedef struct run_out {
     lqa_buf out, err, store, jsonl;
 } run_out;
 
-static void run_add(const char *name, int threads, const char *db, run_out *r) {
+static void run_add_path(const char *name, int threads, const char *db, const char *inputs, run_out *r) {
     char so[700], se[700], js[700];
     snprintf(so, sizeof so, "%s/%s.out", lqa_test_tmpdir(), name);
     snprintf(se, sizeof se, "%s/%s.err", lqa_test_tmpdir(), name);
@@ -178,7 +179,7 @@ static void run_add(const char *name, int threads, const char *db, run_out *r) {
     const char *tool = lqa_test_tool("lqa-ingest");
     /* braces: lqa_test_run appends 2>&1, which must not undo the 2> of the command */
     r->rc = lqa_test_run(NULL, "{ %s add --join --threads %d --seed 5 --db %s %s >%s 2>%s; }", tool, threads, db,
-                         g_inputs, so, se);
+                         inputs, so, se);
     size_t n;
     char *d;
     assert_int_equal(lqa_read_file(so, &d, &n, NULL), 0);
@@ -193,6 +194,10 @@ static void run_add(const char *name, int threads, const char *db, run_out *r) {
     assert_int_equal(lqa_read_file(js, &d, &n, NULL), 0);
     lqa_buf_append(&r->jsonl, d, n);
     free(d);
+}
+
+static void run_add(const char *name, int threads, const char *db, run_out *r) {
+    run_add_path(name, threads, db, g_inputs, r);
 }
 
 static void run_free(run_out *r) {
@@ -256,6 +261,27 @@ static void test_threads_same_store(void **state) {
     }
 }
 
+/* One streamed input (a MediaWiki dump: many documents) gets a worker of its own beside the
+ * writer, and still gives the single-threaded store. */
+static void test_threads_one_stream(void **state) {
+    char dump[700], db1[700], db4[700];
+    snprintf(dump, sizeof dump, "%s/b/mediawiki.xml", g_inputs);
+    snprintf(db1, sizeof db1, "%s/mw1.db", lqa_test_tmpdir());
+    snprintf(db4, sizeof db4, "%s/mw4.db", lqa_test_tmpdir());
+    run_out a = {0}, b = {0};
+    run_add_path("mw1", 1, db1, dump, &a);
+    run_add_path("mw4", 4, db4, dump, &b);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(b.rc, 0);
+    assert_true(count_rows(db1, "SELECT count(*) FROM documents WHERE synthetic = 0") >= 2);
+    assert_same("stdout", &a.out, &b.out, 4);
+    assert_same("stderr", &a.err, &b.err, 4);
+    assert_same("store", &a.store, &b.store, 4);
+    assert_same("export", &a.jsonl, &b.jsonl, 4);
+    run_free(&a);
+    run_free(&b);
+}
+
 /* --threads is checked like every option; more threads than inputs is fine. */
 static void test_threads_option(void **state) {
     const char *tool = lqa_test_tool("lqa-ingest");
@@ -277,6 +303,7 @@ static void test_threads_option(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threads_same_store),
+        cmocka_unit_test(test_threads_one_stream),
         cmocka_unit_test(test_threads_option),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
