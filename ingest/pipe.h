@@ -4,7 +4,7 @@
  * order, and within a unit in the order emitted. So the caller, which alone writes the store,
  * sees exactly the sequence a single-threaded run makes, whatever the thread count.
  *
- * Memory stays bounded: at most 2 x workers units are in flight, and a unit that runs ahead of
+ * Memory stays bounded: at most 8 x workers units are in flight, and a unit that runs ahead of
  * the one being consumed waits once the queued events pass a byte budget (a streamed input,
  * a MediaWiki dump or a large JSON array, is one unit: its documents queue a few at a time). */
 #ifndef LQA_PIPE_H
