@@ -2,7 +2,7 @@
  * One input set holds many small documents, duplicates (within the run and, on a re-run,
  * against the store), inputs that fail (binary, malformed XML, a cut JSON array), inputs that
  * warn (invalid UTF-8, recovered HTML), multi-document inputs (a MediaWiki dump, QA sets) and
- * a --join manual. Runs with 1, 2 and 4 threads must agree byte for byte on the printed
+ * two --join manuals with bad pages inside them. Runs with 1, 2 and 4 threads must agree byte for byte on the printed
  * summary, the warnings and errors (and their order), the exit status, every table's rows
  * (ids, hashes, splits, compressed texts, sections, FTS5 rows, pairs) and the jsonl export;
  * a re-run with each thread count adds nothing and says so the same way. A single streamed
@@ -47,17 +47,34 @@ static void write_markdown(lqa_rng *r, const char *path, int sections) {
     lqa_buf_free(&b);
 }
 
-/* A three-page manual: index.html with a TOC, two chapters (--join makes one document). */
-static void write_manual(lqa_rng *r, const char *dir) {
+/* A manual of several pages (--join makes one document): index.html with a TOC, chapters
+ * in TOC order (ch2 before ch1), a page linked from a chapter's own TOC, bad pages inside it
+ * (an empty page: skipped with a warning naming its place in the reading order; invalid
+ * UTF-8; a link to a missing page) and a page no TOC links to (appended by name). */
+static void write_manual(lqa_rng *r, const char *dir, const char *name) {
     char p[800];
-    const char *idx = "<html><head><title>Guide</title></head><body><h1>The Guide</h1><div class=\"toc\"><ul>"
-                      "<li><a href=\"ch2.html\">Two</a></li><li><a href=\"ch1.html\">One</a></li></ul></div>"
-                      "</body></html>";
+    lqa_buf idx = {0};
+    lqa_buf_printf(&idx, "<html><head><title>%s</title></head><body><h1>The %s</h1><div class=\"toc\"><ul>"
+                         "<li><a href=\"ch2.html\">Two</a></li><li><a href=\"empty.html\">Empty</a></li>"
+                         "<li><a href=\"missing.html\">Gone</a></li><li><a href=\"ch1.html#s1\">One</a></li>"
+                         "</ul></div></body></html>", name, name);
     snprintf(p, sizeof p, "%s/index.html", dir);
-    lqa_test_write(p, idx, strlen(idx));
+    lqa_test_write(p, idx.data, idx.len);
+    lqa_buf_free(&idx);
+    snprintf(p, sizeof p, "%s/empty.html", dir);
+    lqa_test_write(p, "", 0);
+    const char *sub = "<html><head><title>Notes</title></head><body><h3>Notes \xff\xfe bytes</h3>"
+                      "<p>Invalid bytes in a page of the manual. <i>Unclosed</p></body></html>";
+    snprintf(p, sizeof p, "%s/notes.html", dir);
+    lqa_test_write(p, sub, strlen(sub));
+    const char *loose = "<html><head><title>Loose</title></head><body><h2>Loose page</h2><p>No table of "
+                        "contents links here, <b>so it comes last.</p></body></html>";
+    snprintf(p, sizeof p, "%s/zz-loose.html", dir);
+    lqa_test_write(p, loose, strlen(loose));
     for (int c = 1; c <= 2; c++) {
         lqa_buf b = {0};
         lqa_buf_printf(&b, "<html><head><title>Chapter %d</title></head><body><h2>Chapter %d</h2>", c, c);
+        if (c == 2) lqa_buf_puts(&b, "<div class=\"toc\"><a href=\"notes.html\">Notes</a></div>");
         for (int s = 0; s < 4; s++) {
             lqa_buf_printf(&b, "<h3>Section %d.%d</h3><p>", c, s + 1);
             for (int k = 0; k < 5; k++) rand_sentence(r, &b);
@@ -85,12 +102,15 @@ static int group_setup(void **state) {
     const char *fx = lqa_test_fixtures();
     if (lqa_test_run(NULL, "cp %s/a/doc03.md %s/a/doc03-copy.md && mkdir -p %s/b %s/bad %s/manual && "
                            "cp %s/a/doc07.md %s/b/zz-dup.md && cp %s/xml/mediawiki.xml %s/xml/docbook5.xml "
-                           "%s/xml/sphinx.html %s/text/kjv-sample.txt %s/qaset/alpaca.json %s/qaset/squad.json %s/b/",
+                           "%s/xml/sphinx.html %s/text/kjv-sample.txt %s/qaset/alpaca.json %s/qaset/squad.json %s/b/ "
+                           "&& mkdir -p %s/manual2",
                      g_inputs, g_inputs, g_inputs, g_inputs, g_inputs, g_inputs, g_inputs, fx, fx, fx, fx, fx, fx,
-                     g_inputs) != 0)
+                     g_inputs, g_inputs) != 0)
         return -1;
     snprintf(p, sizeof p, "%s/manual", g_inputs);
-    write_manual(&r, p);
+    write_manual(&r, p, "Guide");
+    snprintf(p, sizeof p, "%s/manual2", g_inputs);
+    write_manual(&r, p, "Handbook");
     unsigned char bin[2048];
     for (size_t i = 0; i < sizeof bin; i++) bin[i] = (unsigned char)lqa_rng_below(&r, 256);
     bin[0] = 0;
@@ -240,7 +260,17 @@ static void test_threads_same_store(void **state) {
     assert_non_null(memmem(runs[0].store.data, runs[0].store.len, "Section 2.4", 11)); /* the dump holds NULs */
     char db1[700];
     snprintf(db1, sizeof db1, "%s/t1.db", lqa_test_tmpdir());
-    assert_int_equal(count_rows(db1, "SELECT count(*) FROM documents WHERE synthetic = 0 AND path LIKE '%/manual%'"), 1);
+    assert_int_equal(count_rows(db1, "SELECT count(*) FROM documents WHERE synthetic = 0 AND path LIKE '%/manual%'"), 2);
+    /* each manual's bad pages: the empty one skipped (4th in its reading order: index, ch2,
+     * the notes ch2's own TOC links, then it), the notes' invalid bytes, in input order */
+    const char *skip1 = strstr(runs[0].err.data, "manual/empty.html:1: empty file");
+    const char *skip2 = strstr(runs[0].err.data, "manual2/empty.html:1: empty file");
+    assert_non_null(skip1);
+    assert_non_null(skip2);
+    assert_true(skip1 < skip2);
+    assert_non_null(strstr(skip1, "(page 4 of the joined manual, skipped)"));
+    assert_non_null(strstr(runs[0].err.data, "manual/notes.html:1: invalid UTF-8"));
+    assert_true(count_rows(db1, "SELECT count(*) FROM sections WHERE title = 'Loose page'") == 2);
     assert_non_null(strstr(reruns[0].out.data, "added 0 documents"));
     assert_true(runs[0].jsonl.len > 1000);
     for (int k = 1; k < 3; k++) {
