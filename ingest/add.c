@@ -98,8 +98,12 @@ typedef struct add_ctx {
 /* A batch commits after this much text or this long, whichever comes first: each commit
  * flushes an FTS5 segment, writes the WAL and may checkpoint, which cost ~17 % of the CPU
  * when every document committed alone; the time cap bounds how long the write lock is held
- * (other writers wait up to the 10 s busy timeout) and how much a kill -9 loses. */
-#define BATCH_MAX_BYTES ((size_t)32 << 20)
+ * (other writers wait up to the 10 s busy timeout) and how much a kill -9 loses. Not more
+ * text than 4 MB: the last commit (and the checkpoint it triggers) runs after all the other
+ * work, on this thread alone, and grows with the batch; with 32 MB the default corpus's
+ * XHTML (7 MB of text) was one batch whose commit took ~65 ms at the end, with 4 MB ~28 ms,
+ * for the same CPU time in all (also on a 30 MB MediaWiki dump: 37 MB of text, ~10 commits). */
+#define BATCH_MAX_BYTES ((size_t)4 << 20)
 #define BATCH_MAX_SECS 2.0
 
 static void count_kind(add_ctx *c, const char *kind) {
