@@ -19,6 +19,7 @@
 #include "common/progress.h"
 #include "common/rng.h"
 #include "ingest/store.h"
+#include "tests/test_sql_util.h"
 
 static void rand_word(lqa_rng *r, lqa_buf *b, int cap) {
     int n = 3 + (int)lqa_rng_below(r, 7);
@@ -68,33 +69,6 @@ static void write_markdown(lqa_rng *r, const char *path, const char *marker, int
     }
     lqa_test_write(path, b.data, b.len);
     lqa_buf_free(&b);
-}
-
-static long long sql_int(const char *db, const char *sql) {
-    sqlite3 *h;
-    sqlite3_stmt *st;
-    long long v = -1;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(h);
-    return v;
-}
-
-static char *sql_text(const char *db, const char *sql) {
-    sqlite3 *h;
-    sqlite3_stmt *st;
-    char *v = NULL;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-            v = lqa_strdup((const char *)sqlite3_column_text(st, 0));
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(h);
-    return v ? v : lqa_strdup("");
 }
 
 typedef struct secret_scan {
@@ -187,8 +161,8 @@ static void test_bad_inputs_run_goes_on(void **state) {
     assert_non_null(strstr(out.data, "cut.json"));
     assert_non_null(strstr(out.data, "QA pairs added:"));
     /* the three good documents are in */
-    assert_true(sql_int(g_db, "SELECT count(*) FROM documents WHERE synthetic = 0 AND path LIKE '%/good/%'") == 3);
-    assert_true(sql_int(g_db, "SELECT count(*) FROM qa") > 12);
+    assert_true(test_sql_int(g_db, "SELECT count(*) FROM documents WHERE synthetic = 0 AND path LIKE '%/good/%'") == 3);
+    assert_true(test_sql_int(g_db, "SELECT count(*) FROM qa") > 12);
     /* the secret reached nothing: document texts, sections, FTS, QA pairs */
     lqa_err err;
     lqa_store *s = lqa_store_open(g_db, 0, &err);
@@ -200,23 +174,23 @@ static void test_bad_inputs_run_goes_on(void **state) {
     lqa_store_close(s);
     char sql[300];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM qa WHERE instr(question || answer, '%s')", g_secret);
-    assert_int_equal(sql_int(g_db, sql), 0);
+    assert_int_equal(test_sql_int(g_db, sql), 0);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM sections_fts WHERE sections_fts MATCH '%s'", g_secret);
-    assert_int_equal(sql_int(g_db, sql), 0);
+    assert_int_equal(test_sql_int(g_db, sql), 0);
     /* every stored extractive pair holds its answer at its span */
     lqa_buf_free(&out);
     free(secret_path);
 }
 
 static void test_rerun_adds_nothing(void **state) {
-    long long docs = sql_int(g_db, "SELECT count(*) FROM documents"), qa = sql_int(g_db, "SELECT count(*) FROM qa");
+    long long docs = test_sql_int(g_db, "SELECT count(*) FROM documents"), qa = test_sql_int(g_db, "SELECT count(*) FROM qa");
     lqa_buf out = {0};
     int rc = lqa_test_run(&out, "%s add --db %s %s/good", lqa_test_tool("lqa-ingest"), g_db, g_dir);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out.data, "added 0 documents"));
     assert_non_null(strstr(out.data, "skipped 3 duplicates"));
-    assert_int_equal(sql_int(g_db, "SELECT count(*) FROM documents"), docs);
-    assert_int_equal(sql_int(g_db, "SELECT count(*) FROM qa"), qa);
+    assert_int_equal(test_sql_int(g_db, "SELECT count(*) FROM documents"), docs);
+    assert_int_equal(test_sql_int(g_db, "SELECT count(*) FROM qa"), qa);
     lqa_buf_free(&out);
 }
 
@@ -263,7 +237,7 @@ static void test_export_and_stats(void **state) {
         if (c == EOF) break;
     }
     fclose(f);
-    long long qa = sql_int(g_db, "SELECT count(*) FROM qa");
+    long long qa = test_sql_int(g_db, "SELECT count(*) FROM qa");
     assert_int_equal(n, qa);
     assert_true(multibyte > 0);
     assert_int_equal(lqa_test_run(NULL, "%s export --db %s --format longalpaca -o %s", tool, g_db, la), 0);
@@ -278,12 +252,12 @@ static void test_export_and_stats(void **state) {
     assert_int_equal(lqa_test_run(NULL, "%s export --db %s --format jsonl --split train -o %s", tool, g_db, jsonl), 0);
     lqa_buf cnt = {0};
     lqa_test_run(&cnt, "wc -l < %s", jsonl);
-    assert_int_equal(atoll(cnt.data), sql_int(g_db, "SELECT count(*) FROM qa q JOIN documents d ON d.id = q.doc_id "
+    assert_int_equal(atoll(cnt.data), test_sql_int(g_db, "SELECT count(*) FROM qa q JOIN documents d ON d.id = q.doc_id "
                                                      "WHERE d.split = 'train'"));
     /* "-o -" streams to stdout; an unwritable path fails cleanly and leaves nothing */
     lqa_buf_clear(&cnt);
     assert_int_equal(lqa_test_run(&cnt, "%s export --db %s --format jsonl --split train -o - 2>/dev/null | wc -l", tool, g_db), 0);
-    assert_int_equal(atoll(cnt.data), sql_int(g_db, "SELECT count(*) FROM qa q JOIN documents d ON d.id = q.doc_id "
+    assert_int_equal(atoll(cnt.data), test_sql_int(g_db, "SELECT count(*) FROM qa q JOIN documents d ON d.id = q.doc_id "
                                                      "WHERE d.split = 'train'"));
     lqa_buf_clear(&cnt);
     assert_int_equal(lqa_test_run(&cnt, "%s export --db %s --format jsonl -o %s/no/such/dir/x.jsonl", tool, g_db,
@@ -333,12 +307,12 @@ static void test_generators_and_cap(void **state) {
     lqa_buf out = {0};
     assert_int_equal(lqa_test_run(&out, "%s add --db %s --generators section,continuation --max-pairs-per-doc 3 %s/good",
                                   lqa_test_tool("lqa-ingest"), db, g_dir), 0);
-    assert_int_equal(sql_int(db, "SELECT count(*) FROM qa WHERE kind NOT IN ('section', 'continuation')"), 0);
-    assert_int_equal(sql_int(db, "SELECT count(*) FROM documents WHERE synthetic != 0"), 0);
-    assert_true(sql_int(db, "SELECT count(*) FROM qa") > 0);
-    assert_int_equal(sql_int(db, "SELECT count(*) FROM (SELECT doc_id FROM qa GROUP BY doc_id HAVING count(*) > 3)"), 0);
+    assert_int_equal(test_sql_int(db, "SELECT count(*) FROM qa WHERE kind NOT IN ('section', 'continuation')"), 0);
+    assert_int_equal(test_sql_int(db, "SELECT count(*) FROM documents WHERE synthetic != 0"), 0);
+    assert_true(test_sql_int(db, "SELECT count(*) FROM qa") > 0);
+    assert_int_equal(test_sql_int(db, "SELECT count(*) FROM (SELECT doc_id FROM qa GROUP BY doc_id HAVING count(*) > 3)"), 0);
     /* both kinds survive the cap (round robin), where both were made */
-    assert_int_equal(sql_int(db, "SELECT count(DISTINCT kind) FROM qa"), 2);
+    assert_int_equal(test_sql_int(db, "SELECT count(DISTINCT kind) FROM qa"), 2);
     lqa_buf_free(&out);
 }
 
@@ -376,9 +350,9 @@ static void test_help_and_usage(void **state) {
 
 /* Fingerprint of a store's contents: documents by hash and QA pairs, order-free. */
 static char *fingerprint(const char *db) {
-    char *a = sql_text(db, "SELECT count(*) || ':' || group_concat(h) FROM (SELECT hash || split AS h FROM documents ORDER BY 1)");
-    char *b = sql_text(db, "SELECT count(*) || ':' || sum(length(question) + length(answer) + ev_start + ev_end) FROM qa");
-    char *c = sql_text(db, "SELECT count(*) FROM sections");
+    char *a = test_sql_text(db, "SELECT count(*) || ':' || group_concat(h) FROM (SELECT hash || split AS h FROM documents ORDER BY 1)");
+    char *b = test_sql_text(db, "SELECT count(*) || ':' || sum(length(question) + length(answer) + ev_start + ev_end) FROM qa");
+    char *c = test_sql_text(db, "SELECT count(*) FROM sections");
     lqa_buf out = {0};
     lqa_buf_printf(&out, "%s|%s|%s", a, b, c);
     free(a);
@@ -421,11 +395,11 @@ static void test_kill9_then_rerun_completes(void **state) {
         killed_mid_run = WIFSIGNALED(st);
     }
     printf("# clean run %.2f s; killed mid-run: %s\n", secs, killed_mid_run ? "yes" : "no (finished first)");
-    char *ic = sql_text(killed, "PRAGMA integrity_check");
+    char *ic = test_sql_text(killed, "PRAGMA integrity_check");
     assert_string_equal(ic, "ok");
     free(ic);
     /* whole documents only: every document that is there has its pairs */
-    assert_int_equal(sql_int(killed, "SELECT count(*) FROM documents d WHERE synthetic = 0 AND NOT EXISTS "
+    assert_int_equal(test_sql_int(killed, "SELECT count(*) FROM documents d WHERE synthetic = 0 AND NOT EXISTS "
                                      "(SELECT 1 FROM qa WHERE doc_id = d.id)"), 0);
     assert_int_equal(lqa_test_run(NULL, "%s add -q --db %s %s", tool, killed, dir), 0);
     char *fa = fingerprint(clean), *fb = fingerprint(killed);

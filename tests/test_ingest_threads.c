@@ -16,6 +16,7 @@
 
 #include "common/fileio.h"
 #include "common/rng.h"
+#include "tests/test_sql_util.h"
 
 static char g_inputs[600];
 
@@ -163,19 +164,6 @@ static void dump_store(const char *db, lqa_buf *out) {
     sqlite3_close(h);
 }
 
-static long long count_rows(const char *db, const char *sql) {
-    sqlite3 *h;
-    sqlite3_stmt *st;
-    long long v = -1;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(h);
-    return v;
-}
-
 /* The run's stdout without its timing ("(0.3 s)"), which is the one thing allowed to differ. */
 static void strip_timing(lqa_buf *b) {
     char *t = strstr(b->data ? b->data : "", " warnings (");
@@ -260,7 +248,7 @@ static void test_threads_same_store(void **state) {
     assert_non_null(memmem(runs[0].store.data, runs[0].store.len, "Section 2.4", 11)); /* the dump holds NULs */
     char db1[700];
     snprintf(db1, sizeof db1, "%s/t1.db", lqa_test_tmpdir());
-    assert_int_equal(count_rows(db1, "SELECT count(*) FROM documents WHERE synthetic = 0 AND path LIKE '%/manual%'"), 2);
+    assert_int_equal(test_sql_int(db1, "SELECT count(*) FROM documents WHERE synthetic = 0 AND path LIKE '%/manual%'"), 2);
     /* each manual's bad pages: the empty one skipped (4th in its reading order: index, ch2,
      * the notes ch2's own TOC links, then it), the notes' invalid bytes, in input order */
     const char *skip1 = strstr(runs[0].err.data, "manual/empty.html:1: empty file");
@@ -270,7 +258,7 @@ static void test_threads_same_store(void **state) {
     assert_true(skip1 < skip2);
     assert_non_null(strstr(skip1, "(page 4 of the joined manual, skipped)"));
     assert_non_null(strstr(runs[0].err.data, "manual/notes.html:1: invalid UTF-8"));
-    assert_true(count_rows(db1, "SELECT count(*) FROM sections WHERE title = 'Loose page'") == 2);
+    assert_true(test_sql_int(db1, "SELECT count(*) FROM sections WHERE title = 'Loose page'") == 2);
     assert_non_null(strstr(reruns[0].out.data, "added 0 documents"));
     assert_true(runs[0].jsonl.len > 1000);
     for (int k = 1; k < 3; k++) {
@@ -303,7 +291,7 @@ static void test_threads_one_stream(void **state) {
     run_add_path("mw4", 4, db4, dump, &b);
     assert_int_equal(a.rc, 0);
     assert_int_equal(b.rc, 0);
-    assert_true(count_rows(db1, "SELECT count(*) FROM documents WHERE synthetic = 0") >= 2);
+    assert_true(test_sql_int(db1, "SELECT count(*) FROM documents WHERE synthetic = 0") >= 2);
     assert_same("stdout", &a.out, &b.out, 4);
     assert_same("stderr", &a.err, &b.err, 4);
     assert_same("store", &a.store, &b.store, 4);
