@@ -20,6 +20,15 @@ static char *tmp_path(const char *name) {
     return p;
 }
 
+/* A new store at a fresh temporary path (*path: the caller frees it). */
+static lqa_store *open_new(const char *name, char **path) {
+    lqa_err err;
+    *path = tmp_path(name);
+    lqa_store *s = lqa_store_open(*path, 1, &err);
+    assert_non_null(s);
+    return s;
+}
+
 /* Random lowercase words with a few multi-byte characters, never empty. */
 static char *random_text(lqa_rng *r, size_t min_len) {
     lqa_buf b = {0};
@@ -75,10 +84,9 @@ static void test_create_and_reopen(void **state) {
 static void test_roundtrip_read_api(void **state) {
     lqa_rng r;
     lqa_rng_seed(&r, lqa_test_seed());
-    char *path = tmp_path("b.db");
+    char *path;
+    lqa_store *s = open_new("b.db", &path);
     lqa_err err;
-    lqa_store *s = lqa_store_open(path, 1, &err);
-    assert_non_null(s);
     enum { N = 5 };
     char *texts[N];
     int64_t ids[N];
@@ -212,10 +220,9 @@ static int64_t add_full_copy(lqa_store *s, int64_t parent, const char *copy, con
 static void test_migrates_v2_copies_still_read(void **state) {
     lqa_rng r;
     lqa_rng_seed(&r, lqa_test_seed() + 2);
-    char *path = tmp_path("v2.db");
+    char *path;
+    lqa_store *s = open_new("v2.db", &path);
     lqa_err err;
-    lqa_store *s = lqa_store_open(path, 1, &err);
-    assert_non_null(s);
     char *orig = random_text(&r, 2000), *copy = random_text(&r, 2100);
     lqa_store_begin(s);
     int64_t parent = add_doc(s, orig, "train");
@@ -262,10 +269,9 @@ static char *insert_into(const char *orig, const size_t *at, const char *const *
 static void test_copy_stored_as_insertions(void **state) {
     lqa_rng r;
     lqa_rng_seed(&r, lqa_test_seed() + 3);
-    char *path = tmp_path("copy.db");
+    char *path;
+    lqa_store *s = open_new("copy.db", &path);
     lqa_err err;
-    lqa_store *s = lqa_store_open(path, 1, &err);
-    assert_non_null(s);
     char *orig = random_text(&r, 3000);
     size_t len = strlen(orig);
     size_t at[3] = {0, (size_t)lqa_rng_below(&r, len), len};
@@ -348,10 +354,9 @@ static void test_refuses_newer_and_foreign(void **state) {
 static void test_synthetic_docs_hidden_from_each_doc(void **state) {
     lqa_rng r;
     lqa_rng_seed(&r, lqa_test_seed());
-    char *path = tmp_path("syn.db");
+    char *path;
+    lqa_store *s = open_new("syn.db", &path);
     lqa_err err;
-    lqa_store *s = lqa_store_open(path, 1, &err);
-    assert_non_null(s);
     char *orig = random_text(&r, 3000), *copy = random_text(&r, 3100);
     lqa_store_begin(s);
     int64_t parent = add_doc(s, orig, "test");
@@ -381,10 +386,9 @@ static void test_synthetic_docs_hidden_from_each_doc(void **state) {
 static void test_corrupt_text_is_an_error(void **state) {
     lqa_rng r;
     lqa_rng_seed(&r, lqa_test_seed());
-    char *path = tmp_path("corrupt.db");
+    char *path;
+    lqa_store *s = open_new("corrupt.db", &path);
     lqa_err err;
-    lqa_store *s = lqa_store_open(path, 1, &err);
-    assert_non_null(s);
     char *text = random_text(&r, 500 + lqa_rng_below(&r, 500));
     lqa_store_begin(s);
     int64_t id = add_doc(s, text, "train");
