@@ -19,25 +19,8 @@
 #include "common/progress.h"
 #include "common/rng.h"
 #include "ingest/store.h"
+#include "tests/test_prose.h"
 #include "tests/test_sql_util.h"
-
-static void rand_word(lqa_rng *r, lqa_buf *b, int cap) {
-    int n = 3 + (int)lqa_rng_below(r, 7);
-    for (int i = 0; i < n; i++) {
-        char c = (char)('a' + lqa_rng_below(r, 26));
-        lqa_buf_putc(b, i == 0 && cap ? (char)(c - 32) : c);
-    }
-    if (lqa_rng_below(r, 12) == 0) lqa_buf_puts(b, "\xc3\xa9\xe2\x82\xac"); /* é€: multi-byte */
-}
-
-static void rand_sentence(lqa_rng *r, lqa_buf *b) {
-    int n = 6 + (int)lqa_rng_below(r, 10);
-    for (int i = 0; i < n; i++) {
-        if (i) lqa_buf_putc(b, ' ');
-        rand_word(r, b, i == 0);
-    }
-    lqa_buf_puts(b, ". ");
-}
 
 /* A KJV-style book: "Book C:V text" lines (the text parser's verse mode). */
 static void write_verse_book(lqa_rng *r, const char *path, const char *book, int chapters) {
@@ -50,23 +33,6 @@ static void write_verse_book(lqa_rng *r, const char *path, const char *book, int
             b.data[--b.len] = '\0';
             lqa_buf_putc(&b, '\n');
         }
-    lqa_test_write(path, b.data, b.len);
-    lqa_buf_free(&b);
-}
-
-/* Markdown with headings (first heading holds `marker`, a word to search for). */
-static void write_markdown(lqa_rng *r, const char *path, const char *marker, int sections) {
-    lqa_buf b = {0};
-    lqa_buf_printf(&b, "# Manual %s\n\n", marker);
-    for (int s = 0; s < sections; s++) {
-        lqa_buf_printf(&b, "## Part %d ", s + 1);
-        rand_word(r, &b, 1);
-        lqa_buf_puts(&b, "\n\n");
-        for (int p = 0; p < 4; p++) {
-            for (int k = 0; k < 4; k++) rand_sentence(r, &b);
-            lqa_buf_puts(&b, "\n\n");
-        }
-    }
     lqa_test_write(path, b.data, b.len);
     lqa_buf_free(&b);
 }

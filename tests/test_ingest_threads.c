@@ -16,37 +16,10 @@
 
 #include "common/fileio.h"
 #include "common/rng.h"
+#include "tests/test_prose.h"
 #include "tests/test_sql_util.h"
 
 static char g_inputs[600];
-
-static void rand_sentence(lqa_rng *r, lqa_buf *b) {
-    int n = 6 + (int)lqa_rng_below(r, 10);
-    for (int i = 0; i < n; i++) {
-        if (i) lqa_buf_putc(b, ' ');
-        int len = 3 + (int)lqa_rng_below(r, 7);
-        for (int k = 0; k < len; k++) {
-            char c = (char)('a' + lqa_rng_below(r, 26));
-            lqa_buf_putc(b, i == 0 && k == 0 ? (char)(c - 32) : c);
-        }
-        if (lqa_rng_below(r, 15) == 0) lqa_buf_puts(b, "\xc3\xa9"); /* multi-byte */
-    }
-    lqa_buf_puts(b, ". ");
-}
-
-static void write_markdown(lqa_rng *r, const char *path, int sections) {
-    lqa_buf b = {0};
-    lqa_buf_printf(&b, "# Manual %llx\n\n", (unsigned long long)lqa_rng_u64(r));
-    for (int s = 0; s < sections; s++) {
-        lqa_buf_printf(&b, "## Part %d\n\n", s + 1);
-        for (int p = 0; p < 3; p++) {
-            for (int k = 0; k < 4; k++) rand_sentence(r, &b);
-            lqa_buf_puts(&b, "\n\n");
-        }
-    }
-    lqa_test_write(path, b.data, b.len);
-    lqa_buf_free(&b);
-}
 
 /* A manual of several pages (--join makes one document): index.html with a TOC, chapters
  * in TOC order (ch2 before ch1), a page linked from a chapter's own TOC, bad pages inside it
@@ -97,7 +70,9 @@ static int group_setup(void **state) {
     char p[700];
     for (int i = 0; i < 24; i++) {
         snprintf(p, sizeof p, "%s/a/doc%02d.md", g_inputs, i);
-        write_markdown(&r, p, 2 + i % 5);
+        char marker[32];
+        snprintf(marker, sizeof marker, "%llx", (unsigned long long)lqa_rng_u64(&r));
+        write_markdown(&r, p, marker, 2 + i % 5);
     }
     /* duplicates within the run: the same text under other names, in another source too */
     const char *fx = lqa_test_fixtures();
