@@ -51,6 +51,9 @@ int lqa_qa_prompt(const lqa_eval_ctx *e, const char *doc, size_t doc_len, size_t
         lqa_build_window(n_doc, ea, eb_fit, budget, &wa, &wb);
         size_t a = wa < n_doc && wa > 0 ? begins[wa] : (wa == 0 ? 0 : doc_len), b = wb < n_doc ? begins[wb] : doc_len;
         if (lqa_build_encode_prompt(e->tok, doc, a, b, question, &src, &n_src, err)) goto out;
+        /* the whole document encoded: its exact count replaces the estimate, fitting or not (the
+         * estimate can fit where the joined prompt does not, and the cut must then count as one) */
+        if (a == 0 && b == doc_len) *full_tokens = (int)(1 + n_src);
         if (1 + n_src <= (size_t)max_prompt) {
             int32_t *p = lqa_malloc(sizeof(int32_t) * (1 + n_src));
             p[0] = e->bos_id;
@@ -58,7 +61,6 @@ int lqa_qa_prompt(const lqa_eval_ctx *e, const char *doc, size_t doc_len, size_t
             *ids = p;
             *n_ids = (int)(1 + n_src);
             *truncated = a > 0 || b < doc_len;
-            if (!*truncated) *full_tokens = *n_ids;
             rc = 0;
             goto out;
         }
