@@ -3,7 +3,9 @@
  * The schema is documented in docs/STORE.md; keep the two in step. */
 #include "ingest/store.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -20,11 +22,26 @@ struct lqa_store {
     char *path;
     sqlite3_stmt *ins_doc, *ins_sec, *ins_fts, *ins_qa, *find_hash;
     lqa_store_packer *packer; /* texts not packed by the caller */
+    /* lqa_section_text's last document: FTS5 asks for one document's sections in a row */
+    pthread_mutex_t text_mu;
+    lqa_store_doc text_doc;
 };
 
-/* Version 1 lacked qa.seed and documents.synthetic/parent_id, version 2 documents.inserts;
- * version 3 is the current one. */
-static const char *const SCHEMA_V3 =
+/* Version 1 lacked qa.seed and documents.synthetic/parent_id, version 2 documents.inserts,
+ * version 3 sections.body_end and kept a second, uncompressed copy of every section's text in
+ * the FTS5 table (the store's bigger half, and ~10 % of add's CPU time); version 4 is the
+ * current one: FTS5 reads a section's text through the view sections_text, which cuts it out of
+ * the compressed document with lqa_section_text() (registered on every connection the store
+ * API opens). automerge 16: each document transaction writes one FTS5 segment; merging 16 at a
+ * time instead of 4 cut the ingest's CPU time by ~20 % and keeps queries to a few segments a
+ * level. */
+#define SECTIONS_FTS_V4                                                                             \
+    "CREATE VIEW sections_text AS SELECT id, title, lqa_section_text(doc_id, start, body_end) AS body" \
+    " FROM sections;"                                                                               \
+    "CREATE VIRTUAL TABLE sections_fts USING fts5(title, body, content='sections_text', content_rowid='id');" \
+    "INSERT INTO sections_fts(sections_fts, rank) VALUES('automerge', 16);"
+
+static const char *const SCHEMA_V4 =
     "CREATE TABLE sources(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
     "CREATE TABLE documents(id INTEGER PRIMARY KEY, source_id INTEGER NOT NULL REFERENCES sources(id),"
     " hash TEXT NOT NULL UNIQUE, title TEXT, format TEXT NOT NULL, path TEXT,"
@@ -33,7 +50,7 @@ static const char *const SCHEMA_V3 =
     " parent_id INTEGER REFERENCES documents(id), inserts TEXT);"
     "CREATE TABLE sections(id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL REFERENCES documents(id),"
     " idx INTEGER NOT NULL, parent INTEGER NOT NULL, level INTEGER NOT NULL, title TEXT NOT NULL,"
-    " start INTEGER NOT NULL, end INTEGER NOT NULL);"
+    " start INTEGER NOT NULL, end INTEGER NOT NULL, body_end INTEGER NOT NULL);"
     "CREATE TABLE qa(id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL REFERENCES documents(id),"
     " question TEXT NOT NULL, answer TEXT NOT NULL, answers TEXT NOT NULL,"
     " ev_start INTEGER NOT NULL, ev_end INTEGER NOT NULL, kind TEXT NOT NULL, generator TEXT NOT NULL,"
@@ -41,10 +58,7 @@ static const char *const SCHEMA_V3 =
     "CREATE INDEX qa_doc ON qa(doc_id);"
     "CREATE INDEX sections_doc ON sections(doc_id);"
     "CREATE INDEX documents_split ON documents(split);"
-    "CREATE VIRTUAL TABLE sections_fts USING fts5(title, body);"
-    /* one FTS5 segment per document transaction: merge 16 at a time instead of 4, which cuts
-     * the ingest's CPU time by ~20 % and keeps queries to a few segments per level */
-    "INSERT INTO sections_fts(sections_fts, rank) VALUES('automerge', 16);";
+    SECTIONS_FTS_V4;
 
 static const char *const MIGRATE_V1_TO_V2 =
     "ALTER TABLE qa ADD COLUMN seed INTEGER NOT NULL DEFAULT 0;"
@@ -57,6 +71,18 @@ static const char *const MIGRATE_V1_TO_V2 =
 static const char *const MIGRATE_V2_TO_V3 =
     "ALTER TABLE documents ADD COLUMN inserts TEXT;"
     "PRAGMA user_version = 3;";
+
+/* body_end as lqa_gen_section_body_end computes it: the start of the first later section that
+ * starts after this one, if that is before the section's end; then the index is rebuilt from
+ * the view, which holds the same text the old table did. */
+static const char *const MIGRATE_V3_TO_V4 =
+    "ALTER TABLE sections ADD COLUMN body_end INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE sections SET body_end = min(end, coalesce((SELECT c.start FROM sections c WHERE c.doc_id = sections.doc_id"
+    " AND c.idx > sections.idx AND c.start > sections.start ORDER BY c.idx LIMIT 1), end));"
+    "DROP TABLE sections_fts;"
+    SECTIONS_FTS_V4
+    "INSERT INTO sections_fts(sections_fts) VALUES('rebuild');"
+    "PRAGMA user_version = 4;";
 
 static int user_version(sqlite3 *db) {
     sqlite3_stmt *st;
@@ -87,14 +113,15 @@ static int check_schema(lqa_store *s, int create, lqa_err *err) {
     if (v == 0 && count_tables(s->db) == 0) {
         if (!create) return lqa_err_set(err, "%s: not a LongQA store (empty database), expected one made by lqa-ingest add", s->path);
         exec(s->db, "BEGIN IMMEDIATE");
-        exec(s->db, SCHEMA_V3);
-        exec(s->db, "PRAGMA user_version = 3; COMMIT");
+        exec(s->db, SCHEMA_V4);
+        exec(s->db, "PRAGMA user_version = 4; COMMIT");
         return 0;
     }
-    if (v == 1 || v == 2) { /* one transaction: a store is migrated whole or not at all */
+    if (v >= 1 && v <= 3) { /* one transaction: a store is migrated whole or not at all */
         exec(s->db, "BEGIN IMMEDIATE");
-        if (v == 1) exec(s->db, MIGRATE_V1_TO_V2);
-        exec(s->db, MIGRATE_V2_TO_V3);
+        if (v <= 1) exec(s->db, MIGRATE_V1_TO_V2);
+        if (v <= 2) exec(s->db, MIGRATE_V2_TO_V3);
+        exec(s->db, MIGRATE_V3_TO_V4);
         exec(s->db, "COMMIT");
         return 0;
     }
@@ -111,9 +138,36 @@ static sqlite3_stmt *prep(lqa_store *s, const char *sql) {
     return st;
 }
 
+/* lqa_section_text(doc_id, start, end): bytes [start, end) of a document's text, the body
+ * column of the view sections_text (FTS5's snippet(), highlight() and 'rebuild' read it). */
+static void section_text_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    (void)argc;
+    lqa_store *s = sqlite3_user_data(ctx);
+    int64_t id = sqlite3_value_int64(argv[0]), start = sqlite3_value_int64(argv[1]), end = sqlite3_value_int64(argv[2]);
+    lqa_err err;
+    pthread_mutex_lock(&s->text_mu);
+    if (!s->text_doc.text || s->text_doc.id != id) {
+        lqa_store_doc_free(&s->text_doc);
+        if (lqa_store_get_doc(s, id, &s->text_doc, &err) != 0) {
+            sqlite3_result_error(ctx, err.msg, -1);
+            pthread_mutex_unlock(&s->text_mu);
+            return;
+        }
+    }
+    if (start < 0 || end < start || (uint64_t)end > s->text_doc.text_len) {
+        snprintf(err.msg, sizeof err.msg, "%s: section [%lld, %lld) of document %lld is outside its %zu bytes",
+                 s->path, (long long)start, (long long)end, (long long)id, s->text_doc.text_len);
+        sqlite3_result_error(ctx, err.msg, -1);
+    } else {
+        sqlite3_result_text(ctx, s->text_doc.text + start, (int)(end - start), SQLITE_TRANSIENT);
+    }
+    pthread_mutex_unlock(&s->text_mu);
+}
+
 lqa_store *lqa_store_open(const char *path, int create, lqa_err *err) {
     lqa_store *s = lqa_calloc(1, sizeof *s);
     s->path = lqa_strdup(path);
+    pthread_mutex_init(&s->text_mu, NULL);
     int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
         lqa_err_set(err, "%s: cannot open store: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
@@ -121,6 +175,8 @@ lqa_store *lqa_store_open(const char *path, int create, lqa_err *err) {
         return NULL;
     }
     sqlite3_busy_timeout(s->db, 10000);
+    sqliteCheck(sqlite3_create_function_v2(s->db, "lqa_section_text", 3, SQLITE_UTF8 | SQLITE_INNOCUOUS, s,
+                                           section_text_fn, NULL, NULL, NULL), s->db);
     /* A file that is not SQLite fails here, on the first read. */
     char *msg = NULL;
     if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON",
@@ -143,6 +199,8 @@ void lqa_store_close(lqa_store *s) {
     for (size_t i = 0; i < sizeof sts / sizeof sts[0]; i++) sqlite3_finalize(sts[i]);
     if (s->db) sqlite3_close(s->db);
     lqa_store_packer_free(s->packer);
+    lqa_store_doc_free(&s->text_doc);
+    pthread_mutex_destroy(&s->text_mu);
     free(s->path);
     free(s);
 }
@@ -293,7 +351,8 @@ int64_t lqa_store_add_copy(lqa_store *s, const lqa_store_doc_in *d, const lqa_sp
 int64_t lqa_store_add_section(lqa_store *s, int64_t doc_id, int idx, int parent_idx, int level,
                               const char *title, size_t start, size_t end, const char *body, size_t body_len) {
     if (!s->ins_sec) {
-        s->ins_sec = prep(s, "INSERT INTO sections(doc_id, idx, parent, level, title, start, end) VALUES(?,?,?,?,?,?,?)");
+        s->ins_sec = prep(s, "INSERT INTO sections(doc_id, idx, parent, level, title, start, end, body_end)"
+                             " VALUES(?,?,?,?,?,?,?,?)");
         s->ins_fts = prep(s, "INSERT INTO sections_fts(rowid, title, body) VALUES(?,?,?)");
     }
     sqlite3_stmt *st = s->ins_sec;
@@ -304,6 +363,7 @@ int64_t lqa_store_add_section(lqa_store *s, int64_t doc_id, int idx, int parent_
     sqliteCheck(sqlite3_bind_text(st, 5, title ? title : "", -1, SQLITE_TRANSIENT), s->db);
     sqliteCheck(sqlite3_bind_int64(st, 6, (int64_t)start), s->db);
     sqliteCheck(sqlite3_bind_int64(st, 7, (int64_t)end), s->db);
+    sqliteCheck(sqlite3_bind_int64(st, 8, (int64_t)(start + body_len)), s->db);
     sqliteCheck(sqlite3_step(st), s->db);
     sqlite3_reset(st);
     int64_t id = sqlite3_last_insert_rowid(s->db);

@@ -54,7 +54,7 @@ int lqa_store_each_qa(lqa_store *s, const char *split, const char *kinds, lqa_st
 /* ---- write API (lqa-ingest) ---- */
 
 /* Schema version this build reads and writes (PRAGMA user_version). */
-#define LQA_STORE_SCHEMA_VERSION 3
+#define LQA_STORE_SCHEMA_VERSION 4
 
 /* The stored form of a document's text, made off the writer's thread (lqa-ingest add packs
  * texts on its worker threads): the zstd frame (level 3, with checksum) and the length in code
@@ -107,7 +107,10 @@ int64_t lqa_store_add_packed(lqa_store *s, const lqa_store_doc_in *d, const lqa_
  * `inserted` of d->text inserted (in order, not overlapping): only the insertions are stored,
  * not a second compressed text; the read API rebuilds the copy. */
 int64_t lqa_store_add_copy(lqa_store *s, const lqa_store_doc_in *d, const lqa_span *inserted, int n_inserted);
-/* Adds one section row (and its FTS5 entry: title + body text). Returns its row id. */
+/* Adds one section row and its FTS5 entry (title + body). body must be the document's own text
+ * from start, body_len bytes (the section's text up to its first subsection): the row keeps
+ * body_end = start + body_len and the index reads the text back from the document. Returns
+ * the row id. */
 int64_t lqa_store_add_section(lqa_store *s, int64_t doc_id, int idx, int parent_idx, int level,
                               const char *title, size_t start, size_t end, const char *body, size_t body_len);
 int64_t lqa_store_add_qa(lqa_store *s, const lqa_store_qa_in *q);

@@ -16,6 +16,7 @@
 
 #include "common/fileio.h"
 #include "common/rng.h"
+#include "ingest/store.h"
 #include "tests/test_prose.h"
 #include "tests/test_sql_util.h"
 
@@ -118,8 +119,10 @@ static void dump_store(const char *db, lqa_buf *out) {
         "SELECT * FROM qa ORDER BY id",
         "PRAGMA user_version",
     };
-    sqlite3 *h;
-    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    lqa_err err;
+    lqa_store *store = lqa_store_open(db, 0, &err); /* registers lqa_section_text, the FTS5 body */
+    assert_non_null(store);
+    sqlite3 *h = lqa_store_db(store);
     for (size_t q = 0; q < sizeof queries / sizeof queries[0]; q++) {
         sqlite3_stmt *st;
         assert_int_equal(sqlite3_prepare_v2(h, queries[q], -1, &st, NULL), SQLITE_OK);
@@ -136,7 +139,7 @@ static void dump_store(const char *db, lqa_buf *out) {
         }
         sqlite3_finalize(st);
     }
-    sqlite3_close(h);
+    lqa_store_close(store);
 }
 
 /* The run's stdout without its timing ("(0.3 s)"), which is the one thing allowed to differ. */

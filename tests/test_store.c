@@ -1,5 +1,6 @@
 /* test_store.c: the store: schema creation, version check (migrate an old store, refuse a newer
- * or foreign one), write/read round trip through the read API, synthetic copies stored as
+ * or foreign one), the FTS5 index reading section text out of the compressed documents,
+ * write/read round trip through the read API, synthetic copies stored as
  * their insertions, deterministic splits, a text packed off the writer's thread stored as if
  * the store had packed it. */
 #include "tests/testutil.h"
@@ -190,7 +191,7 @@ static void test_migrates_v1(void **state) {
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(st, 0), 0);
     assert_int_equal(sqlite3_column_int(st, 1), 1);
-    assert_int_equal(sqlite3_column_int(st, 2), 0); /* v1 -> v2 -> v3 in one go */
+    assert_int_equal(sqlite3_column_int(st, 2), 0); /* v1 -> v2 -> v3 -> v4 in one go */
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(lqa_store_db(s), "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -200,6 +201,137 @@ static void test_migrates_v1(void **state) {
     s = lqa_store_open(path, 0, &err);
     assert_non_null(s);
     lqa_store_close(s);
+    free(path);
+}
+
+/* Runs sql on the store at path through the store API (so lqa_section_text is there). */
+static void store_exec(const char *path, const char *sql) {
+    lqa_err err;
+    lqa_store *s = lqa_store_open(path, 0, &err);
+    assert_non_null(s);
+    char *msg = NULL;
+    int rc = sqlite3_exec(lqa_store_db(s), sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) fail_msg("%s: %s", sql, msg ? msg : "?");
+    lqa_store_close(s);
+}
+
+/* Gives a current store version 3's shape: no sections.body_end, and an FTS5 table that keeps
+ * its own copy of each section's text (the same text the view gives). */
+static void downgrade_to_v3(const char *path) {
+    store_exec(path, "CREATE TABLE old_fts AS SELECT id, title, body FROM sections_text;"
+                     "DROP TABLE sections_fts; DROP VIEW sections_text;"
+                     "ALTER TABLE sections DROP COLUMN body_end;"
+                     "CREATE VIRTUAL TABLE sections_fts USING fts5(title, body);"
+                     "INSERT INTO sections_fts(rowid, title, body) SELECT id, title, body FROM old_fts;"
+                     "DROP TABLE old_fts; PRAGMA user_version = 3;");
+}
+
+/* Every FTS5 row (rowid, title, body) and every section's body_end, as one string. */
+static char *dump_fts(lqa_store *s) {
+    lqa_buf b = {0};
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(lqa_store_db(s),
+                                        "SELECT f.rowid, f.title, f.body, s.body_end FROM sections_fts f"
+                                        " JOIN sections s ON s.id = f.rowid ORDER BY f.rowid", -1, &st, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        lqa_buf_printf(&b, "%lld|%s|%s|%lld\n", (long long)sqlite3_column_int64(st, 0), sqlite3_column_text(st, 1),
+                       sqlite3_column_text(st, 2), (long long)sqlite3_column_int64(st, 3));
+    sqlite3_finalize(st);
+    return lqa_buf_steal(&b);
+}
+
+/* Adds a document of three random paragraphs as a chapter [0, len) holding two sections; the
+ * chapter's own text (its FTS5 body) ends where its first section starts. Returns the text. */
+static char *add_doc_with_sections(lqa_store *s, lqa_rng *r, const char *marker) {
+    char *p0 = random_text(r, 300), *p1 = random_text(r, 400), *p2 = random_text(r, 500);
+    lqa_buf t = {0};
+    lqa_buf_printf(&t, "%s\n\n", p0);
+    size_t a = t.len;
+    lqa_buf_printf(&t, "%s %s\n\n", marker, p1);
+    size_t b = t.len;
+    lqa_buf_printf(&t, "%s\n", p2);
+    int64_t id = add_doc(s, t.data, "train");
+    lqa_store_add_section(s, id, 0, -1, 1, "Chapter", 0, t.len, t.data, a);
+    lqa_store_add_section(s, id, 1, 0, 2, "Marked", a, b, t.data + a, b - a);
+    lqa_store_add_section(s, id, 2, 0, 2, "Last", b, t.len, t.data + b, t.len - b);
+    free(p0);
+    free(p1);
+    free(p2);
+    return lqa_buf_steal(&t);
+}
+
+/* The FTS5 body of a section is its own text, cut out of the compressed document: a search
+ * finds the section and its snippet shows the text. */
+static void test_fts_reads_sections_from_documents(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed() + 3);
+    char *path;
+    lqa_store *s = open_new("fts.db", &path);
+    lqa_store_begin(s);
+    char *t1 = add_doc_with_sections(s, &r, "zyxmarker");
+    char *t2 = add_doc_with_sections(s, &r, "qwvmarker");
+    lqa_store_commit(s);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(lqa_store_db(s),
+                                        "SELECT s.doc_id, s.title, f.body, snippet(sections_fts, 1, '[', ']', '', 4)"
+                                        " FROM sections_fts f JOIN sections s ON s.id = f.rowid"
+                                        " WHERE sections_fts MATCH 'qwvmarker'", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int64(st, 0), 2);
+    assert_string_equal((const char *)sqlite3_column_text(st, 1), "Marked");
+    const char *body = (const char *)sqlite3_column_text(st, 2), *from = strstr(t2, "qwvmarker");
+    assert_int_equal(strncmp(body, from, strlen(body)), 0);
+    assert_int_equal(from[strlen(body) - 1], '\n'); /* up to the next section, not beyond */
+    assert_non_null(strstr((const char *)sqlite3_column_text(st, 3), "[qwvmarker]"));
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    /* the chapter's own text is its first paragraph only */
+    assert_int_equal(sqlite3_prepare_v2(lqa_store_db(s), "SELECT body FROM sections_fts WHERE rowid = 1", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal((size_t)sqlite3_column_bytes(st, 0), (size_t)(strstr(t1, "zyxmarker") - t1));
+    sqlite3_finalize(st);
+    lqa_store_close(s);
+    free(t1);
+    free(t2);
+    free(path);
+}
+
+/* A version-3 store (FTS5 holding its own copy of the text) is migrated: body_end computed,
+ * the index rebuilt from the documents, every row and search the same as in a new store. */
+static void test_migrates_v3_fts(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed() + 4);
+    char *path;
+    lqa_store *s = open_new("v3.db", &path);
+    lqa_store_begin(s);
+    char *t1 = add_doc_with_sections(s, &r, "zyxmarker"), *t2 = add_doc_with_sections(s, &r, "qwvmarker");
+    lqa_store_commit(s);
+    char *before = dump_fts(s);
+    lqa_store_close(s);
+    downgrade_to_v3(path);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "SELECT body_end FROM sections", NULL, NULL, NULL), SQLITE_ERROR);
+    sqlite3_close(db);
+    lqa_err err;
+    s = lqa_store_open(path, 0, &err);
+    assert_non_null(s);
+    char *after = dump_fts(s);
+    assert_string_equal(after, before);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(lqa_store_db(s),
+                                        "SELECT rowid FROM sections_fts WHERE sections_fts MATCH 'zyxmarker'", -1, &st,
+                                        NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int64(st, 0), 2);
+    sqlite3_finalize(st);
+    lqa_store_close(s);
+    free(before);
+    free(after);
+    free(t1);
+    free(t2);
     free(path);
 }
 
@@ -230,6 +362,7 @@ static void test_migrates_v2_copies_still_read(void **state) {
     lqa_store_commit(s);
     lqa_store_close(s);
     /* back to version 2: no inserts column */
+    downgrade_to_v3(path);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "ALTER TABLE documents DROP COLUMN inserts; PRAGMA user_version = 2;", NULL,
@@ -334,7 +467,9 @@ static void test_refuses_newer_and_foreign(void **state) {
     lqa_err err;
     assert_null(lqa_store_open(path, 1, &err));
     assert_non_null(strstr(err.msg, "schema version 9"));
-    assert_non_null(strstr(err.msg, "reads 3"));
+    char reads[32];
+    snprintf(reads, sizeof reads, "reads %d", LQA_STORE_SCHEMA_VERSION);
+    assert_non_null(strstr(err.msg, reads));
     char *foreign = tmp_path("foreign.db");
     assert_int_equal(sqlite3_open(foreign, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "CREATE TABLE users(name);", NULL, NULL, NULL), SQLITE_OK);
@@ -476,6 +611,8 @@ int main(void) {
         cmocka_unit_test(test_roundtrip_read_api),
         cmocka_unit_test(test_migrates_v1),
         cmocka_unit_test(test_migrates_v2_copies_still_read),
+        cmocka_unit_test(test_fts_reads_sections_from_documents),
+        cmocka_unit_test(test_migrates_v3_fts),
         cmocka_unit_test(test_copy_stored_as_insertions),
         cmocka_unit_test(test_refuses_newer_and_foreign),
         cmocka_unit_test(test_split_deterministic_and_proportional),
