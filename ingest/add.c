@@ -628,7 +628,8 @@ int lqa_cmd_add(int argc, char **argv) {
         free(copy);
     }
     double total = 0, t0 = lqa_now();
-    for (int i = 0; i < c.n_items; i++) total += c.items[i].bytes;
+    double *sizes = lqa_malloc(((size_t)c.n_items + 1) * sizeof *sizes);
+    for (int i = 0; i < c.n_items; i++) total += sizes[i] = c.items[i].bytes;
     c.db_path = db;
     c.po = (lqa_parse_opts){.format = format, .max_text_node = 16u << 20, .max_depth = 256, .warn = on_warning};
     c.workers = lqa_calloc((size_t)c.threads, sizeof *c.workers);
@@ -641,7 +642,8 @@ int lqa_cmd_add(int argc, char **argv) {
     lqa_progress_start(&prog, "ingest", total / 1e6, "MB");
     c.prog = &prog;
     static const lqa_pipe_ops ops = {work_unit, consume_event};
-    lqa_pipe_run(c.n_items, c.threads, &ops, &c);
+    lqa_pipe_run(c.n_items, sizes, c.threads, &ops, &c);
+    free(sizes);
     batch_commit(&c);
     lqa_progress_finish(&prog);
     for (int i = 0; i < c.threads; i++) {

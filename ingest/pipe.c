@@ -1,12 +1,15 @@
-/* pipe.c: the ordered pipeline of ingest/pipe.h. Units are handed to workers in order from a
- * shared counter; each unit in flight owns a slot of a ring (unit u in slot u % window), with
- * a FIFO of its events. The calling thread drains the slot of the lowest unfinished unit (the
- * head) and moves on when that unit is done and drained. One mutex guards it all: events are
- * whole documents, so locking is rare next to the work done between two locks. */
+/* pipe.c: the ordered pipeline of ingest/pipe.h. Units are handed to workers from a window of
+ * the units after the one being consumed; each unit in flight owns a slot of a ring (unit u in
+ * slot u % window), with a FIFO of its events. The calling thread drains the slot of the lowest
+ * unfinished unit (the head) and moves on when that unit is done and drained. One mutex guards
+ * it all: events are whole documents, so locking is rare next to the work done between two
+ * locks. */
 #include "ingest/pipe.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/check.h"
@@ -16,14 +19,21 @@
  * few documents in memory, not the whole file. */
 #define PIPE_BUDGET_BYTES ((size_t)64 << 20)
 #define PIPE_MAX_EVENTS 16
-/* Units in flight per worker. A large unit at the head (a 2.2 MB manual chapter) holds the
- * writer until it is done; the other workers keep preparing the units after it only while
- * they fit in the window. With 2 per worker they stopped three units later and a core idled
- * (a schedule of the default corpus's measured per-unit costs on 2 cores: 0.363 s with 2 per
- * worker, 0.334 s with 4, 0.316 s with 8, 0.312 s with 32; all the work / 2 = 0.296 s).
- * Memory is bounded by the byte budget, not by this: only the workers' units are being
- * parsed, the others wait with their documents queued. */
-#define PIPE_UNITS_PER_WORKER 8
+/* Units in flight per worker: how far ahead of the writer the workers may run. A large unit
+ * (the 2.2 MB "SQL Commands" chapter) costs the writer ~40 ms on its own; with 8 per worker
+ * both workers had filled the window and idled for that long. Memory is bounded by the byte
+ * budget, not by this: only the workers' units are being parsed, the others wait with their
+ * documents queued. */
+#define PIPE_UNITS_PER_WORKER 64
+/* The writer spends about half as long on an input byte as a worker does (35 % against 65 %
+ * of the CPU time on the default corpus), so it reaches unit u about when the workers could
+ * have prepared half of the bytes before u: see latest_start. */
+#define PIPE_WRITER_SHARE 0.5
+/* Workers run this much nicer than the consumer. The consumer (one thread writing SQLite) is
+ * what the run waits on, and with more threads than cores it got only its share of a core:
+ * on 2 cores the default corpus's XHTML took 0.36 s (median of 9) at equal priority, 0.34 s
+ * with the workers at +10. */
+#define PIPE_WORKER_NICE 10
 
 typedef struct pipe_ev {
     struct pipe_ev *next;
@@ -49,7 +59,9 @@ struct lqa_pipe {
     const lqa_pipe_ops *ops;
     void *ctx;
     int n_units, window, threaded;
-    int next;             /* the next unit to hand out */
+    int next;             /* the lowest unit not taken by a worker */
+    char *taken;          /* per unit: a worker took it */
+    double *latest_start; /* per unit, when sizes are known: see pick_unit */
     int head;             /* the unit being consumed */
     size_t bytes;         /* queued in all slots */
     lqa_pipe_out *slots;
@@ -86,17 +98,36 @@ void lqa_pipe_emit(lqa_pipe_out *o, void *event, size_t bytes) {
     pthread_mutex_unlock(&p->mu);
 }
 
+/* The unit a worker takes next (mutex held), or -1 when none of the window is left. Worker 0
+ * takes the lowest unit not taken, so the head is always being worked on (a unit ahead of the
+ * head may wait for the byte budget; the head never does). The others take the unit of the
+ * window that must start soonest for the writer not to wait on it: a big chapter a few units
+ * ahead goes before the small pages in front of it (without sizes: in order). */
+static int pick_unit(lqa_pipe *p, int worker) {
+    while (p->next < p->n_units && p->taken[p->next]) p->next++;
+    int end = p->head + p->window < p->n_units ? p->head + p->window : p->n_units;
+    if (p->next >= end) return -1;
+    int best = p->next;
+    if (worker > 0 && p->latest_start)
+        for (int u = p->next + 1; u < end; u++)
+            if (!p->taken[u] && p->latest_start[u] < p->latest_start[best]) best = u;
+    p->taken[best] = 1;
+    return best;
+}
+
 static void *worker_main(void *argp) {
     worker_arg *a = argp;
     lqa_pipe *p = a->p;
+    /* best effort: a thread that cannot lower its priority still works, only less well spread */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), PIPE_WORKER_NICE);
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        while (p->next < p->n_units && p->next >= p->head + p->window) pthread_cond_wait(&p->room, &p->mu);
-        if (p->next >= p->n_units) {
+        int u;
+        while ((u = pick_unit(p, a->index)) < 0 && p->next < p->n_units) pthread_cond_wait(&p->room, &p->mu);
+        if (u < 0) {
             pthread_mutex_unlock(&p->mu);
             return NULL;
         }
-        int u = p->next++;
         /* unit u - window, the slot's last holder, is consumed: u < head + window */
         lqa_pipe_out *o = &p->slots[u % p->window];
         *o = (lqa_pipe_out){.p = p, .unit = u};
@@ -134,7 +165,18 @@ static void consume_unit(lqa_pipe *p, int u) {
     pthread_mutex_unlock(&p->mu);
 }
 
-void lqa_pipe_run(int n_units, int workers, const lqa_pipe_ops *ops, void *ctx) {
+/* When unit u must start for its worker to finish it as the writer gets there: the writer
+ * arrives after about PIPE_WRITER_SHARE of the bytes before u, and the worker needs its own. */
+static double *latest_start(int n_units, const double *sizes) {
+    double *ls = lqa_malloc((size_t)n_units * sizeof *ls), before = 0;
+    for (int u = 0; u < n_units; u++) {
+        ls[u] = PIPE_WRITER_SHARE * before - sizes[u];
+        before += sizes[u];
+    }
+    return ls;
+}
+
+void lqa_pipe_run(int n_units, const double *sizes, int workers, const lqa_pipe_ops *ops, void *ctx) {
     lqa_pipe p = {.ops = ops, .ctx = ctx, .n_units = n_units};
     if (workers <= 1 || n_units == 0) {
         for (int u = 0; u < n_units; u++) {
@@ -148,6 +190,8 @@ void lqa_pipe_run(int n_units, int workers, const lqa_pipe_ops *ops, void *ctx) 
     if (workers > n_units) workers = n_units;
     p.window = PIPE_UNITS_PER_WORKER * workers;
     p.slots = lqa_calloc((size_t)p.window, sizeof *p.slots);
+    p.taken = lqa_calloc((size_t)n_units, 1);
+    p.latest_start = sizes ? latest_start(n_units, sizes) : NULL;
     for (int i = 0; i < p.window; i++) p.slots[i] = (lqa_pipe_out){.p = &p, .unit = -1};
     lqaCheck(pthread_mutex_init(&p.mu, NULL) == 0, "pthread_mutex_init failed");
     lqaCheck(pthread_cond_init(&p.ready, NULL) == 0 && pthread_cond_init(&p.room, NULL) == 0,
@@ -166,6 +210,8 @@ void lqa_pipe_run(int n_units, int workers, const lqa_pipe_ops *ops, void *ctx) 
     free(tids);
     free(args);
     free(p.slots);
+    free(p.taken);
+    free(p.latest_start);
 }
 
 int lqa_pipe_default_threads(void) {

@@ -4,7 +4,7 @@
  * order, and within a unit in the order emitted. So the caller, which alone writes the store,
  * sees exactly the sequence a single-threaded run makes, whatever the thread count.
  *
- * Memory stays bounded: at most 8 x workers units are in flight, and a unit that runs ahead of
+ * Memory stays bounded: at most 64 x workers units are in flight, and a unit that runs ahead of
  * the one being consumed waits once the queued events pass a byte budget (a streamed input,
  * a MediaWiki dump or a large JSON array, is one unit: its documents queue a few at a time). */
 #ifndef LQA_PIPE_H
@@ -27,9 +27,11 @@ void lqa_pipe_emit(lqa_pipe_out *out, void *event, size_t bytes);
 
 /* Runs every unit through ops with `workers` threads (no more than there are units: a single
  * unit still runs on its own thread, beside the consumer) and returns when all events are
- * consumed. workers <= 1: no thread at all, each unit runs on the calling thread and every
- * event is consumed as it is emitted (the single-threaded run). */
-void lqa_pipe_run(int n_units, int workers, const lqa_pipe_ops *ops, void *ctx);
+ * consumed. sizes (NULL: unknown) estimates each unit's work, e.g. its input bytes: a large
+ * unit then starts early enough that the consumer does not wait for it; events are consumed
+ * in unit order all the same. workers <= 1: no thread at all, each unit runs on the calling
+ * thread and every event is consumed as it is emitted (the single-threaded run). */
+void lqa_pipe_run(int n_units, const double *sizes, int workers, const lqa_pipe_ops *ops, void *ctx);
 
 /* Online CPUs (at least 1): the default thread count. */
 int lqa_pipe_default_threads(void);
