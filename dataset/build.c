@@ -188,12 +188,19 @@ static int sink_flush_pack(sink *k, lqa_err *err) {
     return rc;
 }
 
+/* Adds n tokens as one segment of the sequence being packed (at most max_len tokens, greedy:
+ * a segment that does not fit starts the next sequence). */
+static int sink_pack(sink *k, const int32_t *tokens, const uint8_t *mask, uint32_t n, int64_t qa_id, int64_t doc_id,
+                     lqa_err *err) {
+    if (k->pack.n + n > (uint32_t)k->o->max_len && sink_flush_pack(k, err) != 0) return -1;
+    rec_append(&k->pack, &k->pack_cap, tokens, mask, n, qa_id, doc_id);
+    return 0;
+}
+
 /* An sft record: written alone, or packed with its neighbours up to max_len tokens. */
 static int sink_sft(sink *k, const rec_out *r, lqa_err *err) {
     if (!k->o->pack) return sink_write(k, r, err);
-    if (k->pack.n + r->n > (uint32_t)k->o->max_len && sink_flush_pack(k, err) != 0) return -1;
-    rec_append(&k->pack, &k->pack_cap, r->tokens, r->mask, r->n, r->segs[0].qa_id, r->segs[0].doc_id);
-    return 0;
+    return sink_pack(k, r->tokens, r->mask, r->n, r->segs[0].qa_id, r->segs[0].doc_id, err);
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -536,7 +543,23 @@ typedef struct lm_ctx {
     lqa_err *err;
 } lm_ctx;
 
-/* Pours one document's tokens (then EOS) into fixed max_len blocks; full blocks are written. */
+/* --pack: the document (then EOS) whole in a segment of its own, several to a sequence of at
+ * most max_len tokens, so no document is cut across sequences or sees another; one longer than
+ * max_len is cut into max_len pieces, a sequence each. The first token of a segment is no
+ * target (nothing before it in its segment). */
+static int lm_pack_doc(lm_ctx *c, const int32_t *ids, uint8_t *mask, size_t n, int64_t doc_id) {
+    uint32_t max_len = (uint32_t)c->k->o->max_len;
+    int rc = 0;
+    for (size_t at = 0; at < n && rc == 0; at += max_len) {
+        uint32_t take = (uint32_t)(n - at < max_len ? n - at : max_len);
+        mask[at] = 0;
+        rc = sink_pack(c->k, ids + at, mask + at, take, -1, doc_id, c->err);
+    }
+    return rc;
+}
+
+/* Pours one document's tokens (then EOS) into fixed max_len blocks; full blocks are written.
+ * With --pack, lm_pack_doc instead. */
 static int lm_pour(lm_ctx *c, const doc_tok *d) {
     uint32_t max_len = (uint32_t)c->k->o->max_len;
     size_t n = d->n + 1;
@@ -546,6 +569,12 @@ static int lm_pour(lm_ctx *c, const doc_tok *d) {
     uint8_t *ones = lqa_malloc(n);
     memset(ones, 1, n);
     int rc = 0;
+    if (c->k->o->pack) {
+        rc = lm_pack_doc(c, ids, ones, n, d->doc.id);
+        free(ids);
+        free(ones);
+        return rc;
+    }
     for (size_t at = 0; at < n && rc == 0;) {
         uint32_t take = (uint32_t)(n - at < max_len - c->block.n ? n - at : max_len - c->block.n);
         rec_append(&c->block, &c->block_cap, ids + at, ones, take, -1, d->doc.id);
@@ -596,6 +625,7 @@ static int build_lm(sink *k, lqa_store *st, build_stats *bs, lqa_err *err) {
     int rc = lqa_store_each_doc(st, split_arg(k->o->split), lm_collect, &c, err);
     if (rc == 0 && c.rc == 0) rc = lm_flush(&c);
     if (c.rc != 0) rc = c.rc;
+    if (rc == 0) rc = sink_flush_pack(k, err);
     lqa_progress_finish(&c.pg);
     bs->dropped_tail_tokens = c.block.n; /* the last, partial block */
     rec_out_free(&c.block);

@@ -20,7 +20,7 @@ typedef struct lqa_build_opts {
     const char *kinds;       /* QA kinds to keep (comma list), NULL = all */
     int kind;                /* LQA_KIND_SFT or LQA_KIND_LM */
     int max_len;
-    int pack;                /* sft: pack short records with segment ids */
+    int pack;                /* sft: pack short records with segment ids; lm: whole documents, a segment each */
     int threads;             /* 0 = all cores */
     int zstd_level;
     uint64_t shard_records;  /* records per shard file */

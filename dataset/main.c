@@ -49,7 +49,12 @@ static const char *const USAGE_SHARDS =
     "     that cannot fit are dropped and counted. --pack puts several records in one\n"
     "     sequence of at most N tokens, with segment ids.\n"
     "lm:  the split's documents, EOS after each, packed into blocks of exactly N tokens,\n"
-    "     loss on every token (the partial last block is left out and counted).\n"
+    "     loss on every token (the partial last block is left out and counted). A block\n"
+    "     is one attention span: a document cut at a block's end continues in the next.\n"
+    "     --pack keeps documents whole and apart instead: each in a segment of its own\n"
+    "     (it attends only to itself), several to a sequence of at most N tokens; one\n"
+    "     longer than N is cut into N-token pieces. For documents that only make sense\n"
+    "     whole, e.g. a passkey prompt whose question must see its key.\n"
     "Default split: train. Tokenization uses all cores (--threads); the output is\n"
     "byte-identical for any thread count. DIR is written under a temporary name and renamed.\n";
 
@@ -185,7 +190,6 @@ static int cmd_shards(int argc, char **argv) {
     }
     if (!o.db || !o.tokenizer || !o.out_dir || !o.kind || !o.max_len)
         return usage_error(USAGE_SHARDS, "--db, --tokenizer, --kind, --max-len and -o are required");
-    if (o.pack && o.kind != LQA_KIND_SFT) return usage_error(USAGE_SHARDS, "--pack applies to --kind sft only");
     if (strcmp(o.split, "train") && strcmp(o.split, "valid") && strcmp(o.split, "test") && strcmp(o.split, "all"))
         return usage_error(USAGE_SHARDS, "--split: expected train, valid, test or all");
     lqa_err err;
