@@ -25,6 +25,8 @@
  * budget, not by this: only the workers' units are being parsed, the others wait with their
  * documents queued. */
 #define PIPE_UNITS_PER_WORKER 64
+/* ...but no wider than this: a worker looks through the window for its next unit */
+#define PIPE_MAX_WINDOW 1024
 /* The writer spends about half as long on an input byte as a worker does (35 % against 65 %
  * of the CPU time on the default corpus), so it reaches unit u about when the workers could
  * have prepared half of the bytes before u: see latest_start. */
@@ -188,7 +190,7 @@ void lqa_pipe_run(int n_units, const double *sizes, int workers, const lqa_pipe_
     /* one input (a dump) still gets a worker: it parses while this thread writes */
     p.threaded = 1;
     if (workers > n_units) workers = n_units;
-    p.window = PIPE_UNITS_PER_WORKER * workers;
+    p.window = PIPE_UNITS_PER_WORKER * workers < PIPE_MAX_WINDOW ? PIPE_UNITS_PER_WORKER * workers : PIPE_MAX_WINDOW;
     p.slots = lqa_calloc((size_t)p.window, sizeof *p.slots);
     p.taken = lqa_calloc((size_t)n_units, 1);
     p.latest_start = sizes ? latest_start(n_units, sizes) : NULL;

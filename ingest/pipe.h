@@ -4,9 +4,10 @@
  * order, and within a unit in the order emitted. So the caller, which alone writes the store,
  * sees exactly the sequence a single-threaded run makes, whatever the thread count.
  *
- * Memory stays bounded: at most 64 x workers units are in flight, and a unit that runs ahead of
- * the one being consumed waits once the queued events pass a byte budget (a streamed input,
- * a MediaWiki dump or a large JSON array, is one unit: its documents queue a few at a time). */
+ * Memory stays bounded: at most 64 x workers units (1024 at most) are in flight, and a unit
+ * that runs ahead of the one being consumed waits once the queued events pass a byte budget (a
+ * streamed input, a MediaWiki dump or a large JSON array, is one unit: its documents queue a
+ * few at a time). */
 #ifndef LQA_PIPE_H
 #define LQA_PIPE_H
 
