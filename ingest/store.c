@@ -167,7 +167,7 @@ static void section_text_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv
 lqa_store *lqa_store_open(const char *path, int create, lqa_err *err) {
     lqa_store *s = lqa_calloc(1, sizeof *s);
     s->path = lqa_strdup(path);
-    pthread_mutex_init(&s->text_mu, NULL);
+    lqaCheck(pthread_mutex_init(&s->text_mu, NULL) == 0, "pthread_mutex_init failed");
     int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
         lqa_err_set(err, "%s: cannot open store: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
