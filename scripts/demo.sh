@@ -83,7 +83,8 @@ do_ingest() {
 passkey_docs() {
     rm -rf "$D"/passkey*
     local fixed unit
-    read -r fixed unit < <(scripts/passkey_docs.sh --sizes "$D/tokenizer.model")
+    read -r fixed unit < <(scripts/passkey_docs.sh --sizes "$D/tokenizer.model") || true
+    [ "${unit:-0}" -gt 0 ] || { echo "demo: cannot size the passkey documents (spm_encode, from the sentencepiece package?)" >&2; exit 1; }
     local short_max=$(( (BASE_CTX - fixed) / unit )) long_max=$(( (LONG_CTX - fixed) / unit ))
     echo "   passkey documents: $fixed tokens without filler, $unit a filler unit: 0-$short_max units" \
          "(ctx $BASE_CTX), $((short_max + 1))-$long_max units (ctx $LONG_CTX)"
