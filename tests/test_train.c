@@ -163,6 +163,23 @@ static void assert_same_steps(json_t *a, json_t *b, int from, int to) {
     }
 }
 
+/* The final adapters of two runs are the same bytes. */
+static void assert_same_adapters(const char *run_a, const char *run_b) {
+    char *fa = lqa_path_join(run_a, "final/adapter_model.safetensors");
+    char *fb = lqa_path_join(run_b, "final/adapter_model.safetensors");
+    char *da, *db;
+    size_t na, nb;
+    lqa_err err;
+    assert_int_equal(lqa_read_file(fa, &da, &na, &err), 0);
+    assert_int_equal(lqa_read_file(fb, &db, &nb, &err), 0);
+    assert_int_equal(na, nb);
+    assert_memory_equal(da, db, na);
+    free(da);
+    free(db);
+    free(fa);
+    free(fb);
+}
+
 static void test_resume_is_exact(void **state) {
     const char *common = "--save-every 4 --schedule cosine --warmup 3";
     char flags[256];
@@ -193,18 +210,7 @@ static void test_resume_is_exact(void **state) {
     assert_same_steps(ma, mb, 1, 10);
     json_decref(ma);
     json_decref(mb);
-    /* the final adapters are the same bytes */
-    char *fa = lqa_path_join(a, "final/adapter_model.safetensors"), *fb = lqa_path_join(b, "final/adapter_model.safetensors");
-    char *da, *db;
-    size_t na, nb;
-    assert_int_equal(lqa_read_file(fa, &da, &na, &err), 0);
-    assert_int_equal(lqa_read_file(fb, &db, &nb, &err), 0);
-    assert_int_equal(na, nb);
-    assert_memory_equal(da, db, na);
-    free(da);
-    free(db);
-    free(fa);
-    free(fb);
+    assert_same_adapters(a, b);
     /* resuming with other settings is refused */
     snprintf(flags, sizeof flags, "%s --steps 12 --resume --lora-rank 4", common);
     again = train("resumed", flags, 1, &out);
@@ -213,6 +219,51 @@ static void test_resume_is_exact(void **state) {
     lqa_buf_free(&out);
     free(a);
     free(b);
+}
+
+static void assert_attn(json_t *metrics, int from, int to, const char *attn) {
+    for (int s = from; s <= to; s++) {
+        const char *got = lqa_json_str(json_array_get(metrics, (size_t)s - 1), "attn", "");
+        if (strcmp(got, attn)) fail_msg("step %d: attn '%s', expected '%s'", s, got, attn);
+    }
+}
+
+/* --full-attn-last N: S2-Attn steps, then N full-attention steps, each the same as the plain
+ * run of that attention would have taken from the same state. */
+static void test_full_attn_tail(void **state) {
+    char *s2 = train("tail-s2", "--steps 4 --attn s2", 0, NULL);
+    char *full = train("tail-full", "--steps 4 --attn full", 0, NULL);
+    char *all = train("tail-all", "--steps 4 --attn s2 --full-attn-last 4", 0, NULL);
+    char *half = train("tail-half", "--steps 4 --attn s2 --full-attn-last 2", 0, NULL);
+    json_t *ms2 = fixture_metrics(s2), *mfull = fixture_metrics(full), *mall = fixture_metrics(all),
+           *mhalf = fixture_metrics(half);
+    assert_same_steps(mall, mfull, 1, 4);
+    assert_same_adapters(all, full);
+    assert_attn(mall, 1, 4, "full");
+    assert_same_steps(mhalf, ms2, 1, 2);
+    assert_attn(mhalf, 1, 2, "s2");
+    assert_attn(mhalf, 3, 4, "full");
+    assert_attn(ms2, 1, 4, "s2");
+    /* from the same parameters, step 3's loss under full attention is not S2's */
+    double l_half = lqa_json_num(json_array_get(mhalf, 2), "loss", NAN);
+    double l_s2 = lqa_json_num(json_array_get(ms2, 2), "loss", NAN);
+    assert_true(isfinite(l_half) && isfinite(l_s2) && l_half != l_s2);
+    json_decref(ms2);
+    json_decref(mfull);
+    json_decref(mall);
+    json_decref(mhalf);
+    lqa_buf out = {0};
+    char *r = train("tail-e1", "--steps 4 --attn full --full-attn-last 2", 1, &out);
+    assert_non_null(strstr(out.data, "only with --attn s2"));
+    free(r);
+    r = train("tail-e2", "--steps 4 --full-attn-last 5", 1, &out);
+    assert_non_null(strstr(out.data, "more than --steps"));
+    free(r);
+    lqa_buf_free(&out);
+    free(s2);
+    free(full);
+    free(all);
+    free(half);
 }
 
 /* A random batch of B x T tokens with a random loss mask (token 0 never a target). */
@@ -438,6 +489,7 @@ int main(void) {
         cmocka_unit_test(test_tiny_model_overfits),
         cmocka_unit_test(test_lora_plus_run_dir),
         cmocka_unit_test(test_resume_is_exact),
+        cmocka_unit_test(test_full_attn_tail),
         cmocka_unit_test(test_merge_matches_base_plus_adapter),
         cmocka_unit_test(test_grad_matches_model_step),
         cmocka_unit_test(test_pack_fills_rows_and_resumes),

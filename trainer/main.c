@@ -77,7 +77,8 @@ static int parse_dtype(const char *s, lqa_st_dtype *d) {
 enum {
     O_MODEL = 256, O_DATA, O_OUT, O_CTX, O_TRAIN, O_ATTN, O_GROUP, O_RANK, O_ALPHA, O_TARGETS, O_LR, O_WARMUP,
     O_STEPS, O_MB, O_GA, O_SCHED, O_SEED, O_RESUME, O_DEVICE, O_THREADS, O_SAVE, O_LOG, O_KEEP, O_CKPT, O_CLIP,
-    O_WD, O_B1, O_B2, O_EPS, O_MAXMEM, O_PACK, O_DATA_WEIGHTS, O_ADAPTER, O_BATCH, O_PRESET, O_TOK, O_DTYPE, O_SHARD, O_HELP
+    O_WD, O_B1, O_B2, O_EPS, O_MAXMEM, O_PACK, O_DATA_WEIGHTS, O_ADAPTER, O_BATCH, O_PRESET, O_TOK, O_DTYPE, O_SHARD, O_HELP,
+    O_FULL_LAST
 };
 
 #define TRAIN_LONGOPTS                                                                                              \
@@ -153,6 +154,10 @@ static int train_flag(lqa_train_opts *o, int c, const char *v, lqa_err *err) {
     }
     case O_RESUME: o->resume = 1; return 0;
     case O_PACK: o->pack = 1; return 0;
+    case O_FULL_LAST:
+        if (parse_long(v, 0, 1L << 40, &o->full_attn_last))
+            return lqa_err_set(err, "--full-attn-last '%s': expected a step count >= 0", v);
+        return 0;
     case O_DEVICE:
         if (!strcmp(v, "cpu")) o->device_cuda = 0;
         else if (!strcmp(v, "cuda")) o->device_cuda = 1;
@@ -300,6 +305,8 @@ static void train_help(void) {
            "  --lr X                 peak learning rate (default 2e-5)\n"
            "  --warmup N             linear warm-up steps (default 20)\n"
            "  --steps N              optimizer steps (default 1000)\n"
+           "  --full-attn-last N     with --attn s2: train the last N steps with full attention, so\n"
+           "                         that distances past the S2 group are learnt too (default 0)\n"
            "  --micro-batch N        sequences per forward/backward (default 1)\n"
            "  --grad-accum N         micro-batches per optimizer step (default 8)\n"
            "  --schedule constant|cosine  after warm-up (default constant)\n"
@@ -338,6 +345,7 @@ static int cmd_train(int argc, char **argv) {
                                          {"adam-eps", 1, 0, O_EPS},
                                          {"max-memory", 1, 0, O_MAXMEM},
                                          {"pack", 0, 0, O_PACK},
+                                         {"full-attn-last", 1, 0, O_FULL_LAST},
                                          {0, 0, 0, 0}};
     lqa_train_opts o;
     lqa_train_opts_default(&o);

@@ -611,6 +611,8 @@ static json_t *options_json(const lqa_train_opts *o) {
                           (double)o->beta1, "beta2", (double)o->beta2, "adam_eps", (double)o->adam_eps, "pack",
                           o->pack);
     mallocCheck(j);
+    if (o->full_attn_last) /* absent when 0: runs from before the flag resume as they were */
+        json_object_set_new(j, "full_attn_last", json_integer((json_int_t)o->full_attn_last));
     if (o->data_weights) json_object_set_new(j, "data_weights", json_string(o->data_weights));
     return j;
 }
@@ -674,7 +676,8 @@ static int check_resume_settings(const char *path, const lqa_train_opts *o, lqa_
     if (!old) return lqa_err_prefix(err, "--resume");
     json_t *now = options_json(o), *was = json_object_get(old, "options");
     static const char *const keys[] = {"ctx", "train", "attn", "group_ratio", "lora_rank", "lora_alpha", "lora_targets",
-                                       "micro_batch", "grad_accum", "seed", "data", "data_weights", "pack"};
+                                       "micro_batch", "grad_accum", "seed", "data", "data_weights", "pack",
+                                       "full_attn_last"};
     int rc = 0;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !rc; i++) {
         json_t *a = json_object_get(was, keys[i]), *b = json_object_get(now, keys[i]);
@@ -702,6 +705,11 @@ static int validate_opts(const lqa_train_opts *o, lqa_err *err) {
     if (!(o->lr > 0)) return lqa_err_set(err, "--lr %g: expected a positive learning rate", (double)o->lr);
     if (o->lora_rank <= 0 || !(o->lora_alpha > 0)) return lqa_err_set(err, "--lora-rank and --lora-alpha must be positive");
     if (o->save_every <= 0 || o->log_every <= 0) return lqa_err_set(err, "--save-every and --log-every must be positive");
+    if (o->full_attn_last && o->attn != LQA_ATTN_S2)
+        return lqa_err_set(err, "--full-attn-last %ld: only with --attn s2 (every step is full attention already)",
+                           o->full_attn_last);
+    if (o->full_attn_last > o->steps)
+        return lqa_err_set(err, "--full-attn-last %ld: more than --steps %ld", o->full_attn_last, o->steps);
     if (o->device_cuda)
         return lqa_err_set(err, "--device cuda: the trainer's CUDA backend is not wired in yet; use --device cpu");
     return 0;
@@ -848,10 +856,11 @@ static int save_final(run *r, lqa_err *err) {
 /* ---- the loop ------------------------------------------------------------------------------ */
 
 /* One metrics line; with several sources it ends with "rows_per_source" (this step's rows). */
-static void write_metrics_line(FILE *f, const run *r, double loss, float lr, double gnorm, long tokens, double tps,
-                               double elapsed) {
-    fprintf(f, "{\"step\": %ld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": %ld, "
-               "\"tokens_per_s\": %.1f, \"elapsed\": %.3f", r->step, loss, (double)lr, gnorm, tokens, tps, elapsed);
+static void write_metrics_line(FILE *f, const run *r, lqa_attn_mode attn, double loss, float lr, double gnorm,
+                               long tokens, double tps, double elapsed) {
+    fprintf(f, "{\"step\": %ld, \"attn\": \"%s\", \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": %ld, "
+               "\"tokens_per_s\": %.1f, \"elapsed\": %.3f", r->step, attn == LQA_ATTN_S2 ? "s2" : "full", loss,
+            (double)lr, gnorm, tokens, tps, elapsed);
     if (r->n_src > 1) {
         fputs(", \"rows_per_source\": [", f);
         for (int i = 0; i < r->n_src; i++) fprintf(f, "%s%ld", i ? ", " : "", r->src[i].rows);
@@ -859,6 +868,18 @@ static void write_metrics_line(FILE *f, const run *r, double loss, float lr, dou
     }
     fputs("}\n", f);
     lqaCheck(fflush(f) == 0, "metrics.jsonl: write failed");
+}
+
+/* The step options of 0-based step `step`: S2-Attn until the last --full-attn-last steps. S2 alone
+ * never shows the model a distance past its group; at small scale, full attention at evaluation
+ * then fails past the group (docs/DEMO.md), and a short full-attention tail fixes that. */
+static lqa_step_opts step_attention(const lqa_train_opts *o, const lqa_step_opts *so, long step) {
+    lqa_step_opts s = *so;
+    if (s.attn == LQA_ATTN_S2 && step >= o->steps - o->full_attn_last) {
+        if (step == o->steps - o->full_attn_last) log_info("step %ld: full attention from here on", step + 1);
+        s.attn = LQA_ATTN_FULL;
+    }
+    return s;
 }
 
 static int train_loop(run *r, const lqa_step_opts *so, lqa_err *err) {
@@ -877,6 +898,7 @@ static int train_loop(run *r, const lqa_step_opts *so, lqa_err *err) {
     int warned = 0;
     while (!rc && r->step < o->steps) {
         double ts = lqa_now();
+        lqa_step_opts step_so = step_attention(o, so, r->step);
         zero_grads(&r->opt);
         for (int i = 0; i < r->n_src; i++) r->src[i].rows = 0;
         double loss = 0;
@@ -885,7 +907,7 @@ static int train_loop(run *r, const lqa_step_opts *so, lqa_err *err) {
             rc = fill_batch(r, &rec, &bb, &warned, err);
             if (rc) break;
             lqa_batch b = {bb.B, bb.T, bb.tokens, bb.mask, bb.seg};
-            loss += lqa_model_step(&r->m, &b, so, &r->g);
+            loss += lqa_model_step(&r->m, &b, &step_so, &r->g);
             tokens += bb.real_tokens;
         }
         if (rc) break;
@@ -898,7 +920,7 @@ static int train_loop(run *r, const lqa_step_opts *so, lqa_err *err) {
         r->step++;
         double now = lqa_now(), elapsed = r->elapsed_before + (now - t0);
         double tps = (double)tokens / (now - ts);
-        write_metrics_line(mf, r, loss, lr, gnorm, tokens, tps, elapsed);
+        write_metrics_line(mf, r, step_so.attn, loss, lr, gnorm, tokens, tps, elapsed);
         if (!isfinite(loss)) rc = lqa_err_set(err, "step %ld: the loss is %g; lower --lr or check the data", r->step, loss);
         char extra[96];
         snprintf(extra, sizeof extra, "loss %.4f  %.0f tok/s", loss, tps);

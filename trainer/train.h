@@ -34,6 +34,7 @@ typedef struct lqa_train_opts {
     lqa_train_set train;
     lqa_attn_mode attn;
     float group_ratio;
+    long full_attn_last;          /* with attn S2: the last N steps train with full attention */
     int lora_rank;
     float lora_alpha;
     int lora_targets;
