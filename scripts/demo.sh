@@ -9,9 +9,10 @@
 #   5 longlora  the base extended 4x with LongLoRA (position interpolation, S2-Attn, LoRA+; the
 #               last fifth of the steps with full attention); with `ablation`, also plain LoRA,
 #               full fine-tuning, LoRA+ with S2-Attn only and LoRA+ with full attention
-#   6 eval      base (interpolated, untrained) vs LongLoRA: passkey 1x..8x (8x past both windows),
+#   6 longlora-x8  (full mode) the x4 model extended 2x more, to 8x the base context
+#   7 eval      base (interpolated as the final model, untrained) vs LongLoRA: passkey 1x..8x,
 #               perplexity, store QA; and the base as it is (no interpolation)
-#   7 report    demo/report.html, headline figures printed
+#   8 report    demo/report.html, headline figures printed
 # docs/DEMO.md explains every stage and the flags that change on a real LLaMA-2-7B.
 set -euo pipefail
 mode=${1:-full}
@@ -27,19 +28,26 @@ full)
     PK_SHORT=12000; PK_LONG=2500
     BASE_STEPS=2000; LONG_STEPS=1000
     BASE_BATCH=8; LONG_BATCH=4; LONG_ACCUM=1
+    X8_STEPS=400; X8_BATCH=2; PK_XL=1500
     EVAL_LENGTHS=256,512,1024,2048; TRIALS=8; QA_LIMIT=30 ;;
 quick)
     BASE_CTX=128; LONG_CTX=512; VOCAB=1000; PRESET=small
     PK_SHORT=6000; PK_LONG=1500
     BASE_STEPS=800; LONG_STEPS=100
     BASE_BATCH=8; LONG_BATCH=2; LONG_ACCUM=2
+    X8_STEPS=0   # one x4 stage: the second would take quick past 5 minutes
     EVAL_LENGTHS=128,256,512,1024; TRIALS=2; QA_LIMIT=6 ;;
 *) echo "usage: $0 full|quick [ablation]" >&2; exit 2 ;;
 esac
 ABLATION=0 N_STAGES=7
 [ "${2:-}" = ablation ] && ABLATION=1 N_STAGES=9
+[ "$X8_STEPS" -gt 0 ] && N_STAGES=$((N_STAGES + 1))
 FACTOR=$((LONG_CTX / BASE_CTX))
 FULL_TAIL=$((LONG_STEPS / 5))
+X8_CTX=$((2 * LONG_CTX))
+# the model the demo ends with, its context and its factor over the base
+if [ "$X8_STEPS" -gt 0 ]; then FINAL=longlora-x8 FINAL_CTX=$X8_CTX; else FINAL=longlora FINAL_CTX=$LONG_CTX; fi
+FINAL_FACTOR=$((FINAL_CTX / BASE_CTX))
 EVAL_CTX=${EVAL_LENGTHS##*,}
 # LoRA rank 32 (the paper: 8): at rank 8 this 1M-parameter model does not relearn copying under
 # interpolation (measured: 0% passkey after x2 at rank 8, 23% at rank 32, same steps)
@@ -88,11 +96,17 @@ passkey_docs() {
     read -r fixed unit < <(scripts/passkey_docs.sh --sizes "$D/tokenizer.model") || true
     [ "${unit:-0}" -gt 0 ] || { echo "demo: cannot size the passkey documents (spm_encode, from the sentencepiece package?)" >&2; exit 1; }
     local short_max=$(( (BASE_CTX - fixed) / unit )) long_max=$(( (LONG_CTX - fixed) / unit ))
+    local xl_max=$(( (X8_CTX - fixed) / unit )) sets="short long"
     echo "   passkey documents: $fixed tokens without filler, $unit a filler unit: 0-$short_max units" \
          "(ctx $BASE_CTX), $((short_max + 1))-$long_max units (ctx $LONG_CTX)"
     scripts/passkey_docs.sh "$PK_SHORT" 0 "$short_max" 11 "$D/passkey/short"
     scripts/passkey_docs.sh "$PK_LONG" $((short_max + 1)) "$long_max" 12 "$D/passkey/long"
-    for len in short long; do
+    if [ "$X8_STEPS" -gt 0 ]; then
+        echo "   and $((long_max + 1))-$xl_max units (ctx $X8_CTX)"
+        scripts/passkey_docs.sh "$PK_XL" $((long_max + 1)) "$xl_max" 13 "$D/passkey/xl"
+        sets="$sets xl"
+    fi
+    for len in $sets; do
         "$B/lqa-ingest" add -q --db "$D/passkey-$len.db" --source passkey --split 1,0,0 --generators imported \
             "$D/passkey/$len"
     done
@@ -118,6 +132,13 @@ do_shards() {
     # step, at every position of the longer window) and the long ones (retrieval at long range)
     shards lm "$D/passkey-short.db" "$LONG_CTX" "passkey-dense-$LONG_CTX" --pack
     shards lm "$D/passkey-long.db" "$LONG_CTX" "passkey-$LONG_CTX" --pack
+    if [ "$X8_STEPS" -gt 0 ]; then   # the same at 8x, where the 4x documents are the mid range
+        shards lm "$D/lqa.db" "$X8_CTX" "lm-$X8_CTX"
+        shards sft "$D/lqa.db" "$X8_CTX" "sft-$X8_CTX" --pack
+        shards lm "$D/passkey-short.db" "$X8_CTX" "passkey-dense-$X8_CTX" --pack
+        shards lm "$D/passkey-long.db" "$X8_CTX" "passkey-mid-$X8_CTX" --pack
+        shards lm "$D/passkey-xl.db" "$X8_CTX" "passkey-$X8_CTX" --pack
+    fi
     "$B/lqa-build" stats "$D/shards/lm-$BASE_CTX"
 }
 
@@ -162,6 +183,20 @@ longlora() {  # longlora NAME TRAIN_SET ATTN LR [FULL_ATTN_TAIL]
 # 12%, 41.5): a smaller LoRA update keeps more of the base's behaviour past the S2 group
 do_longlora() { longlora longlora lora+ s2 1e-3; }
 
+# 8x: the x4 model extended 2x more (its positions interpolated again), as one extends a model in
+# steps. From the base in one x8 stage, copying does not come back in the steps we can afford
+# (docs/DEMO.md); from the x4 model, 400 steps keep it and carry it to 2048 tokens.
+do_longlora_x8() {
+    local S=$D/shards
+    rm -rf "$D/runs/longlora-x8" "$D/longlora-x8"
+    train --model "$D/longlora" \
+        --data "$S/lm-$X8_CTX,$S/passkey-dense-$X8_CTX,$S/passkey-mid-$X8_CTX,$S/passkey-$X8_CTX,$S/sft-$X8_CTX" \
+        --data-weights 0.25,0.3,0.15,0.2,0.1 --out "$D/runs/longlora-x8" --ctx "$X8_CTX" --train lora+ $LORA \
+        --attn s2 --group-ratio 0.5 --full-attn-last $((X8_STEPS / 5)) --lr 1e-3 --warmup 10 --steps "$X8_STEPS" \
+        --micro-batch "$X8_BATCH" --grad-accum 1 --save-every 100
+    "$B/lqa-sft" merge --model "$D/longlora" --adapter "$D/runs/longlora-x8/final" -o "$D/longlora-x8"
+}
+
 do_ablation() {
     longlora ablation-lora lora s2 1e-3
     longlora ablation-full full s2 2e-4
@@ -180,9 +215,9 @@ do_eval() {
     rm -rf "$D/results" "$D/base-pi"
     mkdir -p "$D/results"
     # LongLoRA's baseline: the same base model position-interpolated, no training
-    "$B/lqa-sft" merge --model "$D/base" --ctx "$LONG_CTX" -o "$D/base-pi"
-    evaluate "base-${BASE_CTX}+PI-x$FACTOR" "$D/base-pi" passkey,ppl,qa
-    evaluate "longlora-$LONG_CTX" "$D/longlora" passkey,ppl,qa
+    "$B/lqa-sft" merge --model "$D/base" --ctx "$FINAL_CTX" -o "$D/base-pi"
+    evaluate "base-${BASE_CTX}+PI-x$FINAL_FACTOR" "$D/base-pi" passkey,ppl,qa
+    evaluate "longlora-$FINAL_CTX" "$D/$FINAL" passkey,ppl,qa
     # the base as trained, for reference: what it retrieves in its own window and past it
     evaluate "base-$BASE_CTX" "$D/base" passkey,ppl
 }
@@ -190,6 +225,12 @@ do_eval() {
 do_ablation_eval() {
     # the paper's comparisons, every model evaluated with full attention
     local name
+    if [ "$FINAL" != longlora ]; then   # the ablation is at 4x: its own baseline and LongLoRA model
+        rm -rf "$D/base-pi-x$FACTOR"
+        "$B/lqa-sft" merge --model "$D/base" --ctx "$LONG_CTX" -o "$D/base-pi-x$FACTOR"
+        evaluate "base-${BASE_CTX}+PI-x$FACTOR" "$D/base-pi-x$FACTOR" passkey,ppl
+        evaluate "longlora-$LONG_CTX" "$D/longlora" passkey,ppl
+    fi
     for name in ablation-lora ablation-full ablation-lora+-s2-only ablation-lora+-fullattn; do evaluate "$name" "$D/$name" passkey,ppl; done
 }
 
@@ -197,14 +238,15 @@ do_report() {
     local notes="$D/stage-times.tsv" st
     {
         printf 'stage\tseconds\n'
-        for st in build ingest shards base longlora eval ablation ablation-eval; do
+        for st in build ingest shards base longlora longlora-x8 eval ablation ablation-eval; do
             [ -e "$D/.done/$st" ] && printf '%s\t%s\n' "$st" "$(cat "$D/.done/$st")"
         done
         echo "# Mode $mode: base context $BASE_CTX extended to $LONG_CTX (x$FACTOR); preset $PRESET; vocabulary $VOCAB; $THREADS threads."
         echo "# Base: $BASE_STEPS steps from scratch at ctx $BASE_CTX, full training, full attention, micro-batch $BASE_BATCH, data lm:passkey:sft = 0.3:0.6:0.1, lr 1e-3 constant."
         echo "# LongLoRA: $LONG_STEPS steps at ctx $LONG_CTX, lora+ (q,k,v,o rank 32, alpha 64; embedding and norms trainable), S2-Attn group ratio 0.5 for the first $((LONG_STEPS - FULL_TAIL)) steps and full attention for the last $FULL_TAIL, micro-batch $LONG_BATCH x $LONG_ACCUM, data lm : packed short passkey : long passkey : sft = 0.25:0.4:0.25:0.1, lr 1e-3; merged for evaluation."
-        echo "# Baseline: the same base model position-interpolated to $LONG_CTX (lqa-sft merge --ctx), no training; and the base as trained (window $BASE_CTX). Every model is evaluated with full attention; lengths past a model's window (its 'window' column) run with lqa-eval --extrapolate."
-        [ "$ABLATION" = 1 ] && echo "# Ablation, from the same base with the same data, steps and batch: ablation-lora (plain LoRA, no embedding or norms), ablation-full (every weight, lr 2e-4), both S2-Attn with the same full-attention tail; ablation-lora+-s2-only (LoRA+, S2-Attn on every step); ablation-lora+-fullattn (LoRA+, full attention on every step)."
+        [ "$X8_STEPS" -gt 0 ] && echo "# LongLoRA x8: the x4 model, $X8_STEPS more steps at ctx $X8_CTX (positions interpolated 2x again), lora+ as above, S2-Attn group ratio 0.5 for the first $((X8_STEPS - X8_STEPS / 5)) steps and full attention for the last $((X8_STEPS / 5)), micro-batch $X8_BATCH, data lm : packed short passkey : passkey of 4x : passkey of 8x : sft = 0.25:0.3:0.15:0.2:0.1, lr 1e-3; merged for evaluation."
+        echo "# Baseline: the same base model position-interpolated to $FINAL_CTX (lqa-sft merge --ctx), no training; and the base as trained (window $BASE_CTX). Every model is evaluated with full attention; lengths past a model's window (its 'window' column) run with lqa-eval --extrapolate."
+        [ "$ABLATION" = 1 ] && echo "# Ablation, all at 4x (ctx $LONG_CTX), from the same base with the x4 stage's data, steps and batch, to compare with longlora-$LONG_CTX and base-${BASE_CTX}+PI-x$FACTOR: ablation-lora (plain LoRA, no embedding or norms), ablation-full (every weight, lr 2e-4), both S2-Attn with the same full-attention tail; ablation-lora+-s2-only (LoRA+, S2-Attn on every step); ablation-lora+-fullattn (LoRA+, full attention on every step)."
     } >"$notes"
     "$B/lqa-eval" report "$D"/results/*.json --notes "$notes" -o "$D"
 }
@@ -214,6 +256,7 @@ stage ingest "ingest the default corpus" do_ingest
 stage shards "tokenizer and shards" do_shards
 stage base "base model at ctx $BASE_CTX (full attention, from scratch)" do_base
 stage longlora "LongLoRA to ctx $LONG_CTX (x$FACTOR)" do_longlora
+[ "$X8_STEPS" -gt 0 ] && stage longlora-x8 "LongLoRA on to ctx $X8_CTX (x$((X8_CTX / BASE_CTX)))" do_longlora_x8
 stage eval "evaluate base+PI and LongLoRA" do_eval
 if [ "$ABLATION" = 1 ]; then
     stage ablation "ablation: plain LoRA, full fine-tuning, LoRA+ with S2-Attn only, LoRA+ with full attention" do_ablation
