@@ -241,7 +241,7 @@ do_report() {
         for st in build ingest shards base longlora longlora-x8 eval ablation ablation-eval; do
             [ -e "$D/.done/$st" ] && printf '%s\t%s\n' "$st" "$(cat "$D/.done/$st")"
         done
-        echo "# Mode $mode: base context $BASE_CTX extended to $LONG_CTX (x$FACTOR); preset $PRESET; vocabulary $VOCAB; $THREADS threads."
+        echo "# Mode $mode: base context $BASE_CTX extended to $FINAL_CTX (x$FINAL_FACTOR$([ "$X8_STEPS" -gt 0 ] && echo ": x$FACTOR to $LONG_CTX, then x2")); preset $PRESET; vocabulary $VOCAB; $THREADS threads."
         echo "# Base: $BASE_STEPS steps from scratch at ctx $BASE_CTX, full training, full attention, micro-batch $BASE_BATCH, data lm:passkey:sft = 0.3:0.6:0.1, lr 1e-3 constant."
         echo "# LongLoRA: $LONG_STEPS steps at ctx $LONG_CTX, lora+ (q,k,v,o rank 32, alpha 64; embedding and norms trainable), S2-Attn group ratio 0.5 for the first $((LONG_STEPS - FULL_TAIL)) steps and full attention for the last $FULL_TAIL, micro-batch $LONG_BATCH x $LONG_ACCUM, data lm : packed short passkey : long passkey : sft = 0.25:0.4:0.25:0.1, lr 1e-3; merged for evaluation."
         [ "$X8_STEPS" -gt 0 ] && echo "# LongLoRA x8: the x4 model, $X8_STEPS more steps at ctx $X8_CTX (positions interpolated 2x again), lora+ as above, S2-Attn group ratio 0.5 for the first $((X8_STEPS - X8_STEPS / 5)) steps and full attention for the last $((X8_STEPS / 5)), micro-batch $X8_BATCH, data lm : packed short passkey : passkey of 4x : passkey of 8x : sft = 0.25:0.3:0.15:0.2:0.1, lr 1e-3; merged for evaluation."
