@@ -167,15 +167,7 @@ static void assert_same_steps(json_t *a, json_t *b, int from, int to) {
 static void assert_same_adapters(const char *run_a, const char *run_b) {
     char *fa = lqa_path_join(run_a, "final/adapter_model.safetensors");
     char *fb = lqa_path_join(run_b, "final/adapter_model.safetensors");
-    char *da, *db;
-    size_t na, nb;
-    lqa_err err;
-    assert_int_equal(lqa_read_file(fa, &da, &na, &err), 0);
-    assert_int_equal(lqa_read_file(fb, &db, &nb, &err), 0);
-    assert_int_equal(na, nb);
-    assert_memory_equal(da, db, na);
-    free(da);
-    free(db);
+    assert_same_file(fa, fb);
     free(fa);
     free(fb);
 }

@@ -28,6 +28,19 @@ static inline void run_expect(int want, lqa_buf *out, const char *cmd) {
     lqa_buf_free(&local);
 }
 
+/* Two files have the same bytes. */
+static inline void assert_same_file(const char *a, const char *b) {
+    char *da, *db;
+    size_t na, nb;
+    lqa_err err;
+    assert_int_equal(lqa_read_file(a, &da, &na, &err), 0);
+    assert_int_equal(lqa_read_file(b, &db, &nb, &err), 0);
+    assert_int_equal(na, nb);
+    assert_memory_equal(da, db, na);
+    free(da);
+    free(db);
+}
+
 /* `lqa-sft init` into dir/name with extra flags; returns the path (caller frees). */
 static inline char *fixture_model(const char *dir, const char *name, const char *tok, const char *flags) {
     char *path = lqa_path_join(dir, name);

@@ -76,18 +76,6 @@ static void assert_same_steps(json_t *a, json_t *b, int from) {
     }
 }
 
-static void assert_same_file(const char *a, const char *b) {
-    char *da, *db;
-    size_t na, nb;
-    lqa_err err;
-    assert_int_equal(lqa_read_file(a, &da, &na, &err), 0);
-    assert_int_equal(lqa_read_file(b, &db, &nb, &err), 0);
-    assert_int_equal(na, nb);
-    assert_memory_equal(da, db, na);
-    free(da);
-    free(db);
-}
-
 /* The sampler: shares follow the weights; zero weights are never drawn; one source never draws. */
 static void test_pick_follows_weights(void **state) {
     lqa_rng r;
