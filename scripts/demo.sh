@@ -43,7 +43,7 @@ ABLATION=0 N_STAGES=7
 [ "${2:-}" = ablation ] && ABLATION=1 N_STAGES=9
 [ "$X8_STEPS" -gt 0 ] && N_STAGES=$((N_STAGES + 1))
 FACTOR=$((LONG_CTX / BASE_CTX))
-FULL_TAIL=$((LONG_STEPS / 5))
+FULL_TAIL=$((LONG_STEPS / 5)) X8_TAIL=$((X8_STEPS / 5))
 X8_CTX=$((2 * LONG_CTX))
 # the model the demo ends with, its context and its factor over the base
 if [ "$X8_STEPS" -gt 0 ]; then FINAL=longlora-x8 FINAL_CTX=$X8_CTX; else FINAL=longlora FINAL_CTX=$LONG_CTX; fi
@@ -184,15 +184,16 @@ longlora() {  # longlora NAME TRAIN_SET ATTN LR [FULL_ATTN_TAIL]
 do_longlora() { longlora longlora lora+ s2 1e-3; }
 
 # 8x: the x4 model extended 2x more (its positions interpolated again), as one extends a model in
-# steps. From the base in one x8 stage, copying does not come back in the steps we can afford
-# (docs/DEMO.md); from the x4 model, 400 steps keep it and carry it to 2048 tokens.
+# steps. From the base in one x8 stage, copying did not come back in the steps we can afford
+# (measured with the old passkey data, docs/DEMO.md); from the x4 model, 400 steps keep it and
+# carry it to 2048 tokens.
 do_longlora_x8() {
     local S=$D/shards
     rm -rf "$D/runs/longlora-x8" "$D/longlora-x8"
     train --model "$D/longlora" \
         --data "$S/lm-$X8_CTX,$S/passkey-dense-$X8_CTX,$S/passkey-mid-$X8_CTX,$S/passkey-$X8_CTX,$S/sft-$X8_CTX" \
         --data-weights 0.25,0.3,0.15,0.2,0.1 --out "$D/runs/longlora-x8" --ctx "$X8_CTX" --train lora+ $LORA \
-        --attn s2 --group-ratio 0.5 --full-attn-last $((X8_STEPS / 5)) --lr 1e-3 --warmup 10 --steps "$X8_STEPS" \
+        --attn s2 --group-ratio 0.5 --full-attn-last "$X8_TAIL" --lr 1e-3 --warmup 10 --steps "$X8_STEPS" \
         --micro-batch "$X8_BATCH" --grad-accum 1 --save-every 100
     "$B/lqa-sft" merge --model "$D/longlora" --adapter "$D/runs/longlora-x8/final" -o "$D/longlora-x8"
 }
@@ -244,7 +245,7 @@ do_report() {
         echo "# Mode $mode: base context $BASE_CTX extended to $FINAL_CTX (x$FINAL_FACTOR$([ "$X8_STEPS" -gt 0 ] && echo ": x$FACTOR to $LONG_CTX, then x2")); preset $PRESET; vocabulary $VOCAB; $THREADS threads."
         echo "# Base: $BASE_STEPS steps from scratch at ctx $BASE_CTX, full training, full attention, micro-batch $BASE_BATCH, data lm:passkey:sft = 0.3:0.6:0.1, lr 1e-3 constant."
         echo "# LongLoRA: $LONG_STEPS steps at ctx $LONG_CTX, lora+ (q,k,v,o rank 32, alpha 64; embedding and norms trainable), S2-Attn group ratio 0.5 for the first $((LONG_STEPS - FULL_TAIL)) steps and full attention for the last $FULL_TAIL, micro-batch $LONG_BATCH x $LONG_ACCUM, data lm : packed short passkey : long passkey : sft = 0.25:0.4:0.25:0.1, lr 1e-3; merged for evaluation."
-        [ "$X8_STEPS" -gt 0 ] && echo "# LongLoRA x8: the x4 model, $X8_STEPS more steps at ctx $X8_CTX (positions interpolated 2x again), lora+ as above, S2-Attn group ratio 0.5 for the first $((X8_STEPS - X8_STEPS / 5)) steps and full attention for the last $((X8_STEPS / 5)), micro-batch $X8_BATCH, data lm : packed short passkey : passkey of 4x : passkey of 8x : sft = 0.25:0.3:0.15:0.2:0.1, lr 1e-3; merged for evaluation."
+        [ "$X8_STEPS" -gt 0 ] && echo "# LongLoRA x8: the x4 model, $X8_STEPS more steps at ctx $X8_CTX (positions interpolated 2x again), lora+ as above, S2-Attn group ratio 0.5 for the first $((X8_STEPS - X8_TAIL)) steps and full attention for the last $X8_TAIL, micro-batch $X8_BATCH, data lm : packed short passkey : passkey of 4x : passkey of 8x : sft = 0.25:0.3:0.15:0.2:0.1, lr 1e-3; merged for evaluation."
         echo "# Baseline: the same base model position-interpolated to $FINAL_CTX (lqa-sft merge --ctx), no training; and the base as trained (window $BASE_CTX). Every model is evaluated with full attention; lengths past a model's window (its 'window' column) run with lqa-eval --extrapolate."
         [ "$ABLATION" = 1 ] && echo "# Ablation, all at 4x (ctx $LONG_CTX), from the same base with the x4 stage's data, steps and batch, to compare with longlora-$LONG_CTX and base-${BASE_CTX}+PI-x$FACTOR: ablation-lora (plain LoRA, no embedding or norms), ablation-full (every weight, lr 2e-4), both S2-Attn with the same full-attention tail; ablation-lora+-s2-only (LoRA+, S2-Attn on every step); ablation-lora+-fullattn (LoRA+, full attention on every step)."
     } >"$notes"
