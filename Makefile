@@ -38,6 +38,7 @@ ifneq ($(NVCC),)
 CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
 CPPFLAGS += -DLQA_CUDA -I$(CUDA_HOME)/include
 LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
+LDLIBS += -lcublasLt
 NVCCFLAGS := -O2 -g -std=c++17 -arch=$(CUDA_ARCH) -I. -Xcompiler -fopenmp,-Wall
 CU_SRC := $(wildcard kernels/cuda/*.cu)
 endif
