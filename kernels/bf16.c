@@ -6,6 +6,7 @@
 
 #include "common/check.h"
 #include "kernels/attention_bf16.h"
+#include "kernels/crossentropy_bf16.h"
 #include "kernels/matmul.h"
 
 void lqa_bf16_from_floats(lqa_bf16 *dst, const float *src, size_t n) {
@@ -54,4 +55,12 @@ int attention_bf16_check(const attn_params *p, char *msg, size_t msgsz) {
         return -1;
     }
     return 0;
+}
+
+size_t crossentropy_bf16_scratch_bytes(int chunk, int D, int V) {
+    /* fp32 logits, bf16 dlogits, bf16 gathered x, fp32 gathered dx, fp32 losses, row and target
+     * indices; each area rounded up to 256 bytes so every one stays aligned for cuBLASLt */
+    size_t c = (size_t)chunk, sizes[] = {c * V * 4, c * V * 2, c * D * 2, c * D * 4, c * 4, c * 4, c * 4}, total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 255) & ~(size_t)255;
+    return total;
 }
