@@ -84,8 +84,7 @@ static void expect_close_track(const char *what, const float *got, const float *
     expect_close(what, got, want, n, atol, rtol);
 }
 
-static void attention_case(int mode, int hd) {
-    attn_params p = random_params(mode, hd);
+static void run_case(attn_params p, int mode) {
     int32_t *seg = NULL, *d_seg = NULL;
     if (mode == MODE_SEGMENTS || mode == MODE_S2_SEGMENTS || (mode == MODE_KV_CACHE && lqa_rng_uniform(&cuda_rng) < 0.5)) {
         seg = random_segments(p.B, p.Tk);
@@ -155,6 +154,8 @@ static void attention_case(int mode, int hd) {
     free(g_dq), free(g_dk), free(g_dv), free(scratch), free(seg);
 }
 
+static void attention_case(int mode, int hd) { run_case(random_params(mode, hd), mode); }
+
 static void report_worst(void) {
     print_message("# worst error / allowance so far: out %.2f lse %.2f dq %.2f dk %.2f dv %.2f\n", worst_seen[0],
                   worst_seen[1], worst_seen[2], worst_seen[3], worst_seen[4]);
@@ -181,6 +182,25 @@ static void test_head_dims_64_128(void **state) {
     } report_worst());
 }
 
+/* Shapes with 64 x 64 tiles that are entirely visible (the kernels skip the per-element mask
+ * there) next to partial and empty ones: causal, S2 with groups of 128 (tiles inside one group) and 96 (tiles across a group boundary,
+ * plain and shifted heads),
+ * KV-cache queries; lengths not multiples of 64. Fixed shapes, random values. */
+static void test_full_tiles(void **state) {
+    CUDA_TEST_REQUIRE();
+#ifdef LQA_CUDA
+    attn_params causal = {.B = 1, .Tq = 200, .Tk = 200, .H = 2, .KV = 1, .hd = 16};
+    attn_params s2 = {.B = 1, .Tq = 384, .Tk = 384, .H = 2, .KV = 1, .hd = 16, .group = 128};
+    attn_params s2_straddle = {.B = 1, .Tq = 288, .Tk = 288, .H = 2, .KV = 1, .hd = 16, .group = 96};
+    attn_params decode = {.B = 1, .Tq = 70, .Tk = 201, .H = 2, .KV = 2, .hd = 32};
+    run_case(causal, MODE_CAUSAL);
+    run_case(s2, MODE_S2);
+    run_case(s2_straddle, MODE_S2); /* query tiles across a group boundary: causally full, not S2-full */
+    run_case(decode, MODE_KV_CACHE);
+    report_worst();
+#endif
+}
+
 /* head dims the WMMA tiles cannot take are refused with a message */
 static void test_bad_head_dim(void **state) {
     attn_params p = {.B = 1, .Tq = 8, .Tk = 8, .H = 2, .KV = 1, .hd = 40};
@@ -201,6 +221,7 @@ int main(void) {
         cmocka_unit_test(test_s2_segments),
         cmocka_unit_test(test_kv_cache_queries),
         cmocka_unit_test(test_head_dims_64_128),
+        cmocka_unit_test(test_full_tiles),
         cmocka_unit_test(test_bad_head_dim),
     };
     return cmocka_run_group_tests(tests, cuda_test_setup, NULL);

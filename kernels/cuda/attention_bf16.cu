@@ -18,7 +18,8 @@
  *    head that reads the kv head (GQA): S^T = K Q^T, dP^T = V dO^T, dV += P^T dO, dK += scale dS^T Q.
  *    Two kernels, so every gradient element has one owner: deterministic, no atomics.
  *  - Tile skipping: a block's key range (query range for dK/dV) is cut to what causality and the
- *    S2 groups allow (attention_mask.cuh), so tiles those masks empty are never visited.
+ *    S2 groups allow (attention_mask.cuh), so tiles those masks empty are never visited; a tile
+ *    every pair of which is visible (tile_full) skips the per-element mask.
  * Shared memory: about 110 KiB (forward), 144 KiB (dQ), 187 KiB (dK/dV) at head dim 128; the
  * kernels opt in above 48 KiB. Rows of bf16 tiles are padded by 8 elements and fp32 tiles by 4
  * (16 bytes: WMMA's ldm rule), which also staggers the banks. */
@@ -117,6 +118,15 @@ __device__ __forceinline__ void zero_floats(float *a, int n) {
     for (int e = threadIdx.x; e < n; e += blockDim.x) a[e] = 0.0f;
 }
 
+/* Whether every (query, key) pair of a 64 x 64 tile is visible, so the per-element mask can be
+ * skipped: keys [j0, j0 + 64) all inside Tk and at or before the first query position, all in
+ * the S2 group of the last query position, and no segment ids. Block-uniform. (Query rows past
+ * Tq are still masked by the caller.) */
+__device__ __forceinline__ bool tile_full(const attn_dev &p, int h, int pos_first, int pos_last, int j0) {
+    if (p.seg || j0 + 63 >= p.Tk || j0 + 63 > pos_first) return false;
+    return p.group == 0 || s2_index(p, h, j0) == s2_index(p, h, pos_last);
+}
+
 /* ---- forward ---- */
 
 __global__ void attn_bf16_forward_kernel(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
@@ -149,10 +159,11 @@ __global__ void attn_bf16_forward_kernel(bf16 *out, float *lse, const bf16 *q, c
         __syncthreads();
         warp_abt(Ss + 16 * warp * lds, lds, Qs + 16 * warp * ldh, Ks, hd);
         warp_sync();
+        bool full = tile_full(p, h, off + i0, off + last_i, j0);
         float tmax = -INFINITY;
         for (int c = 0; c < 32; c++) {
             int j = j0 + half * 32 + c;
-            float s = row_ok && j < p.Tk && visible(p, b, h, i, j) ? p.scale * srow[c] : -INFINITY;
+            float s = row_ok && (full || (j < p.Tk && visible(p, b, h, i, j))) ? p.scale * srow[c] : -INFINITY;
             srow[c] = s;
             tmax = fmaxf(tmax, s);
         }
@@ -224,10 +235,11 @@ __global__ void attn_bf16_dq_kernel(float *dq, const bf16 *dout, const bf16 *out
         warp_abt(Ss + 16 * warp * lds, lds, Qs + 16 * warp * ldh, Ks, hd);
         warp_abt(dPs + 16 * warp * lds, lds, dOs + 16 * warp * ldh, Vs, hd);
         warp_sync();
+        bool full = tile_full(p, h, off + i0, off + last_i, j0);
         for (int c = 0; c < 32; c++) {
             int j = j0 + half * 32 + c;
             float ds = 0.0f;
-            if (row_ok && j < p.Tk && visible(p, b, h, i, j)) {
+            if (row_ok && (full || (j < p.Tk && visible(p, b, h, i, j)))) {
                 float P = expf(p.scale * srow[c] - lse_i); /* 0 for a padding query (lse = +inf) */
                 ds = P * (dprow[c] - Di);
             }
@@ -293,10 +305,11 @@ __global__ void attn_bf16_dkv_kernel(float *dk, float *dv, const bf16 *dout, con
             warp_abt(St + 16 * warp * lds, lds, Ks + 16 * warp * ldh, Qs, hd);
             warp_abt(dPt + 16 * warp * lds, lds, Vs + 16 * warp * ldh, dOs, hd);
             warp_sync();
+            bool full = tile_full(p, h, off + i0, off + min(i0 + FA_BR, p.Tq) - 1, j_first);
             for (int c = 0; c < 32; c++) {
                 int ic = half * 32 + c, i = i0 + ic;
                 float P = 0.0f, ds = 0.0f;
-                if (key_ok && i < p.Tq && visible(p, b, h, i, j)) {
+                if (key_ok && i < p.Tq && (full || visible(p, b, h, i, j))) {
                     P = expf(p.scale * strow[c] - lse_s[ic]);
                     ds = P * (dptrow[c] - D_s[ic]);
                 }
