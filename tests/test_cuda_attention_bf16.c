@@ -185,7 +185,7 @@ static void test_head_dims_64_128(void **state) {
 /* Shapes with 64 x 64 tiles that are entirely visible (the kernels skip the per-element mask
  * there) next to partial and empty ones: causal, S2 with groups of 128 (tiles inside one group) and 96 (tiles across a group boundary,
  * plain and shifted heads),
- * KV-cache queries; lengths not multiples of 64. Fixed shapes, random values. */
+ * KV-cache queries (70 of 201, and one token of 150 as in decoding); lengths not multiples of 64. Fixed shapes, random values. */
 static void test_full_tiles(void **state) {
     CUDA_TEST_REQUIRE();
 #ifdef LQA_CUDA
@@ -193,10 +193,12 @@ static void test_full_tiles(void **state) {
     attn_params s2 = {.B = 1, .Tq = 384, .Tk = 384, .H = 2, .KV = 1, .hd = 16, .group = 128};
     attn_params s2_straddle = {.B = 1, .Tq = 288, .Tk = 288, .H = 2, .KV = 1, .hd = 16, .group = 96};
     attn_params decode = {.B = 1, .Tq = 70, .Tk = 201, .H = 2, .KV = 2, .hd = 32};
+    attn_params one_token = {.B = 2, .Tq = 1, .Tk = 150, .H = 4, .KV = 1, .hd = 64}; /* a decode step, GQA 4:1 */
     run_case(causal, MODE_CAUSAL);
     run_case(s2, MODE_S2);
     run_case(s2_straddle, MODE_S2); /* query tiles across a group boundary: causally full, not S2-full */
     run_case(decode, MODE_KV_CACHE);
+    run_case(one_token, MODE_KV_CACHE);
     report_worst();
 #endif
 }
