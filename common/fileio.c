@@ -295,6 +295,7 @@ int lqa_atomic_dir_commit(lqa_atomic_dir *d, lqa_err *err) {
         rc = lqa_err_set(err, "%s: exists and is not a directory; refusing to replace it", d->path);
     } else {
         rc = swap_into_place(d->tmp, d->path, err);
+        if (!rc) lqa_kill_point("dir-swapped"); /* the old folder now waits at tmp */
     }
     if (!rc) {
         char *parent = parent_of(d->path);

@@ -187,6 +187,19 @@ static void test_manifest_contradictions(void **state) {
     free(dir);
 }
 
+/* A FIFO named like a shard is refused at once (open() on it would block forever). */
+static void test_fifo_shard_is_refused(void **state) {
+    char *dir = make_shards("fifo", 2);
+    char *p = lqa_path_join(dir, "shard-00001.lqas");
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    lqa_err err;
+    assert_null(lqa_shards_open(dir, NULL, &err));
+    assert_non_null(strstr(err.msg, "shard-00001.lqas: cannot open: not a regular file (a FIFO)"));
+    free(p);
+    free(dir);
+}
+
 /* A directory of more shards than the open-file limit reads in full (one shard open at a time). */
 static void test_many_shards_under_fd_limit(void **state) {
     enum { N = 80, LIMIT = 32 };
@@ -333,6 +346,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_safetensors_headers, setup),
         cmocka_unit_test_setup(test_manifest_contradictions, setup),
+        cmocka_unit_test_setup(test_fifo_shard_is_refused, setup),
         cmocka_unit_test_setup(test_many_shards_under_fd_limit, setup),
         cmocka_unit_test_setup(test_shard_write_error_cleans_up, setup),
         cmocka_unit_test_setup(test_atomic_dir_replaces_and_cleans, setup),
