@@ -3,7 +3,7 @@
  * was complete) gives the uninterrupted run's bytes and leaves no stray file; corrupted
  * checkpoints (flipped bytes, a `latest` that leaves checkpoints/, values out of range) are
  * refused; a data folder spelled relative or absolute resumes; an adapter folder without its
- * lqa_training.json is refused by merge and eval. */
+ * lqa_training.json is refused by merge and eval (with it, merge writes the run's context). */
 #include "tests/testutil.h"
 
 #include <dirent.h>
@@ -289,6 +289,14 @@ static void test_adapter_without_training_record_is_refused(void **state) {
     assert_non_null(strstr(out.data, "lqa_training.json"));
     char *merged = lqa_path_join(g_dir, "merged");
     assert_false(lqa_path_exists(merged));
+    /* eval with the adapter: the same refusal, and no results written */
+    snprintf(cmd, sizeof cmd, "%s run --model %s --adapter %s/final --tasks passkey --lengths 32 --depths 0.5 "
+             "--trials 1 --threads 1 -o %s/r.json", lqa_test_tool("lqa-eval"), g_model, run, g_dir);
+    run_expect(1, &out, cmd);
+    assert_non_null(strstr(out.data, "lqa_training.json"));
+    char *results = lqa_path_join(g_dir, "r.json");
+    assert_false(lqa_path_exists(results));
+    free(results);
     /* with the record, merge writes the run's context */
     snprintf(cmd, sizeof cmd, "cp %s/final/lqa_training.json %s", g_straight, rec);
     run_expect(0, &out, cmd);
