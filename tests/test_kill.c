@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/test_train_fixture.h"
@@ -113,6 +114,13 @@ static void assert_same_losses(const char *a, const char *b) {
     json_decref(mb);
 }
 
+static void write_text(const char *dir, const char *name, const char *text) {
+    char *p = lqa_path_join(dir, name);
+    lqa_err err;
+    if (lqa_write_file_atomic(p, text, strlen(text), &err)) fail_msg("%s", err.msg);
+    free(p);
+}
+
 /* Kill at point, then resume (or restart when the kill came before any complete checkpoint). */
 static void kill_and_recover(const char *point, const char *name, int restart) {
     char env[128];
@@ -122,6 +130,17 @@ static void kill_and_recover(const char *point, const char *name, int restart) {
     char *final = lqa_path_join(run, "final");
     assert_false(lqa_path_exists(final)); /* final/ is whole or absent */
     free(final);
+    /* what a kill inside the run's atomic file writes leaves (FILE.tmp.PID of a dead process) */
+    pid_t dead = fork();
+    if (dead == 0) _exit(0);
+    waitpid(dead, NULL, 0);
+    char stale[64];
+    snprintf(stale, sizeof stale, "metrics.jsonl.tmp.%ld", (long)dead);
+    write_text(run, stale, "{\"step\": 1");
+    char *ck = lqa_path_join(run, "checkpoints");
+    snprintf(stale, sizeof stale, "latest.tmp.%ld", (long)dead);
+    if (lqa_is_dir(ck)) write_text(ck, stale, "step-0000");
+    free(ck);
     free(train("", name, restart ? "" : "--resume", 0, &out));
     assert_same_in(g_straight, run, "final/adapter_model.safetensors");
     assert_same_in(g_straight, run, "final/trainable_params.safetensors");
@@ -167,13 +186,6 @@ static char *copy_run(const char *name) {
     run_expect(0, &out, cmd);
     lqa_buf_free(&out);
     return dst;
-}
-
-static void write_text(const char *dir, const char *name, const char *text) {
-    char *p = lqa_path_join(dir, name);
-    lqa_err err;
-    if (lqa_write_file_atomic(p, text, strlen(text), &err)) fail_msg("%s", err.msg);
-    free(p);
 }
 
 static void test_flipped_byte_in_state_is_refused(void **state) {

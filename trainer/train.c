@@ -882,7 +882,12 @@ static int prepare_out_dir(run *r, lqa_err *err) {
                            "another --out", r->o->out_dir);
     if (!has_run && r->o->resume)
         return lqa_err_set(err, "--resume: %s has no checkpoint (checkpoints/latest)", r->o->out_dir);
-    return lqa_mkdir_p(r->ckpt_dir, err);
+    /* what a killed run left beside its files (config.json.tmp.PID, metrics.jsonl.tmp.PID, ...) */
+    static const char *const files[] = {"config.json", "metrics.jsonl", "final"};
+    for (int i = 0; i < 3; i++) lqa_clean_stale_temps(r->o->out_dir, files[i]);
+    if (lqa_mkdir_p(r->ckpt_dir, err)) return -1;
+    lqa_clean_stale_temps(r->ckpt_dir, NULL); /* also when no save follows (a resume at the last step) */
+    return 0;
 }
 
 /* ---- the final artefact -------------------------------------------------------------------- */
