@@ -113,10 +113,43 @@ static void test_full_disk_names_the_file_and_cleans_up(void **state) {
     lqa_buf_free(&log);
 }
 
+/* lqa-build verify refuses a manifest that lists a shard twice or hides shard files. */
+static void test_verify_refuses_contradicting_manifest(void **state) {
+    lqa_buf log = {0};
+    assert_int_equal(build("", "vm", "--shard-records 10", &log), 0);
+    char *dir = lqa_path_join(g_dir, "vm"), *mp = lqa_path_join(dir, "manifest.json");
+    lqa_err err;
+    json_t *m = lqa_json_load_file(mp, &err);
+    assert_non_null(m);
+    json_t *list = json_object_get(m, "shards");
+    assert_true(json_array_size(list) >= 2);
+    json_t *copy = json_deep_copy(m);
+    json_array_set(json_object_get(copy, "shards"), 1, json_array_get(list, 0));
+    assert_int_equal(lqa_json_write_file(mp, copy, &err), 0);
+    json_decref(copy);
+    assert_int_equal(lqa_test_run(&log, "%s verify %s", g_tool, dir), 1);
+    assert_non_null(strstr(log.data, "both list"));
+    copy = json_deep_copy(m);
+    json_object_set_new(copy, "shards", json_array());
+    json_object_set_new(copy, "records", json_integer(0));
+    json_object_set_new(copy, "tokens", json_integer(0));
+    assert_int_equal(lqa_json_write_file(mp, copy, &err), 0);
+    json_decref(copy);
+    assert_int_equal(lqa_test_run(&log, "%s verify %s", g_tool, dir), 1);
+    assert_non_null(strstr(log.data, "not listed"));
+    assert_int_equal(lqa_json_write_file(mp, m, &err), 0);
+    assert_int_equal(lqa_test_run(&log, "%s verify %s", g_tool, dir), 0);
+    json_decref(m);
+    free(mp);
+    free(dir);
+    lqa_buf_free(&log);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_killed_builds_leave_a_whole_folder),
         cmocka_unit_test(test_full_disk_names_the_file_and_cleans_up),
+        cmocka_unit_test(test_verify_refuses_contradicting_manifest),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
