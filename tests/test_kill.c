@@ -177,6 +177,25 @@ static void test_killed_while_putting_a_folder_in_place(void **state) {
     kill_and_recover("dir-commit:2", "k-commit2", 0);
 }
 
+/* --train full: final/ is a whole model folder (lqa_hf_save, atomic itself); killed just before
+ * it is swapped in (the 4th folder commit after the checkpoints of steps 2, 4, 6), the resumed
+ * run writes the uninterrupted one's model bytes. */
+static void test_full_training_killed_before_final_model(void **state) {
+    lqa_buf out = {0};
+    char *a = train("", "full-straight", "--train full", 0, &out);
+    char *b = train("LQA_TEST_KILL_AT=dir-commit:4", "full-killed", "--train full", 137, &out);
+    char *final = lqa_path_join(b, "final");
+    assert_false(lqa_path_exists(final));
+    free(final);
+    free(train("", "full-killed", "--train full --resume", 0, &out));
+    assert_same_in(a, b, "final/model.safetensors");
+    assert_same_in(a, b, "final/config.json");
+    assert_same_tree(a, b);
+    lqa_buf_free(&out);
+    free(a);
+    free(b);
+}
+
 /* A copy of the straight run to damage. */
 static char *copy_run(const char *name) {
     char *dst = lqa_path_join(g_dir, name);
@@ -332,6 +351,7 @@ int main(void) {
         cmocka_unit_test(test_killed_at_later_latest_switch),
         cmocka_unit_test(test_killed_during_final),
         cmocka_unit_test(test_killed_while_putting_a_folder_in_place),
+        cmocka_unit_test(test_full_training_killed_before_final_model),
         cmocka_unit_test(test_flipped_byte_in_state_is_refused),
         cmocka_unit_test(test_latest_outside_checkpoints_is_refused),
         cmocka_unit_test(test_state_values_are_validated),
