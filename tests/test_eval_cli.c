@@ -38,6 +38,11 @@ static void write_model(const char *dir, int dim, int max_pos, uint64_t seed, co
     lqa_model_add_lora(&m, LQA_LORA_Q | LQA_LORA_V, 4, 8, seed + 1);
     for (size_t i = 0; i < m.n_lora; i++) m.lora[i] = 0.05f * (float)((i * 7919) % 13) - 0.3f;   /* B != 0 */
     if (lqa_adapter_save(adapter_dir, &m, LQA_TRAIN_LORA, dir, &err)) fail_msg("%s", err.msg);
+    /* what lqa-sft train writes beside its adapter (the adapter load requires it) */
+    char *rec = lqa_path_join(adapter_dir, "lqa_training.json"), text[128];
+    snprintf(text, sizeof text, "{\"rope_scale\": 1, \"max_position_embeddings\": %d}", max_pos);
+    if (lqa_write_file_atomic(rec, text, strlen(text), &err)) fail_msg("%s", err.msg);
+    free(rec);
     lqa_model_free(&m);
 }
 

@@ -224,6 +224,17 @@ static void test_adapter_round_trip_and_mismatch(void **state) {
     for (size_t i = 0; i < m.n_params; i++) m.params[i] += 0.5f; /* only embedding/norms are saved */
     char *adir = lqa_path_join(lqa_test_tmpdir(), "adapter");
     assert_int_equal(lqa_adapter_save(adir, &m, LQA_TRAIN_LORA_PLUS, bdir, &err), 0);
+    /* the adapter says lqa_training.json belongs with it (lqa-sft train writes both, final/ whole):
+     * without the record the load is refused, so a merge never loses the run's rope scaling */
+    assert_int_equal(lqa_hf_load(bdir, &base2, &err), 0);
+    assert_int_equal(lqa_adapter_load(adir, &base2, &err), -1);
+    assert_non_null(strstr(err.msg, "lqa_training.json"));
+    lqa_model_free(&base2);
+    char *rec = lqa_path_join(adir, "lqa_training.json");
+    char rec_text[128];
+    snprintf(rec_text, sizeof rec_text, "{\"rope_scale\": 1, \"max_position_embeddings\": %d}", m.cfg.max_pos);
+    assert_int_equal(lqa_write_file_atomic(rec, rec_text, strlen(rec_text), &err), 0);
+    free(rec);
     lqa_adapter_config ac;
     assert_int_equal(lqa_adapter_read_config(adir, &ac, &err), 0);
     assert_int_equal(ac.rank, rank);

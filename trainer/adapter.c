@@ -11,6 +11,9 @@
 #include "common/json.h"
 #include "common/safetensors.h"
 
+/* In adapter_model.safetensors' metadata: lqa_training.json belongs with this adapter. */
+#define LQA_TRAINING_RECORD_KEY "lqa_training_record"
+
 static const char *const SHORT_NAMES[] = {"q", "k", "v", "o", "gate", "up", "down"};
 static const char *const PEFT_NAMES[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
 #define N_TARGETS 7
@@ -130,7 +133,12 @@ int lqa_adapter_save(const char *dir, const lqa_model *m, lqa_train_set train, c
     lqa_st_entry *e = lqa_calloc((size_t)(m->n_lora_tensors + m->n_tensors), sizeof *e);
     for (int i = 0; i < m->n_lora_tensors; i++) fill_entry(&e[i], &m->lora_tensors[i], m->lora);
     char *path = lqa_path_join(dir, "adapter_model.safetensors");
-    int rc = lqa_st_write(path, e, m->n_lora_tensors, LQA_ST_F32, NULL, err);
+    /* says that lqa_training.json belongs to this adapter (apply_training_record); other tools
+     * read only "format" from the metadata */
+    json_t *meta = json_pack("{s:s, s:s}", "format", "pt", LQA_TRAINING_RECORD_KEY, "lqa_training.json");
+    mallocCheck(meta);
+    int rc = lqa_st_write(path, e, m->n_lora_tensors, LQA_ST_F32, meta, err);
+    json_decref(meta);
     free(path);
     if (!rc && train == LQA_TRAIN_LORA_PLUS) {
         int n = 0;
@@ -163,9 +171,10 @@ static int check_shape(const char *path, const lqa_tensor_info *ti, const lqa_st
                        (long long)(ti->ndim > 1 ? ti->shape[1] : 1));
 }
 
-static int load_lora_tensors(const char *path, lqa_model *m, lqa_err *err) {
+static int load_lora_tensors(const char *path, lqa_model *m, int *has_record, lqa_err *err) {
     lqa_st_reader r;
     if (lqa_st_open(&r, path, err)) return -1;
+    *has_record = json_object_get(r.metadata, LQA_TRAINING_RECORD_KEY) != NULL;
     int rc = 0;
     for (int i = 0; i < r.n_tensors && !rc; i++) {
         const lqa_tensor_info *ti;
@@ -203,9 +212,13 @@ static int load_trainable_params(const char *path, lqa_model *m, lqa_err *err) {
 
 /* lqa_training.json (written by lqa-sft train next to the adapter): the position interpolation
  * the adapter was trained with, so the adapted model runs at the trained context. */
-static int apply_training_record(const char *dir, lqa_config *cfg, lqa_err *err) {
+static int apply_training_record(const char *dir, int required, lqa_config *cfg, lqa_err *err) {
     char *p = lqa_path_join(dir, "lqa_training.json");
     int rc = 0;
+    if (required && !lqa_path_exists(p))
+        rc = lqa_err_set(err, "%s: missing: this adapter was written by lqa-sft train, which records the run's "
+                         "position interpolation (rope scale, max_position_embeddings) there; without it the model "
+                         "would run at the base context. Copy the whole final/ folder of the run", p);
     if (lqa_path_exists(p)) {
         json_t *j = lqa_json_load_file(p, err);
         if (!j) {
@@ -231,17 +244,17 @@ int lqa_adapter_load(const char *dir, lqa_model *m, lqa_err *err) {
     if (lqa_adapter_read_config(dir, &c, err)) return -1;
     if (m->lora) return lqa_err_set(err, "%s: the model already has a LoRA adapter", dir);
     char *path = lqa_path_join(dir, "adapter_model.safetensors");
-    int rc;
+    int rc, has_record = 0;
     if (!lqa_path_exists(path)) {
         rc = lqa_err_set(err, "%s: adapter_model.safetensors is missing", dir);
     } else {
         lqa_model_add_lora(m, c.targets, c.rank, c.alpha, 0);
-        rc = load_lora_tensors(path, m, err);
+        rc = load_lora_tensors(path, m, &has_record, err);
     }
     free(path);
     path = lqa_path_join(dir, "trainable_params.safetensors");
     if (!rc && lqa_path_exists(path)) rc = load_trainable_params(path, m, err);
     free(path);
-    if (!rc) rc = apply_training_record(dir, &m->cfg, err);
+    if (!rc) rc = apply_training_record(dir, has_record, &m->cfg, err);
     return rc;
 }

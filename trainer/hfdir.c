@@ -198,10 +198,19 @@ int lqa_hf_copy_file(const char *src, const char *dst, lqa_err *err) {
     return rc;
 }
 
-int lqa_hf_save(const char *dir, const lqa_model *m, const lqa_hf_save_opts *o, lqa_err *err) {
+/* The model folder appears whole (lqa_atomic_dir): built in DIR.tmp-PID, then swapped in. */
+int lqa_hf_save(const char *out_dir, const lqa_model *m, const lqa_hf_save_opts *o, lqa_err *err) {
     lqa_hf_save_opts dflt = {LQA_ST_F32, 0, NULL};
     if (!o) o = &dflt;
-    if (lqa_mkdir_p(dir, err)) return -1;
+    char *cfg = lqa_path_join(out_dir, "config.json");
+    int foreign = lqa_is_dir(out_dir) && !lqa_path_exists(cfg) && !lqa_dir_is_empty(out_dir);
+    free(cfg);
+    if (foreign)
+        return lqa_err_set(err, "%s: exists, is not empty and holds no config.json; refusing to replace it with a "
+                           "model folder", out_dir);
+    lqa_atomic_dir ad;
+    if (lqa_atomic_dir_begin(&ad, out_dir, err)) return -1;
+    const char *dir = ad.tmp;
     lqa_st_entry *e = lqa_calloc((size_t)m->n_tensors, sizeof *e);
     for (int i = 0; i < m->n_tensors; i++) {
         const lqa_tensor_info *ti = &m->tensors[i];
@@ -219,6 +228,8 @@ int lqa_hf_save(const char *dir, const lqa_model *m, const lqa_hf_save_opts *o, 
         if (strcmp(o->tokenizer_path, dst)) rc = lqa_hf_copy_file(o->tokenizer_path, dst, err);
         free(dst);
     }
+    if (!rc) rc = lqa_atomic_dir_commit(&ad, err);
+    else lqa_atomic_dir_abort(&ad);
     return rc;
 }
 
