@@ -129,3 +129,14 @@ char *lqa_path_join(const char *dir, const char *name) {
     memcpy(p + k, name, b + 1);
     return p;
 }
+
+double lqa_mem_available_bytes(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    double kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024.0;
+}

@@ -30,5 +30,7 @@ int lqa_is_dir(const char *path);
 char *lqa_path_join(const char *dir, const char *name);
 /* fsync a directory so a rename inside it is durable. */
 void lqa_fsync_dir(const char *dir);
+/* MemAvailable of /proc/meminfo in bytes; 0 when unknown. */
+double lqa_mem_available_bytes(void);
 
 #endif
