@@ -127,6 +127,85 @@ static void test_report_of_several_runs(void **state) {
     lqa_buf_free(&log);
 }
 
+/* A words-only text of about n bytes (lower-case words of 2-9 letters). */
+static void random_words(lqa_rng *r, char *out, size_t n) {
+    size_t k = 0;
+    while (k + 11 < n) {
+        int len = 2 + (int)lqa_rng_below(r, 8);
+        if (k) out[k++] = ' ';
+        for (int i = 0; i < len; i++) out[k++] = (char)('a' + lqa_rng_below(r, 26));
+    }
+    out[k] = '\0';
+}
+
+/* The cells of a report: numbers right-aligned and text left, long questions and answers cut at
+ * a word with an ellipsis, settings without float noise, one format per measure, an empty-looking
+ * chart that says why, no overflow-wrap:anywhere. */
+static void test_report_cells_and_formats(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed() + 1);
+    const char *dir = lqa_test_tmpdir();
+    double em;
+    json_t *j = random_results(&r, "cells run", 1, &em);
+    json_t *qa = json_object_get(json_object_get(j, "tasks"), "qa");
+    const char *key;
+    json_t *g;
+    json_object_foreach(json_object_get(qa, "by_kind"), key, g) json_object_set_new(g, "f1", json_real(0));
+    json_object_foreach(json_object_get(qa, "by_length"), key, g) json_object_set_new(g, "f1", json_real(0));
+    char question[400], answer[300];
+    random_words(&r, question, sizeof question);
+    random_words(&r, answer, 200);
+    strcat(answer, " caf\xc3\xa9 \xe6\xbc\xa2\xe5\xad\x97 end"); /* multi-byte characters near the cut */
+    json_array_append_new(json_object_get(qa, "items"),
+                          json_pack("{s:s, s:s, s:s, s:s, s:f}", "kind", "section", "question", question, "answer", answer,
+                                    "prediction", answer, "f1", 0.5));
+    /* a short decimal whose %.17g form (what JSON writers print) carries noise digits */
+    char dec[32];
+    snprintf(dec, sizeof dec, "1.3493%04u9", (unsigned)lqa_rng_below(&r, 10000));
+    double noisy = strtod(dec, NULL);
+    json_object_set_new(json_object_get(j, "settings"), "temperature", json_real(noisy));
+    json_object_set_new(json_object_get(j, "settings"), "depths", json_pack("[f, f]", 0.1, 0.7));
+    char *path = lqa_path_join(dir, "cells.json"), *out = lqa_path_join(dir, "cells-report");
+    assert_int_equal(lqa_json_write_file(path, j, NULL), 0);
+    json_decref(j);
+    lqa_buf log = {0};
+    if (lqa_test_run(&log, "%s report %s -o %s", lqa_test_tool("lqa-eval"), path, out)) fail_msg("%s", log.data);
+    char *html_path = lqa_path_join(out, "report.html"), *html;
+    size_t html_len;
+    lqa_err err;
+    assert_int_equal(lqa_read_file(html_path, &html, &html_len, &err), 0);
+    assert_null(strstr(html, "anywhere"));
+    /* settings: the shortest exact decimal, arrays joined */
+    char want[64];
+    snprintf(want, sizeof want, "<td>%s</td>", dec);
+    if (!strstr(html, want)) fail_msg("settings lack %s", want);
+    assert_non_null(strstr(html, "<td>0.1, 0.7</td>"));
+    /* alignment: the run name is text (left), its figures numbers (right) */
+    assert_non_null(strstr(html, "<td>cells run</td><td class=\"num\">2048</td>"));
+    assert_non_null(strstr(html, "<th class=\"num\">QA EM %</th>"));
+    /* the question: cut at a word boundary of the original, with an ellipsis */
+    const char *cell = strstr(html, "<td>cells run</td><td>section</td><td>");
+    assert_non_null(cell);
+    cell += strlen("<td>cells run</td><td>section</td><td>");
+    const char *ell = strstr(cell, "\xe2\x80\xa6</td>");
+    assert_non_null(ell);
+    size_t kept = (size_t)(ell - cell);
+    if (!(kept > 40 && kept < strlen(question))) fail_msg("question cell of %zu bytes: %.300s", kept, cell);
+    assert_memory_equal(cell, question, kept);
+    assert_true(question[kept] == ' ');
+    /* the answer cut keeps whole UTF-8 characters (no stray bytes before the ellipsis) */
+    const char *acell = ell + strlen("\xe2\x80\xa6</td><td>");
+    const char *aell = strstr(acell, "\xe2\x80\xa6</td>");
+    if (aell) assert_memory_equal(acell, answer, (size_t)(aell - acell));
+    /* one format per measure: percentages with one decimal everywhere, F1 of the sample too */
+    assert_non_null(strstr(html, "<td class=\"num\">50.0</td></tr>"));
+    /* the QA charts have no bar to see: the chart and the page say why */
+    assert_non_null(strstr(html, "every value is 0"));
+    assert_non_null(strstr(html, "Every bar is at 0"));
+    free(html), free(html_path), free(path), free(out);
+    lqa_buf_free(&log);
+}
+
 static void test_bad_inputs_are_refused(void **state) {
     const char *dir = lqa_test_tmpdir();
     char *bad = lqa_path_join(dir, "bad.json"), *other = lqa_path_join(dir, "other.json"),
@@ -173,7 +252,7 @@ static void test_notes_section(void **state) {
     char *html_path = lqa_path_join(out, "report.html"), *md_path = lqa_path_join(out, "report.md");
     char *html = read_all(html_path), *md = read_all(md_path);
     char want[64];
-    snprintf(want, sizeof want, "<td>ingest &lt;x&gt;</td><td>%u</td>", secs);
+    snprintf(want, sizeof want, "<td>ingest &lt;x&gt;</td><td class=\"num\">%u</td>", secs);
     assert_non_null(strstr(html, "How these figures were made"));
     assert_non_null(strstr(html, want));
     assert_non_null(strstr(html, "<p>Mode: quick &amp; small.</p>"));
@@ -192,6 +271,7 @@ static void test_notes_section(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_report_of_several_runs),
+        cmocka_unit_test(test_report_cells_and_formats),
         cmocka_unit_test(test_bad_inputs_are_refused),
         cmocka_unit_test(test_notes_section),
     };
