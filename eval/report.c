@@ -122,7 +122,10 @@ static void doc_table_end(doc *d) {
             lqa_buf_putc(&d->md, ' ');
             md_cell(&d->md, s);
             lqa_buf_puts(&d->md, " |");
-            lqa_buf_printf(&d->html, "<%s%s>", r ? "td" : "th", t->align[c] == 'r' ? " class=\"num\"" : "");
+            /* a single short token (a run name, a bucket) stays whole: browsers break after '-' */
+            int one_token = strlen(s) <= 32 && !strpbrk(s, " \t\n");
+            lqa_buf_printf(&d->html, "<%s%s>", r ? "td" : "th",
+                           t->align[c] == 'r' ? " class=\"num\"" : one_token && r ? " class=\"nw\"" : "");
             html_cell(&d->html, s);
             lqa_buf_puts(&d->html, r ? "</td>" : "</th>");
             free(t->cells[(size_t)r * t->n_cols + c]);
@@ -571,7 +574,7 @@ static const char *CSS =
     "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
     ".tw{overflow-x:auto;margin:0.5em 0 1.5em}table{border-collapse:collapse}"
     "th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;font-size:13px}"
-    "th{background:#f0f0f0}.num{text-align:right;font-variant-numeric:tabular-nums}td.num{white-space:nowrap}"
+    "th{background:#f0f0f0}.num{text-align:right;font-variant-numeric:tabular-nums}td.num,td.nw{white-space:nowrap}"
     "td{max-width:420px;overflow-wrap:normal;word-break:normal;hyphens:none}"
     "figure{margin:1em 0}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:1.6em}";
 
