@@ -347,6 +347,19 @@ int lqa_hf_load(const char *dir, lqa_model *m, lqa_err *err) {
     return rc;
 }
 
+int lqa_hf_check_kv_cache(const char *dir, const lqa_config *c, long long ctx, lqa_err *err) {
+    size_t kvdim = (size_t)c->n_kv_heads * (size_t)(c->dim / c->n_heads), per_pos, bytes;
+    int ovf = ctx < 0 || __builtin_mul_overflow(kvdim, 2 * sizeof(float) * (size_t)c->n_layers, &per_pos) ||
+              __builtin_mul_overflow(per_pos, (size_t)ctx, &bytes);
+    double avail = lqa_mem_available_bytes();
+    if (ovf || (avail > 0 && (double)bytes > avail))
+        return lqa_err_set(err, "%s: a context of %lld tokens needs a %s%.1f GiB key/value cache (num_hidden_layers %d, "
+                           "%zu key/value dims) but %.1f GiB are available; give a shorter --ctx", dir, ctx,
+                           ovf ? "size_t-overflowing " : "", ovf ? 0.0 : (double)bytes / 1073741824.0, c->n_layers,
+                           kvdim, avail / 1073741824.0);
+    return 0;
+}
+
 int lqa_hf_copy_file(const char *src, const char *dst, lqa_err *err) {
     char *data;
     size_t n;

@@ -33,6 +33,10 @@ typedef struct lqa_hf_save_opts {
 /* Writes config.json, the base parameters (not LoRA) and tokenizer.model into dir (created). */
 int lqa_hf_save(const char *dir, const lqa_model *m, const lqa_hf_save_opts *o, lqa_err *err);
 
+/* Refuses a key/value cache of ctx positions for c (what eval allocates) whose size overflows
+ * or exceeds the machine's memory, naming dir and the context; 0 when it fits. */
+int lqa_hf_check_kv_cache(const char *dir, const lqa_config *c, long long ctx, lqa_err *err);
+
 /* DIR/tokenizer.model (freshly allocated path); NULL with err set when absent. */
 char *lqa_hf_tokenizer_path(const char *dir, lqa_err *err);
 /* Copies a file (atomically) to dst. */
