@@ -413,6 +413,17 @@ static int write_json_in(const char *dir, const char *name, json_t *j, lqa_err *
     return rc;
 }
 
+int lqa_hf_carry_side_files(const char *src_dir, const char *dir, lqa_err *err) {
+    int rc = 0;
+    for (int i = 0; i < 4 && !rc; i++) {
+        char *src = lqa_path_join(src_dir, TOKENIZER_SIDE_FILES[i]), *dst = lqa_path_join(dir, TOKENIZER_SIDE_FILES[i]);
+        if (lqa_path_exists(src) && strcmp(src, dst)) rc = lqa_hf_copy_file(src, dst, err);
+        free(src);
+        free(dst);
+    }
+    return rc;
+}
+
 /* Copies the side files src_dir has into dir; writes ours for the three we can make and src_dir
  * lacks (tokenizer.json is only ever carried over). */
 static int write_tokenizer_side_files(const char *dir, const char *src_dir, const lqa_config *c,

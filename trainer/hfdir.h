@@ -30,7 +30,9 @@ typedef struct lqa_hf_save_opts {
     const char *tokenizer_path;  /* copied in as tokenizer.model when not NULL */
 } lqa_hf_save_opts;
 
-/* Writes config.json, the base parameters (not LoRA) and tokenizer.model into dir (created). */
+/* Writes config.json, the base parameters (not LoRA) and tokenizer.model into dir (created),
+ * with tokenizer_config.json, special_tokens_map.json and generation_config.json: those of the
+ * tokenizer's own folder when it has them (with its tokenizer.json), else LLaMA's, made here. */
 int lqa_hf_save(const char *dir, const lqa_model *m, const lqa_hf_save_opts *o, lqa_err *err);
 
 /* Refuses a key/value cache of ctx positions for c (what eval allocates) whose size overflows
@@ -39,6 +41,9 @@ int lqa_hf_check_kv_cache(const char *dir, const lqa_config *c, long long ctx, l
 
 /* DIR/tokenizer.model (freshly allocated path); NULL with err set when absent. */
 char *lqa_hf_tokenizer_path(const char *dir, lqa_err *err);
+/* Copies those of tokenizer_config.json, tokenizer.json, special_tokens_map.json and
+ * generation_config.json that src_dir has into dir (merge of a base without tokenizer.model). */
+int lqa_hf_carry_side_files(const char *src_dir, const char *dir, lqa_err *err);
 /* Copies a file (atomically) to dst. */
 int lqa_hf_copy_file(const char *src, const char *dst, lqa_err *err);
 

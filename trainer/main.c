@@ -419,6 +419,7 @@ static int cmd_merge(int argc, char **argv) {
         char *tok = lqa_hf_tokenizer_path(model, NULL);
         lqa_hf_save_opts so = {dtype, (size_t)shard_mb << 20, tok};
         rc = lqa_hf_save(out, &m, &so, &err);
+        if (!rc && !tok) rc = lqa_hf_carry_side_files(model, out, &err); /* e.g. tokenizer.json alone */
         free(tok);
     }
     if (!rc) log_info("wrote %s (max_position_embeddings %d, rope scale %g)", out, m.cfg.max_pos, (double)m.cfg.rope_scale);
