@@ -4,7 +4,9 @@
 1. Loss and gradients: tiny LLaMA models made by transformers (random weights, fp32) with
    RoPE settings written in transformers 5.x form (rope_parameters) and 4.x form (rope_theta +
    rope_scaling): default theta 5e5, a linear factor, llama3 scaling. For each, `lqa-sft grad
-   --train full --attn full` on a random batch against transformers' loss.backward().
+   --train full --attn full` on a random batch against transformers' loss.backward() (on
+   transformers 4.x, which cannot read rope_parameters, lqa's 5.x-form model is compared with
+   transformers on the same model in 4.x form).
 2. The adapter: a tiny lqa pipeline (ingest, tokenizer, shards, init, 5 LoRA+ steps at twice the
    model's context, so position interpolation is on) and PeftModel.from_pretrained(base,
    run/final) alone, base config given the adapter's interpolation as docs/TRAINING.md says:
@@ -105,10 +107,15 @@ def rel(a, b):
 
 
 def check_config(build, work, name, theta, kind, form, tie=False):
-    d = os.path.join(work, name)
+    d = os.path.join(work, f"{name} {form}")
     make_model(d, 1, tie)
     set_rope(d, theta, kind, form)
-    model = transformers.AutoModelForCausalLM.from_pretrained(d, torch_dtype=torch.float32,
+    hf_dir = d
+    if form == 5 and not HF5:  # 4.x cannot read rope_parameters: it gets the same model in its own form
+        hf_dir = d + " as 4.x"
+        make_model(hf_dir, 1, tie)
+        set_rope(hf_dir, theta, kind, 4)
+    model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, torch_dtype=torch.float32,
                                                               attn_implementation="eager")
     tok, mask = batch(97, 2, 48, 7)
     hl = hf_loss_grads(model, tok, mask)
@@ -119,7 +126,10 @@ def check_config(build, work, name, theta, kind, form, tie=False):
         if n in g and p.grad is not None:
             worst = max(worst, rel(g[n].float(), p.grad))
     ok = abs(ll - hl) <= 1e-5 * abs(hl) and worst < 1e-3
-    rows.append((f"{name} ({'5.x rope_parameters' if form == 5 else '4.x rope_theta/rope_scaling'})", hl, ll,
+    label = "5.x rope_parameters" if form == 5 else "4.x rope_theta/rope_scaling"
+    if hf_dir != d:
+        label += " vs HF on the 4.x form"
+    rows.append((f"{name} ({label})", hl, ll,
                  abs(ll - hl) / abs(hl), worst, ok))
 
 
@@ -165,6 +175,15 @@ def check_adapter(build, work):
     ok = emb_ok and abs(ll - hl) <= 1e-5 * abs(hl) and worst < 1e-3 and n_cmp > 0
     rows.append((f"PeftModel.from_pretrained(base, run/final), rope x{scale:g}, {n_cmp} grads, embedding from "
                  f"adapter: {emb_ok}", hl, ll, abs(ll - hl) / abs(hl), worst, ok))
+    # the merged model alone in transformers: the same loss as base + adapter
+    merged = os.path.join(work, "merged")
+    run(b("lqa-sft"), "merge", "--model", model, "--adapter", final, "-o", merged)
+    mm = transformers.AutoModelForCausalLM.from_pretrained(merged, torch_dtype=torch.float32,
+                                                           attn_implementation="eager")
+    with torch.no_grad():
+        ml = mm(input_ids=tok, labels=tok.masked_fill(mask == 0, -100)).loss.item()
+    rows.append((f"lqa-sft merge, loaded by AutoModelForCausalLM alone, against the PEFT model", hl, ml,
+                 abs(ml - hl) / abs(hl), 0.0, abs(ml - hl) <= 1e-5 * abs(hl)))
     # the tokenizer folder: BOS added, EOS not
     try:
         t = transformers.AutoTokenizer.from_pretrained(model)
