@@ -297,7 +297,8 @@ static int cmd_run(int argc, char **argv) {
     }
     if (o.n_lengths == 0) default_lengths(&o);
     if (o.db && !(store = lqa_store_open(o.db, 0, &err))) goto fail;
-    if (lqa_hf_check_kv_cache(o.model, &m.cfg, o.ctx, &err) || !(inf = lqa_infer_new(&m, o.ctx, o.threads, &err))) goto fail;
+    if (lqa_hf_check_kv_cache(o.model, &m.cfg, o.ctx, &err) || !(inf = lqa_infer_new(&m, o.ctx, o.threads, &err)))
+        goto fail;
     lqa_eval_ctx e = {inf, tok, m.cfg.vocab_size, lqa_tok_bos_id(tok), lqa_tok_eos_id(tok), o.ctx, store, o.split,
                       o.max_new, o.limit, o.seed};
     json_t *tasks = json_object();
