@@ -123,9 +123,10 @@ static void doc_table_end(doc *d) {
             md_cell(&d->md, s);
             lqa_buf_puts(&d->md, " |");
             /* a single short token (a run name, a bucket) stays whole: browsers break after '-' */
-            int one_token = strlen(s) <= 32 && !strpbrk(s, " \t\n");
+            int one_token = strlen(s) <= 32 && !strpbrk(s, " \t\n"), short_head = !r && strlen(s) <= 8;
             lqa_buf_printf(&d->html, "<%s%s>", r ? "td" : "th",
-                           t->align[c] == 'r' ? " class=\"num\"" : one_token && r ? " class=\"nw\"" : "");
+                           t->align[c] == 'r' ? (short_head ? " class=\"num nw\"" : " class=\"num\"")
+                           : one_token && r ? " class=\"nw\"" : "");
             html_cell(&d->html, s);
             lqa_buf_puts(&d->html, r ? "</td>" : "</th>");
             free(t->cells[(size_t)r * t->n_cols + c]);
@@ -166,10 +167,12 @@ static const char *fmt_num(char *buf, size_t n, const json_t *v, const char *fmt
     return buf;
 }
 
-/* The shortest decimal that reads back to the same double (1.34930509, not 1.3493050900000001). */
+/* The shortest decimal that reads back to the same double (1.34930509, not 1.3493050900000001),
+ * without an exponent for whole numbers below 1e15 (10000, not 1e+04). */
 static void fmt_shortest(char *buf, size_t n, double v) {
+    int int_digits = fabs(v) >= 1 && fabs(v) < 1e15 ? (int)floor(log10(fabs(v))) + 1 : 0;
     for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, n, "%.*g", prec, v);
+        snprintf(buf, n, "%.*g", prec > int_digits ? prec : int_digits, v);
         if (strtod(buf, NULL) == v) return;
     }
 }
@@ -574,7 +577,7 @@ static const char *CSS =
     "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
     ".tw{overflow-x:auto;margin:0.5em 0 1.5em}table{border-collapse:collapse}"
     "th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;font-size:13px}"
-    "th{background:#f0f0f0}.num{text-align:right;font-variant-numeric:tabular-nums}td.num,td.nw{white-space:nowrap}"
+    "th{background:#f0f0f0}.num{text-align:right;font-variant-numeric:tabular-nums}td.num,.nw{white-space:nowrap}"
     "td{max-width:420px;overflow-wrap:normal;word-break:normal;hyphens:none}"
     "figure{margin:1em 0}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:1.6em}";
 

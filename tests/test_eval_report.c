@@ -166,6 +166,7 @@ static void test_report_cells_and_formats(void **state) {
     double noisy = strtod(dec, NULL);
     json_object_set_new(json_object_get(j, "settings"), "temperature", json_real(noisy));
     json_object_set_new(json_object_get(j, "settings"), "depths", json_pack("[f, f]", 0.1, 0.7));
+    json_object_set_new(json_object_get(j, "settings"), "theta", json_real(500000.0));
     char *path = lqa_path_join(dir, "cells.json"), *out = lqa_path_join(dir, "cells-report");
     assert_int_equal(lqa_json_write_file(path, j, NULL), 0);
     json_decref(j);
@@ -181,9 +182,10 @@ static void test_report_cells_and_formats(void **state) {
     snprintf(want, sizeof want, "<td class=\"nw\">%s</td>", dec);
     if (!strstr(html, want)) fail_msg("settings lack %s", want);
     assert_non_null(strstr(html, "<td>0.1, 0.7</td>"));
+    assert_non_null(strstr(html, "<td class=\"nw\">500000</td>"));   /* not 5e+05 */
     /* alignment: the run name is text (left), its figures numbers (right) */
     assert_non_null(strstr(html, "<td>cells run</td><td class=\"num\">2048</td>"));
-    assert_non_null(strstr(html, "<th class=\"num\">QA EM %</th>"));
+    assert_non_null(strstr(html, "<th class=\"num nw\">QA EM %</th>"));
     /* the question: cut at a word boundary of the original, with an ellipsis */
     const char *cell = strstr(html, "<td>cells run</td><td class=\"nw\">section</td><td>");
     assert_non_null(cell);
