@@ -271,6 +271,13 @@ do_report() {
     "$B/lqa-eval" report "$D"/results/*.json --notes "$notes" -o "$D"
 }
 
+# LQA_DEMO_STUB=1 (tests/test_demo_stages.c): every stage a no-op, so that which stages run and
+# which are skipped, and the records they leave, can be checked in a second
+if [ "${LQA_DEMO_STUB:-0}" = 1 ]; then
+    for fn in do_build do_ingest do_shards do_base do_longlora do_longlora_x8 do_eval do_ablation do_ablation_eval; do
+        eval "$fn() { :; }"
+    done
+fi
 # the build and the ingest do not depend on the mode: their records say so (quick's store serves full)
 mode_saved=$mode mode=any
 stage build "tools" do_build "tools"
@@ -286,6 +293,7 @@ if [ "$ABLATION" = 1 ]; then
     stage ablation-eval "evaluate the ablation runs" do_ablation_eval "$SET_EVAL"
 fi
 echo "== stage $N_STAGES/$N_STAGES: report"
+[ "${LQA_DEMO_STUB:-0}" = 1 ] && exit 0
 do_report
 echo
 echo "Headline figures (passkey: share of keys retrieved over lengths $EVAL_LENGTHS; ppl by window length):"
