@@ -133,14 +133,17 @@ def check_config(build, work, name, theta, kind, form, tie=False):
                  abs(ll - hl) / abs(hl), worst, ok))
 
 
-def check_adapter(build, work):
+def check_adapter(build, work, tie=False):
     b = lambda t: os.path.join(build, t)  # noqa: E731
     db, tokm, sh = os.path.join(work, "s.db"), os.path.join(work, "tok.model"), os.path.join(work, "shards")
-    run(b("lqa-ingest"), "add", "--db", db, os.path.join(ROOT, "build", "corpus", "jargon"))
-    run(b("lqa-build"), "tokenizer", "--db", db, "--vocab-size", "600", "-o", tokm)
-    run(b("lqa-build"), "shards", "--db", db, "--tokenizer", tokm, "--kind", "lm", "--max-len", "256", "-o", sh)
-    model, rundir = os.path.join(work, "base"), os.path.join(work, "run")
-    run(b("lqa-sft"), "init", "--preset", "tiny", "--ctx", "128", "--tokenizer", tokm, "-o", model)
+    if not os.path.exists(sh):
+        run(b("lqa-ingest"), "add", "--db", db, os.path.join(ROOT, "build", "corpus", "jargon"))
+        run(b("lqa-build"), "tokenizer", "--db", db, "--vocab-size", "600", "-o", tokm)
+        run(b("lqa-build"), "shards", "--db", db, "--tokenizer", tokm, "--kind", "lm", "--max-len", "256", "-o", sh)
+    tag = "-tied" if tie else ""
+    model, rundir = os.path.join(work, "base" + tag), os.path.join(work, "run" + tag)
+    run(b("lqa-sft"), "init", "--preset", "tiny", "--ctx", "128", "--tokenizer", tokm, "-o", model,
+        *(["--tie"] if tie else []))
     run(b("lqa-sft"), "train", "--model", model, "--data", sh, "--out", rundir, "--ctx", "256", "--steps", "5",
         "--lr", "0.01", "--threads", "2")
     final = os.path.join(rundir, "final")
@@ -173,17 +176,19 @@ def check_adapter(build, work):
         if cand:
             worst, n_cmp = max(worst, rel(g[cand[0]].float(), p.grad)), n_cmp + 1
     ok = emb_ok and abs(ll - hl) <= 1e-5 * abs(hl) and worst < 1e-3 and n_cmp > 0
-    rows.append((f"PeftModel.from_pretrained(base, run/final), rope x{scale:g}, {n_cmp} grads, embedding from "
+    rows.append((f"PeftModel.from_pretrained(base{tag}, run/final), rope x{scale:g}, {n_cmp} grads, embedding from "
                  f"adapter: {emb_ok}", hl, ll, abs(ll - hl) / abs(hl), worst, ok))
     # the merged model alone in transformers: the same loss as base + adapter
-    merged = os.path.join(work, "merged")
+    merged = os.path.join(work, "merged" + tag)
     run(b("lqa-sft"), "merge", "--model", model, "--adapter", final, "-o", merged)
     mm = transformers.AutoModelForCausalLM.from_pretrained(merged, torch_dtype=torch.float32,
                                                            attn_implementation="eager")
     with torch.no_grad():
         ml = mm(input_ids=tok, labels=tok.masked_fill(mask == 0, -100)).loss.item()
-    rows.append((f"lqa-sft merge, loaded by AutoModelForCausalLM alone, against the PEFT model", hl, ml,
+    rows.append((f"lqa-sft merge{tag}, loaded by AutoModelForCausalLM alone, against the PEFT model", hl, ml,
                  abs(ml - hl) / abs(hl), 0.0, abs(ml - hl) <= 1e-5 * abs(hl)))
+    if tie:
+        return
     # the tokenizer folder: BOS added, EOS not
     try:
         t = transformers.AutoTokenizer.from_pretrained(model)
@@ -207,6 +212,7 @@ def main():
             check_config(a.build, work, "llama3 x8 (lo 1, hi 4, orig 32)", 5e5, ("llama3", 8.0, 1.0, 4.0, 32), form)
             check_config(a.build, work, "llama3 x8 tied", 1e4, ("llama3", 8.0, 1.0, 4.0, 16), form, tie=True)
         check_adapter(a.build, work)
+        check_adapter(a.build, work, tie=True)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}")
     print(f"{'check':<95} {'HF loss':>10} {'lqa loss':>10} {'rel diff':>9} {'max grad rel':>12}  ok")
     for name, hl, ll, d, g, ok in rows:

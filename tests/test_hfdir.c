@@ -622,11 +622,15 @@ static void test_adapter_modules_to_save(void **state) {
     assert_string_equal(json_string_value(json_array_get(mts, 0)), "embed_tokens");
     assert_string_equal(json_string_value(json_array_get(mts, 3)), "norm");
     assert_true(lqa_json_str(ac, "base_model_name_or_path", "")[0] == '/');
+    assert_int_equal(json_is_true(json_object_get(ac, "ensure_weight_tying")), m.cfg.tie_embeddings);
     json_decref(ac);
     lqa_st_reader rd;
     char *ap = lqa_path_join(adir, "adapter_model.safetensors");
     assert_int_equal(lqa_st_open(&rd, ap, &err), 0);
-    assert_int_equal(rd.n_tensors, m.n_lora_tensors + 1 + 2 * m.cfg.n_layers + 1);
+    /* a tied head is written too, as PEFT's ensure_weight_tying reads it */
+    int tied = m.cfg.tie_embeddings;
+    assert_int_equal(rd.n_tensors, m.n_lora_tensors + 1 + 2 * m.cfg.n_layers + 1 + tied);
+    assert_int_equal(lqa_st_find(&rd, "base_model.model.lm_head.weight") != NULL, tied);
     assert_non_null(lqa_st_find(&rd, "base_model.model.model.embed_tokens.weight"));
     assert_non_null(lqa_st_find(&rd, "base_model.model.model.norm.weight"));
     assert_non_null(lqa_st_find(&rd, "base_model.model.model.layers.0.input_layernorm.weight"));

@@ -17,7 +17,8 @@ static const char *const PEFT_NAMES[] = {"q_proj", "k_proj", "v_proj", "o_proj",
 #define N_TARGETS 7
 
 /* The prefix LongLoRA's trainable_params.bin carries (the PeftModel's own names). */
-static const char PEFT_PREFIX[] = "base_model.model.";
+#define PEFT_PREFIX_S "base_model.model."
+static const char PEFT_PREFIX[] = PEFT_PREFIX_S;
 
 int lqa_lora_targets_parse(const char *s, int *targets, lqa_err *err) {
     *targets = 0;
@@ -67,6 +68,8 @@ static json_t *adapter_config_json(const lqa_model *m, lqa_train_set train, cons
                           "rank_pattern", "revision", "target_modules", targets, "task_type", "CAUSAL_LM",
                           "use_dora", 0, "use_rslora", 0);
     mallocCheck(j);
+    /* a tied head shares the embedding: PEFT keeps them tied only when asked (peft >= 0.18) */
+    if (train == LQA_TRAIN_LORA_PLUS && m->cfg.tie_embeddings) json_object_set_new(j, "ensure_weight_tying", json_true());
     return j;
 }
 
@@ -154,6 +157,13 @@ int lqa_adapter_save(const char *dir, const lqa_model *m, lqa_train_set train, c
             peft_name(names[i], sizeof names[i], m->tensors[i].name);
             e[n++].name = names[i];
         }
+    /* tied: PEFT's ensure_weight_tying wraps the head too and reads its (shared) weight */
+    const lqa_tensor_info *emb = NULL;
+    if (train == LQA_TRAIN_LORA_PLUS && m->cfg.tie_embeddings &&
+        lqa_model_tensor((lqa_model *)m, "model.embed_tokens.weight", &emb)) {
+        fill_entry(&e[n], emb, m->params);
+        e[n++].name = PEFT_PREFIX_S "lm_head.weight";
+    }
     char *path = lqa_path_join(dir, "adapter_model.safetensors");
     int rc = lqa_st_write(path, e, n, LQA_ST_F32, NULL, err);
     free(path);
@@ -227,6 +237,8 @@ static int load_adapter_tensors(const char *path, lqa_model *m, lqa_err *err) {
             continue;
         }
         float *dst = base_param(m, t->name, &ti);
+        if (!dst && m->cfg.tie_embeddings && !strcmp(t->name, PEFT_PREFIX_S "lm_head.weight"))
+            continue; /* the tied head is the embedding, which the adapter carries too */
         if (!dst)
             rc = lqa_err_set(err, "%s: tensor %s is neither a LoRA weight nor a parameter of the base model "
                              "(a modules_to_save weight is named base_model.model.<HF name>)", path, t->name);
