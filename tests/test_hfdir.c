@@ -402,6 +402,7 @@ static void test_config_forms_and_strict_values(void **state) {
         {"\"tie_word_embeddings\": \"yes\"", "tie_word_embeddings"},
         {"\"rms_norm_eps\": \"1e-5\"", "rms_norm_eps"},
         {"\"bos_token_id\": \"1\"", "bos_token_id"},
+        {"\"hidden_act\": 5", "hidden_act"},
         {"\"rope_scaling\": {\"type\": \"linear\", \"factor\": \"2\"}", "rope_scaling.factor"},
         {"\"head_dim\": 16", "head_dim"},
         {"\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 1e4, \"partial_rotary_factor\": 0.5}",

@@ -37,6 +37,15 @@ static int get_num(const char *path, const char *where, json_t *j, const char *k
     return 0;
 }
 
+static int get_str(const char *path, json_t *j, const char *key, const char *dflt, const char **out, lqa_err *err) {
+    json_t *v = json_object_get(j, key);
+    *out = dflt;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_string(v)) return lqa_err_set(err, "%s: \"%s\" is not a string", path, key);
+    *out = json_string_value(v);
+    return 0;
+}
+
 static int get_bool(const char *path, json_t *j, const char *key, int dflt, int *out, lqa_err *err) {
     json_t *v = json_object_get(j, key);
     *out = dflt;
@@ -158,7 +167,9 @@ static int check_param_bytes(const char *path, const lqa_config *c, lqa_err *err
 
 static int config_from_json(const char *path, json_t *j, lqa_config *cfg, lqa_err *err) {
     memset(cfg, 0, sizeof *cfg);
-    const char *mt = lqa_json_str(j, "model_type", "llama");
+    const char *mt, *act;
+    if (get_str(path, j, "model_type", "llama", &mt, err) || get_str(path, j, "hidden_act", "silu", &act, err))
+        return -1;
     if (strcmp(mt, "llama") && strcmp(mt, "mistral"))
         return lqa_err_set(err, "%s: model_type '%s', expected \"llama\"", path, mt);
     if (get_pos_int(path, j, "vocab_size", &cfg->vocab_size, err) ||
@@ -189,7 +200,6 @@ static int config_from_json(const char *path, json_t *j, lqa_config *cfg, lqa_er
                            path, cfg->dim / cfg->n_heads);
     if (cfg->dim / cfg->n_heads > ROPE_MAX_HEAD_DIM)
         return lqa_err_set(err, "%s: head dim %d is over %d", path, cfg->dim / cfg->n_heads, ROPE_MAX_HEAD_DIM);
-    const char *act = lqa_json_str(j, "hidden_act", "silu");
     if (strcmp(act, "silu")) return lqa_err_set(err, "%s: hidden_act '%s', expected \"silu\"", path, act);
     double eps;
     if (get_num(path, "", j, "rms_norm_eps", 1e-6, &eps, err)) return -1;
