@@ -60,7 +60,7 @@ all: $(TOOL_BIN) $(TEST_BIN)
 DEB_PKGS := build-essential pkg-config libsqlite3-dev sqlite3 libzstd-dev zstd libxml2-dev libxml2-utils \
             libsentencepiece-dev sentencepiece libopenblas-dev libjansson-dev libarchive-dev zlib1g-dev \
             libbz2-dev liblzma-dev bzip2 xz-utils libxxhash-dev libutf8proc-dev nettle-dev libcmocka-dev \
-            libmimalloc-dev debian-reference-en postgresql-doc-15 bible-kjv jargon-text nodejs-doc
+            libmimalloc-dev debian-reference-en postgresql-doc-15 bible-kjv jargon-text nodejs-doc chromium
 deps:
 	@scripts/deps.sh $(DEB_PKGS)
 
@@ -102,12 +102,10 @@ test: deps
 # stage (scripts/demo.sh, docs/DEMO.md); `make ablation` adds the paper's comparisons.
 DEMO ?= full
 demo: deps
-	@$(MAKE) --no-print-directory -j$$(nproc) $(TOOL_BIN)
 	@$(MAKE) --no-print-directory corpus
 	@scripts/demo.sh $(DEMO)
 
 ablation: deps
-	@$(MAKE) --no-print-directory -j$$(nproc) $(TOOL_BIN)
 	@$(MAKE) --no-print-directory corpus
 	@scripts/demo.sh $(DEMO) ablation
 

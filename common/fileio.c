@@ -322,3 +322,14 @@ void lqa_kill_point(const char *point) {
     long nth = want[n] == ':' ? strtol(want + n + 1, NULL, 10) : 1;
     if (++count >= nth) _exit(137);
 }
+
+double lqa_mem_available_bytes(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    double kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024.0;
+}
