@@ -358,7 +358,7 @@ static int prepare_doc(lqa_doc *doc, void *ctx) {
     ev->doc = *doc; /* the parser frees what is left in doc: nothing */
     memset(doc, 0, sizeof *doc);
     const lqa_doc *d = &ev->doc;
-    ev->split = lqa_store_split_for(ev->hex, c->gen.seed, c->split);
+    ev->split = lqa_store_split_for_len(ev->hex, c->gen.seed, c->split, d->text.len);
     lqa_gen_run(d, &c->gen, &ev->pairs);
     cap_pairs(&ev->pairs, c->max_pairs);
     fill_answers(&ev->pairs);
@@ -405,9 +405,8 @@ static void store_pairs(add_ctx *c, int64_t doc_id, size_t doc_len, const lqa_ge
         lqa_store_qa_in q = {.doc_id = doc_id, .question = g->question, .answer = g->answer,
                              .answers_json = g->answers_json, .kind = g->kind, .generator = g->generator,
                              .ev_start = g->evidence.start, .ev_end = g->evidence.end, .doc_len = doc_len,
-                             .seed = c->gen.seed};
-        lqa_store_add_qa(c->store, &q);
-        count_kind(c, g->kind);
+                             .seed = c->gen.seed, .anchor_start = g->anchor.start, .anchor_end = g->anchor.end};
+        if (lqa_store_add_qa(c->store, &q)) count_kind(c, g->kind);
     }
 }
 

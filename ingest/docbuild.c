@@ -295,6 +295,7 @@ struct lqa_db_table {
     int carry_left[MAX_TABLE_COLS]; /* rows still covered by a rowspan from above */
     char *carry_text[MAX_TABLE_COLS];
     int col;            /* next slot in the current row */
+    int no_header;      /* row 0 is data: the parser saw no header row */
 };
 
 void lqa_db_table_begin(lqa_docbuild *b, const char *caption, size_t caption_len) {
@@ -307,6 +308,10 @@ void lqa_db_table_begin(lqa_docbuild *b, const char *caption, size_t caption_len
         lqa_buf_free(&c);
     }
     b->table = t;
+}
+
+void lqa_db_table_no_header(lqa_docbuild *b) {
+    if (b->table) b->table->no_header = 1;
 }
 
 void lqa_db_table_caption(lqa_docbuild *b, const char *caption, size_t n) {
@@ -479,6 +484,7 @@ int lqa_db_table_end(lqa_docbuild *b) {
     out->cells = lqa_calloc((size_t)n_rows * n_cols, sizeof *out->cells);
     out->cell_spans = lqa_calloc((size_t)n_rows * n_cols, sizeof *out->cell_spans);
     out->section = lqa_db_current_section(b);
+    out->no_header = t->no_header;
     lqa_db_para(b);
     if (out->caption) put_clean(b, out->caption, strlen(out->caption));
     int row = 0;

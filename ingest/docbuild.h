@@ -92,6 +92,9 @@ int lqa_db_current_level(const lqa_docbuild *b);
 void lqa_db_table_begin(lqa_docbuild *b, const char *caption, size_t caption_len);
 /* Sets the caption of the open table when it has none yet (formats that give it later). */
 void lqa_db_table_caption(lqa_docbuild *b, const char *caption, size_t n);
+/* The open table's first row is data, not column names (HTML without th or thead, CALS without
+ * thead): no row/column questions are asked about it. Tables have a header row by default. */
+void lqa_db_table_no_header(lqa_docbuild *b);
 void lqa_db_table_row(lqa_docbuild *b);
 void lqa_db_table_cell(lqa_docbuild *b, const char *text, size_t n, int colspan, int rowspan);
 /* Renders and records the table; a table with no non-empty cell records nothing. Returns the

@@ -558,6 +558,7 @@ static long html_table(text_parser *p, long i) {
         }
     }
     lqa_db_table_begin(&p->b, NULL, 0);
+    if (!memmem(block.data, block.len, "<th", 3)) lqa_db_table_no_header(&p->b); /* <th> or <thead> */
     html_table_cells(p, block.data, block.len);
     lqa_db_table_end(&p->b);
     lqa_db_para(&p->b);

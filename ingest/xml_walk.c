@@ -355,6 +355,33 @@ static void table_rows(xml_walk *w, xmlNode *n, const xmlNode *caption) {
     }
 }
 
+/* A header row: a thead (HTML, CALS, Mallard), a first row of th cells only (HTML) or a first
+ * row with role="label" (TEI). */
+static const xmlNode *first_row(const xmlNode *n, const xmlNode *caption, int *thead) {
+    for (const xmlNode *c = n->children; c; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE || c == caption) continue;
+        if (xn_is(c, "thead")) *thead = 1;
+        if (elem_flags(c) & NF_ROW) return c;
+        if (xn_is(c, "thead") || xn_is(c, "tbody") || xn_is(c, "tgroup")) {
+            const xmlNode *r = first_row(c, caption, thead);
+            if (r || *thead) return r;
+        }
+    }
+    return NULL;
+}
+
+static int has_header(const xmlNode *table, const xmlNode *caption) {
+    int thead = 0, cells = 0, th = 0;
+    const xmlNode *row = first_row(table, caption, &thead);
+    if (thead) return 1;
+    if (!row) return 0;
+    const char *role = xn_attr(row, "role");
+    if (role && !strcmp(role, "label")) return 1;
+    for (const xmlNode *c = row->children; c; c = c->next)
+        if (elem_flags(c) & NF_CELL) cells++, th += xn_is(c, "th");
+    return cells > 0 && th == cells;
+}
+
 void xw_table(xml_walk *w, xmlNode *table, const xmlNode *caption_node) {
     if (w->in_table) { /* a table inside a recorded table's cell is part of that cell's text */
         xw_block(w, table);
@@ -364,6 +391,7 @@ void xw_table(xml_walk *w, xmlNode *table, const xmlNode *caption_node) {
     if (caption_node) xn_text(caption_node, &cap);
     lqa_db_table_begin(&w->b, cap.data, cap.len);
     lqa_buf_free(&cap);
+    if (!has_header(table, caption_node)) lqa_db_table_no_header(&w->b);
     w->in_table++;
     table_rows(w, table, caption_node);
     w->in_table--;
