@@ -203,6 +203,29 @@ void lqa_db_text(lqa_docbuild *b, const char *s, size_t n) {
     b->pending_space = trail;
 }
 
+void lqa_db_verbatim(lqa_docbuild *b, const char *s, size_t n) {
+    if (!s || n == 0) return;
+    flush_separator(b, b->pending_space);
+    lqa_buf *t = &b->doc->text;
+    size_t line = t->len;
+    while (line > 0 && t->data[line - 1] != '\n') line--;
+    for (size_t i = 0; i < n;) {
+        if (s[i] == ' ' || s[i] == '\t') { /* whitespace as it was, tabs to the next multiple of 8 */
+            size_t to = s[i] == '\t' ? ((t->len - line) / 8 + 1) * 8 : t->len - line + 1;
+            while (t->len - line < to) lqa_buf_putc(t, ' ');
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < n && s[j] != ' ' && s[j] != '\t') j++;
+        lqa_buf_clear(&b->scratch);
+        clean_append(s + i, j - i, &b->scratch, NULL, NULL); /* UTF-8 and NFC as everywhere */
+        lqa_buf_append(t, b->scratch.data, b->scratch.len);
+        i = j;
+    }
+    b->pending_space = 0;
+}
+
 void lqa_db_puts(lqa_docbuild *b, const char *s) { lqa_db_text(b, s, strlen(s)); }
 void lqa_db_space(lqa_docbuild *b) { b->pending_space = 1; }
 void lqa_db_para(lqa_docbuild *b) { b->pending_break = 2; }

@@ -52,6 +52,10 @@ void lqa_db_finish(lqa_docbuild *b);
 /* Appends inline text (any bytes: cleaned as described above). */
 void lqa_db_text(lqa_docbuild *b, const char *s, size_t n);
 void lqa_db_puts(lqa_docbuild *b, const char *s);
+/* Preformatted text (code, <pre>, fenced blocks) within one line: spaces kept as they are (the
+ * indentation and alignment of code), tabs expanded to 8-column stops; no '\n' in s (the
+ * caller breaks lines with lqa_db_line). */
+void lqa_db_verbatim(lqa_docbuild *b, const char *s, size_t n);
 /* Inline whitespace (e.g. between two inline elements the source separates). */
 void lqa_db_space(lqa_docbuild *b);
 /* Requests a paragraph break / a line break before the next text. */

@@ -161,7 +161,39 @@ static const xmlEntity *simple_entity(const xmlNode *ref) {
     return NULL;
 }
 
+const char *xn_seq_separator(const xmlNode *n) {
+    if (xn_is(n, "keyseq")) { /* Mallard: join="...", type="sequence" (keys one after another) or a combo */
+        const char *join = xn_attr(n, "join"), *type = xn_attr(n, "type");
+        return join ? join : type && !strcmp(type, "sequence") ? " " : "+";
+    }
+    if (xn_is(n, "keycombo")) { /* DocBook: action="seq" or a combination */
+        const char *action = xn_attr(n, "action");
+        return action && !strcmp(action, "seq") ? " " : "+";
+    }
+    if (xn_is(n, "guiseq") || xn_is(n, "menuchoice")) return " \xe2\x96\xb8 "; /* File ▸ Open */
+    return NULL;
+}
+
+static int blank_text(const xmlNode *c) {
+    if (c->type != XML_TEXT_NODE || !c->content) return 1;
+    for (const xmlChar *p = c->content; *p; p++)
+        if (!strchr(" \t\r\n", *p)) return 0;
+    return 1;
+}
+
 static void text_rec(const xmlNode *n, lqa_buf *out, int html) {
+    const char *sep = xn_seq_separator(n);
+    if (sep) { /* the items of a key combination or menu path, with their separator */
+        int first = 1;
+        for (const xmlNode *c = n->children; c; c = c->next) {
+            if (c->type != XML_ELEMENT_NODE && blank_text(c)) continue;
+            if (!first) lqa_buf_puts(out, sep);
+            if (c->type == XML_ELEMENT_NODE) text_rec(c, out, html);
+            else lqa_buf_puts(out, (const char *)c->content);
+            first = 0;
+        }
+        return;
+    }
     for (const xmlNode *c = n->children; c; c = c->next) {
         if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) {
             if (c->content) lqa_buf_puts(out, (const char *)c->content);
@@ -201,11 +233,14 @@ void xw_init(xml_walk *w, lqa_doc *doc, const char *path, const lqa_parse_opts *
 }
 
 /* Preformatted text keeps its lines (each line cleaned on its own). */
+/* Preformatted text keeps its line breaks and indentation (trailing blanks of a line dropped). */
 static void pre_text(xml_walk *w, const char *s) {
     while (*s) {
         const char *nl = strchr(s, '\n');
         size_t n = nl ? (size_t)(nl - s) : strlen(s);
-        lqa_db_text(&w->b, s, n);
+        if (nl)
+            while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) n--;
+        lqa_db_verbatim(&w->b, s, n);
         if (!nl) break;
         lqa_db_line(&w->b);
         s = nl + 1;
@@ -248,6 +283,17 @@ void xw_node(xml_walk *w, xmlNode *n) {
     if (w->element && w->element(w, n)) return;
     if (xn_is(n, "br")) {
         lqa_db_line(&w->b);
+        return;
+    }
+    const char *sep = xn_seq_separator(n);
+    if (sep) { /* Ctrl+P, not CtrlP; File ▸ Open */
+        int first = 1;
+        for (xmlNode *c = n->children; c; c = c->next) {
+            if (c->type != XML_ELEMENT_NODE && blank_text(c)) continue;
+            if (!first) lqa_db_puts(&w->b, sep);
+            xw_node(w, c);
+            first = 0;
+        }
         return;
     }
     if (elem_flags(n) & NF_PRE) {
