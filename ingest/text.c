@@ -623,9 +623,11 @@ static long fenced_code(text_parser *p, long i) {
     long k = i + 1;
     for (; k < p->n_lines && !starts_with(&p->lines[k], l->s[0] == '`' ? "```" : "~~~"); k++) {
         lqa_db_line(&p->b);
-        size_t n = p->lines[k].n; /* code keeps its indentation */
-        while (n > 0 && (p->lines[k].s[n - 1] == ' ' || p->lines[k].s[n - 1] == '\t' || p->lines[k].s[n - 1] == '\r')) n--;
-        lqa_db_verbatim(&p->b, p->lines[k].s, n);
+        /* code keeps its indentation: the line from its first byte (s is past the indentation) */
+        const char *s = p->lines[k].s;
+        size_t n = p->lines[k].n;
+        while (p->lines[k].indent > 0 && (s[-1] == ' ' || s[-1] == '\t')) s--, n++;
+        lqa_db_verbatim(&p->b, s, n);
     }
     close_para(p);
     return (k < p->n_lines ? k + 1 : k) - i;
