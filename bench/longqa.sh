@@ -35,11 +35,12 @@ done
 python3 - "$TMP" "$MAX_LENS" <<'EOF'
 import json, sys, statistics, collections
 tmp, lens = sys.argv[1], sys.argv[2].split()
-rows = [json.loads(l) for l in open(f"{tmp}/qa.jsonl")]
+rows, doc_chars = [], {}
+for line in open(f"{tmp}/qa.jsonl"):  # ~1 GB: every line carries its whole document; keep the rest
+    r = json.loads(line)
+    doc_chars[r["doc_id"]] = len(r.pop("context"))
+    rows.append(r)
 stats = json.load(open(f"{tmp}/stats.json"))
-doc_chars = {}
-for r in rows:
-    doc_chars[r["doc_id"]] = len(r["context"])
 buckets = [("0", 0, 1), ("<512", 1, 512), ("512-2k", 512, 2048), ("2-8k", 2048, 8192), (">8k", 8192, 1e18)]
 per = collections.defaultdict(list)
 dups = collections.Counter()
