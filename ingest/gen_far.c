@@ -1,7 +1,7 @@
 /* gen_far.c: the long-range generators, whose evidence lies far from what the question quotes
  * (docs/INGEST.md, "Generators"): which of two distant passages comes first (order), what a
  * cross-reference such as "see Section 5.6" points at (xref), a term where it is used asked for
- * its definition (term), the last of the sections that mention a phrase (count) and a table row
+ * its definition (term), the last of the sections or tables that mention a word (count) and a table row
  * named in a passage far from its table (join). Each records the quoted place as its anchor;
  * in a document long enough, anchor and evidence are at least lqa_gen_far() bytes apart. */
 #include "ingest/gen.h"
@@ -289,14 +289,73 @@ static int mentions_pair(const lqa_doc *doc, lqa_span w, size_t far, lqa_gen_lis
     return made;
 }
 
+/* Where table t lies in the text: from its first to its last cell; {0,0} when unknown. */
+static lqa_span table_extent(const lqa_table *t) {
+    lqa_span e = {0, 0};
+    for (int i = 0; i < t->n_rows * t->n_cols; i++)
+        if (t->cell_spans[i].end) {
+            if (!e.end || t->cell_spans[i].start < e.start) e.start = t->cell_spans[i].start;
+            if (t->cell_spans[i].end > e.end) e.end = t->cell_spans[i].end;
+        }
+    return e;
+}
+
+/* The caption line written just before the table's first row; {0,0} when not there. */
+static lqa_span caption_span(const lqa_doc *doc, const lqa_table *t) {
+    lqa_span e = table_extent(t);
+    if (!t->caption || !*t->caption || !e.end) return (lqa_span){0, 0};
+    size_t cn = strlen(t->caption), from = e.start > cn + 8 ? e.start - cn - 8 : 0;
+    const char *hit = memmem(doc->text.data + from, e.start - from, t->caption, cn);
+    if (!hit) return (lqa_span){0, 0};
+    size_t at = (size_t)(hit - doc->text.data);
+    return (lqa_span){at, at + cn};
+}
+
+/* "Several tables mention W: the caption of the last of them?" The tables come in text order. */
+static int tables_pair(const lqa_doc *doc, const char *word, size_t wn, size_t far, lqa_gen_list *out) {
+    const char *t = doc->text.data;
+    long first = -1, last = -1;
+    int n_tables = 0, last_table = -1;
+    for (int ti = 0; ti < doc->n_tables; ti++) {
+        lqa_span e = table_extent(&doc->tables[ti]);
+        if (!e.end) continue;
+        long at = find_word(t, e.end, e.start, word, wn), l = at;
+        if (at < 0) continue;
+        n_tables++;
+        if (first < 0) first = at;
+        while ((at = find_word(t, e.end, (size_t)at + 1, word, wn)) >= 0) l = at;
+        last = l, last_table = ti;
+    }
+    if (n_tables < 2 || n_tables > 12) return 0;
+    const lqa_table *lt = &doc->tables[last_table];
+    lqa_span cap = caption_span(doc, lt);
+    if (!cap.end || (size_t)first + wn + far > cap.start || memmem(lt->caption, strlen(lt->caption), word, wn)) return 0;
+    for (int ti = 0; ti < doc->n_tables; ti++) /* the caption names one table */
+        if (ti != last_table && doc->tables[ti].caption && !strcmp(doc->tables[ti].caption, lt->caption)) return 0;
+    lqa_buf q = {0};
+    lqa_buf_printf(&q, "Several tables of the document mention \"%s\". What is the caption of the last of them?", word);
+    return lqa_gen_emit_at(out, doc, t, doc->text.len, lqa_buf_steal(&q), lqa_strdup(lt->caption),
+                           (lqa_span){cap.start, (size_t)last + wn}, (lqa_span){(size_t)first, (size_t)first + wn},
+                           "count", "count:last-table");
+}
+
 void lqa_gen_mentions(const lqa_doc *doc, const lqa_gen_opts *o, lqa_gen_list *out) {
     size_t n = doc->text.len;
-    if (doc->n_sections < 3 || n < 2000) return;
+    if (n < 2000) return;
     lqa_rng r;
     lqa_gen_rng(&r, doc, o, LQA_GEN_COUNT);
     int made = 0, cap = lqa_gen_cap_kind(doc, o, LQA_GEN_COUNT);
     size_t far = lqa_gen_far(doc);
-    for (int attempt = 0; attempt < 8 * cap && made < cap; attempt++) {
+    /* tables first (up to a third of the share): a word of a random cell */
+    for (int attempt = 0; doc->n_tables >= 2 && attempt < 8 * cap && made < (cap + 2) / 3; attempt++) {
+        const lqa_table *tb = &doc->tables[lqa_rng_below(&r, (uint64_t)doc->n_tables)];
+        lqa_span cs = tb->cell_spans[lqa_rng_below(&r, (uint64_t)tb->n_rows * (uint64_t)tb->n_cols)], w;
+        if (!cs.end || word_at(doc->text.data, cs.end, cs.start, &w) != 0) continue;
+        char *word = lqa_strndup(doc->text.data + w.start, w.end - w.start);
+        made += tables_pair(doc, word, w.end - w.start, far, out);
+        free(word);
+    }
+    for (int attempt = 0; doc->n_sections >= 3 && attempt < 8 * cap && made < cap; attempt++) {
         lqa_span w;
         if (word_at(doc->text.data, n, lqa_rng_below(&r, n), &w) == 0) made += mentions_pair(doc, w, far, out);
     }

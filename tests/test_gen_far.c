@@ -2,6 +2,7 @@
  * a long document built by hand from fresh random words: every pair's answer is checked by a
  * rule written here (not the generator's), its anchor is recorded and lies at least
  * lqa_gen_far() bytes from its evidence, and the same rule rejects a planted wrong answer.
+ * (count: the last of the sections, or tables, mentioning a word.)
  * Also: no (question, answer) twice in one list, a header-less table asks nothing, and the
  * section questions of a verse text never quote a passage whose label names the section. */
 #include "tests/testutil.h"
@@ -24,7 +25,7 @@
 
 typedef struct far_doc {
     lqa_doc d;
-    char terms[N_TERMS][32], keys[N_ROWS][32], count_words[N_COUNT_WORDS][32];
+    char terms[N_TERMS][32], keys[N_ROWS][32], count_words[N_COUNT_WORDS][32], table_word[32];
 } far_doc;
 
 /* 3-8 lowercase letters: never as long as the planted 9+ letter words */
@@ -82,6 +83,7 @@ static void build_far_doc(far_doc *f, uint64_t seed) {
     for (int k = 0; k < N_TERMS; k++) random_name(&r, f->terms[k], 32, "Zor", 5);
     for (int k = 0; k < N_ROWS; k++) random_name(&r, f->keys[k], 32, "Rowkey", 4);
     for (int k = 0; k < N_COUNT_WORDS; k++) random_name(&r, f->count_words[k], 32, "xylo", 7);
+    random_name(&r, f->table_word, 32, "tabu", 7);
     int gi = add_section(d, 1, -1, "Glossary");
     for (int k = 0; k < N_TERMS; k++) {
         size_t ts = t->len;
@@ -104,6 +106,7 @@ static void build_far_doc(far_doc *f, uint64_t seed) {
             lqa_buf cb = {0};
             if (row == 0) lqa_buf_printf(&cb, "Head%d", col);
             else if (col == 0) lqa_buf_puts(&cb, f->keys[row - 1]);
+            else if (row == 1 && col == 2) lqa_buf_puts(&cb, f->table_word); /* also in the last table */
             else {
                 word(&r, &cb, 1);
                 lqa_buf_printf(&cb, "%d%d", row, col);
@@ -117,7 +120,9 @@ static void build_far_doc(far_doc *f, uint64_t seed) {
         lqa_buf_puts(t, "\n");
     }
     lqa_buf_puts(t, "\n");
-    d->tables = tb;
+    d->tables = lqa_calloc(2, sizeof *d->tables);
+    d->tables[0] = *tb;
+    free(tb);
     d->n_tables = 1;
     close_sections(d, ti);
     int sec_no = 0;
@@ -156,6 +161,24 @@ static void build_far_doc(far_doc *f, uint64_t seed) {
         }
         close_sections(d, pi);
     }
+    /* a second table, at the very end: it mentions the first table's word again */
+    int li = add_section(d, 1, -1, "Late tables");
+    lqa_table *lt = &d->tables[d->n_tables++];
+    lt->n_rows = 2, lt->n_cols = 2, lt->section = li;
+    lt->caption = lqa_strdup("Late table");
+    lt->cells = lqa_calloc(4, sizeof(char *));
+    lt->cell_spans = lqa_calloc(4, sizeof(lqa_span));
+    lqa_buf_puts(t, "Late table\n");
+    const char *late[4] = {"Name", "Note", "Latekeyq", f->table_word};
+    for (int i = 0; i < 4; i++) {
+        if (i % 2) lqa_buf_puts(t, " | ");
+        lt->cell_spans[i].start = t->len;
+        lqa_buf_puts(t, late[i]);
+        lt->cell_spans[i].end = t->len;
+        lt->cells[i] = lqa_strdup(late[i]);
+        if (i % 2) lqa_buf_puts(t, "\n");
+    }
+    close_sections(d, li);
 }
 
 /* ---- the checks, written apart from the generators ---- */
@@ -226,6 +249,17 @@ static int answer_right(const far_doc *f, const lqa_gen_qa *g, const char *answe
         for (const char *p = t; (p = strstr(p, w)); p++) last = p;
         ok = last && !strcmp(answer, d->sections[innermost(d, (size_t)(last - t))].title);
         free(w);
+    } else if (!strcmp(g->generator, "count:last-table")) {
+        char *w = nth_quote(g->question, 0);
+        const char *last = NULL;
+        for (const char *p = t; (p = strstr(p, w)); p++) last = p;
+        size_t at = last ? (size_t)(last - t) : 0;
+        for (int ti = 0; ti < d->n_tables && last; ti++) {
+            const lqa_table *tb = &d->tables[ti];
+            size_t lo = tb->cell_spans[0].start, hi = tb->cell_spans[tb->n_rows * tb->n_cols - 1].end;
+            if (lo <= at && at < hi) ok = !strcmp(answer, tb->caption);
+        }
+        free(w);
     } else if (!strcmp(g->generator, "join:table-row")) {
         char *passage = nth_quote(g->question, 0), *header = nth_quote(g->question, 2);
         const lqa_table *tb = &d->tables[0];
@@ -264,6 +298,7 @@ static char *wrong_answer(const far_doc *f, const lqa_gen_qa *g) {
             if (strncmp(d->text.data + d->defs[k].def_span.start, g->answer, strlen(g->answer)))
                 return lqa_gen_prefix(d->text.data, d->defs[k].def_span, 400);
     }
+    if (!strcmp(g->generator, "count:last-table")) return lqa_strdup(d->tables[0].caption);
     if (!strcmp(g->generator, "join:table-row")) {
         const lqa_table *tb = &d->tables[0];
         for (int i = tb->n_cols; i < tb->n_rows * tb->n_cols; i++)
@@ -293,13 +328,13 @@ static void test_far_generators(void **state) {
     lqa_gen_list l = {0};
     lqa_gen_run(d, &o, &l);
     static const char *const gens[] = {"order:first", "xref:section", "term:far-use", "count:last-section",
-                                       "join:table-row", "section:chapter"};
-    int per[6] = {0};
+                                       "join:table-row", "section:chapter", "count:last-table"};
+    int per[7] = {0};
     for (int i = 0; i < l.n; i++) {
         const lqa_gen_qa *g = &l.items[i];
         if (!strcmp(g->generator, "section:heading")) continue; /* the short-range kind (test_gen.c) */
         int k = -1;
-        for (int j = 0; j < 6; j++)
+        for (int j = 0; j < 7; j++)
             if (!strcmp(g->generator, gens[j])) k = j;
         assert_true(k >= 0);
         per[k]++;
@@ -309,7 +344,7 @@ static void test_far_generators(void **state) {
                                strlen(g->answer)));
         assert_true(g->anchor.end > g->anchor.start && g->anchor.end <= d->text.len);
         assert_true(lqa_gen_distance(g->anchor, g->evidence) >= far);
-        if (strcmp(g->generator, "count:last-section")) { /* the quoted passage is the anchor */
+        if (strncmp(g->generator, "count:", 6)) { /* the quoted passage is the anchor */
             char *a = lqa_strndup(d->text.data + g->anchor.start, g->anchor.end - g->anchor.start);
             assert_non_null(strstr(g->question, a));
             free(a);
@@ -327,7 +362,7 @@ static void test_far_generators(void **state) {
         lqa_gen_list_free(&tmp);
         free(wrong);
     }
-    for (int j = 0; j < 6; j++)
+    for (int j = 0; j < 7; j++)
         if (per[j] == 0) fail_msg("no %s pair from the far document", gens[j]);
     /* no (question, answer) twice */
     for (int i = 0; i < l.n; i++)
@@ -363,7 +398,7 @@ static void test_headerless_table_asks_nothing(void **state) {
     lqa_gen_run(d, &o, &l);
     assert_true(l.n > 0); /* with its header row, the table makes questions */
     lqa_gen_list_free(&l);
-    d->tables[0].no_header = 1;
+    for (int ti = 0; ti < d->n_tables; ti++) d->tables[ti].no_header = 1;
     lqa_gen_run(d, &o, &l);
     assert_int_equal(l.n, 0);
     lqa_doc_free(d);
