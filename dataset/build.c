@@ -296,6 +296,18 @@ typedef struct doc_tok {
 enum { SFT_OK = 0, SFT_TRUNCATED = 1, SFT_DROP_QA_TOO_LONG = -1, SFT_DROP_EVIDENCE_TOO_LONG = -2,
        SFT_DROP_ERROR = -3, SFT_DROP_ANCHOR_TOO_FAR = -4 };
 
+int lqa_build_kept_span(size_t ev_start, size_t ev_end, size_t anchor_start, size_t anchor_end, size_t doc_len,
+                        size_t *ks, size_t *ke) {
+    int has_span = ev_end > ev_start && ev_end <= doc_len;
+    int has_anchor = anchor_end > anchor_start && anchor_end <= doc_len;
+    if (!has_span && !has_anchor) return 0;
+    *ks = has_span ? ev_start : anchor_start;
+    *ke = has_span ? ev_end : anchor_end;
+    if (has_anchor && anchor_start < *ks) *ks = anchor_start;
+    if (has_anchor && anchor_end > *ke) *ke = anchor_end;
+    return 1;
+}
+
 size_t lqa_build_first_token_at(const uint32_t *begins, size_t n, size_t off) {
     size_t lo = 0, hi = n;
     while (lo < hi) {
@@ -341,12 +353,9 @@ static int render_sft(const lqa_tokenizer *tok, const doc_tok *d, const qa_item 
     }
     int has_span = q->ev_end > q->ev_start && q->ev_end <= d->doc.text_len;
     int has_anchor = q->anchor_end > q->anchor_start && q->anchor_end <= d->doc.text_len;
-    size_t ea = 0, eb = 0, ev_tokens = 0;
-    if (has_span || has_anchor) {
-        /* the bytes to keep: the evidence, the anchor, or both and what lies between */
-        size_t ks = has_span ? q->ev_start : q->anchor_start, ke = has_span ? q->ev_end : q->anchor_end;
-        if (has_anchor && q->anchor_start < ks) ks = q->anchor_start;
-        if (has_anchor && q->anchor_end > ke) ke = q->anchor_end;
+    size_t ea = 0, eb = 0, ev_tokens = 0, ks, ke;
+    /* the bytes to keep: the evidence, the anchor, or both and what lies between */
+    if (lqa_build_kept_span(q->ev_start, q->ev_end, q->anchor_start, q->anchor_end, d->doc.text_len, &ks, &ke)) {
         ea = lqa_build_first_token_at(d->begins, d->n, ks + 1);
         ea = ea > 0 ? ea - 1 : 0; /* the token that holds the first byte */
         eb = lqa_build_first_token_at(d->begins, d->n, ke);
