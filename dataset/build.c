@@ -104,6 +104,7 @@ typedef struct rec_out {
     uint8_t *mask;
     uint32_t n, n_segs;
     lqa_segment *segs;
+    int anchored, anchor_kept; /* sft: the pair has an anchor; the window holds it and the evidence */
 } rec_out;
 
 static void rec_out_free(rec_out *r) {
@@ -217,6 +218,7 @@ typedef struct qa_item {
     int64_t id, doc_id;
     char *question, *answer;
     size_t ev_start, ev_end, doc_len;
+    size_t anchor_start, anchor_end; /* anchor_end == 0: no anchor */
 } qa_item;
 
 typedef struct qa_list {
@@ -231,7 +233,7 @@ static int collect_qa(const lqa_store_qa *qa, void *ctx) {
         l->items = lqa_realloc(l->items, l->cap * sizeof *l->items);
     }
     l->items[l->n++] = (qa_item){qa->id, qa->doc_id, lqa_strdup(qa->question), lqa_strdup(qa->answer),
-                                 qa->ev_start, qa->ev_end, qa->doc_len};
+                                 qa->ev_start, qa->ev_end, qa->doc_len, qa->anchor_start, qa->anchor_end};
     return 0;
 }
 
@@ -265,7 +267,19 @@ typedef struct doc_tok {
 } doc_tok;
 
 enum { SFT_OK = 0, SFT_TRUNCATED = 1, SFT_DROP_QA_TOO_LONG = -1, SFT_DROP_EVIDENCE_TOO_LONG = -2,
-       SFT_DROP_ERROR = -3 };
+       SFT_DROP_ERROR = -3, SFT_DROP_ANCHOR_TOO_FAR = -4 };
+
+int lqa_build_kept_span(size_t ev_start, size_t ev_end, size_t anchor_start, size_t anchor_end, size_t doc_len,
+                        size_t *ks, size_t *ke) {
+    int has_span = ev_end > ev_start && ev_end <= doc_len;
+    int has_anchor = anchor_end > anchor_start && anchor_end <= doc_len;
+    if (!has_span && !has_anchor) return 0;
+    *ks = has_span ? ev_start : anchor_start;
+    *ke = has_span ? ev_end : anchor_end;
+    if (has_anchor && anchor_start < *ks) *ks = anchor_start;
+    if (has_anchor && anchor_end > *ke) *ke = anchor_end;
+    return 1;
+}
 
 size_t lqa_build_first_token_at(const uint32_t *begins, size_t n, size_t off) {
     size_t lo = 0, hi = n;
@@ -291,7 +305,10 @@ int lqa_build_encode_prompt(const lqa_tokenizer *tok, const char *doc, size_t a,
 }
 
 /* Renders one QA pair as BOS [INST]...[/INST] answer EOS within max_len tokens, cutting the
- * document around the evidence when needed. Returns an SFT_* status. */
+ * document around the evidence, and the anchor (what the question quotes) with it, when needed:
+ * a window that held the evidence but not the quoted passage would teach answering without
+ * reading it. A pair whose anchor and evidence do not fit together is dropped
+ * (SFT_DROP_ANCHOR_TOO_FAR). Returns an SFT_* status. */
 static int render_sft(const lqa_tokenizer *tok, const doc_tok *d, const qa_item *q, size_t max_len, rec_out *r,
                       lqa_err *err) {
     int32_t *ans = NULL, *src = NULL;
@@ -308,11 +325,16 @@ static int render_sft(const lqa_tokenizer *tok, const doc_tok *d, const qa_item 
         return SFT_DROP_QA_TOO_LONG;
     }
     int has_span = q->ev_end > q->ev_start && q->ev_end <= d->doc.text_len;
-    size_t ea = 0, eb = 0;
-    if (has_span) {
-        ea = lqa_build_first_token_at(d->begins, d->n, q->ev_start + 1);
-        ea = ea > 0 ? ea - 1 : 0; /* the token that holds the evidence's first byte */
-        eb = lqa_build_first_token_at(d->begins, d->n, q->ev_end);
+    int has_anchor = q->anchor_end > q->anchor_start && q->anchor_end <= d->doc.text_len;
+    size_t ea = 0, eb = 0, ev_tokens = 0, ks, ke;
+    /* the bytes to keep: the evidence, the anchor, or both and what lies between */
+    if (lqa_build_kept_span(q->ev_start, q->ev_end, q->anchor_start, q->anchor_end, d->doc.text_len, &ks, &ke)) {
+        ea = lqa_build_first_token_at(d->begins, d->n, ks + 1);
+        ea = ea > 0 ? ea - 1 : 0; /* the token that holds the first byte */
+        eb = lqa_build_first_token_at(d->begins, d->n, ke);
+        if (has_span)
+            ev_tokens = lqa_build_first_token_at(d->begins, d->n, q->ev_end) -
+                        lqa_build_first_token_at(d->begins, d->n, q->ev_start);
     }
     size_t budget = max_len - fixed;
     if (d->n > budget) budget = budget > 16 ? budget - 8 : budget; /* cut edges re-tokenize a little longer */
@@ -339,6 +361,9 @@ static int render_sft(const lqa_tokenizer *tok, const doc_tok *d, const qa_item 
             r->n_segs = 1;
             r->segs = lqa_malloc(sizeof *r->segs);
             r->segs[0] = (lqa_segment){q->id, q->doc_id, 0, (uint32_t)total};
+            r->anchored = has_anchor;
+            r->anchor_kept = has_anchor && a <= q->anchor_start && q->anchor_end <= b &&
+                             (!has_span || (a <= q->ev_start && q->ev_end <= b));
             free(src);
             free(ans);
             return a > 0 || b < d->doc.text_len ? SFT_TRUNCATED : SFT_OK;
@@ -350,12 +375,14 @@ static int render_sft(const lqa_tokenizer *tok, const doc_tok *d, const qa_item 
         budget -= over;
     }
     free(ans);
-    return SFT_DROP_EVIDENCE_TOO_LONG;
+    /* the evidence alone would have fit: it is the anchor's distance that does not */
+    return has_anchor && (!has_span || ev_tokens + 16 < budget) ? SFT_DROP_ANCHOR_TOO_FAR : SFT_DROP_EVIDENCE_TOO_LONG;
 }
 
 typedef struct build_stats {
     uint64_t qa_pairs, documents, truncated, dropped_qa_too_long, dropped_evidence_too_long, dropped_error,
         dropped_missing_doc, dropped_tail_tokens;
+    uint64_t dropped_anchor_too_far, anchored, anchor_kept; /* sft: pairs with an anchor, kept in the window */
 } build_stats;
 
 #define PART_BYTES (64u << 10) /* long documents are cut into parts of about this size */
@@ -460,6 +487,8 @@ static int sft_batch(sink *k, lqa_store *st, qa_item *qa, size_t q0, size_t q1, 
         bs->truncated += s == SFT_TRUNCATED;
         bs->dropped_qa_too_long += s == SFT_DROP_QA_TOO_LONG;
         bs->dropped_evidence_too_long += s == SFT_DROP_EVIDENCE_TOO_LONG;
+        bs->dropped_anchor_too_far += s == SFT_DROP_ANCHOR_TOO_FAR;
+        if (s >= 0) bs->anchored += out[i - q0].anchored, bs->anchor_kept += out[i - q0].anchor_kept;
         if (s == SFT_DROP_ERROR) {
             doc_tok *d = &docs[doc_of[i - q0]];
             if (d->rc != 0) log_warn("qa %lld dropped: %s", (long long)qa[i].id, d->err.msg);
@@ -642,12 +671,17 @@ static int write_manifest(sink *k, const build_stats *bs, lqa_err *err) {
     json_object_set_new(m, "source", json_pack("{s:I, s:I}", "qa_pairs", (json_int_t)bs->qa_pairs, "documents",
                                                (json_int_t)bs->documents));
     json_object_set_new(m, "truncated", json_integer((json_int_t)bs->truncated));
-    uint64_t dropped = bs->dropped_qa_too_long + bs->dropped_evidence_too_long + bs->dropped_error;
+    uint64_t dropped = bs->dropped_qa_too_long + bs->dropped_evidence_too_long + bs->dropped_error +
+                       bs->dropped_anchor_too_far;
     json_object_set_new(m, "dropped", json_integer((json_int_t)dropped));
     json_object_set_new(m, "dropped_reasons",
-                        json_pack("{s:I, s:I, s:I}", "question_and_answer_too_long", (json_int_t)bs->dropped_qa_too_long,
-                                  "evidence_too_long", (json_int_t)bs->dropped_evidence_too_long, "unreadable",
-                                  (json_int_t)bs->dropped_error));
+                        json_pack("{s:I, s:I, s:I, s:I}", "question_and_answer_too_long",
+                                  (json_int_t)bs->dropped_qa_too_long, "evidence_too_long",
+                                  (json_int_t)bs->dropped_evidence_too_long, "anchor_and_evidence_too_far",
+                                  (json_int_t)bs->dropped_anchor_too_far, "unreadable", (json_int_t)bs->dropped_error));
+    if (o->kind == LQA_KIND_SFT) /* records whose pair quotes a place, and those whose window holds it and the evidence */
+        json_object_set_new(m, "anchors", json_pack("{s:I, s:I}", "records_with_anchor", (json_int_t)bs->anchored,
+                                                    "records_keeping_anchor_and_evidence", (json_int_t)bs->anchor_kept));
     json_object_set_new(m, "dropped_tail_tokens", json_integer((json_int_t)bs->dropped_tail_tokens));
     json_object_set_new(m, "length_histogram", histogram_json(k->hist));
     char *path = lqa_path_join(k->tmp_dir, "manifest.json");
@@ -702,7 +736,8 @@ int lqa_build_shards(const lqa_build_opts *opts, lqa_err *err) {
         log_info("%s: %llu records, %llu tokens in %d shard(s); %llu truncated, %llu dropped", o->out_dir,
                  (unsigned long long)k.records, (unsigned long long)k.tokens, k.shard_no,
                  (unsigned long long)bs.truncated,
-                 (unsigned long long)(bs.dropped_qa_too_long + bs.dropped_evidence_too_long + bs.dropped_error));
+                 (unsigned long long)(bs.dropped_qa_too_long + bs.dropped_evidence_too_long + bs.dropped_error +
+                                       bs.dropped_anchor_too_far));
     if (rc != 0) {
         if (k.w) lqa_shard_writer_abort(k.w);
         if (k.tmp_dir) lqa_atomic_dir_abort(&ad);

@@ -31,6 +31,12 @@ typedef struct lqa_build_opts {
  * both sides of the evidence, so the side with more context (the far side) is trimmed first. */
 void lqa_build_window(size_t n, size_t ea, size_t eb, size_t budget, size_t *wa, size_t *wb);
 
+/* The bytes [*ks, *ke) an sft record keeps in its window, and an evaluation prompt too: the
+ * evidence and the anchor (what the question quotes) together, from the first byte of either to
+ * the last; returns 0 when the pair has neither (the window then keeps the document's start). */
+int lqa_build_kept_span(size_t ev_start, size_t ev_end, size_t anchor_start, size_t anchor_end, size_t doc_len,
+                        size_t *ks, size_t *ke);
+
 struct lqa_tokenizer;
 /* Tokenizes the sft prompt "[INST]" HEAD doc[a, b) MID question "[/INST]" (no BOS): the one
  * rendering both lqa-build and lqa-eval use, so evaluation prompts tokenize as training ones. */

@@ -45,9 +45,10 @@ static const char *const USAGE_SHARDS =
     "\n"
     "sft: one QA pair per record: BOS [INST]{instruction}[/INST] then {answer}</s>, the\n"
     "     instruction holding the document and the question (LongAlpaca's way); loss on the\n"
-    "     answer and its EOS only. Long documents are cut around the evidence span; records\n"
-    "     that cannot fit are dropped and counted. --pack puts several records in one\n"
-    "     sequence of at most N tokens, with segment ids.\n"
+    "     answer and its EOS only. Long documents are cut around the evidence span and the\n"
+    "     anchor (the passage the question quotes), kept together; records that cannot fit\n"
+    "     (anchor and evidence too far apart for N) are dropped and counted. --pack puts\n"
+    "     several records in one sequence of at most N tokens, with segment ids.\n"
     "lm:  the split's documents, EOS after each, packed into blocks of exactly N tokens,\n"
     "     loss on every token (the partial last block is left out and counted). A block\n"
     "     is one attention span: a document cut at a block's end continues in the next.\n"
@@ -343,6 +344,12 @@ static int cmd_stats(int argc, char **argv) {
         printf("from %lld QA pairs over %lld documents; truncated %lld, dropped %lld, dropped tail tokens %lld\n",
                lqa_json_int(src, "qa_pairs", 0), lqa_json_int(src, "documents", 0), lqa_json_int(m, "truncated", 0),
                lqa_json_int(m, "dropped", 0), lqa_json_int(m, "dropped_tail_tokens", 0));
+        const json_t *anc = json_object_get(m, "anchors"), *why = json_object_get(m, "dropped_reasons");
+        if (anc)
+            printf("anchors: %lld records quote a place, %lld keep it and the evidence in the window; dropped as too far"
+                   " apart for --max-len: %lld\n",
+                   lqa_json_int(anc, "records_with_anchor", 0), lqa_json_int(anc, "records_keeping_anchor_and_evidence", 0),
+                   lqa_json_int(why, "anchor_and_evidence_too_far", 0));
         printf("length histogram (tokens: records):\n");
         size_t i;
         json_t *bin;

@@ -81,7 +81,7 @@ out:
 typedef struct qa_item {
     int64_t id, doc_id;
     char *kind, *question, *answer;
-    size_t ev_start, ev_end;
+    size_t ev_start, ev_end, anchor_start, anchor_end;
 } qa_item;
 
 typedef struct qa_list {
@@ -96,7 +96,7 @@ static int collect_qa(const lqa_store_qa *qa, void *ctx) {
         l->items = lqa_realloc(l->items, sizeof(qa_item) * (size_t)l->cap);
     }
     l->items[l->n++] = (qa_item){qa->id, qa->doc_id, lqa_strdup(qa->kind ? qa->kind : "?"), lqa_strdup(qa->question),
-                                 lqa_strdup(qa->answer), qa->ev_start, qa->ev_end};
+                                 lqa_strdup(qa->answer), qa->ev_start, qa->ev_end, qa->anchor_start, qa->anchor_end};
     return l->limit > 0 && l->n >= l->limit;
 }
 
@@ -142,7 +142,10 @@ static int answer_one(lqa_eval_ctx *e, const qa_item *q, const lqa_store_doc *do
     int32_t *prompt, *gen = lqa_malloc(sizeof(int32_t) * (size_t)(e->max_new_tokens > 0 ? e->max_new_tokens : 1));
     int n_prompt, doc_tokens, full_tokens, truncated, rc = -1;
     char *text = NULL;
-    if (lqa_qa_prompt(e, doc->text, doc->text_len, q->ev_start, q->ev_end, q->question, e->ctx - e->max_new_tokens,
+    /* the window keeps what lqa-build's keeps: the evidence with the passage the question quotes */
+    size_t ks = 0, ke = 0;
+    lqa_build_kept_span(q->ev_start, q->ev_end, q->anchor_start, q->anchor_end, doc->text_len, &ks, &ke);
+    if (lqa_qa_prompt(e, doc->text, doc->text_len, ks, ke, q->question, e->ctx - e->max_new_tokens,
                       &prompt, &n_prompt, &doc_tokens, &full_tokens, &truncated, err))
         goto out;
     int n_gen = lqa_infer_generate(e->inf, prompt, n_prompt, e->max_new_tokens, e->eos_id, gen, err);

@@ -41,11 +41,17 @@ static const char *const ADD_USAGE =
     "  --source NAME           source name recorded for every document (default: the first directory\n"
     "                          below each PATH, or PATH's own name)\n"
     "  --seed N                seed of the splits and the generators (default 1)\n"
-    "  --split T,V,E           train,valid,test fractions per document (default 0.9,0.05,0.05)\n"
+    "  --split T,V,E           train,valid,test fractions per document (default 0.9,0.05,0.05); a\n"
+    "                          document over ~16k tokens goes to test twice as often (from train)\n"
     "  --generators LIST       comma list of section, table, definition, reference, continuation,\n"
-    "                          multihop, summary, synthetic, imported, or all (default all)\n"
+    "                          multihop, summary, synthetic, imported, order, xref, term, count,\n"
+    "                          join, or all (default all)\n"
     "  --join                  a directory holding index.html (or index.*.html) is a multi-page manual:\n"
     "                          ingest it as ONE document in the reading order of its table of contents\n"
+    "                          (a Mallard help directory holding index.page: its pages, guide by guide)\n"
+    "  --join-by manual|chapter  with --join: one document per manual (default), or per chapter (each\n"
+    "                          entry of the index's table of contents with the pages below it; each\n"
+    "                          Mallard guide with its topics): for manuals too large for one context\n"
     "  --max-pairs-per-doc N   at most N generated pairs per document (default 200; imported pairs\n"
     "                          are not capped)\n"
     "  --max-per-kind N        at most N pairs per generator per document (default 25)\n"
@@ -138,7 +144,8 @@ static char **list_dir(const char *dir, int *n) {
     return names;
 }
 
-/* index.html, else the first index.*.html, of a manual directory; NULL if none. */
+/* index.html, else the first index.*.html, else index.page (Mallard), of a manual directory;
+ * NULL if none. */
 static char *manual_index(const char *dir) {
     int n;
     char **names = list_dir(dir, &n);
@@ -153,6 +160,8 @@ static char *manual_index(const char *dir) {
         if (!strncmp(names[i], "index.", 6) && len > 11 && !strcmp(names[i] + len - 5, ".html"))
             found = lqa_path_join(dir, names[i]);
     }
+    for (int i = 0; i < n && !found; i++) /* a Mallard help directory */
+        if (!strcmp(names[i], "index.page")) found = lqa_path_join(dir, names[i]);
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
     return found;
@@ -358,7 +367,7 @@ static int prepare_doc(lqa_doc *doc, void *ctx) {
     ev->doc = *doc; /* the parser frees what is left in doc: nothing */
     memset(doc, 0, sizeof *doc);
     const lqa_doc *d = &ev->doc;
-    ev->split = lqa_store_split_for(ev->hex, c->gen.seed, c->split);
+    ev->split = lqa_store_split_for_len(ev->hex, c->gen.seed, c->split, d->text.len);
     lqa_gen_run(d, &c->gen, &ev->pairs);
     cap_pairs(&ev->pairs, c->max_pairs);
     fill_answers(&ev->pairs);
@@ -405,9 +414,8 @@ static void store_pairs(add_ctx *c, int64_t doc_id, size_t doc_len, const lqa_ge
         lqa_store_qa_in q = {.doc_id = doc_id, .question = g->question, .answer = g->answer,
                              .answers_json = g->answers_json, .kind = g->kind, .generator = g->generator,
                              .ev_start = g->evidence.start, .ev_end = g->evidence.end, .doc_len = doc_len,
-                             .seed = c->gen.seed};
-        lqa_store_add_qa(c->store, &q);
-        count_kind(c, g->kind);
+                             .seed = c->gen.seed, .anchor_start = g->anchor.start, .anchor_end = g->anchor.end};
+        if (lqa_store_add_qa(c->store, &q)) count_kind(c, g->kind);
     }
 }
 
@@ -563,14 +571,15 @@ int lqa_cmd_add(int argc, char **argv) {
         {"join", no_argument, 0, 'j'},            {"max-pairs-per-doc", required_argument, 0, 'm'},
         {"max-per-kind", required_argument, 0, 'k'}, {"quiet", no_argument, 0, 'q'},
         {"threads", required_argument, 0, 't'},   {"help", no_argument, 0, 'h'},
+        {"join-by", required_argument, 0, 'J'},
         {0, 0, 0, 0}};
     add_ctx c = {.split = {0.9, 0.05, 0.05}, .max_pairs = 200, .gen = {.seed = 1, .mask = LQA_GEN_ALL, .max_per_kind = 25},
                  .cur_unit = -1, .threads = lqa_pipe_default_threads()};
     const char *db = NULL, *format = NULL;
-    int join = 0, quiet = 0, opt;
+    int join = 0, quiet = 0, opt, by_chapter = 0;
     lqa_err err = {{0}};
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "d:f:s:S:p:g:jm:k:t:qh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "d:f:s:S:p:g:jJ:m:k:t:qh", opts, NULL)) != -1) {
         char *end = NULL;
         switch (opt) {
         case 'd': db = optarg; break;
@@ -587,6 +596,12 @@ int lqa_cmd_add(int argc, char **argv) {
             if (lqa_gen_parse_list(optarg, &c.gen.mask, &err)) return usage_error(err.msg);
             break;
         case 'j': join = 1; break;
+        case 'J':
+            if (!strcmp(optarg, "chapter") || !strcmp(optarg, "guide")) by_chapter = 1;
+            else if (!strcmp(optarg, "manual")) by_chapter = 0;
+            else return usage_error("--join-by: expected manual or chapter");
+            join = 1;
+            break;
         case 'm':
             c.max_pairs = (int)strtol(optarg, &end, 10);
             if (!*optarg || *end || c.max_pairs < 0) return usage_error("--max-pairs-per-doc: expected an integer >= 0");
@@ -631,7 +646,8 @@ int lqa_cmd_add(int argc, char **argv) {
     double *sizes = lqa_malloc(((size_t)c.n_items + 1) * sizeof *sizes);
     for (int i = 0; i < c.n_items; i++) total += sizes[i] = c.items[i].bytes;
     c.db_path = db;
-    c.po = (lqa_parse_opts){.format = format, .max_text_node = 16u << 20, .max_depth = 256, .warn = on_warning};
+    c.po = (lqa_parse_opts){.format = format, .max_text_node = 16u << 20, .max_depth = 256, .warn = on_warning,
+                            .join_by_chapter = by_chapter};
     c.workers = lqa_calloc((size_t)c.threads, sizeof *c.workers);
     for (int i = 0; i < c.threads; i++) {
         c.workers[i] = (add_worker){.c = &c, .po = c.po};

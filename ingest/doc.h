@@ -30,6 +30,7 @@ typedef struct lqa_table {
     char **cells;        /* n_rows * n_cols strings (empty string when missing) */
     lqa_span *cell_spans;/* where each cell's text lies in doc->text ({0,0} when not found) */
     int section;         /* enclosing section index, -1 if none */
+    int no_header;       /* 1: row 0 is data, not column names (no row/column questions) */
 } lqa_table;
 
 typedef struct lqa_definition {

@@ -203,6 +203,29 @@ void lqa_db_text(lqa_docbuild *b, const char *s, size_t n) {
     b->pending_space = trail;
 }
 
+void lqa_db_verbatim(lqa_docbuild *b, const char *s, size_t n) {
+    if (!s || n == 0) return;
+    flush_separator(b, b->pending_space);
+    lqa_buf *t = &b->doc->text;
+    size_t line = t->len;
+    while (line > 0 && t->data[line - 1] != '\n') line--;
+    for (size_t i = 0; i < n;) {
+        if (s[i] == ' ' || s[i] == '\t') { /* whitespace as it was, tabs to the next multiple of 8 */
+            size_t to = s[i] == '\t' ? ((t->len - line) / 8 + 1) * 8 : t->len - line + 1;
+            while (t->len - line < to) lqa_buf_putc(t, ' ');
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < n && s[j] != ' ' && s[j] != '\t') j++;
+        lqa_buf_clear(&b->scratch);
+        clean_append(s + i, j - i, &b->scratch, NULL, NULL); /* UTF-8 and NFC as everywhere */
+        lqa_buf_append(t, b->scratch.data, b->scratch.len);
+        i = j;
+    }
+    b->pending_space = 0;
+}
+
 void lqa_db_puts(lqa_docbuild *b, const char *s) { lqa_db_text(b, s, strlen(s)); }
 void lqa_db_space(lqa_docbuild *b) { b->pending_space = 1; }
 void lqa_db_para(lqa_docbuild *b) { b->pending_break = 2; }
@@ -295,6 +318,7 @@ struct lqa_db_table {
     int carry_left[MAX_TABLE_COLS]; /* rows still covered by a rowspan from above */
     char *carry_text[MAX_TABLE_COLS];
     int col;            /* next slot in the current row */
+    int no_header;      /* row 0 is data: the parser saw no header row */
 };
 
 void lqa_db_table_begin(lqa_docbuild *b, const char *caption, size_t caption_len) {
@@ -307,6 +331,10 @@ void lqa_db_table_begin(lqa_docbuild *b, const char *caption, size_t caption_len
         lqa_buf_free(&c);
     }
     b->table = t;
+}
+
+void lqa_db_table_no_header(lqa_docbuild *b) {
+    if (b->table) b->table->no_header = 1;
 }
 
 void lqa_db_table_caption(lqa_docbuild *b, const char *caption, size_t n) {
@@ -479,6 +507,7 @@ int lqa_db_table_end(lqa_docbuild *b) {
     out->cells = lqa_calloc((size_t)n_rows * n_cols, sizeof *out->cells);
     out->cell_spans = lqa_calloc((size_t)n_rows * n_cols, sizeof *out->cell_spans);
     out->section = lqa_db_current_section(b);
+    out->no_header = t->no_header;
     lqa_db_para(b);
     if (out->caption) put_clean(b, out->caption, strlen(out->caption));
     int row = 0;

@@ -52,6 +52,10 @@ void lqa_db_finish(lqa_docbuild *b);
 /* Appends inline text (any bytes: cleaned as described above). */
 void lqa_db_text(lqa_docbuild *b, const char *s, size_t n);
 void lqa_db_puts(lqa_docbuild *b, const char *s);
+/* Preformatted text (code, <pre>, fenced blocks) within one line: spaces kept as they are (the
+ * indentation and alignment of code), tabs expanded to 8-column stops; no '\n' in s (the
+ * caller breaks lines with lqa_db_line). */
+void lqa_db_verbatim(lqa_docbuild *b, const char *s, size_t n);
 /* Inline whitespace (e.g. between two inline elements the source separates). */
 void lqa_db_space(lqa_docbuild *b);
 /* Requests a paragraph break / a line break before the next text. */
@@ -92,6 +96,9 @@ int lqa_db_current_level(const lqa_docbuild *b);
 void lqa_db_table_begin(lqa_docbuild *b, const char *caption, size_t caption_len);
 /* Sets the caption of the open table when it has none yet (formats that give it later). */
 void lqa_db_table_caption(lqa_docbuild *b, const char *caption, size_t n);
+/* The open table's first row is data, not column names (HTML without th or thead, CALS without
+ * thead): no row/column questions are asked about it. Tables have a header row by default. */
+void lqa_db_table_no_header(lqa_docbuild *b);
 void lqa_db_table_row(lqa_docbuild *b);
 void lqa_db_table_cell(lqa_docbuild *b, const char *text, size_t n, int colspan, int rowspan);
 /* Renders and records the table; a table with no non-empty cell records nothing. Returns the

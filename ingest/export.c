@@ -23,7 +23,8 @@ static const char *const EXPORT_USAGE =
     "  --format jsonl        one JSON object per QA pair: id, doc_id, kind, generator, split, question,\n"
     "                        answer, answers, context (the whole document text), evidence_start,\n"
     "                        evidence_end (character offsets into context; null when the pair has no\n"
-    "                        span), title, synthetic\n"
+    "                        span), anchor_start, anchor_end (where the text the question quotes or\n"
+    "                        points at lies, character offsets; null when none), title, synthetic\n"
     "  --format longalpaca   the JSON array LongLoRA's scripts read: [{\"instruction\": document +\n"
     "                        question, \"output\": answer}, ...]\n"
     "  --split S             only documents of split S (train, valid, test)\n"
@@ -76,13 +77,18 @@ static void write_jsonl(FILE *f, sqlite3_stmt *st, cur_doc *c, int synthetic) {
     lqaCheck(o != NULL, "QA pair %lld: text is not valid UTF-8", (long long)sqlite3_column_int64(st, 0));
     json_t *answers = json_loads((const char *)sqlite3_column_text(st, 6), 0, NULL);
     json_object_set_new(o, "answers", answers ? answers : json_array());
-    if (ev_e > 0) {
-        json_object_set_new(o, "evidence_start", json_integer((json_int_t)char_offset(c, ev_s)));
-        json_object_set_new(o, "evidence_end", json_integer((json_int_t)char_offset(c, ev_e)));
-    } else {
-        json_object_set_new(o, "evidence_start", json_null());
-        json_object_set_new(o, "evidence_end", json_null());
+    /* character offsets, converted in ascending byte order (char_offset walks forward) */
+    size_t at[4] = {ev_s, ev_e, (size_t)sqlite3_column_int64(st, 10), (size_t)sqlite3_column_int64(st, 11)};
+    int has[4] = {ev_e > 0, ev_e > 0, at[3] > 0, at[3] > 0};
+    static const char *const names[4] = {"evidence_start", "evidence_end", "anchor_start", "anchor_end"};
+    json_t *val[4] = {0};
+    for (int done = 0; done < 4; done++) {
+        int k = -1;
+        for (int i = 0; i < 4; i++)
+            if (!val[i] && (k < 0 || (has[i] && (!has[k] || at[i] < at[k])))) k = i;
+        val[k] = has[k] ? json_integer((json_int_t)char_offset(c, at[k])) : json_null();
     }
+    for (int i = 0; i < 4; i++) json_object_set_new(o, names[i], val[i]);
     char *head = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     mallocCheck(head);
     /* splice the shared context in before the closing brace: {...,"context":"..."} */
@@ -199,7 +205,8 @@ int lqa_cmd_export(int argc, char **argv) {
     sqlite3_stmt *st;
     sqliteCheck(sqlite3_prepare_v2(sdb,
                                    "SELECT q.id, q.doc_id, q.kind, q.generator, q.question, q.answer, q.answers, "
-                                   "q.ev_start, q.ev_end, d.synthetic FROM qa q JOIN documents d ON d.id = q.doc_id "
+                                   "q.ev_start, q.ev_end, d.synthetic, q.anchor_start, q.anchor_end FROM qa q "
+                                   "JOIN documents d ON d.id = q.doc_id "
                                    "WHERE ?1 IS NULL OR d.split = ?1 ORDER BY q.doc_id, q.id",
                                    -1, &st, NULL),
                 sdb);

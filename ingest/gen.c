@@ -17,7 +17,9 @@ static const struct {
     {"definition", LQA_GEN_DEFINITION}, {"reference", LQA_GEN_REFERENCE},
     {"continuation", LQA_GEN_CONTINUATION}, {"multihop", LQA_GEN_MULTIHOP},
     {"summary", LQA_GEN_SUMMARY},   {"synthetic", LQA_GEN_SYNTHETIC},
-    {"imported", LQA_GEN_IMPORTED},
+    {"imported", LQA_GEN_IMPORTED}, {"order", LQA_GEN_ORDER},
+    {"xref", LQA_GEN_XREF},         {"term", LQA_GEN_TERM},
+    {"count", LQA_GEN_COUNT},       {"join", LQA_GEN_JOIN},
 };
 #define N_KINDS (sizeof KINDS / sizeof KINDS[0])
 
@@ -39,7 +41,8 @@ int lqa_gen_parse_list(const char *list, unsigned *mask, lqa_err *err) {
             if (strlen(KINDS[i].name) == n && strncmp(p, KINDS[i].name, n) == 0) bit = KINDS[i].bit;
         if (!bit)
             return lqa_err_set(err, "--generators: unknown generator '%.*s', expected a comma list of all, section, "
-                                    "table, definition, reference, continuation, multihop, summary, synthetic, imported",
+                                    "table, definition, reference, continuation, multihop, summary, synthetic, imported, order, xref, "
+                                    "term, count, join",
                                (int)n, p);
         *mask |= bit;
         if (!e) break;
@@ -58,6 +61,11 @@ void lqa_gen_run(const lqa_doc *doc, const lqa_gen_opts *o, lqa_gen_list *out) {
     if (o->mask & LQA_GEN_MULTIHOP) lqa_gen_multihop(doc, o, out);
     if (o->mask & LQA_GEN_SUMMARY) lqa_gen_summary(doc, o, out);
     if (o->mask & LQA_GEN_IMPORTED) lqa_gen_imported(doc, o, out);
+    if (o->mask & LQA_GEN_ORDER) lqa_gen_order(doc, o, out);
+    if (o->mask & LQA_GEN_XREF) lqa_gen_xref(doc, o, out);
+    if (o->mask & LQA_GEN_TERM) lqa_gen_term(doc, o, out);
+    if (o->mask & LQA_GEN_COUNT) lqa_gen_mentions(doc, o, out);
+    if (o->mask & LQA_GEN_JOIN) lqa_gen_join(doc, o, out);
 }
 
 void lqa_gen_list_free(lqa_gen_list *l) {
@@ -97,10 +105,25 @@ static int blank(const char *s) {
 
 int lqa_gen_emit(lqa_gen_list *out, const lqa_doc *doc, const char *text, size_t text_len, char *question,
                  char *answer, lqa_span ev, const char *kind, const char *generator) {
+    return lqa_gen_emit_at(out, doc, text, text_len, question, answer, ev, (lqa_span){0, 0}, kind, generator);
+}
+
+/* The list already holds this (question, answer): a generator that draws the same cell or
+ * passage twice must not store the pair twice. */
+static int listed(const lqa_gen_list *l, const char *question, const char *answer) {
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->items[i].question, question) && !strcmp(l->items[i].answer, answer)) return 1;
+    return 0;
+}
+
+int lqa_gen_emit_at(lqa_gen_list *out, const lqa_doc *doc, const char *text, size_t text_len, char *question,
+                    char *answer, lqa_span ev, lqa_span anchor, const char *kind, const char *generator) {
     int ok = question && answer && !blank(question) && !blank(answer) && utf8_valid(question) && utf8_valid(answer);
     if (ok && ev.end != 0) /* extractive: the evidence holds the answer */
         ok = ev.start < ev.end && ev.end <= text_len &&
              memmem(text + ev.start, ev.end - ev.start, answer, strlen(answer)) != NULL;
+    if (ok && anchor.end != 0) ok = anchor.start < anchor.end && anchor.end <= text_len;
+    if (ok) ok = !listed(out, question, answer);
     if (!ok) {
         free(question);
         free(answer);
@@ -110,9 +133,39 @@ int lqa_gen_emit(lqa_gen_list *out, const lqa_doc *doc, const char *text, size_t
         out->cap = out->cap ? 2 * out->cap : 16;
         out->items = lqa_realloc(out->items, (size_t)out->cap * sizeof *out->items);
     }
-    out->items[out->n++] = (lqa_gen_qa){.question = question, .answer = answer, .evidence = ev, .kind = kind,
-                                        .generator = lqa_strdup(generator)};
+    out->items[out->n++] = (lqa_gen_qa){.question = question, .answer = answer, .evidence = ev, .anchor = anchor,
+                                        .kind = kind, .generator = lqa_strdup(generator)};
     (void)doc;
+    return 1;
+}
+
+size_t lqa_gen_distance(lqa_span a, lqa_span e) {
+    if (a.end <= e.start) return e.start - a.end;
+    if (e.end <= a.start) return a.start - e.end;
+    return 0;
+}
+
+size_t lqa_gen_far(const lqa_doc *doc) {
+    size_t third = doc->text.len / 3;
+    return third < 36000 ? third : 36000;
+}
+
+int lqa_gen_kind_is_local(unsigned bit) {
+    return bit == LQA_GEN_TABLE || bit == LQA_GEN_DEFINITION || bit == LQA_GEN_REFERENCE || bit == LQA_GEN_CONTINUATION;
+}
+
+int lqa_gen_section_at(const lqa_doc *doc, size_t pos) {
+    int best = -1;
+    for (int i = 0; i < doc->n_sections; i++) {
+        const lqa_section *s = &doc->sections[i];
+        if (s->span.start <= pos && pos < s->span.end && (best < 0 || s->level >= doc->sections[best].level)) best = i;
+    }
+    return best;
+}
+
+int lqa_gen_title_unique(const lqa_doc *doc, int i) {
+    for (int j = 0; j < doc->n_sections; j++)
+        if (j != i && strcmp(doc->sections[j].title, doc->sections[i].title) == 0) return 0;
     return 1;
 }
 
@@ -208,6 +261,14 @@ int lqa_gen_cap(const lqa_doc *doc, const lqa_gen_opts *o) {
     int cap = 1 + (int)(doc->text.len / 16000);
     int max = o->max_per_kind > 0 ? o->max_per_kind : 25;
     return cap < max ? cap : max;
+}
+
+int lqa_gen_cap_kind(const lqa_doc *doc, const lqa_gen_opts *o, unsigned kind_bit) {
+    int cap = lqa_gen_cap(doc, o);
+    /* a long document's questions should need its length: the kinds whose evidence sits next
+     * to the anchor get half their share there */
+    if (doc->text.len >= LQA_GEN_LONG_DOC && lqa_gen_kind_is_local(kind_bit)) cap = (cap + 1) / 2;
+    return cap;
 }
 
 int lqa_gen_heading_span(const lqa_doc *doc, int i, lqa_span *out) {

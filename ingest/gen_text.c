@@ -25,7 +25,7 @@ void lqa_gen_continuation(const lqa_doc *doc, const lqa_gen_opts *o, lqa_gen_lis
     if (n < 200) return;
     lqa_rng r;
     lqa_gen_rng(&r, doc, o, LQA_GEN_CONTINUATION);
-    int made = 0, cap = lqa_gen_cap(doc, o);
+    int made = 0, cap = lqa_gen_cap_kind(doc, o, LQA_GEN_CONTINUATION);
     size_t last_end = 0; /* no two pairs from the same sentence */
     for (int attempt = 0; attempt < 20 * cap && made < cap; attempt++) {
         size_t at = lqa_rng_below(&r, n);
@@ -34,29 +34,16 @@ void lqa_gen_continuation(const lqa_doc *doc, const lqa_gen_opts *o, lqa_gen_lis
         if (lqa_gen_next_sentence(t, n, a, 20, 300, &b) != 0 || a.end == last_end || !once(doc, a)) continue;
         char *q = quote_question("In the document, which sentence comes directly after \"", t, a, "\"?");
         lqa_span ev = {a.start, b.end};
-        if (lqa_gen_emit(out, doc, t, n, q, lqa_strndup(t + b.start, b.end - b.start), ev, "continuation",
-                         "continuation:next-sentence")) {
+        if (lqa_gen_emit_at(out, doc, t, n, q, lqa_strndup(t + b.start, b.end - b.start), ev, a, "continuation",
+                            "continuation:next-sentence")) {
             made++;
             last_end = a.end;
         }
     }
 }
 
-/* The innermost section whose span holds pos, or -1. */
-static int section_at(const lqa_doc *doc, size_t pos) {
-    int best = -1;
-    for (int i = 0; i < doc->n_sections; i++) {
-        const lqa_section *s = &doc->sections[i];
-        if (s->span.start <= pos && pos < s->span.end && (best < 0 || s->level >= doc->sections[best].level)) best = i;
-    }
-    return best;
-}
-
-static int title_unique(const lqa_doc *doc, int i) {
-    for (int j = 0; j < doc->n_sections; j++)
-        if (j != i && strcmp(doc->sections[j].title, doc->sections[i].title) == 0) return 0;
-    return 1;
-}
+static int section_at(const lqa_doc *doc, size_t pos) { return lqa_gen_section_at(doc, pos); }
+static int title_unique(const lqa_doc *doc, int i) { return lqa_gen_title_unique(doc, i); }
 
 /* Heading of the next section (document order) after the one whose own text holds a quote. */
 static int next_section_pair(const lqa_doc *doc, int i, lqa_rng *r, lqa_gen_list *out) {
@@ -69,11 +56,11 @@ static int next_section_pair(const lqa_doc *doc, int i, lqa_rng *r, lqa_gen_list
     if (lqa_gen_sentence_at(doc->text.data, from, to, at, 40, 240, &s) != 0 &&
         lqa_gen_sentence_at(doc->text.data, from, to, from, 40, 240, &s) != 0)
         return 0;
-    if (!once(doc, s)) return 0;
+    if (!once(doc, s) || lqa_gen_label_reveals(doc, s.start, doc->sections[i].title)) return 0;
     char *q = quote_question("What is the heading of the section that comes right after the section containing \"",
                              doc->text.data, s, "\"?");
-    return lqa_gen_emit(out, doc, doc->text.data, doc->text.len, q, lqa_strdup(doc->sections[i + 1].title), next_head,
-                        "multihop", "multihop:next-section");
+    return lqa_gen_emit_at(out, doc, doc->text.data, doc->text.len, q, lqa_strdup(doc->sections[i + 1].title),
+                           next_head, s, "multihop", "multihop:next-section");
 }
 
 /* The heading under which a defined term first occurs (outside any heading line). */
@@ -89,15 +76,16 @@ static int first_mention_pair(const lqa_doc *doc, int d, lqa_gen_list *out) {
     if (sec < 0 || lqa_gen_heading_span(doc, sec, &head) != 0 || pos < head.end || !title_unique(doc, sec)) return 0;
     lqa_buf q = {0};
     lqa_buf_printf(&q, "Under which section heading is \"%s\" first mentioned in the document?", term);
-    return lqa_gen_emit(out, doc, doc->text.data, doc->text.len, lqa_buf_steal(&q), lqa_strdup(doc->sections[sec].title),
-                        head, "multihop", "multihop:first-mention");
+    return lqa_gen_emit_at(out, doc, doc->text.data, doc->text.len, lqa_buf_steal(&q),
+                           lqa_strdup(doc->sections[sec].title), head, (lqa_span){pos, pos + tn}, "multihop",
+                           "multihop:first-mention");
 }
 
 void lqa_gen_multihop(const lqa_doc *doc, const lqa_gen_opts *o, lqa_gen_list *out) {
     if (doc->n_sections < 3) return;
     lqa_rng r;
     lqa_gen_rng(&r, doc, o, LQA_GEN_MULTIHOP);
-    int made = 0, cap = lqa_gen_cap(doc, o);
+    int made = 0, cap = lqa_gen_cap_kind(doc, o, LQA_GEN_MULTIHOP);
     for (int attempt = 0; attempt < 4 * cap && made < cap; attempt++) {
         int i = (int)lqa_rng_below(&r, (uint64_t)doc->n_sections - 1);
         int dup = 0; /* one question per section */

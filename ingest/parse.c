@@ -98,6 +98,8 @@ static int looks_like_json(const char *s, size_t n) {
 
 static const char *sniff_format(const char *path, const char *head, size_t n, lqa_err *err) {
     if (is_epub(head, n)) return "epub";
+    /* any other zip: an EPUB when it holds META-INF/container.xml, wherever the entry lies */
+    if (n >= 4 && memcmp(head, "PK\x03\x04", 4) == 0 && lqa_xml_is_epub_zip(path)) return "epub";
     if (check_text_bytes(path, head, n, err) < 0) return NULL;
     size_t i = 0;
     if (n >= 3 && memcmp(head, "\xef\xbb\xbf", 3) == 0) i = 3;

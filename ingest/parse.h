@@ -21,6 +21,9 @@ typedef struct lqa_parse_opts {
     int max_depth;           /* refuse nesting deeper than this (default 256) */
     lqa_warn_fn warn;        /* may be NULL */
     void *warn_ctx;
+    int join_by_chapter;     /* lqa_parse_manual: one document per chapter (each entry of the index
+                                page's table of contents with the pages below it; a Mallard guide
+                                with its topics) instead of one for the whole manual */
 } lqa_parse_opts;
 
 /* Parses one file. Returns 0, or -1 with err = "FILE:LINE: what was wrong, what was expected".

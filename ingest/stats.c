@@ -17,7 +17,8 @@ static const char *const STATS_USAGE =
     "\n"
     "Counts of documents and QA pairs by source, format, kind and split; the context-length\n"
     "histogram of QA pairs (tokens estimated at 4 characters per token); the median document length\n"
-    "of QA pairs. Synthetic pairs (passkey/needle insertions) are counted apart.\n"
+    "of QA pairs; pairs per split by length bucket; the anchor-to-evidence distance per kind; exact\n"
+    "duplicates. Synthetic pairs (passkey/needle insertions) are counted apart.\n"
     "  --json   the same figures as one JSON object on stdout\n";
 
 static const char *const SEARCH_USAGE =
@@ -107,6 +108,83 @@ static json_t *lengths(sqlite3 *db) {
     return o;
 }
 
+static int bucket_of(double tokens) {
+    int b = 0;
+    while (b < N_BUCKETS - 1 && tokens >= BUCKETS[b].upto) b++;
+    return b;
+}
+
+/* Pairs per split by context-length bucket: {"test": {"<2k": {"qa": n, "synthetic": n}, ...}}. */
+static json_t *split_lengths(sqlite3 *db) {
+    static const char *const splits[] = {"train", "valid", "test"};
+    long h[3][N_BUCKETS][2] = {{{0}}};
+    sqlite3_stmt *st = prep(db, "SELECT d.split, d.n_chars, d.synthetic FROM qa q JOIN documents d ON d.id = q.doc_id");
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *sp = (const char *)sqlite3_column_text(st, 0);
+        for (int i = 0; i < 3; i++)
+            if (sp && !strcmp(sp, splits[i]))
+                h[i][bucket_of((double)sqlite3_column_int64(st, 1) / 4.0)][sqlite3_column_int(st, 2) != 0]++;
+    }
+    sqliteCheck(rc, db);
+    sqlite3_finalize(st);
+    json_t *o = json_object();
+    for (int i = 0; i < 3; i++) {
+        json_t *row = json_object();
+        for (int b = 0; b < N_BUCKETS; b++)
+            json_object_set_new(row, BUCKETS[b].name,
+                                json_pack("{s:I, s:I}", "qa", (json_int_t)h[i][b][0], "synthetic", (json_int_t)h[i][b][1]));
+        json_object_set_new(o, splits[i], row);
+    }
+    return o;
+}
+
+/* Anchor-to-evidence distance (bytes between the spans / 4 ~ tokens) of non-synthetic pairs, per
+ * kind: how many have both spans, their median, and how many lie over 8k tokens apart, overall
+ * and in documents over 16k tokens. */
+#define DIST_SQL                                                                                   \
+    "CASE WHEN q.anchor_end = 0 OR q.ev_end = 0 THEN NULL"                                         \
+    " ELSE max(0, max(q.anchor_start, q.ev_start) - min(q.anchor_end, q.ev_end)) END"
+static json_t *distances(sqlite3 *db) {
+    json_t *o = json_object();
+    sqlite3_stmt *st = prep(db, "SELECT q.kind, " DIST_SQL ", d.n_chars >= 65536 FROM qa q JOIN documents d"
+                                " ON d.id = q.doc_id WHERE d.synthetic = 0 ORDER BY q.kind, 2");
+    /* rows come sorted by kind, then distance (NULLs first): medians from the sorted run */
+    int rc;
+    char kind[128] = "";
+    int64_t *v = NULL;
+    size_t n = 0, cap = 0;
+    long pairs = 0, far = 0, long_pairs = 0, long_far = 0, all_long = 0, all_long_far = 0;
+    for (;;) {
+        rc = sqlite3_step(st);
+        const char *k = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+        if (kind[0] && (!k || strcmp(k, kind))) {
+            json_object_set_new(o, kind, json_pack("{s:I, s:I, s:f, s:I, s:I, s:I}", "qa", (json_int_t)pairs,
+                                                   "with_anchor", (json_int_t)n, "median_tokens",
+                                                   n ? (double)v[n / 2] / 4.0 : 0.0, "over_8k_tokens", (json_int_t)far,
+                                                   "qa_in_docs_over_16k", (json_int_t)long_pairs,
+                                                   "over_8k_in_docs_over_16k", (json_int_t)long_far));
+            n = 0, pairs = far = long_pairs = long_far = 0;
+        }
+        if (!k) break;
+        snprintf(kind, sizeof kind, "%s", k);
+        int is_long = sqlite3_column_int(st, 2) != 0, has = sqlite3_column_type(st, 1) != SQLITE_NULL;
+        int64_t dist = sqlite3_column_int64(st, 1);
+        int is_far = has && dist > 4 * 8192;
+        pairs++, long_pairs += is_long, far += is_far, long_far += is_long && is_far;
+        all_long += is_long, all_long_far += is_long && is_far;
+        if (has) {
+            if (n == cap) v = lqa_realloc(v, (cap = cap ? 2 * cap : 256) * sizeof *v);
+            v[n++] = dist;
+        }
+    }
+    if (rc != SQLITE_DONE) sqliteCheck(rc, db);
+    sqlite3_finalize(st);
+    free(v);
+    return json_pack("{s:o, s:I, s:I}", "by_kind", o, "qa_in_docs_over_16k", (json_int_t)all_long,
+                     "over_8k_in_docs_over_16k", (json_int_t)all_long_far);
+}
+
 static json_int_t scalar(sqlite3 *db, const char *sql) {
     sqlite3_stmt *st = prep(db, sql);
     int rc = sqlite3_step(st);
@@ -142,6 +220,10 @@ static json_t *gather(sqlite3 *db) {
                                                       "count(*) FILTER (WHERE d.synthetic != 0) FROM qa q JOIN documents d "
                                                       "ON d.id = q.doc_id GROUP BY 1 ORDER BY 1"));
     json_object_set_new(o, "lengths", lengths(db));
+    json_object_set_new(o, "by_split_length", split_lengths(db));
+    json_object_set_new(o, "distance", distances(db));
+    json_object_set_new(o, "duplicates", json_integer(scalar(db, "SELECT count(*) - count(DISTINCT doc_id || char(1) || question"
+                                                                 " || char(1) || answer) FROM qa")));
     return o;
 }
 
@@ -174,6 +256,31 @@ static void print_text(const json_t *o) {
     printf("median document length of QA pairs: %.0f tokens (synthetic %.0f, all %.0f); pairs over 32k tokens: %lld\n",
            lqa_json_num(l, "median_tokens", 0), lqa_json_num(l, "median_tokens_synthetic", 0),
            lqa_json_num(l, "median_tokens_all", 0), (long long)lqa_json_int(l, "qa_over_32k_tokens", 0));
+    printf("\nQA pairs per split by context length (tokens ~ chars/4; synthetic in brackets)\n  %-6s", "split");
+    for (int b = 0; b < N_BUCKETS; b++) printf(" %12s", BUCKETS[b].name);
+    const char *sk;
+    json_t *sv;
+    json_object_foreach(json_object_get(o, "by_split_length"), sk, sv) {
+        printf("\n  %-6s", sk);
+        for (int b = 0; b < N_BUCKETS; b++) {
+            const json_t *c = json_object_get(sv, BUCKETS[b].name);
+            char cell[40];
+            snprintf(cell, sizeof cell, "%lld [%lld]", (long long)lqa_json_int(c, "qa", 0), (long long)lqa_json_int(c, "synthetic", 0));
+            printf(" %12s", cell);
+        }
+    }
+    const json_t *d = json_object_get(o, "distance");
+    printf("\n\nanchor-to-evidence distance, non-synthetic pairs (tokens ~ bytes/4)\n  %-14s %8s %8s %8s %8s %12s %12s\n", "kind",
+           "qa", "anchored", "median", ">8k", "in docs>16k", ">8k there");
+    json_object_foreach(json_object_get(d, "by_kind"), sk, sv)
+        printf("  %-14s %8lld %8lld %8.0f %8lld %12lld %12lld\n", sk, (long long)lqa_json_int(sv, "qa", 0),
+               (long long)lqa_json_int(sv, "with_anchor", 0), lqa_json_num(sv, "median_tokens", 0),
+               (long long)lqa_json_int(sv, "over_8k_tokens", 0), (long long)lqa_json_int(sv, "qa_in_docs_over_16k", 0),
+               (long long)lqa_json_int(sv, "over_8k_in_docs_over_16k", 0));
+    long ld = (long)lqa_json_int(d, "qa_in_docs_over_16k", 0), lf = (long)lqa_json_int(d, "over_8k_in_docs_over_16k", 0);
+    printf("pairs in documents over 16k tokens with evidence over 8k tokens from the anchor: %ld of %ld (%.1f %%)\n", lf,
+           ld, ld ? 100.0 * lf / ld : 0.0);
+    printf("exact duplicate (document, question, answer) pairs: %lld\n", (long long)lqa_json_int(o, "duplicates", 0));
 }
 
 static lqa_store *open_store(const char *cmd, const char *db) {

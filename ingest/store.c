@@ -41,7 +41,7 @@ struct lqa_store {
     "CREATE VIRTUAL TABLE sections_fts USING fts5(title, body, content='sections_text', content_rowid='id');" \
     "INSERT INTO sections_fts(sections_fts, rank) VALUES('automerge', 16);"
 
-static const char *const SCHEMA_V4 =
+static const char *const SCHEMA_V5 =
     "CREATE TABLE sources(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
     "CREATE TABLE documents(id INTEGER PRIMARY KEY, source_id INTEGER NOT NULL REFERENCES sources(id),"
     " hash TEXT NOT NULL UNIQUE, title TEXT, format TEXT NOT NULL, path TEXT,"
@@ -54,8 +54,9 @@ static const char *const SCHEMA_V4 =
     "CREATE TABLE qa(id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL REFERENCES documents(id),"
     " question TEXT NOT NULL, answer TEXT NOT NULL, answers TEXT NOT NULL,"
     " ev_start INTEGER NOT NULL, ev_end INTEGER NOT NULL, kind TEXT NOT NULL, generator TEXT NOT NULL,"
-    " doc_len INTEGER NOT NULL, seed INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX qa_doc ON qa(doc_id);"
+    " doc_len INTEGER NOT NULL, seed INTEGER NOT NULL DEFAULT 0,"
+    " anchor_start INTEGER NOT NULL DEFAULT 0, anchor_end INTEGER NOT NULL DEFAULT 0);"
+    "CREATE UNIQUE INDEX qa_unique ON qa(doc_id, question, answer);"
     "CREATE INDEX sections_doc ON sections(doc_id);"
     "CREATE INDEX documents_split ON documents(split);"
     SECTIONS_FTS_V4;
@@ -83,6 +84,17 @@ static const char *const MIGRATE_V3_TO_V4 =
     SECTIONS_FTS_V4
     "INSERT INTO sections_fts(sections_fts) VALUES('rebuild');"
     "PRAGMA user_version = 4;";
+
+/* Version 5: each pair's anchor (the place its question quotes or points at; 0,0 = none, as
+ * for the pairs of older versions) and no pair twice: the exact duplicates an older store
+ * holds are removed (the first kept) before the unique index replaces qa(doc_id). */
+static const char *const MIGRATE_V4_TO_V5 =
+    "ALTER TABLE qa ADD COLUMN anchor_start INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE qa ADD COLUMN anchor_end INTEGER NOT NULL DEFAULT 0;"
+    "DELETE FROM qa WHERE id NOT IN (SELECT min(id) FROM qa GROUP BY doc_id, question, answer);"
+    "DROP INDEX IF EXISTS qa_doc;"
+    "CREATE UNIQUE INDEX qa_unique ON qa(doc_id, question, answer);"
+    "PRAGMA user_version = 5;";
 
 static int user_version(sqlite3 *db) {
     sqlite3_stmt *st;
@@ -113,15 +125,16 @@ static int check_schema(lqa_store *s, int create, lqa_err *err) {
     if (v == 0 && count_tables(s->db) == 0) {
         if (!create) return lqa_err_set(err, "%s: not a LongQA store (empty database), expected one made by lqa-ingest add", s->path);
         exec(s->db, "BEGIN IMMEDIATE");
-        exec(s->db, SCHEMA_V4);
-        exec(s->db, "PRAGMA user_version = 4; COMMIT");
+        exec(s->db, SCHEMA_V5);
+        exec(s->db, "PRAGMA user_version = 5; COMMIT");
         return 0;
     }
-    if (v >= 1 && v <= 3) { /* one transaction: a store is migrated whole or not at all */
+    if (v >= 1 && v <= 4) { /* one transaction: a store is migrated whole or not at all */
         exec(s->db, "BEGIN IMMEDIATE");
         if (v <= 1) exec(s->db, MIGRATE_V1_TO_V2);
         if (v <= 2) exec(s->db, MIGRATE_V2_TO_V3);
-        exec(s->db, MIGRATE_V3_TO_V4);
+        if (v <= 3) exec(s->db, MIGRATE_V3_TO_V4);
+        exec(s->db, MIGRATE_V4_TO_V5);
         exec(s->db, "COMMIT");
         return 0;
     }
@@ -389,7 +402,8 @@ char *lqa_store_answers_json(const char *answer) {
 int64_t lqa_store_add_qa(lqa_store *s, const lqa_store_qa_in *q) {
     if (!s->ins_qa)
         s->ins_qa = prep(s, "INSERT INTO qa(doc_id, question, answer, answers, ev_start, ev_end, kind, generator,"
-                            " doc_len, seed) VALUES(?,?,?,?,?,?,?,?,?,?)");
+                            " doc_len, seed, anchor_start, anchor_end) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"
+                            " ON CONFLICT(doc_id, question, answer) DO NOTHING");
     sqlite3_stmt *st = s->ins_qa;
     char *answers = q->answers_json ? NULL : lqa_store_answers_json(q->answer);
     sqliteCheck(sqlite3_bind_int64(st, 1, q->doc_id), s->db);
@@ -402,10 +416,13 @@ int64_t lqa_store_add_qa(lqa_store *s, const lqa_store_qa_in *q) {
     sqliteCheck(sqlite3_bind_text(st, 8, q->generator, -1, SQLITE_TRANSIENT), s->db);
     sqliteCheck(sqlite3_bind_int64(st, 9, (int64_t)q->doc_len), s->db);
     sqliteCheck(sqlite3_bind_int64(st, 10, (int64_t)q->seed), s->db);
+    sqliteCheck(sqlite3_bind_int64(st, 11, (int64_t)q->anchor_start), s->db);
+    sqliteCheck(sqlite3_bind_int64(st, 12, (int64_t)q->anchor_end), s->db);
     sqliteCheck(sqlite3_step(st), s->db);
     sqlite3_reset(st);
     free(answers);
-    return sqlite3_last_insert_rowid(s->db);
+    /* an exact duplicate of a stored (document, question, answer) is not stored again */
+    return sqlite3_changes(s->db) > 0 ? sqlite3_last_insert_rowid(s->db) : 0;
 }
 
 const char *lqa_store_split_for(const char *hash_hex, uint64_t seed, const double frac[3]) {
@@ -416,6 +433,18 @@ const char *lqa_store_split_for(const char *hash_hex, uint64_t seed, const doubl
     if (u < frac[0] / total) return "train";
     if (u < (frac[0] + frac[1]) / total) return "valid";
     return "test";
+}
+
+const char *lqa_store_split_for_len(const char *hash_hex, uint64_t seed, const double frac[3], size_t text_len) {
+    if (text_len < LQA_STORE_LONG_TEST) return lqa_store_split_for(hash_hex, seed, frac);
+    double total = frac[0] + frac[1] + frac[2];
+    if (total <= 0 || frac[2] <= 0) return lqa_store_split_for(hash_hex, seed, frac);
+    double test = frac[2] / total * LQA_STORE_LONG_TEST_X, valid = frac[1] / total;
+    if (test > 0.5) test = 0.5;
+    if (test < frac[2] / total) test = frac[2] / total; /* never less than asked */
+    double f[3] = {1.0 - valid - test, valid, test};
+    if (f[0] < 0) f[0] = 0;
+    return lqa_store_split_for(hash_hex, seed, f);
 }
 
 /* ---- read API ---- */
@@ -570,7 +599,7 @@ static int kind_in(const char *kind, const char *list) {
 int lqa_store_each_qa(lqa_store *s, const char *split, const char *kinds, lqa_store_qa_fn fn, void *ctx,
                       lqa_err *err) {
     const char *sql_all = "SELECT q.id, q.doc_id, q.kind, q.generator, d.split, q.question, q.answer, q.ev_start,"
-                          " q.ev_end, q.doc_len FROM qa q JOIN documents d ON d.id = q.doc_id ";
+                          " q.ev_end, q.doc_len, q.anchor_start, q.anchor_end FROM qa q JOIN documents d ON d.id = q.doc_id ";
     char sql[512];
     snprintf(sql, sizeof sql, "%s%s ORDER BY q.id", sql_all, split ? "WHERE d.split = ?" : "");
     sqlite3_stmt *st = prep(s, sql);
@@ -590,6 +619,8 @@ int lqa_store_each_qa(lqa_store *s, const char *split, const char *kinds, lqa_st
             .ev_start = (size_t)sqlite3_column_int64(st, 7),
             .ev_end = (size_t)sqlite3_column_int64(st, 8),
             .doc_len = (size_t)sqlite3_column_int64(st, 9),
+            .anchor_start = (size_t)sqlite3_column_int64(st, 10),
+            .anchor_end = (size_t)sqlite3_column_int64(st, 11),
         };
         if (fn(&q, ctx)) break;
     }

@@ -34,6 +34,7 @@ typedef struct lqa_store_qa {
     char *kind, *generator, *split, *question, *answer;
     size_t ev_start, ev_end;   /* byte offsets into the document text; ev_end == 0: no span */
     size_t doc_len;            /* document length in bytes */
+    size_t anchor_start, anchor_end; /* what the question quotes or points at; anchor_end == 0: none */
 } lqa_store_qa;
 
 /* Iterates documents of a split (NULL = all) in id order. Each callback's doc is freed after it
@@ -54,7 +55,7 @@ int lqa_store_each_qa(lqa_store *s, const char *split, const char *kinds, lqa_st
 /* ---- write API (lqa-ingest) ---- */
 
 /* Schema version this build reads and writes (PRAGMA user_version). */
-#define LQA_STORE_SCHEMA_VERSION 4
+#define LQA_STORE_SCHEMA_VERSION 5
 
 /* The stored form of a document's text, made off the writer's thread (lqa-ingest add packs
  * texts on its worker threads): the zstd frame (level 1, with checksum) and the length in code
@@ -88,6 +89,7 @@ typedef struct lqa_store_qa_in {
     const char *question, *answer, *answers_json, *kind, *generator;
     size_t ev_start, ev_end, doc_len;
     uint64_t seed;
+    size_t anchor_start, anchor_end; /* anchor_end == 0: the question quotes no place */
 } lqa_store_qa_in;
 
 /* Transactions: each holds whole documents (lqa-ingest add batches several), so an
@@ -113,9 +115,17 @@ int64_t lqa_store_add_copy(lqa_store *s, const lqa_store_doc_in *d, const lqa_sp
  * the row id. */
 int64_t lqa_store_add_section(lqa_store *s, int64_t doc_id, int idx, int parent_idx, int level,
                               const char *title, size_t start, size_t end, const char *body, size_t body_len);
+/* Returns the new row id, or 0 when the store already holds this (document, question, answer). */
 int64_t lqa_store_add_qa(lqa_store *s, const lqa_store_qa_in *q);
 
 /* Split of a document, deterministic from (seed, content hash): fractions train,valid,test. */
 const char *lqa_store_split_for(const char *hash_hex, uint64_t seed, const double frac[3]);
+/* The split of a document of text_len bytes: lqa_store_split_for, except that a long document
+ * (LQA_STORE_LONG_TEST bytes, ~16k tokens, or more) goes to test with LQA_STORE_LONG_TEST_X
+ * times the test fraction (at most half), taken from train: the test split holds long
+ * documents on purpose, and stays per document and deterministic from (seed, hash). */
+#define LQA_STORE_LONG_TEST 64000
+#define LQA_STORE_LONG_TEST_X 2
+const char *lqa_store_split_for_len(const char *hash_hex, uint64_t seed, const double frac[3], size_t text_len);
 
 #endif

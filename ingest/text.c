@@ -558,6 +558,7 @@ static long html_table(text_parser *p, long i) {
         }
     }
     lqa_db_table_begin(&p->b, NULL, 0);
+    if (!memmem(block.data, block.len, "<th", 3)) lqa_db_table_no_header(&p->b); /* <th> or <thead> */
     html_table_cells(p, block.data, block.len);
     lqa_db_table_end(&p->b);
     lqa_db_para(&p->b);
@@ -622,7 +623,11 @@ static long fenced_code(text_parser *p, long i) {
     long k = i + 1;
     for (; k < p->n_lines && !starts_with(&p->lines[k], l->s[0] == '`' ? "```" : "~~~"); k++) {
         lqa_db_line(&p->b);
-        lqa_db_text(&p->b, p->lines[k].s, p->lines[k].n);
+        /* code keeps its indentation: the line from its first byte (s is past the indentation) */
+        const char *s = p->lines[k].s;
+        size_t n = p->lines[k].n;
+        while (p->lines[k].indent > 0 && (s[-1] == ' ' || s[-1] == '\t')) s--, n++;
+        lqa_db_verbatim(&p->b, s, n);
     }
     close_para(p);
     return (k < p->n_lines ? k + 1 : k) - i;

@@ -41,6 +41,10 @@ int xn_is(const xmlNode *n, const char *name);
 int xn_is_any(const xmlNode *n, const char *const *names);
 /* Attribute value without allocating (NULL when absent or not plain text). */
 const char *xn_attr(const xmlNode *n, const char *name);
+/* The separator between the items of a key combination or menu path (keyseq, keycombo, guiseq,
+ * menuchoice): "+", " " for a key sequence, a join="" attribute, " ▸ " for menus; NULL for
+ * any other element. */
+const char *xn_seq_separator(const xmlNode *n);
 /* Whether the class attribute holds this token. */
 int xn_has_class(const xmlNode *n, const char *token);
 /* First element child with this local name (NULL if none). */

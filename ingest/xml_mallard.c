@@ -1,6 +1,7 @@
 /* xml_mallard.c: Mallard help pages (GNOME/yelp): page title, info/desc as the abstract,
  * nested sections, terms/item/title definitions, tables; links, credits and revisions in
- * info are skipped. */
+ * info are skipped; of a conditional if:choose only one branch is kept (if:else, else the
+ * first if:when), so alternative texts for other platforms do not both appear. */
 #include "ingest/xml_internal.h"
 
 #include <string.h>
@@ -8,6 +9,11 @@
 static const char *const dropped[] = {"links", "media", "comment", "credit", "revision", "license", NULL};
 
 static int mallard_element(xml_walk *w, xmlNode *n);
+
+/* An element of Mallard's conditional namespace (if:choose, if:when, if:else). */
+static int is_conditional(const xmlNode *n) {
+    return n->ns && n->ns->href && strstr((const char *)n->ns->href, "projectmallard.org/if/");
+}
 
 /* page or section: title (section), info/desc (page: the abstract), then the body. */
 static void sectioned(xml_walk *w, xmlNode *n, int is_page) {
@@ -55,14 +61,11 @@ static int mallard_element(xml_walk *w, xmlNode *n) {
         xw_table(w, n, xn_child(n, "title"));
         return 1;
     }
-    if (xn_is(n, "keyseq")) { /* Ctrl+P, not CtrlP */
-        int first = 1;
-        for (xmlNode *c = n->children; c; c = c->next) {
-            if (c->type != XML_ELEMENT_NODE) continue;
-            if (!first) lqa_db_puts(&w->b, "+");
-            xw_node(w, c);
-            first = 0;
-        }
+    if (xn_is(n, "choose") && is_conditional(n)) { /* one branch: if:else, else the first if:when */
+        xmlNode *branch = NULL;
+        for (xmlNode *c = n->children; c; c = c->next)
+            if (xn_is(c, "else") || (!branch && xn_is(c, "when"))) branch = c;
+        if (branch) xw_children(w, branch);
         return 1;
     }
     if ((xn_is(n, "code") || xn_is(n, "screen")) && !(n->parent && xn_is(n->parent, "p"))) {

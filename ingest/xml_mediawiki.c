@@ -206,6 +206,7 @@ typedef struct wiki_state {
     lqa_buf line;      /* current line after inline markup */
     int in_list;       /* the previous line was a list item */
     int in_table;
+    int table_first_cell; /* no cell line yet in the open table: a '|' one means no header row */
     lqa_buf cells[WIKI_MAX_CELLS]; /* the row being read (raw wikitext of each cell) */
     int colspan[WIKI_MAX_CELLS], rowspan[WIKI_MAX_CELLS];
     int n_cells;
@@ -282,6 +283,8 @@ static int table_line(wiki_state *st, const char *p, const char *le) {
     } else if (le - p >= 2 && p[0] == '|' && p[1] == '-') {
         table_flush_row(st);
     } else if (*p == '!' || *p == '|') {
+        if (st->table_first_cell && *p == '|') lqa_db_table_no_header(st->b);
+        st->table_first_cell = 0;
         table_cells_line(st, p + 1, le, *p == '!');
     } else if (st->n_cells > 0) { /* a cell's text going on over lines */
         lqa_buf_putc(&st->cells[st->n_cells - 1], ' ');
@@ -341,6 +344,7 @@ static void wiki_lines(wiki_state *st, const char *text, size_t n) {
         if (le - p >= 2 && p[0] == '{' && p[1] == '|') {
             lqa_db_table_begin(st->b, NULL, 0);
             st->in_table = 1;
+            st->table_first_cell = 1;
             st->n_cells = 0;
             st->in_list = 0;
             s = next;

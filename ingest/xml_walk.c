@@ -161,7 +161,39 @@ static const xmlEntity *simple_entity(const xmlNode *ref) {
     return NULL;
 }
 
+const char *xn_seq_separator(const xmlNode *n) {
+    if (xn_is(n, "keyseq")) { /* Mallard: join="...", type="sequence" (keys one after another) or a combo */
+        const char *join = xn_attr(n, "join"), *type = xn_attr(n, "type");
+        return join ? join : type && !strcmp(type, "sequence") ? " " : "+";
+    }
+    if (xn_is(n, "keycombo")) { /* DocBook: action="seq" or a combination */
+        const char *action = xn_attr(n, "action");
+        return action && !strcmp(action, "seq") ? " " : "+";
+    }
+    if (xn_is(n, "guiseq") || xn_is(n, "menuchoice")) return " \xe2\x96\xb8 "; /* File ▸ Open */
+    return NULL;
+}
+
+static int blank_text(const xmlNode *c) {
+    if (c->type != XML_TEXT_NODE || !c->content) return 1;
+    for (const xmlChar *p = c->content; *p; p++)
+        if (!strchr(" \t\r\n", *p)) return 0;
+    return 1;
+}
+
 static void text_rec(const xmlNode *n, lqa_buf *out, int html) {
+    const char *sep = xn_seq_separator(n);
+    if (sep) { /* the items of a key combination or menu path, with their separator */
+        int first = 1;
+        for (const xmlNode *c = n->children; c; c = c->next) {
+            if (c->type != XML_ELEMENT_NODE && blank_text(c)) continue;
+            if (!first) lqa_buf_puts(out, sep);
+            if (c->type == XML_ELEMENT_NODE) text_rec(c, out, html);
+            else lqa_buf_puts(out, (const char *)c->content);
+            first = 0;
+        }
+        return;
+    }
     for (const xmlNode *c = n->children; c; c = c->next) {
         if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) {
             if (c->content) lqa_buf_puts(out, (const char *)c->content);
@@ -201,11 +233,14 @@ void xw_init(xml_walk *w, lqa_doc *doc, const char *path, const lqa_parse_opts *
 }
 
 /* Preformatted text keeps its lines (each line cleaned on its own). */
+/* Preformatted text keeps its line breaks and indentation (trailing blanks of a line dropped). */
 static void pre_text(xml_walk *w, const char *s) {
     while (*s) {
         const char *nl = strchr(s, '\n');
         size_t n = nl ? (size_t)(nl - s) : strlen(s);
-        lqa_db_text(&w->b, s, n);
+        if (nl)
+            while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) n--;
+        lqa_db_verbatim(&w->b, s, n);
         if (!nl) break;
         lqa_db_line(&w->b);
         s = nl + 1;
@@ -248,6 +283,17 @@ void xw_node(xml_walk *w, xmlNode *n) {
     if (w->element && w->element(w, n)) return;
     if (xn_is(n, "br")) {
         lqa_db_line(&w->b);
+        return;
+    }
+    const char *sep = xn_seq_separator(n);
+    if (sep) { /* Ctrl+P, not CtrlP; File ▸ Open */
+        int first = 1;
+        for (xmlNode *c = n->children; c; c = c->next) {
+            if (c->type != XML_ELEMENT_NODE && blank_text(c)) continue;
+            if (!first) lqa_db_puts(&w->b, sep);
+            xw_node(w, c);
+            first = 0;
+        }
         return;
     }
     if (elem_flags(n) & NF_PRE) {
@@ -355,6 +401,33 @@ static void table_rows(xml_walk *w, xmlNode *n, const xmlNode *caption) {
     }
 }
 
+/* A header row: a thead (HTML, CALS, Mallard), a first row of th cells only (HTML) or a first
+ * row with role="label" (TEI). */
+static const xmlNode *first_row(const xmlNode *n, const xmlNode *caption, int *thead) {
+    for (const xmlNode *c = n->children; c; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE || c == caption) continue;
+        if (xn_is(c, "thead")) *thead = 1;
+        if (elem_flags(c) & NF_ROW) return c;
+        if (xn_is(c, "thead") || xn_is(c, "tbody") || xn_is(c, "tgroup")) {
+            const xmlNode *r = first_row(c, caption, thead);
+            if (r || *thead) return r;
+        }
+    }
+    return NULL;
+}
+
+static int has_header(const xmlNode *table, const xmlNode *caption) {
+    int thead = 0, cells = 0, th = 0;
+    const xmlNode *row = first_row(table, caption, &thead);
+    if (thead) return 1;
+    if (!row) return 0;
+    const char *role = xn_attr(row, "role");
+    if (role && !strcmp(role, "label")) return 1;
+    for (const xmlNode *c = row->children; c; c = c->next)
+        if (elem_flags(c) & NF_CELL) cells++, th += xn_is(c, "th");
+    return cells > 0 && th == cells;
+}
+
 void xw_table(xml_walk *w, xmlNode *table, const xmlNode *caption_node) {
     if (w->in_table) { /* a table inside a recorded table's cell is part of that cell's text */
         xw_block(w, table);
@@ -364,6 +437,7 @@ void xw_table(xml_walk *w, xmlNode *table, const xmlNode *caption_node) {
     if (caption_node) xn_text(caption_node, &cap);
     lqa_db_table_begin(&w->b, cap.data, cap.len);
     lqa_buf_free(&cap);
+    if (!has_header(table, caption_node)) lqa_db_table_no_header(&w->b);
     w->in_table++;
     table_rows(w, table, caption_node);
     w->in_table--;

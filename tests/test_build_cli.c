@@ -4,6 +4,7 @@
  * verify/inspect/stats, and corruption and bad input through the CLI. */
 #include "tests/testutil.h"
 
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -191,7 +192,8 @@ static void test_too_long_records_dropped_and_counted(void **state) {
     const json_t *why = json_object_get(m, "dropped_reasons");
     assert_true(dropped > 0);
     assert_int_equal(dropped, lqa_json_int(why, "question_and_answer_too_long", 0) +
-                                  lqa_json_int(why, "evidence_too_long", 0) + lqa_json_int(why, "unreadable", 0));
+                                  lqa_json_int(why, "evidence_too_long", 0) + lqa_json_int(why, "unreadable", 0) +
+                                  lqa_json_int(why, "anchor_and_evidence_too_far", 0));
     lqa_store *st = lqa_store_open(g_db, 0, &err);
     refs *rf = calloc(1, sizeof *rf);
     load_refs(st, rf);
@@ -209,6 +211,126 @@ static void test_too_long_records_dropped_and_counted(void **state) {
     lqa_store_close(st);
     lqa_shards_close(d);
     free(dir);
+}
+
+/* Paragraph starts of text (after each "\n\n"), at most cap. */
+static int para_starts(const char *text, size_t *at, int cap) {
+    int n = 0;
+    at[n++] = 0;
+    for (const char *p = text; (p = strstr(p, "\n\n")) && n < cap; p += 2) at[n++] = (size_t)(p + 2 - text);
+    return n;
+}
+
+/* The sft window keeps a pair's anchor (the place its question quotes) with its evidence: a pair
+ * whose anchor lies in the evidence's paragraph is always kept, with both spans in the window;
+ * one whose anchor lies tens of thousands of bytes away cannot fit --max-len and is dropped
+ * and counted as such. */
+static void test_sft_keeps_anchor_with_evidence(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, g_seed + 31);
+    char db[600];
+    snprintf(db, sizeof db, "%s/anchor.db", g_dir);
+    lqa_err err;
+    lqa_store *s = lqa_store_open(db, 1, &err);
+    assert_non_null(s);
+    int64_t src = lqa_store_source(s, "fixture");
+    int near_ids[64], n_near = 0, n_far = 0;
+    int64_t near_qa[64];
+    for (int d = 0; d < 3; d++) {
+        char *text = fixture_doc(&r, 250);
+        size_t len = strlen(text), at[400];
+        int np = para_starts(text, at, 400);
+        assert_true(np > 240);
+        uint8_t h[32];
+        char hex[65];
+        lqa_sha256(text, len, h);
+        lqa_hex(h, 32, hex);
+        lqa_store_begin(s);
+        lqa_store_doc_in in = {src, hex, "doc", "txt", "doc.txt", "train", text, len, 0, 0};
+        int64_t id = lqa_store_add_doc(s, &in);
+        for (int q = 0; q < 6; q++) {
+            int pe = 1 + (int)lqa_rng_below(&r, 40), far = q % 2;
+            size_t es = at[pe], ee = at[pe + 1] - 2; /* evidence: one paragraph */
+            size_t ans_end = es + 8;
+            while (ans_end < ee && text[ans_end] != ' ') ans_end++;
+            char *answer = lqa_strndup(text + es, ans_end - es);
+            size_t as, ae;
+            if (far) { /* a paragraph 200 paragraphs on: ~50 KB away */
+                int pa = pe + 200;
+                as = at[pa], ae = at[pa] + 10;
+            } else { /* a few words inside the evidence's paragraph */
+                as = es + (ee - es) / 2, ae = as + 6;
+            }
+            char question[160];
+            snprintf(question, sizeof question, "Which words open paragraph %d (anchored %s), number %d?", pe,
+                     far ? "far" : "near", q);
+            lqa_store_qa_in qa = {.doc_id = id, .question = question, .answer = answer, .kind = "order",
+                                  .generator = "fixture", .ev_start = es, .ev_end = ee, .doc_len = len,
+                                  .anchor_start = as, .anchor_end = ae};
+            int64_t qid = lqa_store_add_qa(s, &qa);
+            assert_true(qid > 0);
+            if (far) n_far++;
+            else near_qa[n_near] = qid, near_ids[n_near++] = 0;
+            free(answer);
+        }
+        lqa_store_commit(s);
+        free(text);
+    }
+    lqa_store_close(s);
+    char *out = path_in("anchored");
+    lqa_buf log = {0};
+    int rc = lqa_test_run(&log, "%s shards --db %s --tokenizer %s -o %s --kind sft --max-len 600 --split all", g_tool,
+                          db, g_tok, out);
+    if (rc) fprintf(stderr, "%s\n", log.data);
+    assert_int_equal(rc, 0);
+    lqa_buf_free(&log);
+    lqa_tokenizer *t = lqa_tok_load(g_tok, &err);
+    lqa_shards *sh = lqa_shards_open(out, lqa_tok_sha256(t), &err);
+    assert_non_null(sh);
+    lqa_store *st = lqa_store_open(db, 0, &err);
+    lqa_record rec = {0};
+    for (uint64_t i = 0; i < lqa_shards_count(sh); i++) {
+        assert_int_equal(lqa_shards_read(sh, i, &rec, &err), 0);
+        int64_t qid = rec.segments[0].qa_id;
+        int k = -1;
+        for (int j = 0; j < n_near; j++)
+            if (near_qa[j] == qid) k = j;
+        assert_true(k >= 0); /* only near pairs are written */
+        near_ids[k]++;
+        /* the window, decoded: it holds the anchor's and the evidence's text */
+        char *all;
+        assert_int_equal(lqa_tok_decode(t, rec.tokens + 1, rec.n_tokens - 2, &all, &err), 0);
+        lqa_store_qa got = {0};
+        sqlite3_stmt *q;
+        assert_int_equal(sqlite3_prepare_v2(lqa_store_db(st), "SELECT doc_id, ev_start, ev_end, anchor_start, anchor_end"
+                                            " FROM qa WHERE id = ?", -1, &q, NULL), SQLITE_OK);
+        sqlite3_bind_int64(q, 1, qid);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        got.doc_id = sqlite3_column_int64(q, 0);
+        got.ev_start = (size_t)sqlite3_column_int64(q, 1), got.ev_end = (size_t)sqlite3_column_int64(q, 2);
+        got.anchor_start = (size_t)sqlite3_column_int64(q, 3), got.anchor_end = (size_t)sqlite3_column_int64(q, 4);
+        sqlite3_finalize(q);
+        lqa_store_doc doc;
+        assert_int_equal(lqa_store_get_doc(st, got.doc_id, &doc, &err), 0);
+        char *ev = lqa_strndup(doc.text + got.ev_start, got.ev_end - got.ev_start);
+        char *an = lqa_strndup(doc.text + got.anchor_start, got.anchor_end - got.anchor_start);
+        assert_non_null(strstr(all, ev));
+        assert_non_null(strstr(all, an));
+        free(ev), free(an), free(all);
+        lqa_store_doc_free(&doc);
+    }
+    for (int j = 0; j < n_near; j++) assert_int_equal(near_ids[j], 1); /* every near pair, once */
+    const json_t *m = lqa_shards_manifest(sh);
+    const json_t *why = json_object_get(m, "dropped_reasons"), *anc = json_object_get(m, "anchors");
+    assert_int_equal(lqa_json_int(why, "anchor_and_evidence_too_far", -1), n_far);
+    assert_int_equal(lqa_json_int(m, "dropped", -1), n_far);
+    assert_int_equal(lqa_json_int(anc, "records_with_anchor", -1), n_near);
+    assert_int_equal(lqa_json_int(anc, "records_keeping_anchor_and_evidence", -1), n_near);
+    lqa_record_free(&rec);
+    lqa_shards_close(sh);
+    lqa_store_close(st);
+    lqa_tok_free(t);
+    free(out);
 }
 
 static void compare_dirs(const char *a, const char *b) {
@@ -546,6 +668,7 @@ int main(void) {
         cmocka_unit_test(test_tokenizer_cli_is_deterministic),
         cmocka_unit_test(test_sft_round_trip),
         cmocka_unit_test(test_too_long_records_dropped_and_counted),
+        cmocka_unit_test(test_sft_keeps_anchor_with_evidence),
         cmocka_unit_test(test_same_bytes_whatever_the_threads),
         cmocka_unit_test(test_lm_blocks),
         cmocka_unit_test(test_lm_pack_keeps_documents_whole),

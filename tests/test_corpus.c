@@ -2,8 +2,12 @@
  * packages) ingested with lqa-ingest add --join: EVERY QA pair is walked and its evidence span
  * checked to hold its answer, and the bars of issue 2 are asserted: >= 3,000 pairs, >= 3
  * formats, >= 5 non-synthetic kinds, non-synthetic pairs a majority, median document length of
- * the pairs >= 8,000 tokens (4 chars/token) and >= 500 pairs over 32,000 tokens. Skipped, with
- * the reason, when the corpus packages are not installed. */
+ * the pairs >= 8,000 tokens (4 chars/token) and >= 500 pairs over 32,000 tokens; and those of
+ * issue 15: every generated non-synthetic pair has an anchor inside its document, >= 40 % of the
+ * non-synthetic pairs in documents over 16k tokens have their evidence over 8k tokens (bytes/4)
+ * from their anchor, no exact duplicate pair, and >= a quarter of the test split's pairs come
+ * from documents over 16k tokens. Skipped, with the reason, when the corpus packages are not
+ * installed. */
 #include "tests/testutil.h"
 
 #include <sqlite3.h>
@@ -33,6 +37,7 @@ static int check_pair(const lqa_store_qa *q, void *ctx) {
         w->doc_id = q->doc_id;
     }
     w->spans++;
+    if (q->anchor_end > q->doc_len || q->anchor_start > q->anchor_end) w->bad++;
     int ok = q->ev_start < q->ev_end && q->ev_end <= w->doc.text_len && q->doc_len == w->doc.text_len &&
              memmem(w->doc.text + q->ev_start, q->ev_end - q->ev_start, q->answer, strlen(q->answer));
     if (!ok && w->bad++ < 5)
@@ -106,6 +111,24 @@ static void test_corpus_bars(void **state) {
     assert_true(2 * synthetic < total);
     assert_true(median >= 8000);
     assert_true(over32k >= 500);
+    /* issue 15: long-range questions, anchors, no duplicates, long documents in test */
+    long long unanchored = one(h, "SELECT count(*) FROM qa q JOIN documents d ON d.id = q.doc_id WHERE d.synthetic = 0"
+                                  " AND q.generator != 'import' AND q.anchor_end = 0");
+    long long in_long = one(h, "SELECT count(*) FROM qa q JOIN documents d ON d.id = q.doc_id WHERE d.synthetic = 0"
+                               " AND d.n_chars >= 65536");
+    long long far = one(h, "SELECT count(*) FROM qa q JOIN documents d ON d.id = q.doc_id WHERE d.synthetic = 0"
+                           " AND d.n_chars >= 65536 AND q.anchor_end > 0 AND q.ev_end > 0"
+                           " AND max(q.anchor_start, q.ev_start) - min(q.anchor_end, q.ev_end) > 32768");
+    long long dups = one(h, "SELECT count(*) - count(DISTINCT doc_id || char(1) || question || char(1) || answer) FROM qa");
+    long long test_pairs = one(h, "SELECT count(*) FROM qa q JOIN documents d ON d.id = q.doc_id WHERE d.split = 'test'");
+    long long test_long = one(h, "SELECT count(*) FROM qa q JOIN documents d ON d.id = q.doc_id WHERE d.split = 'test'"
+                                 " AND d.n_chars >= 65536");
+    printf("# unanchored %lld; in documents over 16k tokens %lld, far %lld; duplicates %lld; test %lld pairs, %lld long\n",
+           unanchored, in_long, far, dups, test_pairs, test_long);
+    assert_int_equal(unanchored, 0);
+    assert_true(10 * far >= 4 * in_long);
+    assert_int_equal(dups, 0);
+    assert_true(test_pairs > 0 && 4 * test_long >= test_pairs);
     lqa_store_close(w.s);
     free(db);
 }

@@ -12,6 +12,7 @@
 #include "common/fileio.h"
 #include "common/json.h"
 #include "common/rng.h"
+#include "dataset/build.h"
 #include "dataset/shards.h"
 #include "dataset/tokenizer.h"
 #include "eval/tasks.h"
@@ -331,7 +332,9 @@ static void test_qa_prompt_matches_lqa_build(void **state) {
         while (prompt_len < rec.n_tokens && !rec.loss_mask[prompt_len]) prompt_len++;
         int32_t *ids;
         int n_ids, doc_tokens, full, trunc;
-        assert_int_equal(lqa_qa_prompt(&e, doc.text, doc.text_len, f.qa.ev_start, f.qa.ev_end, f.qa.question,
+        size_t ks = 0, ke = 0; /* the evidence with the anchor, as lqa-build keeps them */
+        lqa_build_kept_span(f.qa.ev_start, f.qa.ev_end, f.qa.anchor_start, f.qa.anchor_end, doc.text_len, &ks, &ke);
+        assert_int_equal(lqa_qa_prompt(&e, doc.text, doc.text_len, ks, ke, f.qa.question,
                                        max_len - (int)n_ans - 1, &ids, &n_ids, &doc_tokens, &full, &trunc, &err), 0);
         assert_int_equal(n_ids, (int)prompt_len);
         assert_memory_equal(ids, rec.tokens, sizeof(int32_t) * prompt_len);

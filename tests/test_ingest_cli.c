@@ -179,7 +179,7 @@ static void test_export_and_stats(void **state) {
     FILE *f = fopen(jsonl, "r");
     assert_non_null(f);
     json_error_t je;
-    long n = 0, multibyte = 0;
+    long n = 0, multibyte = 0, anchored = 0;
     json_t *line;
     while ((line = json_loadf(f, JSON_DISABLE_EOF_CHECK, &je)) != NULL) {
         n++;
@@ -196,6 +196,23 @@ static void test_export_and_stats(void **state) {
             assert_non_null(memmem(ctx + bs, be - bs, ans, strlen(ans)));
             multibyte += bs != (size_t)json_integer_value(es); /* offsets really are characters */
         }
+        /* the anchor, in characters too: what a quoting question quotes */
+        json_t *as = json_object_get(line, "anchor_start"), *ae = json_object_get(line, "anchor_end");
+        assert_true(json_is_integer(as) == json_is_integer(ae));
+        if (json_is_integer(as)) {
+            size_t len = strlen(ctx);
+            size_t bs = byte_of_char(ctx, len, (size_t)json_integer_value(as));
+            size_t be = byte_of_char(ctx, len, (size_t)json_integer_value(ae));
+            assert_true(bs < be && be <= len);
+            const char *gen = json_string_value(json_object_get(line, "generator"));
+            if (!strcmp(gen, "section:heading") || !strcmp(gen, "continuation:next-sentence") ||
+                !strcmp(gen, "multihop:next-section") || !strcmp(gen, "order:first")) {
+                char *quote = strndup(ctx + bs, be - bs);
+                assert_non_null(strstr(json_string_value(json_object_get(line, "question")), quote));
+                free(quote);
+                anchored++;
+            }
+        }
         assert_non_null(json_object_get(line, "kind"));
         assert_non_null(json_object_get(line, "split"));
         json_decref(line);
@@ -206,6 +223,7 @@ static void test_export_and_stats(void **state) {
     long long qa = test_sql_int(g_db, "SELECT count(*) FROM qa");
     assert_int_equal(n, qa);
     assert_true(multibyte > 0);
+    assert_true(anchored > 0);
     assert_int_equal(lqa_test_run(NULL, "%s export --db %s --format longalpaca -o %s", tool, g_db, la), 0);
     json_t *arr = json_load_file(la, 0, &je);
     assert_non_null(arr);
@@ -250,6 +268,18 @@ static void test_export_and_stats(void **state) {
     json_array_foreach(json_object_get(json_object_get(st, "lengths"), "histogram"), i, v)
         hist += json_integer_value(json_object_get(v, "qa")) + json_integer_value(json_object_get(v, "synthetic"));
     assert_int_equal(hist, qa);
+    /* pairs per split by length bucket add up to the pairs of each split */
+    const char *sk;
+    json_t *sv;
+    json_object_foreach(json_object_get(st, "by_split_length"), sk, sv) {
+        long long in_split = 0;
+        json_object_foreach(sv, k, v)
+            in_split += json_integer_value(json_object_get(v, "qa")) + json_integer_value(json_object_get(v, "synthetic"));
+        char sql[160];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM qa q JOIN documents d ON d.id = q.doc_id WHERE d.split = '%s'", sk);
+        assert_int_equal(in_split, test_sql_int(g_db, sql));
+    }
+    assert_int_equal(json_integer_value(json_object_get(st, "duplicates")), 0);
     json_decref(st);
     lqa_buf_clear(&out);
     assert_int_equal(lqa_test_run(&out, "%s stats --db %s", tool, g_db), 0);

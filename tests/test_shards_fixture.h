@@ -129,7 +129,7 @@ static inline const char *fixture_store(const char *dir, const char *name, uint6
             snprintf(question, sizeof question, "Which words of paragraph %u are quoted here, number %u?",
                      (unsigned)lqa_rng_below(&r, 100), (unsigned)q);
             lqa_store_qa_in qa = {id, question, answer, NULL, "extractive", "fixture",
-                                  no_span ? 0 : ea, no_span ? 0 : eb, len, seed};
+                                  no_span ? 0 : ea, no_span ? 0 : eb, len, seed, 0, 0};
             lqa_store_add_qa(s, &qa);
             free(answer);
         }

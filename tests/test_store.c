@@ -6,6 +6,7 @@
 #include "tests/testutil.h"
 
 #include <sqlite3.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,8 +218,15 @@ static void store_exec(const char *path, const char *sql) {
 
 /* Gives a current store version 3's shape: no sections.body_end, and an FTS5 table that keeps
  * its own copy of each section's text (the same text the view gives). */
+/* Gives a current store version 4's shape: no anchors, duplicates allowed (qa_doc index). */
+#define TO_V4                                                                                 \
+    "DROP INDEX qa_unique; CREATE INDEX qa_doc ON qa(doc_id);"                                \
+    "ALTER TABLE qa DROP COLUMN anchor_start; ALTER TABLE qa DROP COLUMN anchor_end;"
+static void downgrade_to_v4(const char *path) { store_exec(path, TO_V4 "PRAGMA user_version = 4;"); }
+
+/* (one call: the store API would migrate a version 4 store back to 5 on open) */
 static void downgrade_to_v3(const char *path) {
-    store_exec(path, "CREATE TABLE old_fts AS SELECT id, title, body FROM sections_text;"
+    store_exec(path, TO_V4 "CREATE TABLE old_fts AS SELECT id, title, body FROM sections_text;"
                      "DROP TABLE sections_fts; DROP VIEW sections_text;"
                      "ALTER TABLE sections DROP COLUMN body_end;"
                      "CREATE VIRTUAL TABLE sections_fts USING fts5(title, body);"
@@ -379,6 +387,116 @@ static void test_migrates_v2_copies_still_read(void **state) {
     free(orig);
     free(copy);
     free(path);
+}
+
+/* Runs sql on the file at path with plain SQLite (no migration on open). */
+static void raw_exec(const char *path, const char *sql) {
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg ? msg : "?");
+    sqlite3_close(db);
+}
+
+static int64_t count_rows(lqa_store *s, const char *sql) {
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(lqa_store_db(s), sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Anchors round-trip; an exact duplicate (document, question, answer) is never stored twice,
+ * while the same question with another answer, or in another document, is. */
+static void test_anchor_and_no_duplicates(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed() + 5);
+    char *path;
+    lqa_store *s = open_new("dup.db", &path);
+    char *t1 = random_text(&r, 3000), *t2 = random_text(&r, 3000);
+    lqa_store_begin(s);
+    int64_t d1 = add_doc(s, t1, "train"), d2 = add_doc(s, t2, "train");
+    size_t as = 1 + lqa_rng_below(&r, 1000), ae = as + 1 + lqa_rng_below(&r, 100);
+    char *ans = lqa_strndup(t1, 1);
+    lqa_store_qa_in q = {.doc_id = d1, .question = "q?", .answer = ans, .kind = "order", .generator = "unit",
+                         .ev_start = 0, .ev_end = 1, .doc_len = strlen(t1), .anchor_start = as, .anchor_end = ae};
+    assert_true(lqa_store_add_qa(s, &q) > 0);
+    assert_int_equal(lqa_store_add_qa(s, &q), 0); /* the same pair again: not stored */
+    q.doc_id = d2;
+    assert_true(lqa_store_add_qa(s, &q) > 0); /* another document */
+    q.doc_id = d1;
+    q.answer = "zz-other";
+    q.ev_end = 0;
+    assert_true(lqa_store_add_qa(s, &q) > 0); /* another answer */
+    lqa_store_commit(s);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM qa"), 3);
+    int64_t got_as = count_rows(s, "SELECT anchor_start FROM qa ORDER BY id LIMIT 1");
+    int64_t got_ae = count_rows(s, "SELECT anchor_end FROM qa ORDER BY id LIMIT 1");
+    assert_int_equal(got_as, (int64_t)as);
+    assert_int_equal(got_ae, (int64_t)ae);
+    lqa_store_close(s);
+    free(ans), free(t1), free(t2), free(path);
+}
+
+/* A version-4 store (no anchors, duplicates possible) migrates: duplicates removed (the first
+ * kept), anchors 0 (none), version 5, and the unique rule holds from then on. */
+static void test_migrates_v4_anchors_and_duplicates(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed() + 6);
+    char *path;
+    lqa_store *s = open_new("v4.db", &path);
+    char *t = random_text(&r, 2000);
+    lqa_store_begin(s);
+    int64_t d = add_doc(s, t, "train");
+    lqa_store_commit(s);
+    lqa_store_close(s);
+    downgrade_to_v4(path);
+    int dups = 2 + (int)lqa_rng_below(&r, 6);
+    char sql[512];
+    for (int i = 0; i < dups; i++) {
+        snprintf(sql, sizeof sql, "INSERT INTO qa(doc_id, question, answer, answers, ev_start, ev_end, kind, generator,"
+                                  " doc_len) VALUES(%lld, 'same?', 'a', '[\"a\"]', 0, 0, 'table', 'g', 5)", (long long)d);
+        raw_exec(path, sql);
+    }
+    snprintf(sql, sizeof sql, "INSERT INTO qa(doc_id, question, answer, answers, ev_start, ev_end, kind, generator,"
+                              " doc_len) VALUES(%lld, 'other?', 'a', '[\"a\"]', 0, 0, 'table', 'g', 5)", (long long)d);
+    raw_exec(path, sql);
+    lqa_err err;
+    s = lqa_store_open(path, 0, &err);
+    assert_non_null(s);
+    assert_int_equal(count_rows(s, "PRAGMA user_version"), LQA_STORE_SCHEMA_VERSION);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM qa"), 2);
+    assert_int_equal(count_rows(s, "SELECT min(id) FROM qa WHERE question = 'same?'"), 1);
+    assert_int_equal(count_rows(s, "SELECT count(*) FROM qa WHERE anchor_start != 0 OR anchor_end != 0"), 0);
+    lqa_store_qa_in q = {.doc_id = d, .question = "same?", .answer = "a", .kind = "table", .generator = "g", .doc_len = 5};
+    assert_int_equal(lqa_store_add_qa(s, &q), 0);
+    lqa_store_close(s);
+    free(t), free(path);
+}
+
+/* Long documents go to test more often, on purpose; the rule stays per document and
+ * deterministic, and short documents keep the plain fractions. */
+static void test_split_long_documents_favour_test(void **state) {
+    lqa_rng r;
+    lqa_rng_seed(&r, lqa_test_seed() + 7);
+    const double frac[3] = {0.9, 0.05, 0.05};
+    uint64_t seed = lqa_rng_u64(&r);
+    int n = 20000, long_test = 0, short_test = 0;
+    for (int i = 0; i < n; i++) {
+        char hex[65];
+        snprintf(hex, sizeof hex, "%016llx%016llx", (unsigned long long)lqa_rng_u64(&r), (unsigned long long)i);
+        const char *a = lqa_store_split_for_len(hex, seed, frac, LQA_STORE_LONG_TEST);
+        assert_string_equal(a, lqa_store_split_for_len(hex, seed, frac, LQA_STORE_LONG_TEST + 5));
+        assert_string_equal(lqa_store_split_for_len(hex, seed, frac, LQA_STORE_LONG_TEST - 1),
+                            lqa_store_split_for(hex, seed, frac));
+        long_test += !strcmp(a, "test");
+        short_test += !strcmp(lqa_store_split_for_len(hex, seed, frac, 100), "test");
+    }
+    /* 0.05 for short ones, LQA_STORE_LONG_TEST_X times that for long ones (binomial, 6 sigma) */
+    double ps = 0.05, pl = 0.05 * LQA_STORE_LONG_TEST_X;
+    assert_true(fabs(short_test / (double)n - ps) < 6 * sqrt(ps * (1 - ps) / n));
+    assert_true(fabs(long_test / (double)n - pl) < 6 * sqrt(pl * (1 - pl) / n));
 }
 
 /* The text of orig with the strings ins[0..n) inserted at the byte offsets at[0..n)
@@ -619,6 +737,9 @@ int main(void) {
         cmocka_unit_test(test_synthetic_docs_hidden_from_each_doc),
         cmocka_unit_test(test_corrupt_text_is_an_error),
         cmocka_unit_test(test_packed_same_as_add_doc),
+        cmocka_unit_test(test_anchor_and_no_duplicates),
+        cmocka_unit_test(test_migrates_v4_anchors_and_duplicates),
+        cmocka_unit_test(test_split_long_documents_favour_test),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
