@@ -315,6 +315,15 @@ static void test_launcher_size_from_env(void **state) {
         assert_int_equal(lqa_dist_launcher_size(), n);
         unsetenv(vars[i]);
     }
+    /* a Slurm batch script (SLURM_NTASKS alone, no srun step): one process, no MPI */
+    setenv("SLURM_NTASKS", "4", 1);
+    lqa_dist d;
+    lqa_err err;
+    assert_int_equal(lqa_dist_init(&d, &err), 0);
+    assert_int_equal(d.size, 1);
+    assert_int_equal(d.mpi, 0);
+    lqa_dist_end(&d, 0);
+    unsetenv("SLURM_NTASKS");
     for (int i = 0; i < 5; i++)
         if (saved[i]) {
             setenv(vars[i], saved[i], 1);
@@ -323,7 +332,6 @@ static void test_launcher_size_from_env(void **state) {
     /* a NULL dist is the single process */
     assert_int_equal(lqa_dist_size(NULL), 1);
     assert_int_equal(lqa_dist_rank(NULL), 0);
-    lqa_err err;
     assert_int_equal(lqa_dist_agree(NULL, 0, 3, &err), 0);
     assert_int_equal(lqa_dist_agree(NULL, -1, 3, &err), -1);
 }

@@ -98,6 +98,14 @@ int lqa_dist_launcher_size(void) {
 
 /* ---- joining and leaving ------------------------------------------------------------------- */
 
+/* Only the allocation's SLURM_NTASKS says "several": a Slurm batch script itself, not a task of
+ * srun (which sets SLURM_STEP_NUM_TASKS) nor of mpirun. */
+static int batch_script_only(void) {
+    return !getenv("SLURM_STEP_NUM_TASKS") && !getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMI_SIZE") &&
+           !getenv("PMIX_SIZE");
+}
+
+
 #ifdef LQA_MPI
 static char g_term_msg[256];
 static size_t g_term_len;
@@ -154,6 +162,11 @@ int lqa_dist_init(lqa_dist *d, lqa_err *err) {
     d->gpu = -1;
     int asked = lqa_dist_launcher_size();
     if (asked <= 1) return 0;
+    if (batch_script_only()) {
+        log_warn("SLURM_NTASKS=%d, but this process was not started by srun or mpirun: it trains alone, as one "
+                 "process (launch with srun --mpi=pmix or mpirun for data parallelism)", asked);
+        return 0;
+    }
 #ifdef LQA_MPI
     return mpi_join(d, asked, err);
 #else
