@@ -2,7 +2,8 @@
  * model with two mixed, packed data sources: 2 ranks give the losses (1e-6 relative) and the
  * adapter (1e-5 of each tensor's largest value) of one process with twice the grad-accum; a 2-rank
  * run resumed from its checkpoint on 1 rank matches the uninterrupted run to the same tolerance,
- * and on 2 ranks repeats it bit for bit; a rank killed with SIGKILL ends the job, non-zero, within
+ * and on 2 ranks repeats it bit for bit; an error on rank 0 alone (a checkpoint it cannot write)
+ * ends the job with its message once; a rank killed with SIGKILL ends the job, non-zero, within
  * seconds, and the latest checkpoint still resumes. The host all-reduce (trainer/dist.c) is run
  * by this binary itself as an MPI job (`test_dist --worker SEED [--device]`): the sums equal
  * the rank-ordered float sums bit for bit, on sizes that do not split evenly and on one larger
@@ -446,6 +447,35 @@ static void test_resume_on_other_rank_counts(void **state) {
     lqa_buf_free(&out);
 }
 
+static double now_s(void);
+
+/* An error on rank 0 alone (its checkpoint cannot be written: the temp file's place is taken by
+ * a directory) reaches rank 1 at the agreement after the write: the job ends, exit 1, with rank
+ * 0's message once, rather than rank 1 waiting for a step that never comes. */
+static void test_one_rank_error_stops_all(void **state) {
+    need_mpirun();
+    char *run = lqa_path_join(g_dir, "oneerr");
+    char *blocker = lqa_path_join(run, "checkpoints/step-00000002.tmp/state.safetensors/x");
+    lqa_err err;
+    assert_int_equal(lqa_mkdir_p(blocker, &err), 0);
+    char cmd[8192];
+    free(train_cmd(cmd, sizeof cmd, "oneerr", 2, GA, "--steps 4 --save-every 2"));
+    char timed[8300];
+    snprintf(timed, sizeof timed, "timeout 120 %s", cmd);
+    lqa_buf out = {0};
+    double t0 = now_s();
+    run_expect(1, &out, timed);
+    printf("rank 0's write failed: the job ended after %.1f s\n", now_s() - t0);
+    const char *first = strstr(out.data, "rank 0/2: error");
+    assert_non_null(first);
+    const char *again = strstr(strstr(first, "error:") + 1, "error:");
+    if (again) fail_msg("a second error message: %.200s", again);
+    assert_non_null(strstr(first, "state.safetensors"));
+    lqa_buf_free(&out);
+    free(blocker);
+    free(run);
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -544,6 +574,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_allreduce_in_rank_order),
         cmocka_unit_test(test_two_ranks_match_one_process),
         cmocka_unit_test(test_resume_on_other_rank_counts),
+        cmocka_unit_test(test_one_rank_error_stops_all),
         cmocka_unit_test(test_killed_rank_ends_job),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
