@@ -92,11 +92,26 @@ static int worker_host(lqa_dist *d, uint64_t seed, size_t n) {
         if (lqa_dist_allreduce_sum(d, dev, n, LQA_DIST_DEVICE, &err)) bad = worker_fail(d, err.msg, n);
         lqa_cuda_to_host(x, dev, sizeof(float) * n);
         lqa_cuda_free(dev);
+        /* and as three device tensors through the device bucket */
+        void *dparts[3];
+        float *y = lqa_malloc(sizeof(float) * (n + 1));
+        for (int t = 0; t < 3; t++) {
+            for (size_t i = 0; i < ns[t]; i++) y[cut[t] + i] = value_of(seed, n, d->rank, cut[t] + i);
+            dparts[t] = lqa_cuda_upload(y + cut[t], sizeof(float) * (ns[t] + 1));
+        }
+        if (!bad && lqa_dist_allreduce_tensors(d, (float *const *)dparts, ns, 3, LQA_DIST_DEVICE, &err))
+            bad = worker_fail(d, err.msg, n);
+        for (int t = 0; t < 3; t++) {
+            lqa_cuda_to_host(y + cut[t], dparts[t], sizeof(float) * ns[t]);
+            lqa_cuda_free(dparts[t]);
+        }
         for (size_t i = 0; i < n && !bad; i++) {
             double mag = 0;
             for (int k = 0; k < d->size; k++) mag += fabs(value_of(seed, n, k, i));
             if (fabs((double)x[i] - (double)want[i]) > 1e-6 * mag) bad = worker_fail(d, "NCCL sum is off", n);
+            if (fabs((double)y[i] - (double)want[i]) > 1e-6 * mag) bad = worker_fail(d, "NCCL bucketed sum is off", n);
         }
+        free(y);
     }
 #endif
     free(x);
