@@ -159,6 +159,8 @@ static mem_estimate estimate_memory(const lqa_config *cfg, const lqa_train_opts 
     e.lora = 4.0 * (double)n_lora;
     e.grads = 4.0 * ((o->train != LQA_TRAIN_LORA ? (double)n_params : 0) + (double)n_lora);
     e.optim = 8.0 * (double)trainable_numel(cfg, o->train, n_lora);
+    /* [dist] with several ranks the all-reduce packs the trained gradients into one more buffer */
+    if (lqa_dist_size(o->dist) > 1) e.grads += 4.0 * (double)trainable_numel(cfg, o->train, n_lora);
     /* the kernels' own estimate of activations and scratch, from the shape alone */
     lqa_model shape;
     memset(&shape, 0, sizeof shape);
