@@ -5,7 +5,9 @@
 # 2. runs every tests/test_cuda_* binary (each compares a CUDA op with its CPU reference);
 # 3. runs bench/gpu.sh (CUDA vs CPU timings, recorded in bench/RESULTS.md) and, with a GPU,
 #    bench/gpu_vs_torch.sh on a short budget (lqa-sft vs transformers + PEFT, bf16);
-# 4. prints a summary. Exit status 0 only when the build passed and, with a GPU visible, no CUDA
+# 4. NCCL over MPI: mpirun with one rank per GPU runs tests/test_dist's worker, whose device
+#    all-reduce (ncclAllReduce, communicator bootstrapped over MPI) must match the host sums;
+# 5. prints a summary. Exit status 0 only when the build passed and, with a GPU visible, no CUDA
 #    test failed or was skipped (a skip there means the GPU was not usable); 1 on a failure;
 #    2 when no GPU is visible (the build was checked, the tests could only skip).
 # Needs the project's Debian packages already installed (make deps) and the CUDA toolkit.
@@ -61,14 +63,30 @@ if [ "$build" = ok ] && [ "$have_gpu" = 1 ]; then
     vs_torch_line=$(tail -1 "$LOGDIR/gpu_vs_torch.log")
 fi
 
+nccl_line="not run"
+if [ "$build" = ok ] && [ "$have_gpu" = 1 ]; then
+    echo "== NCCL over MPI (tests/test_dist --worker, one rank per GPU)"
+    ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+    if ! command -v mpirun >/dev/null 2>&1; then
+        nccl_line="skipped: mpirun not found (make deps)"
+    elif OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 300 mpirun --oversubscribe --bind-to none \
+            -np "${ngpu:-1}" "$BUILD/tests/test_dist" --worker "$(date +%s)" --device 2>&1 | tee "$LOGDIR/nccl.log" \
+            && grep -q "NCCL device reduce checked" "$LOGDIR/nccl.log"; then
+        nccl_line="ok (${ngpu} ranks)"
+    else
+        nccl_line="FAILED (log: $LOGDIR/nccl.log)"
+    fi
+fi
+
 echo "== summary"
 echo "build:  $build (CUDA_ARCH=$ARCH)"
 echo "tests:  $tests_line"
 echo "bench:  $bench_line"
 echo "vs torch: $vs_torch_line"
+echo "nccl:   $nccl_line"
 # "N passed, N failed, N skipped" -> verdict
 read -r n_passed _ n_failed _ n_skipped _ <<<"$tests_line"
-if [ "$build" != ok ] || [ "$tests_rc" -ne 0 ] || [ "${n_failed:-1}" != 0 ]; then
+if [ "$build" != ok ] || [ "$tests_rc" -ne 0 ] || [ "${n_failed:-1}" != 0 ] || [[ "$nccl_line" == FAILED* ]]; then
     echo "gpu_check: FAIL"
     exit 1
 fi

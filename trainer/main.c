@@ -21,6 +21,7 @@
 #include "dataset/tokenizer.h"
 #include "kernels/common.h"
 #include "trainer/adapter.h"
+#include "trainer/dist.h"
 #include "trainer/hfdir.h"
 #include "trainer/presets.h"
 #include "trainer/train.h"
@@ -364,7 +365,19 @@ static int cmd_train(int argc, char **argv) {
     }
     if (!o.model_dir || !o.data_dir || !o.out_dir || !o.ctx)
         return usage_error("train", "%s", "--model, --data, --out and --ctx are required");
-    return lqa_train_run(&o, &err) ? fail(&err) : 0;
+    /* [dist] one rank of an mpirun/srun job, or the only process (trainer/dist.h) */
+    lqa_dist dist;
+    int rc = lqa_dist_init(&dist, &err);
+    if (!rc) {
+        o.dist = &dist;
+        rc = lqa_train_run(&o, &err);
+    }
+    if (rc && !dist.quiet_error) {
+        if (dist.size > 1) fprintf(stderr, "lqa-sft rank %d/%d: error: %s\n", dist.rank, dist.size, err.msg);
+        else fail(&err);
+    }
+    lqa_dist_end(&dist, rc);
+    return rc ? 1 : 0;
 }
 
 /* ---- merge --------------------------------------------------------------------------------- */

@@ -24,6 +24,7 @@
 #include "dataset/shards.h"
 #include "trainer/adapter.h"
 #include "trainer/ckpt.h"
+#include "trainer/dist.h"
 #include "trainer/hfdir.h"
 #include "trainer/presets.h"
 
@@ -159,6 +160,8 @@ static mem_estimate estimate_memory(const lqa_config *cfg, const lqa_train_opts 
     e.lora = 4.0 * (double)n_lora;
     e.grads = 4.0 * ((o->train != LQA_TRAIN_LORA ? (double)n_params : 0) + (double)n_lora);
     e.optim = 8.0 * (double)trainable_numel(cfg, o->train, n_lora);
+    /* [dist] with several ranks the all-reduce packs the trained gradients into one more buffer */
+    if (lqa_dist_size(o->dist) > 1) e.grads += 4.0 * (double)trainable_numel(cfg, o->train, n_lora);
     /* the kernels' own estimate of activations and scratch, from the shape alone */
     lqa_model shape;
     memset(&shape, 0, sizeof shape);
@@ -694,8 +697,10 @@ static json_t *run_config_json(const run *r, const lqa_step_opts *so, const mem_
     json_t *j = json_object();
     json_object_set_new(j, "options", options_json(o));
     json_object_set_new(j, "model_config", lqa_hf_config_json(&r->m.cfg, LQA_ST_F32));
-    json_t *derived = json_pack("{s:i, s:i, s:I, s:I, s:I, s:I, s:f, s:i}", "global_batch",
-                                o->micro_batch * o->grad_accum, "tokens_per_step", o->micro_batch * o->grad_accum * o->ctx,
+    int ranks = lqa_dist_size(o->dist); /* [dist] */
+    json_t *derived = json_pack("{s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:f, s:i}", "ranks", ranks, "global_batch",
+                                o->micro_batch * o->grad_accum * ranks, "tokens_per_step",
+                                o->micro_batch * o->grad_accum * ranks * o->ctx,
                                 "trainable_params", (json_int_t)lqa_optim_numel(&r->opt), "base_params",
                                 (json_int_t)r->m.n_params, "lora_params", (json_int_t)r->m.n_lora, "records",
                                 (json_int_t)total_records(r), "rope_scale", (double)r->m.cfg.rope_scale,
@@ -724,13 +729,25 @@ static int same_dir_list(const char *a, const char *b) {
     return same;
 }
 
+/* [dist] The data position is global, so a run may resume on another rank count as long as
+ * grad-accum x ranks (the micro-batches of a step) is the same. */
+static int check_resume_global_batch(const json_t *old, const char *path, const lqa_train_opts *o, lqa_err *err) {
+    long ga = (long)lqa_json_int(json_object_get(old, "options"), "grad_accum", 0);
+    long ranks = (long)lqa_json_int(json_object_get(old, "derived"), "ranks", 1);
+    long now = (long)o->grad_accum * lqa_dist_size(o->dist);
+    if (ga * ranks == now) return 0;
+    return lqa_err_set(err, "%s: the run was started with grad_accum %ld on %ld rank(s), %ld micro-batches per step; "
+                       "this command gives grad_accum %d on %d rank(s); resume with grad-accum x ranks = %ld",
+                       path, ga, ranks, ga * ranks, o->grad_accum, lqa_dist_size(o->dist), ga * ranks);
+}
+
 /* A resumed run must use the settings that shape its state and data stream. */
 static int check_resume_settings(const char *path, const lqa_train_opts *o, lqa_err *err) {
     json_t *old = lqa_json_load_file(path, err);
     if (!old) return lqa_err_prefix(err, "--resume");
     json_t *now = options_json(o), *was = json_object_get(old, "options");
     static const char *const keys[] = {"ctx", "train", "attn", "group_ratio", "lora_rank", "lora_alpha", "lora_targets",
-                                       "micro_batch", "grad_accum", "seed", "data", "data_weights", "pack",
+                                       "micro_batch", "seed", "data", "data_weights", "pack",
                                        "full_attn_last"};
     int rc = 0;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !rc; i++) {
@@ -745,6 +762,7 @@ static int check_resume_settings(const char *path, const lqa_train_opts *o, lqa_
             free(sb);
         }
     }
+    if (!rc) rc = check_resume_global_batch(old, path, o, err); /* [dist] */
     json_decref(now);
     json_decref(old);
     return rc;
@@ -926,7 +944,7 @@ static int save_final(run *r, lqa_err *err) {
 
 /* One metrics line; with several sources it ends with "rows_per_source" (this step's rows). */
 static void write_metrics_line(FILE *f, const run *r, lqa_attn_mode attn, double loss, float lr, double gnorm,
-                               long tokens, double tps, double elapsed) {
+                               long tokens, double tps, double elapsed, const char *extra) {
     fprintf(f, "{\"step\": %ld, \"attn\": \"%s\", \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": %ld, "
                "\"tokens_per_s\": %.1f, \"elapsed\": %.3f", r->step, attn == LQA_ATTN_S2 ? "s2" : "full", loss,
             (double)lr, gnorm, tokens, tps, elapsed);
@@ -935,6 +953,7 @@ static void write_metrics_line(FILE *f, const run *r, lqa_attn_mode attn, double
         for (int i = 0; i < r->n_src; i++) fprintf(f, "%s%ld", i ? ", " : "", r->src[i].rows);
         fputc(']', f);
     }
+    fputs(extra, f); /* [dist] */
     fputs("}\n", f);
     lqaCheck(fflush(f) == 0, "metrics.jsonl: write failed");
 }
@@ -951,15 +970,90 @@ static lqa_step_opts step_attention(const lqa_train_opts *o, const lqa_step_opts
     return s;
 }
 
+/* [dist] After the step's micro-batches: one all-reduce of every trained tensor's gradient (the
+ * optimizer's groups packed in their order, so the sum over ranks is the single process's sum
+ * over all micro-batches), then every rank's loss sum, tokens, data-loading and reduce seconds.
+ * loss and tokens become the global sums; times gets each rank's data and reduce seconds. */
+static int dist_reduce_step(run *r, double *loss, long *tokens, double data_s, double *times, lqa_err *err) {
+    lqa_dist *d = r->o->dist;
+    int P = lqa_dist_size(d), n = r->opt.n_groups;
+    if (P == 1) {
+        times[0] = data_s;
+        times[1] = 0;
+        return 0;
+    }
+    float **bufs = lqa_malloc(sizeof(float *) * (size_t)n);
+    size_t *ns = lqa_malloc(sizeof(size_t) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        bufs[i] = (float *)r->opt.groups[i].grad;
+        ns[i] = r->opt.groups[i].n;
+    }
+    /* gradients on the host here; the CUDA backend passes its device buffers with LQA_DIST_DEVICE */
+    int rc = lqa_dist_allreduce_tensors(d, bufs, ns, n, LQA_DIST_HOST, err);
+    free(bufs);
+    free(ns);
+    if (rc) return -1;
+    double mine[4] = {*loss, (double)*tokens, data_s, d->reduce_s};
+    double *all = lqa_malloc(sizeof(double) * 4 * (size_t)P);
+    lqa_dist_allgather(d, mine, 4, all);
+    *loss = 0;
+    *tokens = 0;
+    for (int k = 0; k < P; k++) {
+        *loss += all[4 * k];
+        *tokens += (long)all[4 * k + 1];
+        times[2 * k] = all[4 * k + 2];
+        times[2 * k + 1] = all[4 * k + 3];
+    }
+    free(all);
+    return 0;
+}
+
+/* [dist] With several ranks: the metrics line's "ranks", "data_s" and "reduce_s" (one per rank). */
+static void dist_times_json(const run *r, const double *times, char *out, size_t outsz) {
+    int P = lqa_dist_size(r->o->dist);
+    out[0] = '\0';
+    if (P == 1) return;
+    lqa_buf b = {0};
+    char num[48];
+    snprintf(num, sizeof num, ", \"ranks\": %d", P);
+    lqa_buf_puts(&b, num);
+    for (int w = 0; w < 2; w++) {
+        lqa_buf_puts(&b, w ? "], \"reduce_s\": [" : ", \"data_s\": [");
+        for (int k = 0; k < P; k++) {
+            snprintf(num, sizeof num, "%s%.4f", k ? ", " : "", times[2 * k + w]);
+            lqa_buf_puts(&b, num);
+        }
+    }
+    lqa_buf_putc(&b, ']');
+    snprintf(out, outsz, "%s", b.data);
+    lqa_buf_free(&b);
+}
+
+/* [dist] The log's line of each rank's data-loading and reduce seconds. */
+static void log_rank_times(long step, const double *times, int ranks) {
+    lqa_buf b = {0};
+    char num[64];
+    for (int k = 0; k < ranks; k++) {
+        snprintf(num, sizeof num, "%s%d: %.3f/%.3f", k ? ", " : "", k, times[2 * k], times[2 * k + 1]);
+        lqa_buf_puts(&b, num);
+    }
+    log_info("step %ld, seconds of data loading/all-reduce by rank: %s", step, b.data);
+    lqa_buf_free(&b);
+}
+
 static int train_loop(run *r, const lqa_step_opts *so, lqa_err *err) {
     const lqa_train_opts *o = r->o;
+    lqa_dist *d = o->dist; /* [dist] */
+    int ranks = lqa_dist_size(d), me = lqa_dist_rank(d), root = lqa_dist_is_root(d);
+    double *times = lqa_calloc(2 * (size_t)ranks, sizeof(double));
+    char *times_json = lqa_malloc(64 + 40 * (size_t)ranks);
     batch_buf bb;
     batch_alloc(&bb, o->micro_batch, o->ctx);
     lqa_record rec;
     memset(&rec, 0, sizeof rec);
     char *mpath = lqa_path_join(o->out_dir, "metrics.jsonl");
-    int rc = truncate_metrics(mpath, r->step, err);
-    FILE *mf = rc ? NULL : fopenCheck(mpath, "a");
+    int rc = root ? truncate_metrics(mpath, r->step, err) : 0; /* [dist] rank 0 writes */
+    FILE *mf = rc || !root ? NULL : fopenCheck(mpath, "a");
     lqa_progress prog;
     lqa_progress_start(&prog, "train", (double)o->steps, "step");
     double t0 = lqa_now();
@@ -970,26 +1064,35 @@ static int train_loop(run *r, const lqa_step_opts *so, lqa_err *err) {
         lqa_step_opts step_so = step_attention(o, so, r->step);
         zero_grads(&r->opt);
         for (int i = 0; i < r->n_src; i++) r->src[i].rows = 0;
-        double loss = 0;
+        double loss = 0, data_s = 0;
         long tokens = 0;
-        for (int a = 0; a < o->grad_accum && !rc; a++) {
+        /* [dist] the micro-batch order is global: every rank reads all grad_accum x ranks of them,
+         * rank `me` computes me, me + ranks, ... (so a seed gives the same examples per step
+         * whatever the rank count, and the data position in a checkpoint is the same on all) */
+        for (int a = 0; a < o->grad_accum * ranks && !rc; a++) {
+            double td = lqa_now();
             rc = fill_batch(r, &rec, &bb, &warned, err);
-            if (rc) break;
+            data_s += lqa_now() - td;
+            if (rc || a % ranks != me) continue;
             lqa_batch b = {bb.B, bb.T, bb.tokens, bb.mask, bb.seg};
             loss += lqa_model_step(&r->m, &b, &step_so, &r->g);
             tokens += bb.real_tokens;
         }
+        /* [dist] every rank OK and at this step, then the gradients summed over ranks */
+        rc = lqa_dist_agree(d, rc, r->step, err);
+        if (!rc) rc = dist_reduce_step(r, &loss, &tokens, data_s, times, err);
         if (rc) break;
-        loss /= o->grad_accum;
+        loss /= o->grad_accum * ranks;
         /* micro-batch gradients are means: average them, then clip the average */
-        float avg = 1.0f / (float)o->grad_accum;
+        float avg = 1.0f / (float)(o->grad_accum * ranks);
         double gnorm = lqa_optim_grad_norm(&r->opt) * avg;
         float lr = lqa_lr_at(r->step, o->steps, o->lr, o->warmup, o->schedule);
         lqa_optim_step(&r->opt, lr, avg * lqa_clip_scale(gnorm, o->max_grad_norm));
         r->step++;
         double now = lqa_now(), elapsed = r->elapsed_before + (now - t0);
         double tps = (double)tokens / (now - ts);
-        write_metrics_line(mf, r, step_so.attn, loss, lr, gnorm, tokens, tps, elapsed);
+        dist_times_json(r, times, times_json, 64 + 40 * (size_t)ranks); /* [dist] */
+        if (mf) write_metrics_line(mf, r, step_so.attn, loss, lr, gnorm, tokens, tps, elapsed, times_json);
         if (!isfinite(loss)) rc = lqa_err_set(err, "step %ld: the loss is %g; lower --lr or check the data", r->step, loss);
         char extra[96];
         snprintf(extra, sizeof extra, "loss %.4f  %.0f tok/s", loss, tps);
@@ -999,15 +1102,23 @@ static int train_loop(run *r, const lqa_step_opts *so, lqa_err *err) {
             double per = (now - t0) / (double)(r->step - start_step);
             log_info("step %ld/%ld loss %.4f lr %.3g grad_norm %.3f %.0f tok/s ETA %.0fs", r->step, o->steps, loss,
                      (double)lr, gnorm, tps, per * (double)(o->steps - r->step));
+            if (ranks > 1) log_rank_times(r->step, times, ranks);
         }
-        if (!rc && (r->step % o->save_every == 0 || r->step == o->steps))
-            rc = save_checkpoint(r, elapsed, err);
+        if (!rc && (r->step % o->save_every == 0 || r->step == o->steps)) {
+            /* [dist] a checkpoint is complete only when every rank is at this step; rank 0 writes
+             * it, and every rank learns whether that worked */
+            rc = lqa_dist_agree(d, rc, r->step, err);
+            if (!rc && root) rc = save_checkpoint(r, elapsed, err);
+            rc = lqa_dist_agree(d, rc, r->step, err);
+        }
     }
     lqa_progress_finish(&prog);
     if (mf) fcloseCheck(mf);
     free(mpath);
     lqa_record_free(&rec);
     batch_free(&bb);
+    free(times);
+    free(times_json);
     return rc;
 }
 
@@ -1028,6 +1139,8 @@ static void run_free(run *r) {
 static int setup_and_run(run *r, lqa_err *err) {
     const lqa_train_opts *o = r->o;
     if (o->threads > 0) omp_set_num_threads(o->threads);
+    /* [dist] --device cuda: this rank's local GPU, and NCCL over the ranks */
+    if (o->device_cuda && lqa_dist_size(o->dist) > 1 && lqa_dist_use_gpu(o->dist, err)) return -1;
     lqa_step_opts so = {o->attn, o->group_ratio, o->train, o->checkpointing,
                         o->threads > 0 ? o->threads : omp_get_max_threads()};
     lqa_config cfg;
@@ -1051,25 +1164,30 @@ static int setup_and_run(run *r, lqa_err *err) {
     int rc = o->resume ? check_resume_settings(cpath, o, err) : 0;
     if (!rc && o->resume) rc = load_checkpoint(r, err);
     int group = o->attn == LQA_ATTN_S2 ? (int)lroundf((float)o->ctx * o->group_ratio) : 0;
-    if (!rc) {
+    rc = lqa_dist_agree(o->dist, rc, r->step, err); /* [dist] every rank set up, at the same step */
+    if (!rc && lqa_dist_is_root(o->dist)) {
         json_t *j = run_config_json(r, &so, &me, group);
         rc = lqa_json_write_file(cpath, j, err);
         json_decref(j);
     }
+    rc = lqa_dist_agree(o->dist, rc, r->step, err); /* [dist] */
     free(cpath);
     if (!rc) log_info("training %s, %zu trainable parameters, %ld steps of %d tokens", lqa_train_set_name(o->train),
-                      lqa_optim_numel(&r->opt), o->steps, o->micro_batch * o->grad_accum * o->ctx);
+                      lqa_optim_numel(&r->opt), o->steps, o->micro_batch * o->grad_accum * o->ctx * lqa_dist_size(o->dist));
     if (!rc) rc = train_loop(r, &so, err);
-    if (!rc) rc = save_final(r, err);
+    if (!rc && lqa_dist_is_root(o->dist)) rc = save_final(r, err); /* [dist] rank 0 writes */
     return rc;
 }
 
 int lqa_train_run(const lqa_train_opts *o, lqa_err *err) {
-    if (validate_opts(o, err)) return -1;
+    if (lqa_dist_agree(o->dist, validate_opts(o, err), 0, err)) return -1; /* [dist] */
     run r;
     memset(&r, 0, sizeof r);
     r.o = o;
     int rc = setup_and_run(&r, err);
+    /* [dist] how the run ended, known to every rank: a rank that stopped early meets the others
+     * here or at their next agreement (dist.h) */
+    rc = lqa_dist_agree(o->dist, rc, rc ? -1 : r.step, err);
     run_free(&r);
     return rc;
 }

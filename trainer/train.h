@@ -52,6 +52,8 @@ typedef struct lqa_train_opts {
     float max_grad_norm, weight_decay, beta1, beta2, adam_eps;
     double max_memory_gb;         /* 0: the machine's available memory */
     int pack;                     /* pack whole short records into each row (segment-masked) */
+    struct lqa_dist *dist;        /* [dist] this process's rank in an mpirun/srun job (trainer/dist.h);
+                                     NULL: one process */
 } lqa_train_opts;
 
 /* The design's defaults (the paper's recipe). */
