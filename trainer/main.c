@@ -159,9 +159,9 @@ static int train_flag(lqa_train_opts *o, int c, const char *v, lqa_err *err) {
             return lqa_err_set(err, "--full-attn-last '%s': expected a step count >= 0", v);
         return 0;
     case O_DEVICE:
-        if (!strcmp(v, "cpu")) o->device_cuda = 0;
-        else if (!strcmp(v, "cuda")) o->device_cuda = 1;
-        else return lqa_err_set(err, "--device '%s': expected cpu or cuda", v);
+        if (strcmp(v, "cpu") && strcmp(v, "cuda") && !(strncmp(v, "cuda:", 5) == 0 && v[5] && !v[5 + strspn(v + 5, "0123456789")]))
+            return lqa_err_set(err, "--device '%s': expected cpu, cuda or cuda:N (N a device index)", v);
+        o->device = v;
         return 0;
     case O_THREADS:
         if (parse_long(v, 1, 4096, &n)) return lqa_err_set(err, "--threads '%s': expected a positive count", v);
@@ -220,7 +220,7 @@ static const char TRAIN_FLAGS_HELP[] =
     "  --seed N               LoRA init and data order (default 42)\n"
     "  --threads N            CPU threads (default: OpenMP's)\n"
     "  --checkpointing on|off recompute each layer in the backward (default on)\n"
-    "  --device cpu|cuda      (default cpu)\n";
+    "  --device cpu|cuda|cuda:N  (default cpu; cuda:N picks GPU N)\n";
 
 /* ---- init ---------------------------------------------------------------------------------- */
 
@@ -547,7 +547,7 @@ static int cmd_grad(int argc, char **argv) {
         rc = lqa_st_write(out, go.e, go.n, LQA_ST_F32, NULL, &err);
         if (!rc) log_info("loss %.6f; wrote %d gradients to %s", (double)loss, go.n - 1, out);
         free(go.e);
-        lqa_grads_free(&g);
+        lqa_grads_free(&g, &m);
     }
     free(jb.tokens);
     free(jb.mask);
@@ -724,7 +724,7 @@ static int cmd_bench(int argc, char **argv) {
     free(text);
     json_decref(j);
     lqa_optim_free(&opt);
-    lqa_grads_free(&g);
+    lqa_grads_free(&g, &m);
     free(tok);
     free(mask);
     lqa_model_free(&m);

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "common/check.h"
+#include "kernels/backend.h"
 
 typedef struct lqa_config {
     int vocab_size;      /* V */
@@ -62,6 +63,7 @@ typedef struct lqa_tensor_info {
 
 typedef struct lqa_model {
     lqa_config cfg;
+    const lqa_backend *be;          /* where params and lora live (NULL: the CPU's host memory) */
     float *params;                  /* base parameters, layout above */
     size_t n_params;
     lqa_tensor_info *tensors;       /* n_tensors entries describing params */
@@ -76,14 +78,25 @@ typedef struct lqa_model {
     int n_lora_tensors;
 } lqa_model;
 
-/* Builds the tensor table and allocates params (uninitialised) for cfg. */
+/* The one place the layout above is computed: builds the tensor table of cfg (names, shapes,
+ * offsets, n_params) without allocating anything (params NULL). */
+void lqa_model_shape(lqa_model *m, const lqa_config *cfg);
+/* The LoRA table (lora_tensors, n_lora) for targets and rank, without allocating (lora NULL). */
+void lqa_model_shape_lora(lqa_model *m, int targets, int rank, float alpha);
+/* Builds the tensor table and allocates params (uninitialised, host memory) for cfg. */
 void lqa_model_alloc(lqa_model *m, const lqa_config *cfg);
 /* Random init as HF LLaMA does (normal(0, 0.02) for linears and embedding, norms = 1). */
 void lqa_model_init_random(lqa_model *m, uint64_t seed);
 /* Adds LoRA tensors (A ~ Kaiming-uniform as PEFT, B = 0). */
 void lqa_model_add_lora(lqa_model *m, int targets, int rank, float alpha, uint64_t seed);
 void lqa_model_free(lqa_model *m);
-/* Looks a tensor up by name in params or lora; NULL when absent. */
+/* The backend whose memory holds params and lora (the CPU's unless moved). */
+const lqa_backend *lqa_model_backend(const lqa_model *m);
+/* Moves params and lora into be's memory (the other copy is freed). Loading, saving, init, LoRA
+ * creation and merging work on the host: a trainer loads, moves to the device, and moves back
+ * (or downloads what it writes) for files. */
+void lqa_model_to_backend(lqa_model *m, const lqa_backend *be);
+/* Looks a tensor up by name in params or lora (host memory only); NULL when absent. */
 float *lqa_model_tensor(lqa_model *m, const char *name, const lqa_tensor_info **info);
 
 /* A batch of B sequences of T tokens. loss_mask[b*T+t] = 1: token t is a target predicted from
@@ -120,7 +133,25 @@ int lqa_model_check_opts(const lqa_model *m, int T, const lqa_step_opts *o, lqa_
  * optimizer state are not included. */
 size_t lqa_model_step_bytes(const lqa_model *m, int B, int T, const lqa_step_opts *o);
 
-/* Forward and backward; returns the mean loss over all targets of the batch and ADDS gradients
+/* The persistent step workspace: every activation and scratch buffer of a step, the batch's
+ * tokens, segment ids and targets, in ONE allocation of the model's backend memory, planned once
+ * for B x T (the exact planner) and reused by every micro-batch: no allocation inside a step.
+ * backward: whether steps compute gradients. With S2-Attn it also fits full attention (a run
+ * may end with --full-attn-last). */
+typedef struct lqa_workspace lqa_workspace;
+lqa_workspace *lqa_workspace_new(const lqa_model *m, int B, int T, const lqa_step_opts *o, int backward);
+void lqa_workspace_free(lqa_workspace *ws);
+/* Bytes lqa_workspace_new allocates on backend be (the trainer's estimate; exact). */
+size_t lqa_workspace_bytes(const lqa_model *m, const lqa_backend *be, int B, int T, const lqa_step_opts *o,
+                           int backward);
+/* lqa_model_step on a workspace (batch at most its B x T): the batch arrays are host memory;
+ * gradients are ADDED into g (backend memory, may be NULL); the batch's mean loss, rounded to
+ * float, is ADDED to *loss_acc (one double in backend memory, may be NULL) on the backend:
+ * nothing waits for the device. */
+void lqa_model_step_ws(lqa_model *m, lqa_workspace *ws, const lqa_batch *b, const lqa_step_opts *o, lqa_grads *g,
+                       double *loss_acc);
+
+/* Forward and backward (a workspace of its own, created and freed); returns the mean loss over all targets of the batch and ADDS gradients
  * of that mean into g (so micro-batches accumulate; scale for an average over micro-batches). A
  * target across a segment boundary (seg[t-1] != seg[t]) or on padding (seg < 0) is not
  * counted. g may be NULL for forward only. Invalid opts (see lqa_model_check_opts) are fatal:
