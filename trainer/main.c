@@ -547,7 +547,7 @@ static int cmd_grad(int argc, char **argv) {
         rc = lqa_st_write(out, go.e, go.n, LQA_ST_F32, NULL, &err);
         if (!rc) log_info("loss %.6f; wrote %d gradients to %s", (double)loss, go.n - 1, out);
         free(go.e);
-        lqa_grads_free(&g, &m);
+        lqa_grads_free(&g, lqa_model_backend(&m));
     }
     free(jb.tokens);
     free(jb.mask);
@@ -724,7 +724,7 @@ static int cmd_bench(int argc, char **argv) {
     free(text);
     json_decref(j);
     lqa_optim_free(&opt);
-    lqa_grads_free(&g, &m);
+    lqa_grads_free(&g, lqa_model_backend(&m));
     free(tok);
     free(mask);
     lqa_model_free(&m);

@@ -123,8 +123,7 @@ void lqa_grads_alloc(lqa_grads *g, const lqa_model *m, lqa_train_set train) {
     g->d_lora = train != LQA_TRAIN_FULL && m->n_lora ? zeroed(be, m->n_lora) : NULL;
 }
 
-void lqa_grads_free(lqa_grads *g, const lqa_model *m) {
-    const lqa_backend *be = lqa_model_backend(m);
+void lqa_grads_free(lqa_grads *g, const lqa_backend *be) {
     be->free(g->d_params);
     be->free(g->d_lora);
     g->d_params = g->d_lora = NULL;
@@ -950,7 +949,7 @@ static void run_free(run *r) {
     if (r->opt.groups) lqa_optim_free(&r->opt);
     lqa_workspace_free(r->ws);
     if (r->be) r->be->free(r->scalars);
-    lqa_grads_free(&r->g, &r->m);
+    if (r->be) lqa_grads_free(&r->g, r->be);
     for (int i = 0; i < r->n_src; i++) {
         if (r->src[i].it.d) lqa_iter_free(&r->src[i].it);
         if (r->src[i].data) lqa_shards_close(r->src[i].data);

@@ -82,7 +82,8 @@ void lqa_for_each_trainable(lqa_model *m, lqa_train_set train, const lqa_grads *
 
 /* Allocates gradient buffers for the set (d_params for full and lora+, d_lora for lora sets). */
 void lqa_grads_alloc(lqa_grads *g, const lqa_model *m, lqa_train_set train);
-void lqa_grads_free(lqa_grads *g, const lqa_model *m);
+/* Frees them (be: the backend they were allocated on: lqa_model_backend at allocation). */
+void lqa_grads_free(lqa_grads *g, const lqa_backend *be);
 
 const char *lqa_train_set_name(lqa_train_set t);
 int lqa_train_set_parse(const char *s, lqa_train_set *t);
