@@ -453,7 +453,7 @@ struct lqa_workspace {
     step_mem s;           /* the current carving */
     int32_t *targets_h, *rows_h; /* host staging of the batch, [B*T] each */
     float *rope_h;        /* host staging of the RoPE table, cos then sin */
-    int rope_T;           /* the table cos_t/sin_t hold: length (0: none yet), theta, scale */
+    int rope_T, rope_pos0; /* the table cos_t/sin_t hold: positions pos0.. pos0+T-1 (T 0: none yet) */
     float rope_theta, rope_scale;
     double *loss_acc;     /* backend: lqa_model_step's accumulator */
 };
@@ -516,14 +516,16 @@ static step_mem *carve(lqa_workspace *ws, const lqa_model *m, int B, int T, cons
 
 /* The RoPE table of positions 0..T-1 in s->cos_t / s->sin_t: computed on the host (angles in
  * double) and uploaded when T or the model's RoPE settings change, so once per run. */
-static void rope_table(lqa_workspace *ws, const lqa_config *cfg, int T) {
+static void rope_table(lqa_workspace *ws, const lqa_config *cfg, int T, int pos0) {
     float scale = cfg->rope_scale > 0 ? cfg->rope_scale : 1.0f;
-    if (ws->rope_T == T && ws->rope_theta == cfg->rope_theta && ws->rope_scale == scale) return;
+    if (ws->rope_T == T && ws->rope_pos0 == pos0 && ws->rope_theta == cfg->rope_theta && ws->rope_scale == scale)
+        return;
     size_t half = (size_t)T * (cfg->dim / cfg->n_heads) / 2;
-    rope_table_cpu(ws->rope_h, ws->rope_h + half, T, cfg->dim / cfg->n_heads, 0, cfg->rope_theta, scale);
+    rope_table_cpu(ws->rope_h, ws->rope_h + half, T, cfg->dim / cfg->n_heads, pos0, cfg->rope_theta, scale);
     ws->be->to_device(ws->s.cos_t, ws->rope_h, sizeof(float) * half);
     ws->be->to_device(ws->s.sin_t, ws->rope_h + half, sizeof(float) * half);
     ws->rope_T = T;
+    ws->rope_pos0 = pos0;
     ws->rope_theta = cfg->rope_theta;
     ws->rope_scale = scale;
 }
@@ -574,6 +576,9 @@ typedef struct step_ctx {
     attn_params ap;
     step_mem *s;
     grad_sel gs;
+    lqa_kv *kv;        /* inference: keys and values go to the cache at kv_pos0, attention reads it */
+    int kv_pos0;
+    const float *att_k, *att_v; /* what attention reads (the cache's layer); NULL: la->k, la->v */
 } step_ctx;
 
 /* y = x W^T (+ the LoRA branch); accumulate: y += instead. */
@@ -616,7 +621,9 @@ static void layer_forward(const step_ctx *c, int l, layer_acts *la, const float 
     linear_forward(c, &v, la->v, la->xn1, 0);
     be->rope_forward(la->q, c->s->cos_t, c->s->sin_t, c->B, c->T, cfg->n_heads, hd);
     be->rope_forward(la->k, c->s->cos_t, c->s->sin_t, c->B, c->T, cfg->n_kv_heads, hd);
-    if (!recompute) be->attention_forward(la->att, la->lse, la->q, la->k, la->v, &c->ap, c->s->attn_scratch);
+    if (!recompute)
+        be->attention_forward(la->att, la->lse, la->q, c->att_k ? c->att_k : la->k, c->att_v ? c->att_v : la->v,
+                              &c->ap, c->s->attn_scratch);
     linear o = linear_of(m, l, T_O, la, NULL);
     be->copy(la->x2, x, sizeof(float) * (size_t)N * D);
     linear_forward(c, &o, la->x2, la->att, 1); /* x2 = x + att Wo^T */
@@ -703,6 +710,24 @@ static long stage_batch(lqa_workspace *ws, const lqa_model *m, const lqa_batch *
     return count;
 }
 
+/* Inference: layer l's new keys and values are written straight into the cache rows pos0..
+ * (their projections and RoPE land there), and attention reads the cache from position 0. */
+struct lqa_kv {
+    lqa_workspace *ws;  /* forward workspace for up to `chunk` tokens (B = 1) */
+    int max_len, chunk;
+    float *k, *v;       /* backend: [L][max_len][KV*hd] each */
+    float *logits;      /* backend: [chunk, V] */
+};
+
+static void kv_layer(step_ctx *c, int l, layer_acts *la) {
+    const lqa_config *cfg = &c->m->cfg;
+    size_t kvd = (size_t)cfg->n_kv_heads * (cfg->dim / cfg->n_heads), layer = (size_t)c->kv->max_len * kvd;
+    c->att_k = c->kv->k + l * layer;
+    c->att_v = c->kv->v + l * layer;
+    la->k = c->kv->k + l * layer + (size_t)c->kv_pos0 * kvd;
+    la->v = c->kv->v + l * layer + (size_t)c->kv_pos0 * kvd;
+}
+
 /* Runs the forward through every layer and the final norm; keeps what the backward needs. */
 static void forward_all(step_ctx *c, int keep_all) {
     const lqa_model *m = c->m;
@@ -713,6 +738,7 @@ static void forward_all(step_ctx *c, int keep_all) {
     for (int l = 0; l < cfg->n_layers; l++) {
         layer_acts *la = &s->acts[keep_all ? l : 0];
         use_saved_attention(c, l, la);
+        if (c->kv) kv_layer(c, l, la);
         layer_forward(c, l, la, s->xs + l * ND, s->xs + (l + 1) * ND, 0);
     }
     c->be->rmsnorm_forward(s->xf, s->rstdf, s->xs + cfg->n_layers * ND,
@@ -733,7 +759,7 @@ static long begin_step(step_ctx *c, lqa_workspace *ws, const lqa_model *m, const
     c->T = b->T;
     c->N = b->B * b->T;
     c->s = carve(ws, m, b->B, b->T, o, backward);
-    rope_table(ws, &m->cfg, b->T);
+    rope_table(ws, &m->cfg, b->T, 0);
     long count = stage_batch(ws, m, b);
     c->ap = attn_of(m, b->B, b->T, o, b->segment_ids ? c->s->seg : NULL);
     return count;
@@ -806,4 +832,89 @@ float *lqa_model_logits(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o
     }
     lqa_workspace_free(ws);
     return logits;
+}
+
+/* ---- inference with a KV cache -------------------------------------------------------------- */
+
+lqa_kv *lqa_kv_new(const lqa_model *m, int max_len, int chunk, int threads) {
+    const lqa_config *cfg = &m->cfg;
+    lqa_kv *kv = lqa_calloc(1, sizeof *kv);
+    kv->max_len = max_len;
+    kv->chunk = chunk < max_len ? chunk : max_len;
+    lqa_step_opts o = {.attn = LQA_ATTN_FULL, .threads = threads};
+    kv->ws = lqa_workspace_new(m, 1, kv->chunk, &o, 0);
+    const lqa_backend *be = kv->ws->be;
+    size_t cache = (size_t)cfg->n_layers * max_len * cfg->n_kv_heads * (cfg->dim / cfg->n_heads);
+    kv->k = be->alloc(sizeof(float) * cache);
+    kv->v = be->alloc(sizeof(float) * cache);
+    kv->logits = be->alloc(sizeof(float) * (size_t)kv->chunk * cfg->vocab_size);
+    return kv;
+}
+
+void lqa_kv_free(lqa_kv *kv) {
+    if (!kv) return;
+    const lqa_backend *be = kv->ws->be;
+    be->free(kv->k);
+    be->free(kv->v);
+    be->free(kv->logits);
+    lqa_workspace_free(kv->ws);
+    free(kv);
+}
+
+int lqa_kv_chunk(const lqa_kv *kv) {
+    return kv->chunk;
+}
+
+void lqa_model_forward_kv(lqa_model *m, lqa_kv *kv, const int32_t *tokens, int n, int pos0, int threads,
+                          float *logits, int logits_from, const int32_t *targets, double *nll) {
+    const lqa_config *cfg = &m->cfg;
+    lqaCheck(n >= 1 && n <= kv->chunk && pos0 >= 0 && pos0 + n <= kv->max_len,
+             "KV forward of %d tokens at %d: the cache holds %d positions, chunks of %d", n, pos0, kv->max_len,
+             kv->chunk);
+    lqa_workspace *ws = kv->ws;
+    lqa_step_opts o = {.attn = LQA_ATTN_FULL, .threads = threads};
+    set_threads(&o);
+    step_ctx c;
+    memset(&c, 0, sizeof c);
+    c.m = m;
+    c.be = ws->be;
+    c.B = 1;
+    c.T = n;
+    c.N = n;
+    c.s = carve(ws, m, 1, n, &o, 0);
+    c.kv = kv;
+    c.kv_pos0 = pos0;
+    c.ap = (attn_params){.B = 1, .Tq = n, .Tk = pos0 + n, .H = cfg->n_heads, .KV = cfg->n_kv_heads,
+                         .hd = cfg->dim / cfg->n_heads};
+    rope_table(ws, cfg, n, pos0);
+    for (int i = 0; i < n; i++)
+        lqaCheck(tokens[i] >= 0 && tokens[i] < cfg->vocab_size, "token %d at %d outside vocab [0, %d)", tokens[i], i,
+                 cfg->vocab_size);
+    ws->be->to_device(c.s->tokens, tokens, sizeof(int32_t) * (size_t)n);
+    forward_all(&c, 0);
+    const float *W = m->params + lm_head_offset(m);
+    if (logits && logits_from < n) {
+        int rows = n - logits_from;
+        size_t bytes = sizeof(float) * (size_t)rows * cfg->vocab_size;
+        ws->be->matmul_forward(kv->logits, c.s->xf + (size_t)logits_from * cfg->dim, W, rows, cfg->dim,
+                               cfg->vocab_size, 0);
+        ws->be->to_host(logits, kv->logits, bytes);
+    }
+    if (targets) { /* the NLL through the training loss's own fused op, forward only */
+        long count = 0;
+        for (int i = 0; i < n; i++) {
+            ws->targets_h[i] = targets[i];
+            if (targets[i] >= 0) ws->rows_h[count++] = i;
+        }
+        double sum = 0;
+        if (count > 0) {
+            ws->be->to_device(c.s->targets, ws->targets_h, sizeof(int32_t) * (size_t)n);
+            ws->be->to_device(c.s->rows, ws->rows_h, sizeof(int32_t) * (size_t)count);
+            ws->be->zero(c.s->loss_sum, sizeof(double));
+            ws->be->crossentropy_fused_rows(NULL, NULL, c.s->xf, W, c.s->targets, c.s->rows, (int)count, cfg->dim,
+                                            cfg->vocab_size, 0.0f, c.s->ce_chunk, c.s->ce_scratch, c.s->loss_sum);
+            ws->be->to_host(&sum, c.s->loss_sum, sizeof sum);
+        }
+        *nll += sum;
+    }
 }

@@ -162,6 +162,21 @@ float lqa_model_step(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o, l
  * causal attention, all threads). For tests and evaluation. */
 float *lqa_model_logits(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o);
 
+/* Inference with a KV cache, on the model's backend, through the same layer code as training:
+ * attention's Tq < Tk form over the cached keys and RoPE at the tokens' true positions.
+ * lqa_kv_new: a cache of max_len positions and a forward workspace for chunks of up to `chunk`
+ * tokens (at most max_len). lqa_model_forward_kv runs tokens[0..n) (n <= chunk) at positions
+ * pos0.. (the cache must hold positions < pos0), appends their keys and values, and returns in
+ * host memory: logits (may be NULL) of rows logits_from..n-1, [n - logits_from, V]; with
+ * targets (host, n entries, < 0 for none) the sum of -log p(target) is ADDED to *nll. threads:
+ * CPU threads (0: all). */
+typedef struct lqa_kv lqa_kv;
+lqa_kv *lqa_kv_new(const lqa_model *m, int max_len, int chunk, int threads);
+void lqa_kv_free(lqa_kv *kv);
+int lqa_kv_chunk(const lqa_kv *kv);
+void lqa_model_forward_kv(lqa_model *m, lqa_kv *kv, const int32_t *tokens, int n, int pos0, int threads,
+                          float *logits, int logits_from, const int32_t *targets, double *nll);
+
 /* Folds LoRA into the base weights (W += alpha/r B A) and drops the adapter. */
 void lqa_model_merge_lora(lqa_model *m);
 
