@@ -324,9 +324,10 @@ static void test_qa_prompt_matches_lqa_build(void **state) {
 /* passkey (answers, cell by cell) and ppl (within 1e-5 relative) of the emulated device equal the
  * CPU's, with an unmerged adapter. */
 static void test_cuda_device_matches_cpu(void **state) {
-    const char *b = getenv("LQA_BUILD");
+    const char *b = getenv("LQA_BUILD"), *gpu_tool = getenv("LQA_CUDA_EVAL"); /* a GPU build's (gpu_check.sh) */
     char emu[4096];
-    snprintf(emu, sizeof emu, "%s/cuda-emu/lqa-eval", b && *b ? b : "build");
+    if (gpu_tool && *gpu_tool) snprintf(emu, sizeof emu, "%s", gpu_tool);
+    else snprintf(emu, sizeof emu, "%s/cuda-emu/lqa-eval", b && *b ? b : "build");
     if (!lqa_path_exists(emu)) fail_msg("%s is missing: `make cuda-emu` builds it (make test does)", emu);
     char *out[2] = {lqa_path_join(g_dir, "dev-cpu.json"), lqa_path_join(g_dir, "dev-cuda.json")};
     const char *tool[2] = {lqa_test_tool("lqa-eval"), emu}, *device[2] = {"cpu", "cuda"};

@@ -110,10 +110,12 @@ void lqa_for_each_trainable(lqa_model *m, lqa_train_set train, const lqa_grads *
     }
 }
 
-/* n zeroed floats of be's memory (NULL when n is 0). */
+/* n zeroed floats of be's memory (NULL when n is 0). On the host calloc: the pages of a gradient
+ * no step writes (lora+'s frozen base tensors) are never touched, so they cost no RSS. */
 static float *zeroed(const lqa_backend *be, size_t n) {
+    if (be->host_memory) return n ? lqa_calloc(n, sizeof(float)) : NULL;
     float *p = be->alloc(n * sizeof(float));
-    if (p) be->zero(p, n * sizeof(float));
+    be->zero(p, n * sizeof(float));
     return p;
 }
 
@@ -163,25 +165,12 @@ static mem_estimate estimate_memory(const lqa_config *cfg, const lqa_train_opts 
     return e;
 }
 
-static double available_memory(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    double kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
-    fclose(f);
-    return kb * 1024.0;
-}
-
-/* On a device the budget is what the device reports free (cudaMemGetInfo); on the CPU the
- * machine's available memory. --max-memory overrides either. */
+/* The budget is what the backend reports free: the device's (cudaMemGetInfo) on CUDA, the
+ * machine's MemAvailable on the CPU. --max-memory overrides either. */
 static int check_memory(const mem_estimate *e, const lqa_train_opts *o, const lqa_backend *be, lqa_err *err) {
-    size_t dev_free = 0, dev_total = 0;
-    if (!be->host_memory) be->mem_info(&dev_free, &dev_total);
-    double avail = o->max_memory_gb > 0 ? o->max_memory_gb * 1024.0 * 1024 * 1024
-                   : be->host_memory    ? available_memory()
-                                        : (double)dev_free;
+    size_t free_bytes = 0, total_bytes = 0;
+    be->mem_info(&free_bytes, &total_bytes);
+    double avail = o->max_memory_gb > 0 ? o->max_memory_gb * 1024.0 * 1024 * 1024 : (double)free_bytes;
     const char *where = be->host_memory ? "" : " of device memory";
     log_info("memory estimate %.2f GiB%s (params %.2f, lora %.3f, grads %.2f, optimizer %.2f, activations %.2f); "
              "%.1f GiB available", gib(e->total), where, gib(e->params), gib(e->lora), gib(e->grads), gib(e->optim),

@@ -62,8 +62,8 @@ extern "C" const lqa_backend *lqa_backend_cuda_open(int dev, lqa_err *err) {
         return NULL;
     }
     if (dev >= n) {
-        lqa_err_set(err, "--device cuda:%d: this machine has %d CUDA device%s: cuda:0 to cuda:%d", dev, n,
-                    n == 1 ? "" : "s", n - 1);
+        if (n == 1) lqa_err_set(err, "--device cuda:%d: this machine has 1 CUDA device, cuda:0", dev);
+        else lqa_err_set(err, "--device cuda:%d: this machine has %d CUDA devices, cuda:0 to cuda:%d", dev, n, n - 1);
         return NULL;
     }
     if (is_open && opened.device != dev) {
