@@ -231,9 +231,10 @@ static void test_context_too_long_is_refused(void **state) {
     free_model(&m);
 }
 
-/* The trainer's own forward (kernels/ + trainer/model.c, an independent implementation) gives
- * the same logits as the inference path, with an unmerged adapter, and the perplexity the
- * inference path reports is exp of the training loss on the same tokens. */
+/* The trainer's whole-sequence forward (lqa_model_logits) gives the same logits as the inference
+ * path's chunked KV-cache forward (same layer code, attention's Tq < Tk form over the cache),
+ * with an unmerged adapter, and the perplexity the inference path reports is exp of the
+ * training loss on the same tokens. */
 static void test_matches_trainer_forward_and_loss(void **state) {
     lqa_rng r;
     lqa_rng_seed(&r, lqa_test_seed() + 4);
