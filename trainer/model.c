@@ -1,13 +1,18 @@
-/* trainer/model.c: the LLaMA model of model.h: tensor tables, random init, LoRA, and one
- * forward + backward on a token batch built from the ops in kernels/.
+/* trainer/model.c: the LLaMA model of model.h, the one model core of lqa-sft and lqa-eval: tensor
+ * tables (the only place the layout is computed), random init, LoRA, one forward + backward on
+ * a token batch, and the KV-cache forward of inference, all built from the ops in kernels/ and
+ * called through a backend table (kernels/backend.h: CPU or CUDA, chosen at run time; the
+ * parameters, gradients and workspace are that backend's memory).
  *
  * Per layer (x is the residual stream, N = B*T rows):
  *   xn1 = rmsnorm(x) ; q,k,v = xn1 W^T (+LoRA) ; rope(q,k) ; att = attention(q,k,v) ;
  *   x2 = x + att Wo^T ; xn2 = rmsnorm(x2) ; h = silu(xn2 Wg^T) * (xn2 Wu^T) ; x' = x2 + h Wd^T
- * then xf = rmsnorm(x_L) and the chunked lm_head + cross-entropy.
+ * then xf = rmsnorm(x_L) and the chunked lm_head + cross-entropy. Inference runs the same layer
+ * with k and v written into the cache and attention's Tq < Tk form over it.
  *
- * Memory: every buffer of a step is carved out of ONE allocation whose size lqa_model_step_bytes
- * computes with the same planner, so the estimate is exact and linear in T. With
+ * Memory: every buffer of a step is carved out of ONE allocation, the workspace, planned once per
+ * run for the largest batch (lqa_workspace_new) and re-carved per batch by the same planner, so
+ * the estimate (lqa_workspace_bytes) is exact and linear in T, and no step allocates. With
  * checkpointing the layer inputs and attention outputs are kept and one layer's other
  * activations are recomputed in the backward; without it every layer's activations are kept.
  */

@@ -1,6 +1,7 @@
 /* model.h: the LLaMA model as Hugging Face defines it (RMSNorm, RoPE with rope_theta and linear
  * rope_scaling, SwiGLU MLP, grouped-query attention, optional tied embeddings), its parameters in
- * one contiguous fp32 buffer, LoRA adapters, and one forward+backward on a token batch.
+ * one contiguous fp32 buffer, LoRA adapters, one forward+backward on a token batch (training)
+ * and the KV-cache forward (inference), on the CPU or a CUDA device (kernels/backend.h).
  *
  * Parameter layout (lqa_model.params, in this order; shapes are [rows, cols] row-major, as the
  * HF tensors are, so y = x W^T):
