@@ -93,10 +93,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/obj/tests/testutil.o $(BUILD)/
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 
-# `make test` installs what is missing, builds, runs every test binary and prints one summary line.
+# `make test` installs what is missing, builds, runs every test binary and prints one summary line;
+# it also builds the tools and the CUDA op tests on the CPU emulator (mk/cuda.mk) and runs them.
 test: deps
-	@$(MAKE) --no-print-directory -j$$(nproc) all
-	@BUILD=$(BUILD) SAN=$(SAN) tests/run.sh $(TEST_BIN)
+	@$(MAKE) --no-print-directory -j$$(nproc) all cuda-emu cuda-emu-tests
+	@BUILD=$(BUILD) SAN=$(SAN) tests/run.sh $(TEST_BIN) $(EMUT_TEST_BIN)
 
 # `make demo` (DEMO=full|quick): the whole LongLoRA story on the default corpus, resumable by
 # stage (scripts/demo.sh, docs/DEMO.md); `make ablation` adds the paper's comparisons.

@@ -27,9 +27,9 @@ static void usage(FILE *f) {
           "  lqa-eval run --model MODEL_DIR [--adapter DIR] [--db DB --split test] [--tasks qa,passkey,ppl]\n"
           "               [--lengths 1024,2048,...] [--depths 0,0.25,0.5,0.75,1] [--trials N]\n"
           "               [--filler paper|store] [--stride 256] [--max-new-tokens N] [--limit N]\n"
-          "               [--threads N] [--ctx N] [--seed N] [--name LABEL] -o RESULTS.json\n"
+          "               [--threads N] [--device cpu|cuda|cuda:N] [--ctx N] [--seed N] [--name LABEL] -o RESULTS.json\n"
           "  lqa-eval report RESULTS.json... [--notes NOTES.tsv] -o REPORT_DIR\n"
-          "  lqa-eval bench --model MODEL_DIR [--lengths 2048,8192] [--decode 64] [--threads N]\n"
+          "  lqa-eval bench --model MODEL_DIR [--lengths 2048,8192] [--decode 64] [--threads N] [--device D]\n"
           "\n"
           "run options:\n"
           "  --model DIR          Hugging Face LLaMA directory (config.json, *.safetensors, tokenizer.model)\n"
@@ -44,6 +44,7 @@ static void usage(FILE *f) {
           "  --max-new-tokens N   qa answer length limit (default 32)\n"
           "  --limit N            at most N qa pairs and N ppl documents (default: all)\n"
           "  --threads N          CPU threads (default: all)\n"
+          "  --device D           cpu (default), cuda or cuda:N: where the model runs (prefill and decode)\n"
           "  --ctx N              evaluation context (default: the model's max_position_embeddings, which\n"
           "                       carries rope_scaling for an interpolated model); longer is an error\n"
           "                       unless --extrapolate\n"
@@ -101,7 +102,7 @@ static int parse_int(const char *opt, const char *s, int min, int *out) {
 }
 
 typedef struct run_opts {
-    const char *model, *adapter, *db, *split, *tasks, *out, *name, *filler;
+    const char *model, *adapter, *db, *split, *tasks, *out, *name, *filler, *device;
     int lengths[MAX_LIST], n_lengths;
     double depths[MAX_LIST];
     int n_depths, trials, stride, max_new, limit, threads, ctx, extrapolate;
@@ -114,8 +115,9 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         {"tasks", 1, 0, 't'}, {"lengths", 1, 0, 'L'}, {"depths", 1, 0, 'D'}, {"trials", 1, 0, 'T'},
         {"filler", 1, 0, 'f'}, {"stride", 1, 0, 'S'}, {"max-new-tokens", 1, 0, 'n'}, {"limit", 1, 0, 'l'},
         {"threads", 1, 0, 'j'}, {"ctx", 1, 0, 'c'}, {"seed", 1, 0, 'r'}, {"name", 1, 0, 'N'},
-        {"extrapolate", 0, 0, 'X'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    *o = (run_opts){.split = "test", .filler = "paper", .trials = 5, .stride = 256, .max_new = 32, .seed = 1234};
+        {"extrapolate", 0, 0, 'X'}, {"device", 1, 0, 'g'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    *o = (run_opts){.split = "test", .filler = "paper", .trials = 5, .stride = 256, .max_new = 32, .seed = 1234,
+                    .device = "cpu"};
     o->n_depths = 5;
     for (int i = 0; i < 5; i++) o->depths[i] = i * 0.25;
     int c;
@@ -140,6 +142,7 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         case 'r': o->seed = strtoull(optarg, NULL, 10); break;
         case 'N': o->name = optarg; break;
         case 'X': o->extrapolate = 1; break;
+        case 'g': o->device = optarg; break;
         case 'o': o->out = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
@@ -222,11 +225,11 @@ static json_t *settings_json(const run_opts *o) {
     json_t *lengths = json_array(), *depths = json_array();
     for (int i = 0; i < o->n_lengths; i++) json_array_append_new(lengths, json_integer(o->lengths[i]));
     for (int i = 0; i < o->n_depths; i++) json_array_append_new(depths, json_real(o->depths[i]));
-    return json_pack("{s:s, s:s?, s:s, s:o, s:o, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:b, s:I}", "tasks", o->tasks,
+    return json_pack("{s:s, s:s?, s:s, s:o, s:o, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:b, s:I, s:s}", "tasks", o->tasks,
                      "db", o->db, "split", o->split, "lengths", lengths, "depths", depths, "trials", o->trials,
                      "filler", o->filler, "stride", o->stride, "max_new_tokens", o->max_new, "limit", o->limit,
                      "threads", o->threads, "ctx", o->ctx, "extrapolate", o->extrapolate, "seed",
-                     (json_int_t)o->seed);
+                     (json_int_t)o->seed, "device", o->device);
 }
 
 /* Default lengths: 1024, 2048, ... up to ctx, and ctx itself. */
@@ -297,8 +300,11 @@ static int cmd_run(int argc, char **argv) {
     }
     if (o.n_lengths == 0) default_lengths(&o);
     if (o.db && !(store = lqa_store_open(o.db, 0, &err))) goto fail;
-    if (lqa_hf_check_kv_cache(o.model, &m.cfg, o.ctx, &err) || !(inf = lqa_infer_new(&m, o.ctx, o.threads, &err)))
-        goto fail;
+    if (lqa_hf_check_kv_cache(o.model, &m.cfg, o.ctx, &err)) goto fail;
+    const lqa_backend *be = lqa_backend_open(o.device, &err);
+    if (!be) goto fail;
+    lqa_model_to_backend(&m, be); /* prefill and decode run where the model is */
+    if (!(inf = lqa_infer_new(&m, o.ctx, o.threads, &err))) goto fail;
     lqa_eval_ctx e = {inf, tok, m.cfg.vocab_size, lqa_tok_bos_id(tok), lqa_tok_eos_id(tok), o.ctx, store, o.split,
                       o.max_new, o.limit, o.seed};
     json_t *tasks = json_object();
@@ -368,7 +374,7 @@ static double cpu_seconds(void) {
 /* lqa-eval bench: prefill and decode speed of a model at given context lengths, on random
  * tokens (no tokenizer or store needed). One JSON line per length on stdout. */
 static int cmd_bench(int argc, char **argv) {
-    const char *model = NULL, *lengths_s = "2048,8192";
+    const char *model = NULL, *lengths_s = "2048,8192", *device = "cpu";
     int threads = 0, decode = 64, lengths[MAX_LIST], n_lengths;
     for (int i = 1; i < argc; i++) {
         int last = i + 1 >= argc;
@@ -376,7 +382,8 @@ static int cmd_bench(int argc, char **argv) {
         else if (!strcmp(argv[i], "--lengths") && !last) lengths_s = argv[++i];
         else if (!strcmp(argv[i], "--threads") && !last) { if (parse_int("--threads", argv[++i], 0, &threads)) return 2; }
         else if (!strcmp(argv[i], "--decode") && !last) { if (parse_int("--decode", argv[++i], 1, &decode)) return 2; }
-        else { fprintf(stderr, "lqa-eval bench: unexpected \"%s\"; expected --model DIR [--lengths L,...] [--decode N] [--threads N]\n", argv[i]); return 2; }
+        else if (!strcmp(argv[i], "--device") && !last) device = argv[++i];
+        else { fprintf(stderr, "lqa-eval bench: unexpected \"%s\"; expected --model DIR [--lengths L,...] [--decode N] [--threads N] [--device D]\n", argv[i]); return 2; }
     }
     if (!model || parse_ints("--lengths", lengths_s, lengths, &n_lengths)) {
         fprintf(stderr, "lqa-eval bench: expected --model MODEL_DIR\n");
@@ -384,10 +391,12 @@ static int cmd_bench(int argc, char **argv) {
     }
     lqa_err err;
     lqa_model m = {0};
-    if (lqa_hf_load(model, &m, &err)) {
+    const lqa_backend *be = lqa_backend_open(device, &err);
+    if (!be || lqa_hf_load(model, &m, &err)) {
         fprintf(stderr, "lqa-eval: %s\n", err.msg);
         return 1;
     }
+    lqa_model_to_backend(&m, be);
     int rc = 0;
     lqa_rng rng;
     lqa_rng_seed(&rng, 1);

@@ -25,11 +25,26 @@ double crossentropy_fused_cpu(float *dx, float *dW, const float *x, const float 
                               int N, int D, int V, float grad_scale, int chunk, float *scratch);
 size_t crossentropy_scratch_floats(int chunk, int D, int V);
 
+/* The model's form of the fused loss: the caller lists the target rows (rows[0..n_rows), in
+ * increasing order, in the same memory as the other arrays), and the losses are ADDED to
+ * *loss_sum (one double, same memory) in row order: nothing comes back to the host, so a GPU
+ * step never waits for its loss. Same results as crossentropy_fused_cpu. */
+void crossentropy_fused_rows_cpu(float *dx, float *dW, const float *x, const float *W, const int32_t *targets,
+                                 const int32_t *rows, int n_rows, int D, int V, float grad_scale, int chunk,
+                                 float *scratch, double *loss_sum);
+/* *acc += (float)(*loss_sum / count) (the batch's mean loss, rounded to float as the model
+ * reports it); nothing when count is 0. */
+void crossentropy_mean_add_cpu(double *acc, const double *loss_sum, long count);
+
 #ifdef LQA_CUDA
 void crossentropy_forward_cuda(float *losses, const float *logits, const int32_t *targets, int N, int V);
 void crossentropy_backward_cuda(float *logits, const int32_t *targets, int N, int V, float grad_scale);
 double crossentropy_fused_cuda(float *dx, float *dW, const float *x, const float *W, const int32_t *targets,
                                int N, int D, int V, float grad_scale, int chunk, float *scratch);
+void crossentropy_fused_rows_cuda(float *dx, float *dW, const float *x, const float *W, const int32_t *targets,
+                                  const int32_t *rows, int n_rows, int D, int V, float grad_scale, int chunk,
+                                  float *scratch, double *loss_sum);
+void crossentropy_mean_add_cuda(double *acc, const double *loss_sum, long count);
 #endif
 
 #endif

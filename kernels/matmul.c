@@ -11,6 +11,19 @@ void gemm_cpu(int transA, int transB, int M, int N, int K, float alpha, const fl
     enum CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans;
     int nt = omp_in_parallel() ? 1 : kernels_get_threads(); /* also makes OpenBLAS single-threaded */
     double work = (double)M * N * K;
+    if (nt > 1 && M < 2 * 16 && work >= 4e6 && N >= 64 * nt) {
+        /* few rows (decoding, LoRA's rank-r GEMMs): column blocks of C instead, a multiple of 64
+         * columns each; still one thread per element, so the split does not change a result */
+        int cols = ((N + nt - 1) / nt + 63) / 64 * 64, nblocks = (N + cols - 1) / cols;
+#pragma omp parallel for schedule(static) num_threads(nblocks)
+        for (int blk = 0; blk < nblocks; blk++) {
+            int n0 = blk * cols, n = N - n0 < cols ? N - n0 : cols;
+            /* column n0 of op(B): column n0 of B, or row n0 of B when transposed */
+            const float *b = transB ? B + (size_t)n0 * ldb : B + n0;
+            cblas_sgemm(CblasRowMajor, ta, tb, M, n, K, alpha, A, lda, b, ldb, beta, C + n0, ldc);
+        }
+        return;
+    }
     if (nt <= 1 || M < 2 * 16 || work < 4e6) {
         cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;

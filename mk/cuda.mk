@@ -53,3 +53,49 @@ $(EMU_DIR)/tests/%: $(EMU_DIR)/tests/%.o $(BUILD)/obj/tests/testutil.o $(EMU_KER
 cuda-emu-check: $(EMU_TEST_BIN)
 	@if [ -n "$(NVCC)" ]; then echo "cuda-emu-check: run it with SAN=1 (a liblqa without the nvcc objects)"; exit 1; fi
 	@BUILD=$(BUILD) SAN=1 tests/run.sh $(EMU_TEST_BIN)
+
+# ---- the tools on the emulator (no GPU needed) -----------------------------------------------
+#   make cuda-emu     ->  $(BUILD)/cuda-emu/lqa-sft and $(BUILD)/cuda-emu/lqa-eval
+# The tools with kernels/cuda/*.cu compiled as host C++ against kernels/cuda/emu (-O2, no
+# sanitizers, so a tiny model trains in seconds), so `--device cuda` runs the real kernel code
+# on the CPU. The C objects are the build's own (nothing in them depends on LQA_CUDA but
+# kernels/backend.c, compiled again here with it); `make test` runs these tools against the CPU
+# (tests/test_train_emu.c) and the CUDA op tests linked the same way ($(BUILD)/cuda-emu/tests).
+EMUT := $(BUILD)/cuda-emu
+EMUT_CXXFLAGS := -std=c++17 -O2 -g -Wall -Wno-unknown-pragmas -I. -Ikernels/cuda/emu/include \
+                 -include kernels/cuda/emu/emu.h -DLQA_CUDA -fopenmp
+EMUT_KERNELS := $(patsubst kernels/cuda/%.cu,$(EMUT)/kobj/%.o,$(wildcard kernels/cuda/*.cu)) $(EMUT)/kobj/emu_runtime.o
+EMUT_C_OBJ := $(filter-out $(BUILD)/obj/kernels/backend.o $(BUILD)/obj/trainer/dist.o,$(LIB_C:%.c=$(BUILD)/obj/%.o) \
+                $(LIB_CXX:%.cc=$(BUILD)/obj/%.o))
+EMUT_TEST_BIN := $(patsubst tests/%.c,$(EMUT)/tests/%,$(wildcard tests/test_cuda_*.c))
+
+$(EMUT)/kobj/%.o: $(EMU_DIR)/%.cc $(EMU_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMUT_CXXFLAGS) -c $< -o $@
+$(EMUT)/kobj/emu_runtime.o: kernels/cuda/emu/emu.cc $(EMU_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMUT_CXXFLAGS) -c $< -o $@
+$(EMUT)/kobj/backend_c.o: kernels/backend.c $(wildcard kernels/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DLQA_CUDA -DLQA_CUDA_EMU $(CFLAGS) -c $< -o $@
+# dist.c again without NCCL (mk/mpi.mk): the emulator has no NCCL, and device buffers there are
+# host memory, so MPI alone reduces them
+$(EMUT)/kobj/dist_c.o: trainer/dist.c trainer/dist.h $(BUILD)/dist.flags
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(filter-out -DLQA_NCCL,$(DIST_FLAGS)) $(CFLAGS) -c $< -o $@
+$(EMUT)/liblqa-emu.a: $(EMUT_C_OBJ) $(EMUT)/kobj/backend_c.o $(EMUT)/kobj/dist_c.o $(EMUT_KERNELS)
+	@rm -f $@
+	ar rcs $@ $^
+$(EMUT)/lqa-sft: $(BUILD)/obj/trainer/main.o $(EMUT)/liblqa-emu.a
+	$(CC) $(LDFLAGS) $^ $(filter-out -lcublas -lcudart -lnccl,$(LDLIBS)) -o $@
+$(EMUT)/lqa-eval: $(BUILD)/obj/eval/main.o $(EMUT)/liblqa-emu.a
+	$(CC) $(LDFLAGS) $^ $(filter-out -lcublas -lcudart -lnccl,$(LDLIBS)) -o $@
+$(EMUT)/tests/%.o: tests/%.c tests/test_cuda_util.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DLQA_CUDA -DLQA_CUDA_EMU $(CFLAGS) -c $< -o $@
+$(EMUT)/tests/%: $(EMUT)/tests/%.o $(BUILD)/obj/tests/testutil.o $(EMUT)/liblqa-emu.a
+	$(CC) $(LDFLAGS) $^ $(filter-out -lcublas -lcudart -lnccl,$(LDLIBS)) -lcmocka -o $@
+
+.PHONY: cuda-emu cuda-emu-tests
+cuda-emu: $(EMUT)/lqa-sft $(EMUT)/lqa-eval
+cuda-emu-tests: $(EMUT_TEST_BIN)

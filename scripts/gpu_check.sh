@@ -2,7 +2,9 @@
 # scripts/gpu_check.sh: the ONE command for a machine with an NVIDIA GPU (a lent H100, say).
 #   scripts/gpu_check.sh            (CUDA_ARCH=sm_90 by default; JOBS=16; BUILD=build)
 # 1. builds everything with nvcc for that arch: make -j$JOBS CUDA_ARCH=$CUDA_ARCH (into $BUILD);
-# 2. runs every tests/test_cuda_* binary (each compares a CUDA op with its CPU reference);
+# 2. runs every tests/test_cuda_* binary (each compares a CUDA op with its CPU reference), and
+#    with a GPU the tools end to end (tests/test_train_emu, tests/test_eval_cli against the GPU's
+#    lqa-sft / lqa-eval --device cuda);
 # 3. runs bench/gpu.sh (CUDA vs CPU timings, recorded in bench/RESULTS.md) and, with a GPU,
 #    bench/gpu_vs_torch.sh on a short budget (lqa-sft vs transformers + PEFT, bf16);
 # 4. NCCL over MPI: mpirun with one rank per GPU runs tests/test_dist's worker, whose device
@@ -46,6 +48,14 @@ if [ "$build" = ok ]; then
     BUILD="$BUILD" tests/run.sh "${cuda_tests[@]}" | tee "$LOGDIR/tests.log"
     tests_rc=${PIPESTATUS[0]}
     tests_line=$(tail -1 "$LOGDIR/tests.log")
+    if [ "$have_gpu" = 1 ]; then
+        # the tools end to end: train --device cuda vs cpu, lqa-eval --device cuda vs cpu (on a GPU)
+        echo "== CPU vs GPU end to end (log: $LOGDIR/e2e.log)"
+        LQA_CUDA_SFT="$BUILD/lqa-sft" LQA_CUDA_EVAL="$BUILD/lqa-eval" BUILD="$BUILD" \
+            tests/run.sh "$BUILD/tests/test_train_emu" "$BUILD/tests/test_eval_cli" | tee "$LOGDIR/e2e.log"
+        e2e_rc=${PIPESTATUS[0]}
+        [ "$e2e_rc" -eq 0 ] || tests_rc=$e2e_rc
+    fi
 fi
 
 bench_line="not run"

@@ -1,9 +1,11 @@
 /* test_eval_cli.c: lqa-eval run end to end on a small random model and a store made by
  * lqa-ingest: results.json with every task and its settings, an adapter applied unmerged, and
  * the clear errors the issue asks for: a missing adapter file, an adapter made for another base
- * model, a context longer than the model supports, an empty split. */
+ * model, a context longer than the model supports, an empty split. `--device cuda` on the CPU
+ * emulator ($LQA_BUILD/cuda-emu/lqa-eval) gives the CPU's passkey answers and perplexities. */
 #include "tests/testutil.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,6 +360,51 @@ static void test_qa_prompt_matches_lqa_build(void **state) {
     free(shards);
 }
 
+/* passkey (answers, cell by cell) and ppl (within 1e-5 relative) of the emulated device equal the
+ * CPU's, with an unmerged adapter. */
+static void test_cuda_device_matches_cpu(void **state) {
+    const char *b = getenv("LQA_BUILD"), *gpu_tool = getenv("LQA_CUDA_EVAL"); /* a GPU build's (gpu_check.sh) */
+    char emu[4096];
+    if (gpu_tool && *gpu_tool) snprintf(emu, sizeof emu, "%s", gpu_tool);
+    else snprintf(emu, sizeof emu, "%s/cuda-emu/lqa-eval", b && *b ? b : "build");
+    if (!lqa_path_exists(emu)) fail_msg("%s is missing: `make cuda-emu` builds it (make test does)", emu);
+    char *out[2] = {lqa_path_join(g_dir, "dev-cpu.json"), lqa_path_join(g_dir, "dev-cuda.json")};
+    const char *tool[2] = {lqa_test_tool("lqa-eval"), emu}, *device[2] = {"cpu", "cuda"};
+    json_t *res[2];
+    for (int i = 0; i < 2; i++) {
+        lqa_buf log = {0};
+        if (lqa_test_run(&log, "%s run --threads 1 --device %s --model %s --adapter %s --db %s --tasks passkey,ppl "
+                               "--lengths 192,256 --depths 0,1 --trials 1 --stride 128 --limit 1 -o %s",
+                         tool[i], device[i], g_model, g_adapter, g_db, out[i]))
+            fail_msg("lqa-eval --device %s failed: %s", device[i], log.data);
+        lqa_buf_free(&log);
+        lqa_err err;
+        res[i] = lqa_json_load_file(out[i], &err);
+        assert_non_null(res[i]);
+    }
+    json_t *ta = json_object_get(res[0], "tasks"), *tb = json_object_get(res[1], "tasks");
+    json_t *ca = json_object_get(json_object_get(ta, "passkey"), "cells"),
+           *cb = json_object_get(json_object_get(tb, "passkey"), "cells");
+    assert_int_equal(json_array_size(ca), 4);
+    assert_true(json_equal(ca, cb));
+    json_t *pa = json_object_get(json_object_get(ta, "ppl"), "points"),
+           *pb = json_object_get(json_object_get(tb, "ppl"), "points");
+    assert_int_equal(json_array_size(pa), 2);
+    assert_int_equal(json_array_size(pb), 2);
+    for (size_t i = 0; i < 2; i++) {
+        double a = lqa_json_num(json_array_get(pa, i), "ppl", -1), c = lqa_json_num(json_array_get(pb, i), "ppl", -2);
+        assert_true(a > 1);
+        if (fabs(a - c) > 1e-5 * a) fail_msg("ppl at length %zu: cpu %.9g, cuda %.9g", i, a, c);
+        assert_int_equal(lqa_json_int(json_array_get(pa, i), "tokens", -1),
+                         lqa_json_int(json_array_get(pb, i), "tokens", -2));
+    }
+    assert_string_equal(lqa_json_str(json_object_get(res[1], "settings"), "device", ""), "cuda");
+    json_decref(res[0]);
+    json_decref(res[1]);
+    free(out[0]);
+    free(out[1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_all_tasks_writes_results),
@@ -368,6 +415,7 @@ int main(void) {
         cmocka_unit_test(test_empty_split),
         cmocka_unit_test(test_store_filler),
         cmocka_unit_test(test_qa_prompt_matches_lqa_build),
+        cmocka_unit_test(test_cuda_device_matches_cpu),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

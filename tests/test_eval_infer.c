@@ -13,14 +13,6 @@
 #include "eval/infer.h"
 #include "eval/tasks.h"
 
-/* Parameter count of model.h's layout (the test builds its models without the trainer). */
-static size_t layout_params(const lqa_config *c) {
-    size_t D = c->dim, F = c->hidden_dim, V = c->vocab_size, hd = c->dim / c->n_heads;
-    size_t q = hd * c->n_heads, kv = hd * c->n_kv_heads;
-    size_t layer = D + q * D + 2 * kv * D + D * q + D + 3 * F * D;
-    return V * D + c->n_layers * layer + D + (c->tie_embeddings ? 0 : V * D);
-}
-
 static void random_config(lqa_rng *r, lqa_config *c) {
     memset(c, 0, sizeof *c);
     int kv_choices[] = {1, 2, 4};
@@ -41,35 +33,18 @@ static void random_config(lqa_rng *r, lqa_config *c) {
 
 /* Weights with std 0.3 so that logits are well separated (no argmax ties from rounding). */
 static void random_model(lqa_rng *r, const lqa_config *c, lqa_model *m) {
-    memset(m, 0, sizeof *m);
-    m->cfg = *c;
-    m->n_params = layout_params(c);
-    m->params = lqa_malloc(m->n_params * sizeof(float));
+    lqa_model_alloc(m, c);
     for (size_t i = 0; i < m->n_params; i++) m->params[i] = 0.3f * lqa_rng_normal(r);
 }
 
-static size_t lora_params(const lqa_config *c, int targets, int rank) {
-    size_t hd = c->dim / c->n_heads, q = hd * c->n_heads, kv = hd * c->n_kv_heads;
-    size_t in[7] = {c->dim, c->dim, c->dim, q, c->dim, c->dim, c->hidden_dim};
-    size_t out[7] = {q, kv, kv, c->dim, c->hidden_dim, c->hidden_dim, c->dim};
-    size_t n = 0;
-    for (int t = 0; t < 7; t++)
-        if (targets & (1 << t)) n += rank * (in[t] + out[t]);
-    return n * c->n_layers;
-}
-
 static void random_lora(lqa_rng *r, lqa_model *m, int targets, int rank) {
-    m->lora_targets = targets;
-    m->lora_rank = rank;
-    m->lora_alpha = 2.0f * rank;
-    m->n_lora = lora_params(&m->cfg, targets, rank);
+    lqa_model_shape_lora(m, targets, rank, 2.0f * rank);
     m->lora = lqa_malloc(m->n_lora * sizeof(float));
     for (size_t i = 0; i < m->n_lora; i++) m->lora[i] = 0.3f * lqa_rng_normal(r);   /* B != 0: adapter matters */
 }
 
 static void free_model(lqa_model *m) {
-    free(m->params);
-    free(m->lora);
+    lqa_model_free(m);
 }
 
 static int32_t *random_tokens(lqa_rng *r, int n, int V) {
@@ -256,9 +231,10 @@ static void test_context_too_long_is_refused(void **state) {
     free_model(&m);
 }
 
-/* The trainer's own forward (kernels/ + trainer/model.c, an independent implementation) gives
- * the same logits as the inference path, with an unmerged adapter, and the perplexity the
- * inference path reports is exp of the training loss on the same tokens. */
+/* The trainer's whole-sequence forward (lqa_model_logits) gives the same logits as the inference
+ * path's chunked KV-cache forward (same layer code, attention's Tq < Tk form over the cache),
+ * with an unmerged adapter, and the perplexity the inference path reports is exp of the
+ * training loss on the same tokens. */
 static void test_matches_trainer_forward_and_loss(void **state) {
     lqa_rng r;
     lqa_rng_seed(&r, lqa_test_seed() + 4);

@@ -62,11 +62,9 @@ static void test_matmul_grad(void **state) {
     fd_free_all(c.x, c.W, c.y, c.R, dx, dW, dx0, dW0, y1, yacc, NULL);
 }
 
-/* gemm_cpu's row split (large enough to split, every transpose combination, odd sizes, strided
- * leading dimensions) against a double-precision reference, and equal whatever the threads. */
-static void test_gemm_split_matches_reference(void **state) {
-    int M = 100 + (int)lqa_rng_below(&rng, 60), N = 150 + (int)lqa_rng_below(&rng, 40),
-        K = 270 + (int)lqa_rng_below(&rng, 30);
+/* gemm_cpu's split of M x N x K (every transpose combination, strided leading dimensions)
+ * against a double-precision reference, on 2 threads and on 1. */
+static void check_gemm_split(int M, int N, int K) {
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
             int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
@@ -96,6 +94,15 @@ static void test_gemm_split_matches_reference(void **state) {
                 for (int j = N; j < ldc; j++) assert_true(C1[(size_t)i * ldc + j] == C0[(size_t)i * ldc + j]);
             fd_free_all(A, B, C1, C2, C0, NULL);
         }
+}
+
+/* The row split (large enough to split, odd sizes) and the column split of few-row GEMMs
+ * (decoding: M = 1; LoRA's rank-r products), M * N * K above the split threshold. */
+static void test_gemm_split_matches_reference(void **state) {
+    check_gemm_split(100 + (int)lqa_rng_below(&rng, 60), 150 + (int)lqa_rng_below(&rng, 40),
+                     270 + (int)lqa_rng_below(&rng, 30));
+    int M = 1 + (int)lqa_rng_below(&rng, 4), N = 300 + (int)lqa_rng_below(&rng, 200);
+    check_gemm_split(M, N, (int)(4.1e6 / ((double)M * N)) + 1 + (int)lqa_rng_below(&rng, 50));
 }
 
 /* ---- LoRA ---- */

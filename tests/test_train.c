@@ -385,7 +385,7 @@ static void check_grad_cli(const char *adapter, lqa_train_set set, const char *f
     lqa_for_each_trainable(&m, set, &g, check_one_grad, &gc);
     assert_int_equal(rd.n_tensors, gc.n + 1); /* nothing else in the file */
     lqa_st_close(&rd);
-    lqa_grads_free(&g);
+    lqa_grads_free(&g, lqa_model_backend(&m));
     lqa_model_free(&m);
     free(bp);
     free(gp);

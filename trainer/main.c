@@ -160,9 +160,9 @@ static int train_flag(lqa_train_opts *o, int c, const char *v, lqa_err *err) {
             return lqa_err_set(err, "--full-attn-last '%s': expected a step count >= 0", v);
         return 0;
     case O_DEVICE:
-        if (!strcmp(v, "cpu")) o->device_cuda = 0;
-        else if (!strcmp(v, "cuda")) o->device_cuda = 1;
-        else return lqa_err_set(err, "--device '%s': expected cpu or cuda", v);
+        if (strcmp(v, "cpu") && strcmp(v, "cuda") && !(strncmp(v, "cuda:", 5) == 0 && v[5] && !v[5 + strspn(v + 5, "0123456789")]))
+            return lqa_err_set(err, "--device '%s': expected cpu, cuda or cuda:N (N a device index)", v);
+        o->device = v;
         return 0;
     case O_THREADS:
         if (parse_long(v, 1, 4096, &n)) return lqa_err_set(err, "--threads '%s': expected a positive count", v);
@@ -221,7 +221,7 @@ static const char TRAIN_FLAGS_HELP[] =
     "  --seed N               LoRA init and data order (default 42)\n"
     "  --threads N            CPU threads (default: OpenMP's)\n"
     "  --checkpointing on|off recompute each layer in the backward (default on)\n"
-    "  --device cpu|cuda      (default cpu)\n";
+    "  --device cpu|cuda|cuda:N  (default cpu; cuda:N picks GPU N)\n";
 
 /* ---- init ---------------------------------------------------------------------------------- */
 
@@ -562,7 +562,7 @@ static int cmd_grad(int argc, char **argv) {
         rc = lqa_st_write(out, go.e, go.n, LQA_ST_F32, NULL, &err);
         if (!rc) log_info("loss %.6f; wrote %d gradients to %s", (double)loss, go.n - 1, out);
         free(go.e);
-        lqa_grads_free(&g);
+        lqa_grads_free(&g, lqa_model_backend(&m));
     }
     free(jb.tokens);
     free(jb.mask);
@@ -609,12 +609,9 @@ typedef struct step_flops {
 static step_flops count_step_flops(const lqa_model *m, int B, int T, const lqa_step_opts *so) {
     const lqa_config *c = &m->cfg;
     double N = (double)B * T, D = c->dim, hd = (double)c->dim / c->n_heads, Hq = c->n_heads * hd,
-           Hkv = c->n_kv_heads * hd, F = c->hidden_dim, V = c->vocab_size, r = m->lora_rank;
+           Hkv = c->n_kv_heads * hd, F = c->hidden_dim, V = c->vocab_size;
     double layer_w = D * Hq + 2 * D * Hkv + Hq * D + 3 * D * F;
-    double lora_w = 0;
-    double io[7][2] = {{D, Hq}, {D, Hkv}, {D, Hkv}, {Hq, D}, {D, F}, {D, F}, {F, D}};
-    for (int i = 0; i < 7; i++)
-        if (m->lora && (m->lora_targets & (1 << i))) lora_w += r * (io[i][0] + io[i][1]);
+    double lora_w = (double)m->n_lora / c->n_layers; /* the adapter's weights per layer (model.h layout) */
     double pairs = (double)c->n_heads / 2 * (attn_pairs(T, so, 0) + attn_pairs(T, so, 1));
     double attn_fwd = 4 * hd * pairs * B;
     double layer_fwd = 2 * N * (layer_w + lora_w) + attn_fwd;
@@ -683,10 +680,13 @@ static int cmd_bench(int argc, char **argv) {
     if (!o.model_dir || !o.ctx) return usage_error("bench", "%s", "--model and --ctx are required");
     if (o.threads > 0) omp_set_num_threads(o.threads);
     int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
+    const lqa_backend *be = lqa_backend_open(o.device ? o.device : "cpu", &err);
+    if (!be) return fail(&err);
     lqa_model m;
     if (lqa_load_for_training(o.model_dir, NULL, o.ctx, o.train, o.lora_targets, o.lora_rank, o.lora_alpha, o.seed, &m,
                               &err))
         return fail(&err);
+    lqa_model_to_backend(&m, be);
     lqa_step_opts so = {o.attn, o.group_ratio, o.train, o.checkpointing, threads};
     if (lqa_model_check_opts(&m, o.ctx, &so, &err)) {
         lqa_model_free(&m);
@@ -706,15 +706,20 @@ static int cmd_bench(int argc, char **argv) {
     lqa_grads_alloc(&g, &m, o.train);
     lqa_adamw_cfg ac = {o.beta1, o.beta2, o.adam_eps, o.weight_decay};
     lqa_optim opt;
-    lqa_optim_init(&opt, &ac);
+    lqa_optim_init_on(&opt, &ac, be);
     lqa_for_each_trainable(&m, o.train, &g, bench_add_group, &opt);
     lqa_batch b = {B, T, tok, mask, NULL};
+    /* the trainer's own step: a workspace planned once, loss read back once per step */
+    lqa_workspace *ws = lqa_workspace_new(&m, B, T, &so, 1);
+    double *dev_loss = be->alloc(sizeof(double));
     double best = 1e30, total = 0, loss = 0;
     for (long s = 0; s <= o.steps; s++) {
         double t = lqa_now();
-        for (int i = 0; i < opt.n_groups; i++) memset((float *)opt.groups[i].grad, 0, opt.groups[i].n * sizeof(float));
-        loss = lqa_model_step(&m, &b, &so, &g);
+        lqa_optim_zero_grads(&opt);
+        be->zero(dev_loss, sizeof(double));
+        lqa_model_step_ws(&m, ws, &b, &so, &g, dev_loss);
         lqa_optim_step(&opt, o.lr, 1.0f);
+        be->to_host(&loss, dev_loss, sizeof loss); /* waits for the step */
         t = lqa_now() - t;
         if (s == 0) continue; /* warm-up: first touch of every buffer */
         total += t;
@@ -722,6 +727,8 @@ static int cmd_bench(int argc, char **argv) {
     }
     double mean = total / (double)o.steps;
     step_flops f = count_step_flops(&m, B, T, &so);
+    size_t dev_free = 0, dev_total = 0;
+    if (!be->host_memory) be->mem_info(&dev_free, &dev_total);
     json_t *j = json_pack("{s:s, s:i, s:i, s:s, s:s, s:i, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "model",
                           o.model_dir, "ctx", T, "micro_batch", B, "attn", o.attn == LQA_ATTN_S2 ? "s2" : "full", "train",
                           lqa_train_set_name(o.train), "threads", threads, "checkpointing", o.checkpointing,
@@ -729,6 +736,9 @@ static int cmd_bench(int argc, char **argv) {
                           f.total / 1e9, "attn_gflop_per_step", f.attention / 1e9, "gflops", f.total / mean / 1e9,
                           "peak_rss_mib", peak_rss_mib(), "loss", (double)loss, "params_m", (double)m.n_params / 1e6);
     mallocCheck(j);
+    json_object_set_new(j, "device", json_string(o.device ? o.device : "cpu"));
+    if (!be->host_memory) /* the model, gradients, moments and the workspace, all held at this point */
+        json_object_set_new(j, "device_mem_used_mib", json_real((double)(dev_total - dev_free) / (1024.0 * 1024)));
     if (sgemm_n) {
         json_object_set_new(j, "sgemm_square_n", json_integer(sgemm_n));
         json_object_set_new(j, "sgemm_square_gflops", json_real(sgemm_gflops((int)sgemm_n, (int)sgemm_n, (int)sgemm_n)));
@@ -738,8 +748,10 @@ static int cmd_bench(int argc, char **argv) {
     printf("%s\n", text);
     free(text);
     json_decref(j);
+    lqa_workspace_free(ws);
+    be->free(dev_loss);
     lqa_optim_free(&opt);
-    lqa_grads_free(&g);
+    lqa_grads_free(&g, lqa_model_backend(&m));
     free(tok);
     free(mask);
     lqa_model_free(&m);

@@ -1,6 +1,7 @@
 /* model.h: the LLaMA model as Hugging Face defines it (RMSNorm, RoPE with rope_theta, linear and
  * llama3 rope scaling, SwiGLU MLP, grouped-query attention, optional tied embeddings), its parameters in
- * one contiguous fp32 buffer, LoRA adapters, and one forward+backward on a token batch.
+ * one contiguous fp32 buffer, LoRA adapters, one forward+backward on a token batch (training)
+ * and the KV-cache forward (inference), on the CPU or a CUDA device (kernels/backend.h).
  *
  * Parameter layout (lqa_model.params, in this order; shapes are [rows, cols] row-major, as the
  * HF tensors are, so y = x W^T):
@@ -32,6 +33,7 @@
 
 #include "common/check.h"
 #include "kernels/rope.h"
+#include "kernels/backend.h"
 
 typedef struct lqa_config {
     int vocab_size;      /* V */
@@ -77,6 +79,7 @@ typedef struct lqa_tensor_info {
 
 typedef struct lqa_model {
     lqa_config cfg;
+    const lqa_backend *be;          /* where params and lora live (NULL: the CPU's host memory) */
     float *params;                  /* base parameters, layout above */
     size_t n_params;
     lqa_tensor_info *tensors;       /* n_tensors entries describing params */
@@ -91,14 +94,25 @@ typedef struct lqa_model {
     int n_lora_tensors;
 } lqa_model;
 
-/* Builds the tensor table and allocates params (uninitialised) for cfg. */
+/* The one place the layout above is computed: builds the tensor table of cfg (names, shapes,
+ * offsets, n_params) without allocating anything (params NULL). */
+void lqa_model_shape(lqa_model *m, const lqa_config *cfg);
+/* The LoRA table (lora_tensors, n_lora) for targets and rank, without allocating (lora NULL). */
+void lqa_model_shape_lora(lqa_model *m, int targets, int rank, float alpha);
+/* Builds the tensor table and allocates params (uninitialised, host memory) for cfg. */
 void lqa_model_alloc(lqa_model *m, const lqa_config *cfg);
 /* Random init as HF LLaMA does (normal(0, 0.02) for linears and embedding, norms = 1). */
 void lqa_model_init_random(lqa_model *m, uint64_t seed);
 /* Adds LoRA tensors (A ~ Kaiming-uniform as PEFT, B = 0). */
 void lqa_model_add_lora(lqa_model *m, int targets, int rank, float alpha, uint64_t seed);
 void lqa_model_free(lqa_model *m);
-/* Looks a tensor up by name in params or lora; NULL when absent. */
+/* The backend whose memory holds params and lora (the CPU's unless moved). */
+const lqa_backend *lqa_model_backend(const lqa_model *m);
+/* Moves params and lora into be's memory (the other copy is freed). Loading, saving, init, LoRA
+ * creation and merging work on the host: a trainer loads, moves to the device, and moves back
+ * (or downloads what it writes) for files. */
+void lqa_model_to_backend(lqa_model *m, const lqa_backend *be);
+/* Looks a tensor up by name in params or lora (host memory only); NULL when absent. */
 float *lqa_model_tensor(lqa_model *m, const char *name, const lqa_tensor_info **info);
 
 /* A batch of B sequences of T tokens. loss_mask[b*T+t] = 1: token t is a target predicted from
@@ -135,7 +149,25 @@ int lqa_model_check_opts(const lqa_model *m, int T, const lqa_step_opts *o, lqa_
  * optimizer state are not included. */
 size_t lqa_model_step_bytes(const lqa_model *m, int B, int T, const lqa_step_opts *o);
 
-/* Forward and backward; returns the mean loss over all targets of the batch and ADDS gradients
+/* The persistent step workspace: every activation and scratch buffer of a step, the batch's
+ * tokens, segment ids and targets, in ONE allocation of the model's backend memory, planned once
+ * for B x T (the exact planner) and reused by every micro-batch: no allocation inside a step.
+ * backward: whether steps compute gradients. With S2-Attn it also fits full attention (a run
+ * may end with --full-attn-last). */
+typedef struct lqa_workspace lqa_workspace;
+lqa_workspace *lqa_workspace_new(const lqa_model *m, int B, int T, const lqa_step_opts *o, int backward);
+void lqa_workspace_free(lqa_workspace *ws);
+/* Bytes lqa_workspace_new allocates on backend be (the trainer's estimate; exact). */
+size_t lqa_workspace_bytes(const lqa_model *m, const lqa_backend *be, int B, int T, const lqa_step_opts *o,
+                           int backward);
+/* lqa_model_step on a workspace (batch at most its B x T): the batch arrays are host memory;
+ * gradients are ADDED into g (backend memory, may be NULL); the batch's mean loss, rounded to
+ * float, is ADDED to *loss_acc (one double in backend memory, may be NULL) on the backend:
+ * nothing waits for the device. */
+void lqa_model_step_ws(lqa_model *m, lqa_workspace *ws, const lqa_batch *b, const lqa_step_opts *o, lqa_grads *g,
+                       double *loss_acc);
+
+/* Forward and backward (a workspace of its own, created and freed); returns the mean loss over all targets of the batch and ADDS gradients
  * of that mean into g (so micro-batches accumulate; scale for an average over micro-batches). A
  * target across a segment boundary (seg[t-1] != seg[t]) or on padding (seg < 0) is not
  * counted. g may be NULL for forward only. Invalid opts (see lqa_model_check_opts) are fatal:
@@ -145,6 +177,21 @@ float lqa_model_step(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o, l
 /* Logits of every position (B*T*V floats, caller frees), with o's attention mode (o NULL: full
  * causal attention, all threads). For tests and evaluation. */
 float *lqa_model_logits(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o);
+
+/* Inference with a KV cache, on the model's backend, through the same layer code as training:
+ * attention's Tq < Tk form over the cached keys and RoPE at the tokens' true positions.
+ * lqa_kv_new: a cache of max_len positions and a forward workspace for chunks of up to `chunk`
+ * tokens (at most max_len). lqa_model_forward_kv runs tokens[0..n) (n <= chunk) at positions
+ * pos0.. (the cache must hold positions < pos0), appends their keys and values, and returns in
+ * host memory: logits (may be NULL) of rows logits_from..n-1, [n - logits_from, V]; with
+ * targets (host, n entries, < 0 for none) the sum of -log p(target) is ADDED to *nll. threads:
+ * CPU threads (0: all). */
+typedef struct lqa_kv lqa_kv;
+lqa_kv *lqa_kv_new(const lqa_model *m, int max_len, int chunk, int threads);
+void lqa_kv_free(lqa_kv *kv);
+int lqa_kv_chunk(const lqa_kv *kv);
+void lqa_model_forward_kv(lqa_model *m, lqa_kv *kv, const int32_t *tokens, int n, int pos0, int threads,
+                          float *logits, int logits_from, const int32_t *targets, double *nll);
 
 /* Folds LoRA into the base weights (W += alpha/r B A) and drops the adapter. */
 void lqa_model_merge_lora(lqa_model *m);

@@ -2,12 +2,16 @@
  * norm, and the learning-rate schedule (linear warm-up, then constant or cosine to zero).
  * The optimizer works on groups: one per trainable tensor, each a span of a parameter buffer and
  * the matching span of its gradient buffer, with its own moment buffers, so frozen tensors cost
- * no optimizer memory (LoRA on a 7B model keeps moments only for the adapter and norms). */
+ * no optimizer memory (LoRA on a 7B model keeps moments only for the adapter and norms).
+ * Parameters, gradients and moments live in the optimizer's backend memory (the model's); the
+ * update and the gradient norm run there (kernels/adamw.h). Host copies exist only for files. */
 #ifndef LQA_OPTIM_H
 #define LQA_OPTIM_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "kernels/backend.h"
 
 typedef struct lqa_adamw_cfg {
     float beta1, beta2, eps;
@@ -20,24 +24,39 @@ typedef struct lqa_optim_group {
     const float *grad;
     size_t n;
     int decay;
-    float *m, *v;           /* first and second moments (n floats each, owned) */
+    float *m, *v;           /* first and second moments (n floats each, owned, backend memory) */
+    float *h_param, *h_m, *h_v; /* host copies for checkpoints (lqa_optim_to_host); on the CPU
+                                   backend the buffers themselves */
 } lqa_optim_group;
 
 typedef struct lqa_optim {
     lqa_adamw_cfg cfg;
+    const lqa_backend *be;
     lqa_optim_group *groups;
     int n_groups;
     long t;                 /* optimizer steps taken (bias correction) */
 } lqa_optim;
 
+/* On the CPU backend, or on be (whose memory the groups' param and grad are in). */
 void lqa_optim_init(lqa_optim *o, const lqa_adamw_cfg *cfg);
+void lqa_optim_init_on(lqa_optim *o, const lqa_adamw_cfg *cfg, const lqa_backend *be);
 /* Adds a group; moments start at zero. */
 void lqa_optim_add(lqa_optim *o, const char *name, float *param, const float *grad, size_t n, int decay);
 void lqa_optim_free(lqa_optim *o);
 size_t lqa_optim_numel(const lqa_optim *o);
 
+/* Zeroes every group's gradient. */
+void lqa_optim_zero_grads(lqa_optim *o);
 /* L2 norm of every group's gradient together (accumulated in double, deterministic order). */
 double lqa_optim_grad_norm(const lqa_optim *o);
+/* The same sum of squares, ADDED to *acc (one double in backend memory) without waiting: the
+ * trainer reads it with the step's loss in one copy. sqrt(*acc) is lqa_optim_grad_norm. */
+void lqa_optim_grad_sumsq(const lqa_optim *o, double *acc);
+/* Host copies of every group's param, m and v: to_host fills g->h_param, h_m, h_v (allocated
+ * on first use); to_device writes them back (after a checkpoint was read into them). No-ops on
+ * the CPU backend, where they are the buffers themselves. */
+void lqa_optim_to_host(lqa_optim *o);
+void lqa_optim_to_device(lqa_optim *o);
 /* One AdamW step with learning rate lr; gradients are multiplied by grad_scale first (for
  * clipping and averaging over micro-batches) without modifying the gradient buffers. */
 void lqa_optim_step(lqa_optim *o, float lr, float grad_scale);

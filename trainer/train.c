@@ -103,23 +103,33 @@ void lqa_for_each_trainable(lqa_model *m, lqa_train_set train, const lqa_grads *
     for (int i = 0; i < m->n_tensors; i++) {
         const lqa_tensor_info *ti = &m->tensors[i];
         if (train == LQA_TRAIN_LORA || (train == LQA_TRAIN_LORA_PLUS && !lqa_is_lora_plus_tensor(ti->name))) continue;
-        fn(ctx, ti, m->params + ti->offset, g && g->d_params ? g->d_params + ti->offset : NULL, 0);
+        fn(ctx, ti, m->params ? m->params + ti->offset : NULL, g && g->d_params ? g->d_params + ti->offset : NULL, 0);
     }
     if (train == LQA_TRAIN_FULL) return;
     for (int i = 0; i < m->n_lora_tensors; i++) {
         const lqa_tensor_info *ti = &m->lora_tensors[i];
-        fn(ctx, ti, m->lora + ti->offset, g && g->d_lora ? g->d_lora + ti->offset : NULL, 1);
+        fn(ctx, ti, m->lora ? m->lora + ti->offset : NULL, g && g->d_lora ? g->d_lora + ti->offset : NULL, 1);
     }
 }
 
-void lqa_grads_alloc(lqa_grads *g, const lqa_model *m, lqa_train_set train) {
-    g->d_params = train != LQA_TRAIN_LORA ? lqa_calloc(m->n_params, sizeof(float)) : NULL;
-    g->d_lora = train != LQA_TRAIN_FULL && m->n_lora ? lqa_calloc(m->n_lora, sizeof(float)) : NULL;
+/* n zeroed floats of be's memory (NULL when n is 0). On the host calloc: the pages of a gradient
+ * no step writes (lora+'s frozen base tensors) are never touched, so they cost no RSS. */
+static float *zeroed(const lqa_backend *be, size_t n) {
+    if (be->host_memory) return n ? lqa_calloc(n, sizeof(float)) : NULL;
+    float *p = be->alloc(n * sizeof(float));
+    be->zero(p, n * sizeof(float));
+    return p;
 }
 
-void lqa_grads_free(lqa_grads *g) {
-    free(g->d_params);
-    free(g->d_lora);
+void lqa_grads_alloc(lqa_grads *g, const lqa_model *m, lqa_train_set train) {
+    const lqa_backend *be = lqa_model_backend(m);
+    g->d_params = train != LQA_TRAIN_LORA ? zeroed(be, m->n_params) : NULL;
+    g->d_lora = train != LQA_TRAIN_FULL && m->n_lora ? zeroed(be, m->n_lora) : NULL;
+}
+
+void lqa_grads_free(lqa_grads *g, const lqa_backend *be) {
+    be->free(g->d_params);
+    be->free(g->d_lora);
     g->d_params = g->d_lora = NULL;
 }
 
@@ -133,70 +143,47 @@ static double gib(double bytes) {
     return bytes / (1024.0 * 1024 * 1024);
 }
 
-/* LoRA floats for cfg: r * (in + out) per target per layer. */
-static size_t lora_numel(const lqa_config *c, int targets, int r) {
-    size_t D = (size_t)c->dim, hd = D / (size_t)c->n_heads, F = (size_t)c->hidden_dim;
-    size_t q = (size_t)c->n_heads * hd, kv = (size_t)c->n_kv_heads * hd, per = 0;
-    size_t in_out[7][2] = {{D, q}, {D, kv}, {D, kv}, {q, D}, {D, F}, {D, F}, {F, D}};
-    for (int i = 0; i < 7; i++)
-        if (targets & (1 << i)) per += (size_t)r * (in_out[i][0] + in_out[i][1]);
-    return per * (size_t)c->n_layers;
+/* Floats AdamW keeps moments for: what lqa_for_each_trainable visits. */
+static void count_trainable(void *ctx, const lqa_tensor_info *ti, float *param, float *grad, int is_lora) {
+    *(size_t *)ctx += ti->numel;
 }
 
-/* Trainable floats of each set (for the optimizer's two moments). */
-static size_t trainable_numel(const lqa_config *c, lqa_train_set t, size_t n_lora) {
-    if (t == LQA_TRAIN_FULL) return lqa_config_n_params(c);
-    size_t base = t == LQA_TRAIN_LORA_PLUS
-                      ? (size_t)c->vocab_size * (size_t)c->dim + (size_t)c->dim * (size_t)(2 * c->n_layers + 1)
-                      : 0;
-    return base + n_lora;
-}
-
-static mem_estimate estimate_memory(const lqa_config *cfg, const lqa_train_opts *o, const lqa_step_opts *so) {
+static mem_estimate estimate_memory(const lqa_config *cfg, const lqa_train_opts *o, const lqa_step_opts *so,
+                                    const lqa_backend *be) {
     mem_estimate e;
-    size_t n_params = lqa_config_n_params(cfg);
-    size_t n_lora = o->train == LQA_TRAIN_FULL ? 0 : lora_numel(cfg, o->lora_targets, o->lora_rank);
-    e.params = 4.0 * (double)n_params;
-    e.lora = 4.0 * (double)n_lora;
-    e.grads = 4.0 * ((o->train != LQA_TRAIN_LORA ? (double)n_params : 0) + (double)n_lora);
-    e.optim = 8.0 * (double)trainable_numel(cfg, o->train, n_lora);
-    /* [dist] with several ranks the all-reduce packs the trained gradients into one more buffer */
-    if (lqa_dist_size(o->dist) > 1) e.grads += 4.0 * (double)trainable_numel(cfg, o->train, n_lora);
-    /* the kernels' own estimate of activations and scratch, from the shape alone */
+    /* the model's layout and the workspace planner, from the shape alone (nothing allocated) */
     lqa_model shape;
-    memset(&shape, 0, sizeof shape);
-    shape.cfg = *cfg;
-    shape.n_params = n_params;
-    shape.lora_targets = o->train == LQA_TRAIN_FULL ? 0 : o->lora_targets;
-    shape.lora_rank = o->lora_rank;
-    shape.lora_alpha = o->lora_alpha;
-    shape.n_lora = n_lora;
-    e.activations = (double)lqa_model_step_bytes(&shape, o->micro_batch, o->ctx, so);
+    lqa_model_shape(&shape, cfg);
+    if (o->train != LQA_TRAIN_FULL) lqa_model_shape_lora(&shape, o->lora_targets, o->lora_rank, o->lora_alpha);
+    size_t trainable = 0;
+    lqa_for_each_trainable(&shape, o->train, NULL, count_trainable, &trainable);
+    e.params = 4.0 * (double)shape.n_params;
+    e.lora = 4.0 * (double)shape.n_lora;
+    e.grads = 4.0 * ((o->train != LQA_TRAIN_LORA ? (double)shape.n_params : 0) + (double)shape.n_lora);
+    e.optim = 8.0 * (double)trainable;
+    /* [dist] with several ranks the all-reduce packs the trained gradients into one more buffer */
+    if (lqa_dist_size(o->dist) > 1) e.grads += 4.0 * (double)trainable;
+    e.activations = (double)lqa_workspace_bytes(&shape, be, o->micro_batch, o->ctx, so, 1);
     e.total = e.params + e.lora + e.grads + e.optim + e.activations;
+    lqa_model_free(&shape);
     return e;
 }
 
-static double available_memory(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    double kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
-    fclose(f);
-    return kb * 1024.0;
-}
-
-static int check_memory(const mem_estimate *e, const lqa_train_opts *o, lqa_err *err) {
-    double avail = o->max_memory_gb > 0 ? o->max_memory_gb * 1024.0 * 1024 * 1024 : available_memory();
-    log_info("memory estimate %.2f GiB (params %.2f, lora %.3f, grads %.2f, optimizer %.2f, activations %.2f); "
-             "%.1f GiB available", gib(e->total), gib(e->params), gib(e->lora), gib(e->grads), gib(e->optim),
+/* The budget is what the backend reports free: the device's (cudaMemGetInfo) on CUDA, the
+ * machine's MemAvailable on the CPU. --max-memory overrides either. */
+static int check_memory(const mem_estimate *e, const lqa_train_opts *o, const lqa_backend *be, lqa_err *err) {
+    size_t free_bytes = 0, total_bytes = 0;
+    be->mem_info(&free_bytes, &total_bytes);
+    double avail = o->max_memory_gb > 0 ? o->max_memory_gb * 1024.0 * 1024 * 1024 : (double)free_bytes;
+    const char *where = be->host_memory ? "" : " of device memory";
+    log_info("memory estimate %.2f GiB%s (params %.2f, lora %.3f, grads %.2f, optimizer %.2f, activations %.2f); "
+             "%.1f GiB available", gib(e->total), where, gib(e->params), gib(e->lora), gib(e->grads), gib(e->optim),
              gib(e->activations), gib(avail));
     if (avail <= 0 || e->total <= avail) return 0;
-    return lqa_err_set(err, "training needs about %.2f GiB (params %.2f, grads %.2f, optimizer %.2f, activations "
+    return lqa_err_set(err, "training needs about %.2f GiB%s (params %.2f, grads %.2f, optimizer %.2f, activations "
                        "%.2f) but %.2f GiB are available%s; try %s--micro-batch 1, a smaller --ctx, or --train lora",
-                       gib(e->total), gib(e->params), gib(e->grads), gib(e->optim), gib(e->activations), gib(avail),
-                       o->max_memory_gb > 0 ? " (--max-memory)" : "",
+                       gib(e->total), where, gib(e->params), gib(e->grads), gib(e->optim), gib(e->activations),
+                       gib(avail), o->max_memory_gb > 0 ? " (--max-memory)" : be->host_memory ? "" : " on the device",
                        o->checkpointing ? "" : "--checkpointing on, ");
 }
 
@@ -294,9 +281,12 @@ typedef struct data_source {
 
 typedef struct run {
     const lqa_train_opts *o;
+    const lqa_backend *be;  /* --device: where the model, gradients, moments and workspace live */
     lqa_model m;
     lqa_grads g;
     lqa_optim opt;
+    lqa_workspace *ws;      /* the step workspace, planned once */
+    double *scalars;        /* backend: the step's [loss sum, gradient sum of squares] */
     data_source *src;       /* the --data directories, in order */
     int n_src;
     double *cum;            /* cumulative mixing weights */
@@ -333,10 +323,6 @@ static void add_group(void *ctx, const lqa_tensor_info *ti, float *param, float 
     /* no decay on norms, as HF Trainer excludes them */
     int decay = strstr(ti->name, "norm.weight") == NULL;
     lqa_optim_add(opt, ti->name, param, grad, ti->numel, decay);
-}
-
-static void zero_grads(lqa_optim *opt) {
-    for (int i = 0; i < opt->n_groups; i++) memset((float *)opt->groups[i].grad, 0, opt->groups[i].n * sizeof(float));
 }
 
 /* ---- checkpoints ---------------------------------------------------------------------------- */
@@ -426,7 +412,8 @@ static int load_data_state(run *r, const json_t *j, const char *path, lqa_err *e
     return 0;
 }
 
-static int write_state_tensors(const char *path, const lqa_optim *opt, lqa_err *err) {
+static int write_state_tensors(const char *path, lqa_optim *opt, lqa_err *err) {
+    lqa_optim_to_host(opt); /* a device run's state comes down to the same file */
     int n = opt->n_groups;
     lqa_st_entry *e = lqa_calloc((size_t)(3 * n), sizeof *e);
     char **names = lqa_calloc((size_t)(2 * n), sizeof(char *));
@@ -437,9 +424,9 @@ static int write_state_tensors(const char *path, const lqa_optim *opt, lqa_err *
         names[2 * i + 1] = lqa_malloc(len);
         snprintf(names[2 * i], len, "adam_m/%s", g->name);
         snprintf(names[2 * i + 1], len, "adam_v/%s", g->name);
-        lqa_st_entry parts[3] = {{g->name, 1, {(int64_t)g->n}, g->param},
-                                 {names[2 * i], 1, {(int64_t)g->n}, g->m},
-                                 {names[2 * i + 1], 1, {(int64_t)g->n}, g->v}};
+        lqa_st_entry parts[3] = {{g->name, 1, {(int64_t)g->n}, g->h_param},
+                                 {names[2 * i], 1, {(int64_t)g->n}, g->h_m},
+                                 {names[2 * i + 1], 1, {(int64_t)g->n}, g->h_v}};
         memcpy(&e[3 * i], parts, sizeof parts);
     }
     int rc = lqa_st_write(path, e, 3 * n, LQA_ST_F32, NULL, err);
@@ -525,9 +512,10 @@ static int load_state_tensors(const char *path, lqa_optim *opt, lqa_err *err) {
     if (lqa_st_open(&rd, path, err)) return -1;
     int rc = 0;
     char name[160];
+    lqa_optim_to_host(opt); /* host copies to read into (a device run uploads them below) */
     for (int i = 0; i < opt->n_groups && !rc; i++) {
         lqa_optim_group *g = &opt->groups[i];
-        float *dst[3] = {g->param, g->m, g->v};
+        float *dst[3] = {g->h_param, g->h_m, g->h_v};
         const char *prefix[3] = {"", "adam_m/", "adam_v/"};
         for (int k = 0; k < 3 && !rc; k++) {
             snprintf(name, sizeof name, "%s%s", prefix[k], g->name);
@@ -539,6 +527,7 @@ static int load_state_tensors(const char *path, lqa_optim *opt, lqa_err *err) {
         }
     }
     lqa_st_close(&rd);
+    if (!rc) lqa_optim_to_device(opt);
     return rc;
 }
 
@@ -649,7 +638,7 @@ static json_t *options_json(const lqa_train_opts *o) {
                           (json_int_t)o->warmup, "steps", (json_int_t)o->steps, "micro_batch", o->micro_batch,
                           "grad_accum", o->grad_accum, "schedule",
                           o->schedule == LQA_SCHED_COSINE ? "cosine" : "constant", "seed", (json_int_t)o->seed,
-                          "device", o->device_cuda ? "cuda" : "cpu", "threads", o->threads, "save_every",
+                          "device", o->device ? o->device : "cpu", "threads", o->threads, "save_every",
                           (json_int_t)o->save_every, "log_every", (json_int_t)o->log_every, "keep_checkpoints",
                           o->keep_checkpoints, "checkpointing", o->checkpointing, "max_grad_norm",
                           (double)o->max_grad_norm, "weight_decay", (double)o->weight_decay, "beta1",
@@ -783,8 +772,6 @@ static int validate_opts(const lqa_train_opts *o, lqa_err *err) {
                            o->full_attn_last);
     if (o->full_attn_last > o->steps)
         return lqa_err_set(err, "--full-attn-last %ld: more than --steps %ld", o->full_attn_last, o->steps);
-    if (o->device_cuda)
-        return lqa_err_set(err, "--device cuda: the trainer's CUDA backend is not wired in yet; use --device cpu");
     return 0;
 }
 
@@ -913,6 +900,7 @@ static int prepare_out_dir(run *r, lqa_err *err) {
 /* final/ appears whole or not at all (lqa_atomic_dir; lqa_hf_save is atomic itself): an adapter
  * never exists without the lqa_training.json that carries the run's position interpolation. */
 static int save_final(run *r, lqa_err *err) {
+    lqa_model_to_backend(&r->m, lqa_backend_cpu()); /* the files are written from the host */
     char *dir = lqa_path_join(r->o->out_dir, "final");
     int rc;
     if (r->o->train == LQA_TRAIN_FULL) {
@@ -988,8 +976,8 @@ static int dist_reduce_step(run *r, double *loss, long *tokens, double data_s, d
         bufs[i] = (float *)r->opt.groups[i].grad;
         ns[i] = r->opt.groups[i].n;
     }
-    /* gradients on the host here; the CUDA backend passes its device buffers with LQA_DIST_DEVICE */
-    int rc = lqa_dist_allreduce_tensors(d, bufs, ns, n, LQA_DIST_HOST, err);
+    /* the gradients live where the backend computes: NCCL reduces device buffers */
+    int rc = lqa_dist_allreduce_tensors(d, bufs, ns, n, r->be->host_memory ? LQA_DIST_HOST : LQA_DIST_DEVICE, err);
     free(bufs);
     free(ns);
     if (rc) return -1;
@@ -1062,9 +1050,10 @@ static int train_loop(run *r, const lqa_step_opts *so, lqa_err *err) {
     while (!rc && r->step < o->steps) {
         double ts = lqa_now();
         lqa_step_opts step_so = step_attention(o, so, r->step);
-        zero_grads(&r->opt);
+        lqa_optim_zero_grads(&r->opt);
+        r->be->zero(r->scalars, 2 * sizeof(double));
         for (int i = 0; i < r->n_src; i++) r->src[i].rows = 0;
-        double loss = 0, data_s = 0;
+        double data_s = 0;
         long tokens = 0;
         /* [dist] the micro-batch order is global: every rank reads all grad_accum x ranks of them,
          * rank `me` computes me, me + ranks, ... (so a seed gives the same examples per step
@@ -1075,17 +1064,25 @@ static int train_loop(run *r, const lqa_step_opts *so, lqa_err *err) {
             data_s += lqa_now() - td;
             if (rc || a % ranks != me) continue;
             lqa_batch b = {bb.B, bb.T, bb.tokens, bb.mask, bb.seg};
-            loss += lqa_model_step(&r->m, &b, &step_so, &r->g);
+            lqa_model_step_ws(&r->m, r->ws, &b, &step_so, &r->g, &r->scalars[0]);
             tokens += bb.real_tokens;
         }
         /* [dist] every rank OK and at this step, then the gradients summed over ranks */
+        double loss_sum = 0;
         rc = lqa_dist_agree(d, rc, r->step, err);
-        if (!rc) rc = dist_reduce_step(r, &loss, &tokens, data_s, times, err);
+        if (!rc && ranks > 1) r->be->to_host(&loss_sum, r->scalars, sizeof loss_sum);
+        if (!rc) rc = dist_reduce_step(r, &loss_sum, &tokens, data_s, times, err);
         if (rc) break;
-        loss /= o->grad_accum * ranks;
+        /* the step's loss and gradient norm come to the host together, once per step (with
+         * several ranks the loss sum went to the host for the gather above) */
+        double host[2];
+        lqa_optim_grad_sumsq(&r->opt, &r->scalars[1]);
+        r->be->to_host(host, r->scalars, sizeof host);
+        if (ranks == 1) loss_sum = host[0];
+        double loss = loss_sum / (o->grad_accum * ranks);
         /* micro-batch gradients are means: average them, then clip the average */
         float avg = 1.0f / (float)(o->grad_accum * ranks);
-        double gnorm = lqa_optim_grad_norm(&r->opt) * avg;
+        double gnorm = sqrt(host[1]) * avg;
         float lr = lqa_lr_at(r->step, o->steps, o->lr, o->warmup, o->schedule);
         lqa_optim_step(&r->opt, lr, avg * lqa_clip_scale(gnorm, o->max_grad_norm));
         r->step++;
@@ -1124,7 +1121,9 @@ static int train_loop(run *r, const lqa_step_opts *so, lqa_err *err) {
 
 static void run_free(run *r) {
     if (r->opt.groups) lqa_optim_free(&r->opt);
-    lqa_grads_free(&r->g);
+    lqa_workspace_free(r->ws);
+    if (r->be) r->be->free(r->scalars);
+    if (r->be) lqa_grads_free(&r->g, r->be);
     for (int i = 0; i < r->n_src; i++) {
         if (r->src[i].it.d) lqa_iter_free(&r->src[i].it);
         if (r->src[i].data) lqa_shards_close(r->src[i].data);
@@ -1139,15 +1138,23 @@ static void run_free(run *r) {
 static int setup_and_run(run *r, lqa_err *err) {
     const lqa_train_opts *o = r->o;
     if (o->threads > 0) omp_set_num_threads(o->threads);
-    /* [dist] --device cuda: this rank's local GPU, and NCCL over the ranks */
-    if (o->device_cuda && lqa_dist_size(o->dist) > 1 && lqa_dist_use_gpu(o->dist, err)) return -1;
     lqa_step_opts so = {o->attn, o->group_ratio, o->train, o->checkpointing,
                         o->threads > 0 ? o->threads : omp_get_max_threads()};
+    const char *device = o->device ? o->device : "cpu";
+    char local[32];
+    /* [dist] --device cuda with several ranks: this rank's local GPU, and NCCL over the ranks */
+    if (!strcmp(device, "cuda") && lqa_dist_size(o->dist) > 1) {
+        if (lqa_dist_use_gpu(o->dist, err)) return -1;
+        snprintf(local, sizeof local, "cuda:%d", o->dist->gpu);
+        device = local;
+    }
+    r->be = lqa_backend_open(device, err);
+    if (!r->be) return -1;
     lqa_config cfg;
     if (lqa_hf_read_config(o->model_dir, &cfg, err)) return -1;
     lqa_apply_position_interpolation(&cfg, o->ctx);
-    mem_estimate me = estimate_memory(&cfg, o, &so);
-    if (check_memory(&me, o, err) || prepare_out_dir(r, err)) return -1;
+    mem_estimate me = estimate_memory(&cfg, o, &so, r->be);
+    if (check_memory(&me, o, r->be, err) || prepare_out_dir(r, err)) return -1;
     if (lqa_load_for_training(o->model_dir, o->adapter_dir, o->ctx, o->train, o->lora_targets, o->lora_rank,
                               o->lora_alpha, o->seed, &r->m, err))
         return -1;
@@ -1155,9 +1162,10 @@ static int setup_and_run(run *r, lqa_err *err) {
         log_info("position interpolation: ctx %d, rope scale %g", o->ctx, (double)r->m.cfg.rope_scale);
     if (lqa_model_check_opts(&r->m, o->ctx, &so, err)) return -1;
     if (open_data(r, err)) return -1;
+    lqa_model_to_backend(&r->m, r->be); /* from here on the host holds no copy of the model */
     lqa_grads_alloc(&r->g, &r->m, o->train);
     lqa_adamw_cfg ac = {o->beta1, o->beta2, o->adam_eps, o->weight_decay};
-    lqa_optim_init(&r->opt, &ac);
+    lqa_optim_init_on(&r->opt, &ac, r->be);
     lqa_for_each_trainable(&r->m, o->train, &r->g, add_group, &r->opt);
     lqa_rng_seed(&r->rng, o->seed ^ 0x7472616e);
     char *cpath = lqa_path_join(o->out_dir, "config.json");
@@ -1174,7 +1182,11 @@ static int setup_and_run(run *r, lqa_err *err) {
     free(cpath);
     if (!rc) log_info("training %s, %zu trainable parameters, %ld steps of %d tokens", lqa_train_set_name(o->train),
                       lqa_optim_numel(&r->opt), o->steps, o->micro_batch * o->grad_accum * o->ctx * lqa_dist_size(o->dist));
-    if (!rc) rc = train_loop(r, &so, err);
+    if (!rc) {
+        r->ws = lqa_workspace_new(&r->m, o->micro_batch, o->ctx, &so, 1);
+        r->scalars = r->be->alloc(2 * sizeof(double));
+        rc = train_loop(r, &so, err);
+    }
     if (!rc && lqa_dist_is_root(o->dist)) rc = save_final(r, err); /* [dist] rank 0 writes */
     return rc;
 }

@@ -44,7 +44,7 @@ typedef struct lqa_train_opts {
     lqa_schedule schedule;
     uint64_t seed;
     int resume;
-    int device_cuda;
+    const char *device;           /* --device: cpu, cuda or cuda:N (NULL: cpu) */
     int threads;
     long save_every, log_every;
     int keep_checkpoints;
@@ -84,7 +84,8 @@ void lqa_for_each_trainable(lqa_model *m, lqa_train_set train, const lqa_grads *
 
 /* Allocates gradient buffers for the set (d_params for full and lora+, d_lora for lora sets). */
 void lqa_grads_alloc(lqa_grads *g, const lqa_model *m, lqa_train_set train);
-void lqa_grads_free(lqa_grads *g);
+/* Frees them (be: the backend they were allocated on: lqa_model_backend at allocation). */
+void lqa_grads_free(lqa_grads *g, const lqa_backend *be);
 
 const char *lqa_train_set_name(lqa_train_set t);
 int lqa_train_set_parse(const char *s, lqa_train_set *t);

@@ -2,12 +2,13 @@
  * (the twins of crossentropy.c). Rows are independent: one block per row, block reductions for
  * the max and the sum of exponentials.
  *
- * The fused version follows the CPU one chunk for chunk: the list of target rows is built on the
- * host from one copy of targets (N ints; the CPU walks the same list), each chunk's row indices
- * go to the idx area of the device scratch, then gather -> cuBLAS logits -> per-row loss and
+ * The fused version follows the CPU one chunk for chunk: the list of target rows (given by the
+ * model in device memory; built on the host from one copy of targets in the standalone form),
+ * then gather -> cuBLAS logits -> per-row loss and
  * in-place dlogits -> cuBLAS dW and dx -> scatter-add of dx (rows of a chunk are distinct, so no
- * two threads add into the same element). Each chunk's losses come back to the host and are
- * summed in double in row order, as the CPU does. */
+ * two threads add into the same element). Each chunk's losses are added in row order, in double,
+ * into a device sum by one thread (the CPU's order), so the model's step never waits for its
+ * loss; crossentropy_fused_cuda (tests) reads the sum back once at the end. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,43 +81,44 @@ extern "C" void crossentropy_backward_cuda(float *logits, const int32_t *targets
     cudaCheckLaunch();
 }
 
-/* Indices of the rows with a target, in order; returns how many. */
-static int target_rows(int32_t *rows, const int32_t *targets_dev, int N) {
-    int32_t *host = (int32_t *)lqa_malloc(sizeof(int32_t) * (size_t)(N > 0 ? N : 1));
-    lqa_cuda_to_host(host, targets_dev, sizeof(int32_t) * (size_t)N);
-    int c = 0;
-    for (int n = 0; n < N; n++)
-        if (host[n] >= 0) rows[c++] = n;
-    free(host);
-    return c;
+/* *loss_sum += losses[0..c) in order, on one thread: the CPU's summation order, no atomics. */
+__global__ void ce_sum_kernel(double *loss_sum, const float *losses, int c) {
+    double s = *loss_sum;
+    for (int i = 0; i < c; i++) s += losses[i];
+    *loss_sum = s;
 }
 
-extern "C" double crossentropy_fused_cuda(float *dx, float *dW, const float *x, const float *W,
-                                          const int32_t *targets, int N, int D, int V, float grad_scale, int chunk,
-                                          float *scratch) {
-    if (N <= 0) return 0.0;
-    /* the scratch layout of crossentropy_scratch_floats, as on the CPU */
+__global__ void ce_mean_add_kernel(double *acc, const double *loss_sum, long count) {
+    *acc += (double)(float)(*loss_sum / (double)count);
+}
+
+extern "C" void crossentropy_mean_add_cuda(double *acc, const double *loss_sum, long count) {
+    if (count <= 0) return;
+    ce_mean_add_kernel<<<1, 1>>>(acc, loss_sum, count);
+    cudaCheckLaunch();
+}
+
+extern "C" void crossentropy_fused_rows_cuda(float *dx, float *dW, const float *x, const float *W,
+                                             const int32_t *targets, const int32_t *rows, int n_rows, int D, int V,
+                                             float grad_scale, int chunk, float *scratch, double *loss_sum) {
+    /* the scratch layout of crossentropy_scratch_floats, as on the CPU (the row indices are
+     * read straight from rows) */
     float *logits = scratch;
     float *xg = logits + (size_t)chunk * V;
     float *dxg = xg + (size_t)chunk * D;
     float *losses = dxg + (size_t)chunk * D;
-    int32_t *idx = (int32_t *)(losses + chunk);
-    int32_t *rows = (int32_t *)lqa_malloc(sizeof(int32_t) * (size_t)N);
-    float *host_losses = (float *)lqa_malloc(sizeof(float) * (size_t)chunk);
-    int ntargets = target_rows(rows, targets, N);
     int backward = dx != NULL || dW != NULL;
-    double total = 0.0;
-    for (int start = 0; start < ntargets; start += chunk) {
-        int c = ntargets - start < chunk ? ntargets - start : chunk;
+    for (int start = 0; start < n_rows; start += chunk) {
+        int c = n_rows - start < chunk ? n_rows - start : chunk;
         size_t cd = (size_t)c * D;
-        lqa_cuda_to_device(idx, rows + start, sizeof(int32_t) * (size_t)c);
+        const int32_t *idx = rows + start;
         ce_gather_kernel<<<lqa_blocks_for(cd, CE_THREADS), CE_THREADS>>>(xg, x, idx, c, D);
         cudaCheckLaunch();
         matmul_forward_cuda(logits, xg, W, c, D, V, 0);
         ce_rows_kernel<<<c, CE_THREADS>>>(losses, logits, targets, idx, V, backward, grad_scale);
         cudaCheckLaunch();
-        lqa_cuda_to_host(host_losses, losses, sizeof(float) * (size_t)c);
-        for (int i = 0; i < c; i++) total += host_losses[i]; /* fixed order: deterministic */
+        ce_sum_kernel<<<1, 1>>>(loss_sum, losses, c);
+        cudaCheckLaunch();
         if (!backward) continue;
         if (dW) matmul_backward_cuda(NULL, dW, logits, xg, W, c, D, V);
         if (dx) {
@@ -126,7 +128,26 @@ extern "C" double crossentropy_fused_cuda(float *dx, float *dW, const float *x, 
             cudaCheckLaunch();
         }
     }
-    free(rows);
-    free(host_losses);
+}
+
+/* The standalone form (tests, benchmarks): lists the target rows on the host from one copy of
+ * targets, then runs the rows form with a temporary device list and sum, and waits for the sum. */
+extern "C" double crossentropy_fused_cuda(float *dx, float *dW, const float *x, const float *W,
+                                          const int32_t *targets, int N, int D, int V, float grad_scale, int chunk,
+                                          float *scratch) {
+    if (N <= 0) return 0.0;
+    int32_t *host = (int32_t *)lqa_malloc(sizeof(int32_t) * (size_t)N);
+    lqa_cuda_to_host(host, targets, sizeof(int32_t) * (size_t)N);
+    int c = 0;
+    for (int n = 0; n < N; n++)
+        if (host[n] >= 0) host[c++] = n;
+    int32_t *rows = (int32_t *)lqa_cuda_upload(host, sizeof(int32_t) * (size_t)(c > 0 ? c : 1));
+    double *sum = (double *)lqa_cuda_alloc(sizeof(double)), total = 0.0;
+    lqa_cuda_zero(sum, sizeof(double));
+    crossentropy_fused_rows_cuda(dx, dW, x, W, targets, rows, c, D, V, grad_scale, chunk, scratch, sum);
+    lqa_cuda_to_host(&total, sum, sizeof(double));
+    lqa_cuda_free(rows);
+    lqa_cuda_free(sum);
+    free(host);
     return total;
 }

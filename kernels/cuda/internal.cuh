@@ -39,6 +39,9 @@ cublasHandle_t lqa_cublas_handle(void);
 void lqa_gemm_rm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc);
 
+/* Allocates sumsq_add_cuda's block partials (the backend calls it when it opens). */
+void lqa_cuda_sumsq_prepare(void);
+
 /* Grid size for n independent items at `threads` per block. */
 static inline unsigned lqa_blocks_for(size_t n, int threads) {
     return (unsigned)((n + (size_t)threads - 1) / (size_t)threads);

@@ -214,6 +214,14 @@ const char *cudaGetErrorString(cudaError_t e) {
     return e == cudaSuccess ? "no error" : e == cudaErrorMemoryAllocation ? "out of memory" : "invalid argument";
 }
 cudaError_t cudaGetDeviceCount(int *n) { return *n = 1, cudaSuccess; }
+cudaError_t cudaSetDevice(int dev) { return dev == 0 ? cudaSuccess : cudaErrorInvalidValue; } /* one device */
+/* Free memory as a GPU of emu_device_memory would report it: what is not allocated. */
+static size_t emu_allocated;
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
+    *total_bytes = emu_device_memory;
+    *free_bytes = emu_allocated < emu_device_memory ? emu_device_memory - emu_allocated : 0;
+    return cudaSuccess;
+}
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int dev) {
     (void)dev;
     memset(p, 0, sizeof *p);
@@ -224,12 +232,22 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int dev) {
 cudaError_t cudaMalloc(void **p, size_t n) {
     *p = NULL;
     if (n > emu_device_memory) return cudaErrorMemoryAllocation; /* as a GPU of that size would */
-    *p = malloc(n);
+    if (n > emu_device_memory - emu_allocated) return cudaErrorMemoryAllocation;
+    *p = malloc(n + 16);
     if (!*p) return cudaErrorMemoryAllocation;
+    *(size_t *)*p = n; /* the size, 16 bytes before the block (alignment kept), for cudaFree */
+    *p = (char *)*p + 16;
+    emu_allocated += n;
     memset(*p, 0xFF, n); /* NaN garbage, as uninitialised device memory may hold */
     return cudaSuccess;
 }
-cudaError_t cudaFree(void *p) { return free(p), cudaSuccess; }
+cudaError_t cudaFree(void *p) {
+    if (!p) return cudaSuccess;
+    char *base = (char *)p - 16;
+    emu_allocated -= *(size_t *)base;
+    free(base);
+    return cudaSuccess;
+}
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind) {
     (void)kind;
     memcpy(dst, src, n);

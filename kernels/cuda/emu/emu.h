@@ -33,6 +33,7 @@ using std::min;
 #define __host__
 #define __forceinline__ inline
 #define __shared__ static
+#define __constant__ static /* host memory the emulated kernels read; cudaMemcpyToSymbol fills it */
 #define __launch_bounds__(...)
 
 struct dim3 {

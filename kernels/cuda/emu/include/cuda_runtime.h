@@ -17,6 +17,8 @@ struct cudaDeviceProp {
 const char *cudaGetErrorName(cudaError_t e);
 const char *cudaGetErrorString(cudaError_t e);
 cudaError_t cudaGetDeviceCount(int *n);
+cudaError_t cudaSetDevice(int dev);
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes);
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int dev);
 cudaError_t cudaMalloc(void **p, size_t n);
 cudaError_t cudaFree(void *p);
@@ -24,6 +26,13 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind
 cudaError_t cudaMemset(void *p, int value, size_t n);
 cudaError_t cudaDeviceSynchronize(void);
 cudaError_t cudaGetLastError(void);
+/* __constant__ is host memory under the emulator: a bounds-checked copy into the symbol */
+template <typename T, size_t N>
+cudaError_t cudaMemcpyToSymbol(T (&symbol)[N], const void *src, size_t n, size_t offset = 0) {
+    if (offset + n > sizeof(T) * N) return cudaErrorInvalidValue;
+    memcpy((char *)symbol + offset, src, n);
+    return cudaSuccess;
+}
 cudaError_t emu_set_max_dynamic_smem(size_t bytes);
 template <typename K>
 cudaError_t cudaFuncSetAttribute(K kernel, cudaFuncAttribute attr, int value) {

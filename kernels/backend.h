@@ -1,0 +1,83 @@
+/* kernels/backend.h: the table the model core calls every op and every buffer operation through,
+ * so one layer code runs on the CPU or on a CUDA device, chosen at run time.
+ *
+ * A backend owns a kind of memory: host memory for "cpu", device memory for "cuda". Every pointer
+ * handed to an op or a memory call of a backend is that backend's memory (the CPU table's ops are
+ * the *_cpu functions of kernels/<op>.h, the CUDA table's the *_cuda twins: same signatures). The
+ * host reaches a backend's memory only through to_device / to_host. Work is queued in order;
+ * to_host and sync wait for it. The CUDA table exists only in builds with LQA_CUDA
+ * (kernels/cuda/backend.cu). */
+#ifndef LQA_KERNELS_BACKEND_H
+#define LQA_KERNELS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/check.h"
+#include "kernels/adamw.h"
+#include "kernels/attention.h"
+
+typedef struct lqa_backend {
+    const char *name;   /* "cpu", "cuda" */
+    int device;         /* the CUDA device index; 0 on the CPU */
+    int host_memory;    /* 1: the backend's memory is host memory (pointers are interchangeable) */
+
+    /* memory: alloc(0) returns NULL, free(NULL) does nothing; alloc never fails (fatal) */
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+    void (*to_device)(void *dst, const void *host_src, size_t bytes);
+    void (*to_host)(void *host_dst, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);
+    void (*zero)(void *p, size_t bytes);
+    void (*sync)(void);
+    /* bytes free and in total for this backend's memory (CPU: MemAvailable and MemTotal) */
+    void (*mem_info)(size_t *free_bytes, size_t *total_bytes);
+
+    /* ops (kernels/<op>.h) */
+    void (*matmul_forward)(float *y, const float *x, const float *W, int N, int In, int Out, int accumulate);
+    void (*matmul_backward)(float *dx, float *dW, const float *dy, const float *x, const float *W, int N, int In,
+                            int Out);
+    void (*lora_forward)(float *y, float *t, const float *x, const float *A, const float *B, int N, int In, int Out,
+                         int r, float scale);
+    void (*lora_backward)(float *dx, float *dA, float *dB, const float *dy, const float *x, const float *t,
+                          const float *A, const float *B, int N, int In, int Out, int r, float scale, float *scratch);
+    void (*rmsnorm_forward)(float *y, float *rstd, const float *x, const float *w, int N, int D, float eps);
+    void (*rmsnorm_backward)(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                             const float *rstd, int N, int D);
+    void (*rope_forward)(float *x, const float *cos_t, const float *sin_t, int B, int T, int n_heads, int hd);
+    void (*rope_backward)(float *dx, const float *cos_t, const float *sin_t, int B, int T, int n_heads, int hd);
+    void (*swiglu_forward)(float *h, const float *g, const float *u, size_t n);
+    void (*swiglu_backward)(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n);
+    void (*embedding_forward)(float *x, const int32_t *tokens, const float *wte, int N, int D);
+    void (*embedding_backward)(float *dwte, const float *dx, const int32_t *tokens, int N, int D);
+    void (*attention_forward)(float *out, float *lse, const float *q, const float *k, const float *v,
+                              const attn_params *p, float *scratch);
+    void (*attention_backward)(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                               const float *lse, const float *q, const float *k, const float *v,
+                               const attn_params *p, float *scratch);
+    /* floats of attention scratch for p (CPU: per thread, all threads; CUDA: none) */
+    size_t (*attention_scratch_floats)(const attn_params *p);
+    void (*crossentropy_fused_rows)(float *dx, float *dW, const float *x, const float *W, const int32_t *targets,
+                                    const int32_t *rows, int n_rows, int D, int V, float grad_scale, int chunk,
+                                    float *scratch, double *loss_sum);
+    void (*crossentropy_mean_add)(double *acc, const double *loss_sum, long count);
+
+    /* optimizer (kernels/adamw.h); clipping is AdamW's grad_scale, so gradients stay as summed */
+    void (*adamw_update)(float *p, float *m, float *v, const float *g, size_t n, const adamw_args *a);
+    void (*sumsq_add)(double *acc, const float *x, size_t n);
+} lqa_backend;
+
+/* The CPU backend (always there). */
+const lqa_backend *lqa_backend_cpu(void);
+
+/* The backend a --device value names: "cpu", "cuda" (device 0) or "cuda:N" (selects device N).
+ * NULL with err set when the value is not one of those, the build has no CUDA, or the device is
+ * not there (the message gives the reason the CUDA runtime gives). */
+const lqa_backend *lqa_backend_open(const char *device, lqa_err *err);
+
+#ifdef LQA_CUDA
+/* The CUDA backend on device dev (cudaSetDevice); NULL with err set when unusable. */
+const lqa_backend *lqa_backend_cuda_open(int dev, lqa_err *err);
+#endif
+
+#endif
