@@ -27,7 +27,7 @@ static void usage(FILE *f) {
           "  lqa-eval run --model MODEL_DIR [--adapter DIR] [--db DB --split test] [--tasks qa,passkey,ppl]\n"
           "               [--lengths 1024,2048,...] [--depths 0,0.25,0.5,0.75,1] [--trials N]\n"
           "               [--filler paper|store] [--stride 256] [--max-new-tokens N] [--limit N]\n"
-          "               [--threads N] [--device cpu|cuda|cuda:N] [--ctx N] [--seed N] [--name LABEL] -o RESULTS.json\n"
+          "               [--ppl-tokens N] [--threads N] [--device cpu|cuda|cuda:N] [--ctx N] [--seed N] [--name LABEL] -o RESULTS.json\n"
           "  lqa-eval report RESULTS.json... [--notes NOTES.tsv] -o REPORT_DIR\n"
           "  lqa-eval bench --model MODEL_DIR [--lengths 2048,8192] [--decode 64] [--threads N] [--device D]\n"
           "\n"
@@ -43,6 +43,8 @@ static void usage(FILE *f) {
           "  --stride N           ppl sliding-window stride (default 256)\n"
           "  --max-new-tokens N   qa answer length limit (default 32)\n"
           "  --limit N            at most N qa pairs and N ppl documents (default: all)\n"
+          "  --ppl-tokens N       ppl scores at most the first N tokens of each document (default: all;\n"
+          "                       the test split holds long documents on purpose)\n"
           "  --threads N          CPU threads (default: all)\n"
           "  --device D           cpu (default), cuda or cuda:N: where the model runs (prefill and decode)\n"
           "  --ctx N              evaluation context (default: the model's max_position_embeddings, which\n"
@@ -105,7 +107,7 @@ typedef struct run_opts {
     const char *model, *adapter, *db, *split, *tasks, *out, *name, *filler, *device;
     int lengths[MAX_LIST], n_lengths;
     double depths[MAX_LIST];
-    int n_depths, trials, stride, max_new, limit, threads, ctx, extrapolate;
+    int n_depths, trials, stride, max_new, limit, threads, ctx, extrapolate, ppl_tokens;
     unsigned long long seed;
 } run_opts;
 
@@ -115,7 +117,8 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         {"tasks", 1, 0, 't'}, {"lengths", 1, 0, 'L'}, {"depths", 1, 0, 'D'}, {"trials", 1, 0, 'T'},
         {"filler", 1, 0, 'f'}, {"stride", 1, 0, 'S'}, {"max-new-tokens", 1, 0, 'n'}, {"limit", 1, 0, 'l'},
         {"threads", 1, 0, 'j'}, {"ctx", 1, 0, 'c'}, {"seed", 1, 0, 'r'}, {"name", 1, 0, 'N'},
-        {"extrapolate", 0, 0, 'X'}, {"device", 1, 0, 'g'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"extrapolate", 0, 0, 'X'}, {"device", 1, 0, 'g'}, {"ppl-tokens", 1, 0, 'P'}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
     *o = (run_opts){.split = "test", .filler = "paper", .trials = 5, .stride = 256, .max_new = 32, .seed = 1234,
                     .device = "cpu"};
     o->n_depths = 5;
@@ -137,6 +140,7 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         case 'S': bad = parse_int("--stride", optarg, 1, &o->stride); break;
         case 'n': bad = parse_int("--max-new-tokens", optarg, 1, &o->max_new); break;
         case 'l': bad = parse_int("--limit", optarg, 0, &o->limit); break;
+        case 'P': bad = parse_int("--ppl-tokens", optarg, 0, &o->ppl_tokens); break;
         case 'j': bad = parse_int("--threads", optarg, 0, &o->threads); break;
         case 'c': bad = parse_int("--ctx", optarg, 2, &o->ctx); break;
         case 'r': o->seed = strtoull(optarg, NULL, 10); break;
@@ -225,11 +229,11 @@ static json_t *settings_json(const run_opts *o) {
     json_t *lengths = json_array(), *depths = json_array();
     for (int i = 0; i < o->n_lengths; i++) json_array_append_new(lengths, json_integer(o->lengths[i]));
     for (int i = 0; i < o->n_depths; i++) json_array_append_new(depths, json_real(o->depths[i]));
-    return json_pack("{s:s, s:s?, s:s, s:o, s:o, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:b, s:I, s:s}", "tasks", o->tasks,
-                     "db", o->db, "split", o->split, "lengths", lengths, "depths", depths, "trials", o->trials,
-                     "filler", o->filler, "stride", o->stride, "max_new_tokens", o->max_new, "limit", o->limit,
-                     "threads", o->threads, "ctx", o->ctx, "extrapolate", o->extrapolate, "seed",
-                     (json_int_t)o->seed, "device", o->device);
+    return json_pack("{s:s, s:s?, s:s, s:o, s:o, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:I, s:s}", "tasks",
+                     o->tasks, "db", o->db, "split", o->split, "lengths", lengths, "depths", depths, "trials",
+                     o->trials, "filler", o->filler, "stride", o->stride, "max_new_tokens", o->max_new, "limit",
+                     o->limit, "ppl_tokens", o->ppl_tokens, "threads", o->threads, "ctx", o->ctx, "extrapolate",
+                     o->extrapolate, "seed", (json_int_t)o->seed, "device", o->device);
 }
 
 /* Default lengths: 1024, 2048, ... up to ctx, and ctx itself. */
@@ -306,7 +310,7 @@ static int cmd_run(int argc, char **argv) {
     lqa_model_to_backend(&m, be); /* prefill and decode run where the model is */
     if (!(inf = lqa_infer_new(&m, o.ctx, o.threads, &err))) goto fail;
     lqa_eval_ctx e = {inf, tok, m.cfg.vocab_size, lqa_tok_bos_id(tok), lqa_tok_eos_id(tok), o.ctx, store, o.split,
-                      o.max_new, o.limit, o.seed};
+                      o.max_new, o.limit, o.seed, o.ppl_tokens};
     json_t *tasks = json_object();
     double t0 = lqa_now();
     int failed = run_tasks(&o, &e, tasks);

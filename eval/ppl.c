@@ -55,6 +55,7 @@ static int collect_doc(const lqa_store_doc *d, void *ctx) {
         p->lens = lqa_realloc(p->lens, sizeof(int) * (size_t)p->cap);
     }
     /* BOS first, as in training; the BOS itself is not scored */
+    if (p->e->ppl_tokens > 0 && n + 1 > (size_t)p->e->ppl_tokens) n = (size_t)p->e->ppl_tokens - 1;
     int32_t *seq = lqa_malloc(sizeof(int32_t) * (n + 1));
     seq[0] = p->e->bos_id;
     memcpy(seq + 1, ids, sizeof(int32_t) * n);
@@ -99,7 +100,7 @@ int lqa_task_ppl(lqa_eval_ctx *e, const int *lengths, int n_lengths, int stride,
         json_decref(points);
         return lqa_err_prefix(err, "ppl");
     }
-    *out = json_pack("{s:{s:s, s:i, s:i}, s:i, s:I, s:o}", "settings", "split", e->split, "stride", stride, "limit",
-                     e->limit, "documents", docs.n, "document_tokens", (json_int_t)total_tokens, "points", points);
+    *out = json_pack("{s:{s:s, s:i, s:i, s:i}, s:i, s:I, s:o}", "settings", "split", e->split, "stride", stride,
+                     "limit", e->limit, "ppl_tokens", e->ppl_tokens, "documents", docs.n, "document_tokens", (json_int_t)total_tokens, "points", points);
     return 0;
 }

@@ -25,6 +25,7 @@ typedef struct lqa_eval_ctx {
     int max_new_tokens;      /* qa answers */
     int limit;               /* qa pairs / ppl documents at most (0: all) */
     uint64_t seed;
+    int ppl_tokens;          /* ppl scores each document's first N tokens at most (0: whole) */
 } lqa_eval_ctx;
 
 /* ---- passkey (LongLoRA's protocol) ---- */

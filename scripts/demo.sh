@@ -31,14 +31,14 @@ full)
     BASE_STEPS=2000; LONG_STEPS=1000
     BASE_BATCH=8; LONG_BATCH=4; LONG_ACCUM=1
     X8_STEPS=400; X8_BATCH=2; PK_XL=1500
-    EVAL_LENGTHS=256,512,1024,2048; TRIALS=8; QA_LIMIT=30 ;;
+    EVAL_LENGTHS=256,512,1024,2048; TRIALS=8; QA_LIMIT=30; PPL_TOKENS=4096 ;;
 quick)
     BASE_CTX=128; LONG_CTX=512; VOCAB=1000; PRESET=small
     PK_SHORT=6000; PK_LONG=1500
     BASE_STEPS=800; LONG_STEPS=100
     BASE_BATCH=8; LONG_BATCH=2; LONG_ACCUM=2
     X8_STEPS=0   # one x4 stage: the second would take quick past 5 minutes
-    EVAL_LENGTHS=128,256,512,1024; TRIALS=2; QA_LIMIT=6 ;;
+    EVAL_LENGTHS=128,256,512,1024; TRIALS=2; QA_LIMIT=6; PPL_TOKENS=2048 ;;
 *) echo "usage: $0 full|quick [ablation]" >&2; exit 2 ;;
 esac
 ABLATION=0 N_STAGES=7
@@ -63,7 +63,7 @@ SET_SHARDS="vocab $VOCAB; ctx $BASE_CTX/$LONG_CTX/$X8_CTX; passkey docs $PK_SHOR
 SET_BASE="$SET_SHARDS; preset $PRESET; base steps $BASE_STEPS x $BASE_BATCH"
 SET_LONG="$SET_BASE; longlora steps $LONG_STEPS x $LONG_BATCH x $LONG_ACCUM; $LORA"
 SET_X8="$SET_LONG; x8 steps $X8_STEPS x ${X8_BATCH:-0}"
-SET_EVAL="$SET_X8; eval $EVAL_LENGTHS, $TRIALS trials, qa $QA_LIMIT"
+SET_EVAL="$SET_X8; eval $EVAL_LENGTHS, $TRIALS trials, qa $QA_LIMIT, ppl tokens $PPL_TOKENS"
 stage_no=0 redone=0
 stage() {   # stage NAME DESCRIPTION FUNCTION SETTINGS
     local name=$1 desc=$2 fn=$3 settings="mode $mode; $4" rec="$D/.done/$1"
@@ -228,7 +228,7 @@ evaluate() {  # evaluate NAME MODEL_DIR TASKS [LENGTHS]
     # --extrapolate: the longest length is 8x the base context, past every model's window here
     "$B/lqa-eval" run --model "$2" --name "$1" --db "$D/lqa.db" --split test --tasks "$3" \
         --lengths "${4:-$EVAL_LENGTHS}" --ctx "$EVAL_CTX" --extrapolate --depths 0,0.25,0.5,0.75,1 \
-        --trials "$TRIALS" --limit "$QA_LIMIT" --threads "$THREADS" -o "$D/results/$1.json"
+        --trials "$TRIALS" --limit "$QA_LIMIT" --ppl-tokens "$PPL_TOKENS" --threads "$THREADS" -o "$D/results/$1.json"
 }
 
 do_eval() {

@@ -105,6 +105,39 @@ static int eval(lqa_buf *log, const char *args) {
     return lqa_test_run(log, "%s run --threads 1 %s", lqa_test_tool("lqa-eval"), args);
 }
 
+/* ppl's text, capped: --ppl-tokens N scores at most each document's first N tokens. */
+static long ppl_document_tokens(const char *extra, long *docs, long *scored) {
+    char *out = lqa_path_join(g_dir, "ppl.json");
+    lqa_buf log = {0}, args = {0};
+    lqa_buf_printf(&args, "--model %s --db %s --tasks ppl --lengths 128 --stride 64 --limit 2 %s -o %s", g_model, g_db,
+                   extra, out);
+    if (eval(&log, args.data)) fail_msg("lqa-eval run failed: %s", log.data);
+    lqa_err err;
+    json_t *j = lqa_json_load_file(out, &err);
+    assert_non_null(j);
+    json_t *ppl = json_object_get(json_object_get(j, "tasks"), "ppl");
+    long n = (long)lqa_json_int(ppl, "document_tokens", -1);
+    *docs = (long)lqa_json_int(ppl, "documents", -1);
+    *scored = (long)lqa_json_int(json_array_get(json_object_get(ppl, "points"), 0), "tokens", -1);
+    json_decref(j);
+    free(out);
+    lqa_buf_free(&log);
+    lqa_buf_free(&args);
+    return n;
+}
+
+static void test_ppl_tokens_caps_each_document(void **state) {
+    long docs_all, docs_cap, scored_all, scored_cap;
+    long all = ppl_document_tokens("", &docs_all, &scored_all);
+    long cap = ppl_document_tokens("--ppl-tokens 200", &docs_cap, &scored_cap);
+    assert_int_equal(docs_all, docs_cap);
+    if (all <= 200 * docs_all) skip(); /* the fixture's documents would all fit: nothing to cap */
+    assert_true(cap <= 200 * docs_cap && cap < all);
+    /* every kept token but each document's first (BOS) is scored once */
+    assert_int_equal(scored_cap, cap - docs_cap);
+    assert_int_equal(scored_all, all - docs_all);
+}
+
 static void test_run_all_tasks_writes_results(void **state) {
     char *out = lqa_path_join(g_dir, "r.json");
     lqa_buf log = {0}, args = {0};
@@ -408,6 +441,7 @@ static void test_cuda_device_matches_cpu(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_all_tasks_writes_results),
+        cmocka_unit_test(test_ppl_tokens_caps_each_document),
         cmocka_unit_test(test_missing_adapter_file),
         cmocka_unit_test(test_adapter_for_another_base_model),
         cmocka_unit_test(test_context_longer_than_model),
