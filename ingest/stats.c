@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/escape.h"
 #include "ingest/cli.h"
 #include "ingest/store.h"
 
@@ -179,7 +180,7 @@ static void print_text(const json_t *o) {
 static lqa_store *open_store(const char *cmd, const char *db) {
     lqa_err err = {{0}};
     lqa_store *s = lqa_store_open(db, 0, &err);
-    if (!s) fprintf(stderr, "lqa-ingest %s: %s\n", cmd, err.msg);
+    if (!s) lqa_eprintf("lqa-ingest %s: %s", cmd, err.msg);
     return s;
 }
 
@@ -226,6 +227,10 @@ int lqa_cmd_search(int argc, char **argv) {
     }
     if (!db || optind != argc - 1 || limit < 1)
         return fprintf(stderr, "lqa-ingest search: expected --db DB and one QUERY\n\n%s", SEARCH_USAGE), LQA_EXIT_USAGE;
+    lqa_err qerr;
+    if (lqa_store_fts_syntax(argv[optind], &qerr) != 0) /* the user's error, told apart from the store's */
+        return lqa_eprintf("lqa-ingest search: query '%s': %s; expected FTS5 syntax (words, \"phrase\", AND, OR, "
+                           "NOT)", argv[optind], qerr.msg), LQA_EXIT_USAGE;
     lqa_store *s = open_store("search", db);
     if (!s) return LQA_EXIT_FATAL;
     sqlite3 *sdb = lqa_store_db(s);
@@ -248,10 +253,11 @@ int lqa_cmd_search(int argc, char **argv) {
         free(snip);
     }
     int status = LQA_EXIT_OK;
-    if (rc != SQLITE_DONE) { /* a malformed FTS5 query is the user's error, not a crash */
-        fprintf(stderr, "lqa-ingest search: query '%s': %s; expected FTS5 syntax (words, \"phrase\", AND, OR, NOT)\n",
-                argv[optind], sqlite3_errmsg(sdb));
-        status = LQA_EXIT_USAGE;
+    if (rc != SQLITE_DONE) { /* the query is valid: the store's index or text is damaged */
+        lqa_eprintf("lqa-ingest search: %s: the search failed: %s (SQLite error %d; the store's full-text index "
+                    "or text is damaged: check it with sqlite3 %s 'PRAGMA integrity_check', or re-ingest)",
+                db, sqlite3_errmsg(sdb), sqlite3_extended_errcode(sdb), db);
+        status = LQA_EXIT_FATAL;
     } else if (!hits) {
         printf("no sections match '%s'\n", argv[optind]);
     }

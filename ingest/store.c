@@ -106,24 +106,34 @@ static void exec(sqlite3 *db, const char *sql) {
     if (rc != SQLITE_OK) lqa_fatal("sqlite: %s while running %.80s", msg ? msg : "?", sql);
 }
 
-/* Creates the schema in a fresh file, migrates an older one, refuses anything else. */
+/* Creates the schema in a fresh file, migrates an older one, refuses anything else. Creating and
+ * migrating happen in one write transaction that looks again at the version once it holds the
+ * lock: two `lqa-ingest add` creating the same new store both get here, and the second must find
+ * the first one's schema rather than create it again ("table sources already exists"). */
 static int check_schema(lqa_store *s, int create, lqa_err *err) {
     int v = user_version(s->db);
     if (v == LQA_STORE_SCHEMA_VERSION) return 0;
-    if (v == 0 && count_tables(s->db) == 0) {
-        if (!create) return lqa_err_set(err, "%s: not a LongQA store (empty database), expected one made by lqa-ingest add", s->path);
-        exec(s->db, "BEGIN IMMEDIATE");
-        exec(s->db, SCHEMA_V4);
-        exec(s->db, "PRAGMA user_version = 4; COMMIT");
-        return 0;
-    }
-    if (v >= 1 && v <= 3) { /* one transaction: a store is migrated whole or not at all */
-        exec(s->db, "BEGIN IMMEDIATE");
-        if (v <= 1) exec(s->db, MIGRATE_V1_TO_V2);
-        if (v <= 2) exec(s->db, MIGRATE_V2_TO_V3);
-        exec(s->db, MIGRATE_V3_TO_V4);
-        exec(s->db, "COMMIT");
-        return 0;
+    if (v == 0 && count_tables(s->db) == 0 && !create)
+        return lqa_err_set(err, "%s: not a LongQA store (empty database), expected one made by lqa-ingest add", s->path);
+    if (v == 0 || (v >= 1 && v <= 3)) {
+        exec(s->db, "BEGIN IMMEDIATE"); /* waits for another creator (busy timeout) */
+        v = user_version(s->db);
+        int tables = count_tables(s->db);
+        if (v == 0 && tables == 0 && create) {
+            exec(s->db, SCHEMA_V4);
+            exec(s->db, "PRAGMA user_version = 4");
+            v = LQA_STORE_SCHEMA_VERSION;
+        } else if (v >= 1 && v <= 3) { /* one transaction: a store is migrated whole or not at all */
+            if (v <= 1) exec(s->db, MIGRATE_V1_TO_V2);
+            if (v <= 2) exec(s->db, MIGRATE_V2_TO_V3);
+            exec(s->db, MIGRATE_V3_TO_V4);
+            v = LQA_STORE_SCHEMA_VERSION;
+        }
+        exec(s->db, v == LQA_STORE_SCHEMA_VERSION ? "COMMIT" : "ROLLBACK");
+        if (v == LQA_STORE_SCHEMA_VERSION) return 0;
+        if (v == 0 && tables == 0)
+            return lqa_err_set(err, "%s: not a LongQA store (empty database), expected one made by lqa-ingest add",
+                               s->path);
     }
     return lqa_err_set(err,
                        "%s: store has schema version %d, this lqa-ingest reads %d; %s", s->path, v,
@@ -425,12 +435,18 @@ static char *col_dup(sqlite3_stmt *st, int i) {
     return lqa_strdup(t ? (const char *)t : "");
 }
 
-static int decompress_text(sqlite3_stmt *st, int col, int64_t id, char **out, size_t *out_len, lqa_err *err) {
+/* The text in column col, whose row says it has n_bytes bytes (checked before allocating: a
+ * damaged frame header could ask for any size). */
+static int decompress_text(sqlite3_stmt *st, int col, int64_t n_bytes, int64_t id, char **out, size_t *out_len,
+                           lqa_err *err) {
     const void *z = sqlite3_column_blob(st, col);
     size_t zn = (size_t)sqlite3_column_bytes(st, col);
     unsigned long long n = ZSTD_getFrameContentSize(z, zn);
     if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN)
         return lqa_err_set(err, "document %lld: stored text is not a zstd frame with a known size", (long long)id);
+    if (n_bytes < 0 || n != (unsigned long long)n_bytes)
+        return lqa_err_set(err, "document %lld: stored text holds %llu bytes, the row says %lld (corrupt store)",
+                           (long long)id, n, (long long)n_bytes);
     char *t = lqa_malloc((size_t)n + 1);
     size_t got = ZSTD_decompress(t, (size_t)n, z, zn);
     if (ZSTD_isError(got) || got != n) {
@@ -445,7 +461,7 @@ static int decompress_text(sqlite3_stmt *st, int col, int64_t id, char **out, si
 }
 
 #define DOC_SELECT                                                                                      \
-    "SELECT d.id, d.title, d.format, s.name, d.split, d.text, d.synthetic, d.inserts, d.parent_id, d.n_bytes " \
+    "SELECT d.id, d.title, d.format, s.name, d.split, d.text, d.synthetic, d.inserts, d.parent_id, d.n_bytes, d.hash " \
     "FROM documents d JOIN sources s ON s.id = d.source_id "
 
 /* Applies a synthetic copy's insertions ([[offset in the parent, "text"], ...]) to the parent's
@@ -483,13 +499,13 @@ static int apply_inserts(const char *parent, size_t parent_len, const char *js, 
 /* A synthetic copy stored as insertions: its parent's text with them applied. */
 static int rebuild_copy(lqa_store *s, sqlite3_stmt *row, int64_t id, char **out, size_t *out_len, lqa_err *err) {
     int64_t parent_id = sqlite3_column_int64(row, 8);
-    sqlite3_stmt *st = prep(s, "SELECT text FROM documents WHERE id = ?");
+    sqlite3_stmt *st = prep(s, "SELECT text, n_bytes FROM documents WHERE id = ?");
     sqliteCheck(sqlite3_bind_int64(st, 1, parent_id), s->db);
     int rc = sqlite3_step(st);
     sqliteCheck(rc, s->db);
     char *parent = NULL;
     size_t parent_len = 0;
-    int ret = rc == SQLITE_ROW ? decompress_text(st, 0, parent_id, &parent, &parent_len, err)
+    int ret = rc == SQLITE_ROW ? decompress_text(st, 0, sqlite3_column_int64(st, 1), parent_id, &parent, &parent_len, err)
                                : lqa_err_set(err, "document %lld: its parent %lld is not in the store", (long long)id,
                                              (long long)parent_id);
     sqlite3_finalize(st);
@@ -500,12 +516,38 @@ static int rebuild_copy(lqa_store *s, sqlite3_stmt *row, int64_t id, char **out,
     return ret;
 }
 
+/* The text read is the text stored: its length is n_bytes and its SHA-256 the hash column (the
+ * zstd checksum only says the frame is intact; a text swapped for another's, or rows edited by
+ * hand, pass it). */
+static int verify_text(lqa_store *s, sqlite3_stmt *st, int64_t id, const char *text, size_t len, lqa_err *err) {
+    int64_t n_bytes = sqlite3_column_int64(st, 9);
+    if (n_bytes != (int64_t)len)
+        return lqa_err_set(err, "%s: document %lld: its text has %zu bytes, the row says %lld (the store is damaged or "
+                                "was edited; re-ingest)", s->path, (long long)id, len, (long long)n_bytes);
+    const char *want = (const char *)sqlite3_column_text(st, 10);
+    uint8_t h[LQA_SHA256_SIZE];
+    char hex[2 * LQA_SHA256_SIZE + 1];
+    lqa_sha256(text, len, h);
+    lqa_hex(h, LQA_SHA256_SIZE, hex);
+    if (!want || strcmp(hex, want) != 0)
+        return lqa_err_set(err, "%s: document %lld: its text does not match its stored SHA-256 (the store is damaged "
+                                "or was edited; re-ingest)", s->path, (long long)id);
+    return 0;
+}
+
 static int row_to_doc(lqa_store *s, sqlite3_stmt *st, lqa_store_doc *d, lqa_err *err) {
     memset(d, 0, sizeof *d);
     d->id = sqlite3_column_int64(st, 0);
-    int rc = sqlite3_column_type(st, 7) == SQLITE_NULL ? decompress_text(st, 5, d->id, &d->text, &d->text_len, err)
-                                                       : rebuild_copy(s, st, d->id, &d->text, &d->text_len, err);
-    if (rc != 0) return -1;
+    int rc = sqlite3_column_type(st, 7) == SQLITE_NULL
+                 ? decompress_text(st, 5, sqlite3_column_int64(st, 9), d->id, &d->text, &d->text_len, err)
+                 : rebuild_copy(s, st, d->id, &d->text, &d->text_len, err);
+    if (rc != 0) lqa_err_prefix(err, "%s", s->path);
+    else rc = verify_text(s, st, d->id, d->text, d->text_len, err);
+    if (rc != 0) {
+        free(d->text);
+        d->text = NULL;
+        return -1;
+    }
     d->title = col_dup(st, 1);
     d->format = col_dup(st, 2);
     d->source = col_dup(st, 3);
@@ -567,10 +609,48 @@ static int kind_in(const char *kind, const char *list) {
     return 0;
 }
 
+int lqa_store_check_qa(lqa_store *s, lqa_err *err) {
+    sqlite3_stmt *st = prep(s, "SELECT q.id, q.doc_id, q.ev_start, q.ev_end, d.id, d.n_bytes FROM qa q"
+                               " LEFT JOIN documents d ON d.id = q.doc_id"
+                               " WHERE d.id IS NULL OR q.ev_start < 0 OR q.ev_end < 0"
+                               " OR (q.ev_end > 0 AND (q.ev_start > q.ev_end OR q.ev_end > d.n_bytes))"
+                               " ORDER BY q.id LIMIT 1");
+    int rc = sqlite3_step(st), ret = 0;
+    sqliteCheck(rc, s->db);
+    if (rc == SQLITE_ROW) {
+        long long id = sqlite3_column_int64(st, 0), doc = sqlite3_column_int64(st, 1);
+        long long a = sqlite3_column_int64(st, 2), b = sqlite3_column_int64(st, 3), n = sqlite3_column_int64(st, 5);
+        if (sqlite3_column_type(st, 4) == SQLITE_NULL)
+            ret = lqa_err_set(err, "%s: QA pair %lld points at document %lld, which is not in the store (damaged or "
+                                   "edited store; re-ingest)", s->path, id, doc);
+        else
+            ret = lqa_err_set(err, "%s: QA pair %lld: evidence span [%lld, %lld) is %s, expected start <= end <= %lld "
+                                   "(the bytes of document %lld; damaged or edited store)", s->path, id, a, b,
+                              a > b ? "reversed" : "outside its document", n, doc);
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int lqa_store_fts_syntax(const char *query, lqa_err *err) {
+    sqlite3 *db;
+    sqliteCheck(sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL), NULL);
+    exec(db, "CREATE VIRTUAL TABLE q USING fts5(title, body)");
+    sqlite3_stmt *st;
+    sqliteCheck(sqlite3_prepare_v2(db, "SELECT rowid FROM q WHERE q MATCH ?", -1, &st, NULL), db);
+    sqliteCheck(sqlite3_bind_text(st, 1, query, -1, SQLITE_TRANSIENT), db);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) ret = lqa_err_set(err, "%s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ret;
+}
+
 int lqa_store_each_qa(lqa_store *s, const char *split, const char *kinds, lqa_store_qa_fn fn, void *ctx,
                       lqa_err *err) {
     const char *sql_all = "SELECT q.id, q.doc_id, q.kind, q.generator, d.split, q.question, q.answer, q.ev_start,"
                           " q.ev_end, q.doc_len FROM qa q JOIN documents d ON d.id = q.doc_id ";
+    if (lqa_store_check_qa(s, err) != 0) return -1; /* no pair dropped or trusted unchecked */
     char sql[512];
     snprintf(sql, sizeof sql, "%s%s ORDER BY q.id", sql_all, split ? "WHERE d.split = ?" : "");
     sqlite3_stmt *st = prep(s, sql);
