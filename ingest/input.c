@@ -11,6 +11,8 @@
  * --include/--exclude globs and default excludes. */
 #include "ingest/input.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <bzlib.h>
 #include <ctype.h>
 #include <dirent.h>
@@ -386,6 +388,30 @@ int lqa_input_read_all(const char *path, size_t max_bytes, char **data, size_t *
     *len = b.len;
     *data = lqa_buf_steal(&b);
     return 0;
+}
+
+/* ---- EPUB by its container ------------------------------------------------------------------- */
+
+#define EPUB_SNIFF_ENTRIES 10000
+
+int lqa_input_is_epub_container(const char *path) {
+    int fd = lqa_open_regular(path, NULL, NULL);
+    if (fd < 0) return 0;
+    struct archive *a = archive_read_new();
+    mallocCheck(a);
+    archive_read_support_format_zip(a);
+    int found = 0;
+    if (archive_read_open_fd(a, fd, 64 * 1024) == ARCHIVE_OK) {
+        struct archive_entry *e;
+        /* headers only: the entries' data is skipped, not decompressed */
+        for (int i = 0; i < EPUB_SNIFF_ENTRIES && !found && archive_read_next_header(a, &e) == ARCHIVE_OK; i++) {
+            const char *name = archive_entry_pathname(e);
+            found = name && strcmp(name, "META-INF/container.xml") == 0;
+        }
+    }
+    archive_read_free(a);
+    close(fd);
+    return found;
 }
 
 /* ---- the input tree walker ------------------------------------------------------------------ */

@@ -22,6 +22,10 @@ const char *lqa_input_codec(const lqa_input *in); /* "none", "gzip", "bzip2", "x
 size_t lqa_input_compressed_pos(const lqa_input *in); /* bytes of the file consumed so far */
 void lqa_input_close(lqa_input *in);
 
+/* An EPUB recognised by its container: a zip archive holding META-INF/container.xml, whatever
+ * the order of its entries (the spec puts "mimetype" first; many tools do not). */
+int lqa_input_is_epub_container(const char *path);
+
 /* ---- the input tree walker ----------------------------------------------------------------------
  * Walks a PATH argument: a file is one input; a directory is walked recursively in byte order of
  * names, hidden entries skipped, and is safe on hostile trees:

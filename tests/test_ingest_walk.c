@@ -2,10 +2,13 @@
  * real files in the test's tmpdir: a symbolic link to a folder outside the root (its secret must
  * reach no document), a FIFO as PATH and inside a tree (nothing blocks), `..` links (each
  * directory walked once), a newline in a file name (no forged "error:" line), an empty
- * directory (no failure), the default excludes, --include/--exclude, compressed twins, and
- * the escaping of every printed message (common/escape.h). */
+ * directory (no failure), the default excludes, --include/--exclude, compressed twins, an
+ * EPUB whose first entry is not "mimetype" (found by its container), and the escaping of every
+ * printed message (common/escape.h). */
 #include "tests/testutil.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,7 @@
 #include "common/fileio.h"
 #include "common/rng.h"
 #include "ingest/input.h"
+#include "ingest/parse.h"
 #include "ingest/store.h"
 #include "tests/test_sql_util.h"
 
@@ -359,6 +363,65 @@ static void test_include_exclude_defaults(void **state) {
     free(root);
 }
 
+static void zip_add(struct archive *a, const char *name, const char *data) {
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, name);
+    archive_entry_set_size(e, (la_int64_t)strlen(data));
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+    assert_int_equal(archive_write_data(a, data, strlen(data)), (la_ssize_t)strlen(data));
+    archive_entry_free(e);
+}
+
+static int keep_title(lqa_doc *d, void *ctx) {
+    snprintf(ctx, 64, "%s", d->title ? d->title : "");
+    return 0;
+}
+
+/* An EPUB whose "mimetype" entry comes last (compressed, as careless tools write it), or is
+ * missing, is found by its META-INF/container.xml; a zip without one is still refused. */
+static void test_epub_found_by_container(void **state) {
+    for (int variant = 0; variant < 3; variant++) {
+        char title[32], name[64];
+        snprintf(title, sizeof title, "Book%08x", (unsigned)lqa_rng_below(&g_rng, 1u << 31));
+        snprintf(name, sizeof name, "book%d.epub", variant);
+        char *path = lqa_path_join(lqa_test_tmpdir(), name);
+        struct archive *a = archive_write_new();
+        archive_write_set_format_zip(a);
+        assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
+        if (variant < 2)
+            zip_add(a, "META-INF/container.xml",
+                    "<?xml version=\"1.0\"?><container version=\"1.0\" xmlns=\"urn:oasis:names:tc:opendocument:xmlns:"
+                    "container\"><rootfiles><rootfile full-path=\"c.opf\" media-type=\"application/oebps-package+xml\"/>"
+                    "</rootfiles></container>");
+        lqa_buf opf = {0};
+        lqa_buf_printf(&opf, "<?xml version=\"1.0\"?><package xmlns=\"http://www.idpf.org/2007/opf\" version=\"3.0\">"
+                             "<metadata xmlns:dc=\"http://purl.org/dc/elements/1.1/\"><dc:title>%s</dc:title></metadata>"
+                             "<manifest><item id=\"p\" href=\"p.xhtml\" media-type=\"application/xhtml+xml\"/></manifest>"
+                             "<spine><itemref idref=\"p\"/></spine></package>", title);
+        zip_add(a, "c.opf", opf.data);
+        zip_add(a, "p.xhtml", "<?xml version=\"1.0\"?><html xmlns=\"http://www.w3.org/1999/xhtml\"><head><title>p</title>"
+                              "</head><body><h1>One</h1><p>A page of the book, with a sentence. And another.</p></body></html>");
+        if (variant != 1) zip_add(a, "mimetype", "application/epub+zip"); /* last, deflated */
+        assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+        archive_write_free(a);
+        lqa_buf_free(&opf);
+        assert_int_equal(lqa_input_is_epub_container(path), variant < 2);
+        char got[64] = "";
+        lqa_err err;
+        lqa_parse_opts o = {0};
+        int rc = lqa_parse_path(path, &o, keep_title, got, &err);
+        if (variant < 2) {
+            if (rc != 0) fail_msg("variant %d: %s", variant, err.msg);
+            assert_string_equal(got, title);
+        } else {
+            assert_int_equal(rc, -1); /* a zip that is no EPUB: binary data */
+        }
+        free(path);
+    }
+}
+
 int main(void) {
     lqa_rng_seed(&g_rng, lqa_test_seed());
     const struct CMUnitTest tests[] = {
@@ -368,6 +431,7 @@ int main(void) {
         cmocka_unit_test(test_newline_in_name_escaped),
         cmocka_unit_test(test_empty_directory_is_no_failure),
         cmocka_unit_test(test_include_exclude_defaults),
+        cmocka_unit_test(test_epub_found_by_container),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
