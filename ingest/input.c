@@ -462,7 +462,7 @@ struct lqa_walker {
     dir_set seen;
     /* the PATH being walked */
     char *root_real; /* its real path: links must stay below it */
-    size_t root_len; /* length of the PATH as given: rel = path + root_len + 1 */
+    size_t root_len; /* length of the PATH as given: the path below it starts after it */
 };
 
 #define WALK_MAX_DEPTH 64

@@ -290,6 +290,32 @@ static void test_concurrent_creators(void **state) {
     }
 }
 
+/* The report's case through the tool: `lqa-ingest add` run three times at once on a new
+ * store, each with its own document: all exit 0 and all three documents are in. */
+static void test_concurrent_adds_cli(void **state) {
+    for (int round = 0; round < 3; round++) {
+        char db[600];
+        snprintf(db, sizeof db, "%s/cli-race%d.db", lqa_test_tmpdir(), round);
+        lqa_buf cmd = {0};
+        for (int p = 0; p < 3; p++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s/race%d-%d.txt", lqa_test_tmpdir(), round, p);
+            char *t = random_text(2000 + lqa_rng_below(&g_rng, 2000));
+            lqa_test_write(name, t, strlen(t));
+            free(t);
+            lqa_buf_printf(&cmd, "(%s add -q --threads 1 --db '%s' '%s' || echo FAILED) & ", lqa_test_tool("lqa-ingest"),
+                           db, name);
+        }
+        lqa_buf_puts(&cmd, "wait");
+        lqa_buf out = {0};
+        assert_int_equal(lqa_test_run(&out, "%s", cmd.data), 0);
+        if (strstr(out.data ? out.data : "", "FAILED")) fail_msg("a concurrent add failed: %s", out.data);
+        assert_int_equal(test_sql_int(db, "SELECT count(*) FROM documents WHERE synthetic = 0"), 3);
+        lqa_buf_free(&out);
+        lqa_buf_free(&cmd);
+    }
+}
+
 int main(void) {
     lqa_rng_seed(&g_rng, lqa_test_seed());
     const struct CMUnitTest tests[] = {
@@ -300,6 +326,7 @@ int main(void) {
         cmocka_unit_test(test_swapped_text),
         cmocka_unit_test(test_damaged_database),
         cmocka_unit_test(test_concurrent_creators),
+        cmocka_unit_test(test_concurrent_adds_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
