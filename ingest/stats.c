@@ -150,9 +150,12 @@ static void print_group(const json_t *o, const char *title) {
     printf("\n%-32s %10s %10s %10s\n", title, "documents", "qa", "synthetic");
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)o, k, v)
-        printf("  %-30s %10lld %10lld %10lld\n", k, (long long)lqa_json_int(v, "documents", 0),
+    json_object_foreach((json_t *)o, k, v) {
+        char name[256]; /* a source is named after a directory: its name may hold a newline */
+        lqa_escape(k, strlen(k), name, sizeof name);
+        printf("  %-30s %10lld %10lld %10lld\n", name, (long long)lqa_json_int(v, "documents", 0),
                (long long)lqa_json_int(v, "qa", 0), (long long)lqa_json_int(v, "qa_synthetic", 0));
+    }
 }
 
 static void print_text(const json_t *o) {
@@ -248,8 +251,11 @@ int lqa_cmd_search(int argc, char **argv) {
         char *snip = lqa_strdup((const char *)sqlite3_column_text(st, 3));
         for (char *p = snip; *p; p++)
             if (*p == '\n') *p = ' ';
-        printf("doc %lld \"%s\" > %s\n    %s\n", (long long)sqlite3_column_int64(st, 0), sqlite3_column_text(st, 1),
-               sqlite3_column_text(st, 2), snip);
+        char title[1024], sec[1024]; /* titles may come from file names */
+        const char *t = (const char *)sqlite3_column_text(st, 1), *h = (const char *)sqlite3_column_text(st, 2);
+        lqa_escape(t ? t : "", t ? strlen(t) : 0, title, sizeof title);
+        lqa_escape(h ? h : "", h ? strlen(h) : 0, sec, sizeof sec);
+        printf("doc %lld \"%s\" > %s\n    %s\n", (long long)sqlite3_column_int64(st, 0), title, sec, snip);
         free(snip);
     }
     int status = LQA_EXIT_OK;

@@ -256,6 +256,20 @@ static void test_newline_in_name_escaped(void **state) {
     snprintf(line_start, sizeof line_start, "\n%s", forged);
     assert_null(strstr(out.data, line_start));
     assert_false(strncmp(out.data, forged, strlen(forged)) == 0);
+    /* a source is named after a directory: `stats` prints its name escaped too */
+    char dir[160];
+    snprintf(dir, sizeof dir, "src\n%s/doc.txt", forged);
+    char *doc = lqa_path_join(root, dir);
+    write_doc(doc);
+    lqa_buf_clear(&out);
+    free(cmd);
+    cmd = ingest_cmd(db, "", root);
+    assert_int_equal(lqa_test_run(&out, "%s", cmd), 3); /* the binary file still fails */
+    lqa_buf_clear(&out);
+    assert_int_equal(lqa_test_run(&out, "%s stats --db '%s'", lqa_test_tool("lqa-ingest"), db), 0);
+    assert_non_null(strstr(out.data, "src\\nerror: forged"));
+    assert_null(strstr(out.data, line_start));
+    free(doc);
     /* escape.h: random bytes come out as one printable line, and escaping twice changes nothing */
     for (int round = 0; round < 200; round++) {
         char in[64], esc[512], again[512];
