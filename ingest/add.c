@@ -1,5 +1,6 @@
-/* add.c: `lqa-ingest add`: walks the inputs (directories recursively, sorted), parses each
- * through lqa_parse_path (or lqa_parse_manual for a --join manual), runs the QA generators and
+/* add.c: `lqa-ingest add`: walks the inputs (lqa_walker, ingest/input.h: directories recursively,
+ * sorted, links kept inside the tree, filtered), parses each through lqa_parse_path (or
+ * lqa_parse_manual for a --join manual), runs the QA generators and
  * stores the documents with their sections and pairs in batched transactions (a batch holds
  * whole documents), so an interrupted run leaves whole documents only and a re-run completes
  * it (the content hash is unique).
