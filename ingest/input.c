@@ -616,13 +616,13 @@ static const char *default_exclude_dir(const char *name) {
     return NULL;
 }
 
-/* page.txt.gz (or .text, .md, .json, compressed any way) beside page.html: the same page
- * again, as a second document. Only compressed twins: a plain page.txt may be the source. */
+/* page.txt.gz (or .text, .md, .markdown, .json; compressed or not) beside page.html: the
+ * same page again, as a second document (Debian's doc packages ship HTML with text twins;
+ * Node's API docs ship each page as .html, .md and .json). The page is kept. */
 static int is_twin(const char *name, char *const *names, int n_names) {
     static const char *const stems[] = {".txt", ".text", ".md", ".markdown", ".json", NULL};
     static const char *const pages[] = {".html", ".htm", ".xhtml", NULL};
-    size_t full = strlen(name), n = strip_codec(name, full);
-    if (n == full) return 0;
+    size_t n = strip_codec(name, strlen(name));
     for (int i = 0; stems[i]; i++) {
         if (!ends_with_ci(name, n, stems[i])) continue;
         size_t base = n - strlen(stems[i]);

@@ -39,7 +39,7 @@ int lqa_input_is_epub_container(const char *path);
  * Files met in a tree (not a PATH named by the user) are filtered: an --exclude glob skips a
  * file or a whole directory; with --include globs a file must match one; by default what is not
  * a document is skipped (stylesheets, scripts, images, fonts, media, archives, search indexes,
- * Sphinx _sources/_static, changelogs, and compressed text twins like page.txt.gz of a
+ * Sphinx _sources/_static, changelogs, and text twins like page.txt.gz or page.md of a
  * page.html beside it): a file matching an --include is taken even then. A glob without '/'
  * matches the entry's name, one with '/' the path below the root (fnmatch, '*' crosses '/'). */
 
