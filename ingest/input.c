@@ -694,6 +694,23 @@ static int follow_link(lqa_walker *w, const char *path, struct stat *st) {
     return in;
 }
 
+/* A manual's index page must be a regular file, or a link that may be followed: the manual is
+ * read from the folder of the index's real path. */
+static int index_ok(lqa_walker *w, const char *index) {
+    struct stat st;
+    if (lstat(index, &st) != 0) return 0;
+    if (S_ISLNK(st.st_mode)) { /* checked quietly: the folder's walk warns about the link */
+        if (stat(index, &st) != 0) return 0;
+        if (!w->o.follow_symlinks) {
+            char *real = realpath(index, NULL);
+            int in = real && inside_root(w, real);
+            free(real);
+            if (!in) return 0;
+        }
+    }
+    return S_ISREG(st.st_mode);
+}
+
 /* ---- the walk ---- */
 
 static void walk_dir(lqa_walker *w, const char *path, const struct stat *st, const char *top, int depth);
@@ -759,6 +776,10 @@ static void walk_dir(lqa_walker *w, const char *path, const struct stat *st, con
         return;
     }
     char *index = w->o.join ? manual_index(path, names, n) : NULL;
+    if (index && !index_ok(w, index)) { /* an index linking out of the tree: walk the folder instead */
+        free(index);
+        index = NULL;
+    }
     if (index) {
         w->fns.input(w->ctx, path, depth >= 1 ? top : NULL, index, dir_bytes(path, names, n));
         free(index);

@@ -130,6 +130,15 @@ static void test_symlink_out_of_tree(void **state) {
     lqa_test_write(idx, page, strlen(page));
     char *outfile = lqa_path_join(outside, "passwd.txt"), *manlink = lqa_path_join(man, "zz.html");
     assert_int_equal(symlink(outfile, manlink), 0);
+    /* and a manual whose index page is a link to a page outside, in a folder with the secret */
+    lqa_buf_clear(&b);
+    lqa_buf_printf(&b, "<html><head><title>Out</title></head><body><h1>Out</h1><p>The %s again, in a page. "
+                       "<a href=\"passwd.html\">more</a></p></body></html>", secret);
+    char *outpage = lqa_path_join(outside, "index.html"), *man2 = lqa_path_join(root, "manual2/index.html");
+    lqa_test_write(outpage, b.data, b.len);
+    lqa_test_write(man2, page, strlen(page)); /* makes the folder; then replaced by the link */
+    assert_int_equal(unlink(man2), 0);
+    assert_int_equal(symlink(outpage, man2), 0);
 
     char *db = tmp("%s", "sym.db");
     lqa_buf out = {0};
@@ -169,7 +178,7 @@ static void test_symlink_out_of_tree(void **state) {
     assert_int_equal(test_sql_int(db2, sql), 1);
     lqa_buf_free(&out), lqa_buf_free(&b);
     free(cmd), free(db), free(db2), free(outside), free(root), free(link), free(inlink), free(man), free(idx);
-    free(outfile), free(manlink);
+    free(outfile), free(manlink), free(outpage), free(man2);
 }
 
 /* A FIFO named as PATH is a failed input, one met in a tree is skipped: neither blocks (no
