@@ -594,6 +594,9 @@ const char *lqa_walk_default_exclude(const char *name) {
                 if (strstr(groups[g].exts, ext)) return groups[g].why;
         }
     }
+    /* a store's own journal files, when it is written inside the tree it reads */
+    if (ends_with_ci(name, full, ".db-wal") || ends_with_ci(name, full, ".db-shm") || ends_with_ci(name, full, ".db-journal"))
+        return "a database journal";
     /* search indexes (Sphinx searchindex.js is caught above; MkDocs and others write JSON) and
      * the search and general-index pages, which hold no text of their own */
     static const char *const index_prefixes[] = {"searchindex.", "search_index.", "search-index.", NULL};

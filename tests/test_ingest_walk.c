@@ -341,7 +341,7 @@ static void test_include_exclude_defaults(void **state) {
         "style.css", "_static/basic.css", "script.js", "jquery.min.js.gz", "searchindex.js", "search_index.json",
         "logo.PNG", "photo.jpeg", "icon.svg", "font.woff2", "manual.pdf", "objects.inv", "_sources/page.rst.txt",
         "changelog.Debian.gz", "ChangeLog", "page.txt.gz", "page.text.gz", "api/fs.md.gz", "api/fs.json.gz",
-        "genindex.html", "search.html", "api/fs.md", "api/fs.json", NULL};
+        "genindex.html", "search.html", "api/fs.md", "api/fs.json", "lqa.db", "lqa.db-wal", NULL};
     static const char *const kept[] = {"page.html", "readme.txt", "jargon.txt.gz", "api/fs.html", "notes.md",
                                        "qa.json", "guide/intro.xhtml", NULL};
     for (int i = 0; skipped[i]; i++) {
