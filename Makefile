@@ -38,6 +38,7 @@ ifneq ($(NVCC),)
 CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
 CPPFLAGS += -DLQA_CUDA -I$(CUDA_HOME)/include
 LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
+LDLIBS += -lcublasLt
 NVCCFLAGS := -O2 -g -std=c++17 -arch=$(CUDA_ARCH) -I. -Xcompiler -fopenmp,-Wall
 CU_SRC := $(wildcard kernels/cuda/*.cu)
 endif
@@ -59,7 +60,7 @@ all: $(TOOL_BIN) $(TEST_BIN)
 DEB_PKGS := build-essential pkg-config libsqlite3-dev sqlite3 libzstd-dev zstd libxml2-dev libxml2-utils \
             libsentencepiece-dev sentencepiece libopenblas-dev libjansson-dev libarchive-dev zlib1g-dev \
             libbz2-dev liblzma-dev bzip2 xz-utils libxxhash-dev libutf8proc-dev nettle-dev libcmocka-dev \
-            libmimalloc-dev debian-reference-en postgresql-doc-15 bible-kjv jargon-text nodejs-doc
+            libmimalloc-dev debian-reference-en postgresql-doc-15 bible-kjv jargon-text nodejs-doc chromium
 deps:
 	@scripts/deps.sh $(DEB_PKGS)
 
@@ -101,12 +102,10 @@ test: deps
 # stage (scripts/demo.sh, docs/DEMO.md); `make ablation` adds the paper's comparisons.
 DEMO ?= full
 demo: deps
-	@$(MAKE) --no-print-directory -j$$(nproc) $(TOOL_BIN)
 	@$(MAKE) --no-print-directory corpus
 	@scripts/demo.sh $(DEMO)
 
 ablation: deps
-	@$(MAKE) --no-print-directory -j$$(nproc) $(TOOL_BIN)
 	@$(MAKE) --no-print-directory corpus
 	@scripts/demo.sh $(DEMO) ablation
 

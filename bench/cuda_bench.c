@@ -198,7 +198,8 @@ static void case_rope(void) {
     rope_ctx c;
     size_t nt = (size_t)T * HD / 2;
     c.x = pair_randn((size_t)T * HEADS * HD, 1), c.cos_t = pair_randn(nt, 0), c.sin_t = pair_randn(nt, 0);
-    rope_table_cpu(c.cos_t.h, c.sin_t.h, T, HD, 0, 10000.0f, 4.0f);
+    rope_spec rs = {.theta = 10000.0f, .scale = 4.0f};
+    rope_table_cpu(c.cos_t.h, c.sin_t.h, T, HD, 0, &rs);
     lqa_cuda_to_device(c.cos_t.d, c.cos_t.h, sizeof(float) * nt);
     lqa_cuda_to_device(c.sin_t.d, c.sin_t.h, sizeof(float) * nt);
     char shape[64];

@@ -1,4 +1,4 @@
-/* progress.c: terminal progress bar (see progress.h). */
+/* progress.c: progress on stderr: a bar on a terminal, a line at intervals in a file (see progress.h). */
 #include "common/progress.h"
 
 #include <stdio.h>
@@ -15,8 +15,16 @@ double lqa_now(void) {
 
 static int progress_wanted(void) {
     const char *s = getenv("LQA_PROGRESS");
-    if (s && !strcmp(s, "0")) return 0;
-    return isatty(STDERR_FILENO);
+    return !(s && !strcmp(s, "0"));
+}
+
+/* Seconds between the plain lines written when stderr is a file or a pipe (LQA_PROGRESS_INTERVAL,
+ * default 30): a log then shows that a long step is alive and how far it is, without the bar's
+ * carriage returns. */
+static double line_interval(void) {
+    const char *s = getenv("LQA_PROGRESS_INTERVAL");
+    double v = s ? atof(s) : 0;
+    return v > 0 ? v : 30.0;
 }
 
 void lqa_progress_start(lqa_progress *p, const char *label, double total, const char *unit) {
@@ -25,7 +33,10 @@ void lqa_progress_start(lqa_progress *p, const char *label, double total, const 
     snprintf(p->unit, sizeof p->unit, "%s", unit);
     p->total = total;
     p->t_start = lqa_now();
+    p->t_last_draw = p->t_start;
     p->enabled = progress_wanted();
+    p->tty = isatty(STDERR_FILENO);
+    p->interval = line_interval();
 }
 
 static void format_duration(char *buf, size_t n, double s) {
@@ -42,26 +53,29 @@ static void draw(lqa_progress *p, int final) {
     format_duration(el, sizeof el, elapsed);
     if (p->total > 0 && rate > 0 && !final) format_duration(eta, sizeof eta, (p->total - p->done) / rate);
     else snprintf(eta, sizeof eta, "%s", final ? "done" : "--:--");
+    /* on a terminal one line redrawn in place; in a file one line each time */
+    const char *lead = p->tty ? "\r" : "", *tail = p->tty ? "\x1b[K" : "\n";
     if (p->total > 0) {
         int width = 24, filled = (int)(width * (p->done / p->total));
         if (filled > width) filled = width;
         char bar[32];
         for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
         bar[width] = '\0';
-        fprintf(stderr, "\r%s [%s] %3.0f%% %.0f/%.0f %s  %.1f %s/s  %s  ETA %s %s\x1b[K", p->label, bar,
-                100.0 * p->done / p->total, p->done, p->total, p->unit, rate, p->unit, el, eta, p->extra);
+        fprintf(stderr, "%s%s [%s] %3.0f%% %.0f/%.0f %s  %.1f %s/s  %s  ETA %s %s%s", lead, p->label, bar,
+                100.0 * p->done / p->total, p->done, p->total, p->unit, rate, p->unit, el, eta, p->extra, tail);
     } else {
-        fprintf(stderr, "\r%s %.0f %s  %.1f %s/s  %s %s\x1b[K", p->label, p->done, p->unit, rate, p->unit, el,
-                p->extra);
+        fprintf(stderr, "%s%s %.0f %s  %.1f %s/s  %s %s%s", lead, p->label, p->done, p->unit, rate, p->unit, el,
+                p->extra, tail);
     }
-    if (final) fputc('\n', stderr);
+    if (final && p->tty) fputc('\n', stderr);
     fflush(stderr);
     p->t_last_draw = now;
+    p->lines++;
 }
 
 void lqa_progress_update(lqa_progress *p, double done) {
     p->done = done;
-    if (p->enabled && lqa_now() - p->t_last_draw >= 0.1) draw(p, 0);
+    if (p->enabled && lqa_now() - p->t_last_draw >= (p->tty ? 0.1 : p->interval)) draw(p, 0);
 }
 
 void lqa_progress_add(lqa_progress *p, double delta) { lqa_progress_update(p, p->done + delta); }
@@ -71,5 +85,6 @@ void lqa_progress_set_extra(lqa_progress *p, const char *extra) {
 }
 
 void lqa_progress_finish(lqa_progress *p) {
-    if (p->enabled) draw(p, 1);
+    /* in a file, the closing line only for work that logged progress lines (short work stays quiet) */
+    if (p->enabled && (p->tty || p->lines > 0)) draw(p, 1);
 }

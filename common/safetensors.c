@@ -113,7 +113,7 @@ static void reader_reset(lqa_st_reader *r) {
 
 void lqa_st_close(lqa_st_reader *r) {
     for (int i = 0; i < r->n_files; i++) {
-        if (r->files[i].base) munmap(r->files[i].base, r->files[i].size);
+        if (r->files[i].mapped) munmap(r->files[i].base, r->files[i].size);
         free(r->files[i].path);
     }
     for (int i = 0; i < r->n_tensors; i++) free(r->tensors[i].name);
@@ -125,8 +125,8 @@ void lqa_st_close(lqa_st_reader *r) {
 
 static int map_file(lqa_st_map *m, const char *path, lqa_err *err) {
     m->path = lqa_strdup(path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return lqa_err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    int fd = lqa_open_regular(path, err);
+    if (fd < 0) return -1;
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
@@ -144,6 +144,7 @@ static int map_file(lqa_st_map *m, const char *path, lqa_err *err) {
     close(fd);
     if (p == MAP_FAILED) return lqa_err_set(err, "%s: cannot mmap: %s", path, strerror(e));
     m->base = p;
+    m->mapped = 1;
     return 0;
 }
 
@@ -158,7 +159,8 @@ static int parse_shape(const char *path, const char *name, json_t *shape, lqa_st
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > (1LL << 40))
             return lqa_err_set(err, "%s: header: tensor '%s': shape[%d] is not a non-negative integer", path, name, d);
         t->shape[d] = json_integer_value(v);
-        t->numel *= (size_t)t->shape[d];
+        if (__builtin_mul_overflow(t->numel, (size_t)t->shape[d], &t->numel))
+            return lqa_err_set(err, "%s: header: tensor '%s': the element count of its shape overflows", path, name);
     }
     return 0;
 }
@@ -180,7 +182,9 @@ static int parse_entry(const char *path, const char *name, json_t *v, const uint
     if (b < 0 || e < b || (size_t)e > data_len)
         return lqa_err_set(err, "%s: header: tensor '%s': data_offsets [%lld, %lld] outside the %zu data bytes",
                            path, name, b, e, data_len);
-    size_t want = t->numel * lqa_st_dtype_size(t->dtype);
+    size_t want;
+    if (__builtin_mul_overflow(t->numel, lqa_st_dtype_size(t->dtype), &want))
+        return lqa_err_set(err, "%s: header: tensor '%s': the byte count of its shape overflows", path, name);
     if ((size_t)(e - b) != want)
         return lqa_err_set(err, "%s: header: tensor '%s': %lld data bytes, expected %zu for its shape and dtype",
                            path, name, e - b, want);
@@ -188,6 +192,28 @@ static int parse_entry(const char *path, const char *name, json_t *v, const uint
     t->nbytes = want;
     t->name = lqa_strdup(name);
     return 0;
+}
+
+static int by_offset(const void *a, const void *b) {
+    const lqa_st_tensor *x = *(const lqa_st_tensor *const *)a, *y = *(const lqa_st_tensor *const *)b;
+    return x->data < y->data ? -1 : x->data > y->data ? 1 : strcmp(x->name, y->name);
+}
+
+/* No two tensors of one file may share a byte (one would be read from another's data). */
+static int check_overlaps(const char *path, lqa_st_tensor *t, int n, lqa_err *err) {
+    if (n < 2) return 0;
+    const lqa_st_tensor **s = lqa_malloc(sizeof *s * (size_t)n);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (t[i].nbytes) s[k++] = &t[i];
+    qsort(s, (size_t)k, sizeof *s, by_offset);
+    int rc = 0;
+    for (int i = 1; i < k && !rc; i++)
+        if ((const uint8_t *)s[i]->data < (const uint8_t *)s[i - 1]->data + s[i - 1]->nbytes)
+            rc = lqa_err_set(err, "%s: header: tensors '%s' and '%s' overlap in data_offsets (each tensor needs its "
+                             "own bytes)", path, s[i - 1]->name, s[i]->name);
+    free(s);
+    return rc;
 }
 
 /* Parses the header of mapped file index fi and appends its tensors to r. */
@@ -209,6 +235,7 @@ static int read_header(lqa_st_reader *r, int fi, lqa_err *err) {
     const uint8_t *data = p + 8 + hlen;
     size_t data_len = m->size - 8 - (size_t)hlen;
     r->tensors = lqa_realloc(r->tensors, sizeof(lqa_st_tensor) * (r->n_tensors + json_object_size(h)));
+    int first = r->n_tensors;
     const char *key;
     json_t *v;
     json_object_foreach(h, key, v) {
@@ -226,7 +253,7 @@ static int read_header(lqa_st_reader *r, int fi, lqa_err *err) {
         r->n_tensors++;
     }
     json_decref(h);
-    return 0;
+    return check_overlaps(m->path, r->tensors + first, r->n_tensors - first, err);
 }
 
 static int add_file(lqa_st_reader *r, const char *path, lqa_err *err) {
@@ -244,6 +271,20 @@ int lqa_st_open(lqa_st_reader *r, const char *path, lqa_err *err) {
         return -1;
     }
     return 0;
+}
+
+int lqa_st_open_mem(lqa_st_reader *r, const void *data, size_t n, const char *name, lqa_err *err) {
+    reader_reset(r);
+    r->files = lqa_calloc(1, sizeof(lqa_st_map));
+    r->n_files = 1;
+    r->files[0].path = lqa_strdup(name);
+    r->files[0].base = (void *)data;
+    r->files[0].size = n;
+    int rc = n < 8 ? lqa_err_set(err, "%s: %zu bytes, expected at least the 8-byte header length of a safetensors "
+                                 "file", name, n)
+                   : read_header(r, 0, err);
+    if (rc) lqa_st_close(r);
+    return rc;
 }
 
 static char *dir_of(const char *path) {

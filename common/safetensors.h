@@ -33,8 +33,9 @@ typedef struct lqa_st_tensor {
 
 typedef struct lqa_st_map {
     char *path;
-    void *base;         /* mmap of the whole file */
+    void *base;         /* mmap of the whole file (or the caller's bytes: lqa_st_open_mem) */
     size_t size;
+    int mapped;         /* base is our mapping (unmapped at close) */
 } lqa_st_map;
 
 typedef struct lqa_st_reader {
@@ -45,8 +46,13 @@ typedef struct lqa_st_reader {
     json_t *metadata;   /* "__metadata__" of the first file (string map) or NULL */
 } lqa_st_reader;
 
-/* Opens one .safetensors file. */
+/* Opens one .safetensors file. Every header entry is checked before use: dtype, shape (element
+ * and byte counts that cannot overflow), data_offsets inside the data section, a byte count equal
+ * to elements x dtype size, and no two tensors sharing bytes; errors name the file and tensor. */
 int lqa_st_open(lqa_st_reader *r, const char *path, lqa_err *err);
+/* The same checks on safetensors bytes in memory (kept by the caller until lqa_st_close); name
+ * is used in messages. For tests and fuzzing. */
+int lqa_st_open_mem(lqa_st_reader *r, const void *data, size_t n, const char *name, lqa_err *err);
 /* Opens a sharded set through its index (model.safetensors.index.json): every file it names. */
 int lqa_st_open_index(lqa_st_reader *r, const char *index_path, lqa_err *err);
 /* Opens a model directory: DIR/model.safetensors.index.json if present, else DIR/model.safetensors. */

@@ -32,6 +32,7 @@ static const char *split_arg(const char *split) { return split && strcmp(split, 
 typedef struct feed_ctx {
     FILE *f;
     uint64_t lines, bytes;
+    int write_errno; /* the first write error (a full disk): reported with the file, which is removed */
 } feed_ctx;
 
 /* Writes one paragraph as lines of at most LQA_TOK_MAX_SENTENCE bytes, cut at a space (or a
@@ -46,8 +47,8 @@ static void feed_paragraph(feed_ctx *c, const char *p, size_t n) {
             if (p[sp] == ' ') take = sp;
             else while (take > 1 && ((unsigned char)p[take] & 0xC0) == 0x80) take--;
         }
-        fwriteCheck(p, 1, take, c->f);
-        fputc('\n', c->f);
+        if (!c->write_errno && (fwrite(p, 1, take, c->f) != take || fputc('\n', c->f) == EOF))
+            c->write_errno = errno ? errno : EIO;
         c->lines++;
         c->bytes += take;
         p += take;
@@ -73,10 +74,16 @@ int lqa_build_tokenizer(const char *db, const char *split, int vocab_size, uint6
     if (!s) return -1;
     char txt[4096];
     snprintf(txt, sizeof txt, "%s.train-text.%d", out_model, (int)getpid());
-    feed_ctx c = {fopenCheck(txt, "wb"), 0, 0};
+    feed_ctx c = {fopen(txt, "wb"), 0, 0, 0};
+    if (!c.f) {
+        lqa_store_close(s);
+        return lqa_err_set(err, "%s: cannot create: %s", txt, strerror(errno));
+    }
     int rc = lqa_store_each_doc(s, split_arg(split), feed_doc, &c, err);
-    fcloseCheck(c.f);
+    if (fclose(c.f) != 0 && !c.write_errno) c.write_errno = errno ? errno : EIO;
     lqa_store_close(s);
+    if (rc == 0 && c.write_errno)
+        rc = lqa_err_set(err, "%s: write failed (the tokenizer's training text): %s", txt, strerror(c.write_errno));
     if (rc == 0 && c.lines == 0) rc = lqa_err_set(err, "%s: no document text to train a tokenizer on", db);
     if (rc == 0) {
         log_info("training a %d-piece BPE tokenizer on %llu paragraphs (%.1f MB)", vocab_size,
@@ -203,40 +210,6 @@ static int sink_sft(sink *k, const rec_out *r, lqa_err *err) {
     return sink_pack(k, r->tokens, r->mask, r->n, r->segs[0].qa_id, r->segs[0].doc_id, err);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    return remove(path);
-}
-
-/* Moves the finished temporary directory onto out_dir, replacing an earlier shard directory. */
-static int sink_publish(sink *k, lqa_err *err) {
-    const char *out = k->o->out_dir;
-    char *old = NULL;
-    if (lqa_path_exists(out)) {
-        size_t n = strlen(out) + 32;
-        old = lqa_malloc(n);
-        snprintf(old, n, "%s.old-%d", out, (int)getpid());
-        if (rename(out, old) != 0) {
-            free(old);
-            return lqa_err_set(err, "%s: cannot move the previous shard directory aside: %s", out, strerror(errno));
-        }
-    }
-    if (rename(k->tmp_dir, out) != 0) {
-        int e = errno;
-        if (old) rename(old, out);
-        free(old);
-        return lqa_err_set(err, "%s: cannot rename %s into place: %s", out, k->tmp_dir, strerror(e));
-    }
-    char *parent = lqa_strdup(out); /* make the rename durable */
-    char *slash = strrchr(parent, '/');
-    if (slash) *slash = '\0';
-    lqa_fsync_dir(slash ? (parent[0] ? parent : "/") : ".");
-    free(parent);
-    if (old) {
-        nftw(old, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-        free(old);
-    }
-    return 0;
-}
 
 /* ============================ sft records ============================ */
 
@@ -712,15 +685,19 @@ int lqa_build_shards(const lqa_build_opts *opts, lqa_err *err) {
         return -1;
     }
     sink k = {.o = o, .tok = tok, .shards = json_array()};
-    size_t n = strlen(o->out_dir) + 32;
-    k.tmp_dir = lqa_malloc(n);
-    snprintf(k.tmp_dir, n, "%s.tmp-%d", o->out_dir, (int)getpid());
+    /* built in OUT.tmp-PID and swapped in whole (lqa_atomic_dir: there is always an OUT, the old
+     * or the new; what killed builds left is removed first) */
+    lqa_atomic_dir ad;
     build_stats bs = {0};
-    int rc = lqa_mkdir_p(k.tmp_dir, err);
+    int rc = lqa_atomic_dir_begin(&ad, o->out_dir, err);
+    k.tmp_dir = ad.tmp;
     if (rc == 0) rc = o->kind == LQA_KIND_SFT ? build_sft(&k, st, &bs, err) : build_lm(&k, st, &bs, err);
     if (rc == 0) rc = sink_close_shard(&k, err);
     if (rc == 0) rc = write_manifest(&k, &bs, err);
-    if (rc == 0) rc = sink_publish(&k, err);
+    if (rc == 0) {
+        rc = lqa_atomic_dir_commit(&ad, err);
+        k.tmp_dir = NULL;
+    }
     if (rc == 0)
         log_info("%s: %llu records, %llu tokens in %d shard(s); %llu truncated, %llu dropped", o->out_dir,
                  (unsigned long long)k.records, (unsigned long long)k.tokens, k.shard_no,
@@ -728,11 +705,10 @@ int lqa_build_shards(const lqa_build_opts *opts, lqa_err *err) {
                  (unsigned long long)(bs.dropped_qa_too_long + bs.dropped_evidence_too_long + bs.dropped_error));
     if (rc != 0) {
         if (k.w) lqa_shard_writer_abort(k.w);
-        nftw(k.tmp_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        if (k.tmp_dir) lqa_atomic_dir_abort(&ad);
     }
     rec_out_free(&k.pack);
     json_decref(k.shards);
-    free(k.tmp_dir);
     lqa_store_close(st);
     lqa_tok_free(tok);
     return rc;

@@ -115,6 +115,13 @@ struct lqa_shard_writer {
     size_t raw_cap, comp_cap;
 };
 
+/* Writes to the shard's temporary file; a failure (a full disk) is an error naming the file, so
+ * the caller can remove its temporary files instead of the process exiting past them. */
+static int writer_put(lqa_shard_writer *w, const void *buf, size_t n, lqa_err *err) {
+    if (n == 0 || fwrite(buf, 1, n, w->af.f) == n) return 0;
+    return lqa_err_set(err, "%s: write failed: %s", w->af.path, strerror(errno ? errno : EIO));
+}
+
 lqa_shard_writer *lqa_shard_writer_open(const char *path, const lqa_shard_info *info, int zstd_level,
                                         lqa_err *err) {
     lqa_shard_writer *w = lqa_calloc(1, sizeof *w);
@@ -132,8 +139,11 @@ lqa_shard_writer *lqa_shard_writer_open(const char *path, const lqa_shard_info *
     zstdCheck(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 0)); /* xxh64 in the index instead */
     /* placeholder header: rewritten with the counts at close */
     uint8_t h[LQA_SHARD_HEADER_SIZE] = {0};
-    fwriteCheck(h, 1, sizeof h, w->af.f);
     w->offset = LQA_SHARD_HEADER_SIZE;
+    if (writer_put(w, h, sizeof h, err) != 0) {
+        lqa_shard_writer_abort(w);
+        return NULL;
+    }
     return w;
 }
 
@@ -175,7 +185,7 @@ int lqa_shard_writer_add(lqa_shard_writer *w, const int32_t *tokens, const uint8
     size_t bound = ZSTD_compressBound(raw_n);
     ensure(&w->comp, &w->comp_cap, bound);
     size_t comp_n = zstdCheck(ZSTD_compress2(w->cctx, w->comp, bound, w->raw, raw_n));
-    fwriteCheck(w->comp, 1, comp_n, w->af.f);
+    if (writer_put(w, w->comp, comp_n, err) != 0) return -1;
     uint64_t i = w->info.record_count;
     ensure(&w->index, &w->index_cap, (i + 1) * LQA_SHARD_INDEX_ENTRY);
     uint8_t *e = w->index + i * LQA_SHARD_INDEX_ENTRY;
@@ -205,16 +215,20 @@ static void writer_free(lqa_shard_writer *w) {
 
 int lqa_shard_writer_close(lqa_shard_writer *w, lqa_err *err) {
     size_t index_n = w->info.record_count * LQA_SHARD_INDEX_ENTRY;
-    if (index_n) fwriteCheck(w->index, 1, index_n, w->af.f);
     uint8_t h[LQA_SHARD_HEADER_SIZE], f[LQA_SHARD_FOOTER_SIZE];
     encode_header(h, &w->info);
     footer ft = {w->offset, w->info.record_count, w->info.total_tokens, lqa_xxh64(w->index, index_n, 0),
                  lqa_xxh64(h, sizeof h, 0)};
     encode_footer(f, &ft);
-    fwriteCheck(f, 1, sizeof f, w->af.f);
-    lqaCheck(fseek(w->af.f, 0, SEEK_SET) == 0, "%s: seek failed: %s", w->af.tmp_path, strerror(errno));
-    fwriteCheck(h, 1, sizeof h, w->af.f);
-    int rc = lqa_atomic_commit(&w->af, err);
+    int rc = writer_put(w, w->index, index_n, err);
+    if (!rc) rc = writer_put(w, f, sizeof f, err);
+    if (!rc && fseek(w->af.f, 0, SEEK_SET) != 0) rc = lqa_err_set(err, "%s: seek failed: %s", w->af.path, strerror(errno));
+    if (!rc) rc = writer_put(w, h, sizeof h, err);
+    if (rc) {
+        lqa_shard_writer_abort(w);
+        return -1;
+    }
+    rc = lqa_atomic_commit(&w->af, err);
     writer_free(w);
     return rc;
 }
@@ -228,7 +242,9 @@ void lqa_shard_writer_abort(lqa_shard_writer *w) {
 
 struct lqa_shard {
     char *name;
-    int fd;                  /* -1 for in-memory shards */
+    int fd;                  /* -1 for in-memory shards and released ones */
+    dev_t dev;               /* the file's identity, checked when a released shard reopens */
+    ino_t ino;
     const uint8_t *mem;
     uint64_t size;
     lqa_shard_info info;
@@ -239,15 +255,35 @@ struct lqa_shard {
     size_t comp_cap;
 };
 
+void lqa_shard_release_fd(lqa_shard *s) {
+    if (s->mem || s->fd < 0) return;
+    close(s->fd);
+    s->fd = -1;
+}
+
+/* Reopens a released shard: the same file (device, inode, size) or a refusal. */
+static int reopen(lqa_shard *s, lqa_err *err) {
+    int fd = lqa_open_regular(s->name, err);
+    if (fd < 0) return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_dev != s->dev || st.st_ino != s->ino || (uint64_t)st.st_size != s->size) {
+        close(fd);
+        return lqa_err_set(err, "%s: the file was replaced or changed since it was opened", s->name);
+    }
+    s->fd = fd;
+    return 0;
+}
+
 /* Reads n bytes at off; -1 with err when the bytes are not there. */
 static int read_at(lqa_shard *s, uint64_t off, void *buf, size_t n, lqa_err *err) {
     if (off > s->size || n > s->size - off)
         return lqa_err_set(err, "%s: offset %llu + %zu bytes is past the end of the file (%llu bytes)", s->name,
                            (unsigned long long)off, n, (unsigned long long)s->size);
-    if (s->fd < 0) {
+    if (s->mem) {
         memcpy(buf, s->mem + off, n);
         return 0;
     }
+    if (s->fd < 0 && reopen(s, err) != 0) return -1;
     size_t done = 0;
     while (done < n) {
         ssize_t got = pread(s->fd, (uint8_t *)buf + done, n - done, (off_t)(off + done));
@@ -361,11 +397,8 @@ static lqa_shard *shard_open(lqa_shard *s, lqa_err *err) {
 }
 
 lqa_shard *lqa_shard_open(const char *path, lqa_err *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        lqa_err_set(err, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
+    int fd = lqa_open_regular(path, err); /* never blocks on a FIFO named like a shard */
+    if (fd < 0) return NULL;
     struct stat st;
     if (fstat(fd, &st) != 0) {
         lqa_err_set(err, "%s: cannot stat: %s", path, strerror(errno));
@@ -375,6 +408,8 @@ lqa_shard *lqa_shard_open(const char *path, lqa_err *err) {
     lqa_shard *s = lqa_calloc(1, sizeof *s);
     s->name = lqa_strdup(path);
     s->fd = fd;
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
     s->size = (uint64_t)st.st_size;
     return shard_open(s, err);
 }

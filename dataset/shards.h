@@ -95,11 +95,18 @@ const lqa_shard_info *lqa_shard_get_info(const lqa_shard *s);
 /* Decodes record i (one zstd frame) and checks its checksum and contents. */
 int lqa_shard_read(lqa_shard *s, uint64_t i, lqa_record *rec, lqa_err *err);
 void lqa_shard_close(lqa_shard *s);
+/* Closes the file descriptor of an opened shard; the next read reopens it (and refuses a file
+ * that was replaced meanwhile). A directory keeps one shard open at a time, so a directory of
+ * any number of shards works under a small open-file limit. */
+void lqa_shard_release_fd(lqa_shard *s);
 
 /* ---- a shard directory ---- */
 typedef struct lqa_shards lqa_shards;
 /* Opens DIR/manifest.json and every shard it lists. tokenizer_sha256 (hex, may be NULL) must
- * equal the tokenizer the shards were built with, else a clear refusal. */
+ * equal the tokenizer the shards were built with, else a clear refusal. The manifest must agree
+ * with the shards: each file listed once, every *.lqas file of DIR listed, and "kind", "dtype",
+ * "packed", "template", tokenizer "vocab_size", "records" and "tokens" (where present) equal to
+ * what the shard headers say. */
 lqa_shards *lqa_shards_open(const char *dir, const char *tokenizer_sha256, lqa_err *err);
 uint64_t lqa_shards_count(const lqa_shards *d);
 const lqa_shard_info *lqa_shards_get_info(const lqa_shards *d); /* totals over all shards */

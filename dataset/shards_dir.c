@@ -1,7 +1,9 @@
 /* shards_dir.c: a shard directory (manifest.json + shard files) as one record sequence, the
  * tokenizer check, and the deterministic shuffled iterator split across data-parallel ranks. */
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/fileio.h"
 #include "common/hash.h"
@@ -15,6 +17,7 @@ struct lqa_shards {
     int n_files;
     lqa_shard **files;
     uint64_t *first; /* global index of each file's first record; first[n_files] = total */
+    int open_file;   /* the one shard holding a file descriptor, -1 if none */
     lqa_shard_info info;
 };
 
@@ -36,23 +39,68 @@ static int check_against_manifest(lqa_shards *d, int i, const json_t *entry, lqa
     return 0;
 }
 
+/* Each shard listed once (by name and by file: a hard link is the same shard). */
+static int check_listed_once(lqa_shards *d, const json_t *list, int i, const char *file, struct stat *ids,
+                             lqa_err *err) {
+    for (int k = 0; k < i; k++) {
+        if (!strcmp(file, lqa_json_str(json_array_get(list, (size_t)k), "file", "")))
+            return lqa_err_set(err, "%s/manifest.json: shards[%d] and shards[%d] both list %s", d->dir, k, i, file);
+        if (ids[k].st_ino == ids[i].st_ino && ids[k].st_dev == ids[i].st_dev)
+            return lqa_err_set(err, "%s/manifest.json: shards[%d] and shards[%d] are the same file (%s)", d->dir, k, i,
+                               file);
+    }
+    return 0;
+}
+
+/* Every shard file of the directory is listed: a manifest that lost entries (or an empty list
+ * beside shard files) would silently train on part of the data. */
+static int check_unlisted(lqa_shards *d, const json_t *list, lqa_err *err) {
+    DIR *dir = opendir(d->dir);
+    if (!dir) return 0;
+    int rc = 0;
+    struct dirent *de;
+    while (!rc && (de = readdir(dir)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n < 5 || strcmp(de->d_name + n - 5, ".lqas") != 0) continue;
+        int listed = 0;
+        for (size_t k = 0; k < json_array_size(list) && !listed; k++)
+            listed = !strcmp(de->d_name, lqa_json_str(json_array_get(list, k), "file", ""));
+        if (!listed)
+            rc = lqa_err_set(err, "%s: shard file %s is not listed in manifest.json (%zu listed); the manifest does not "
+                             "describe this directory", d->dir, de->d_name, json_array_size(list));
+    }
+    closedir(dir);
+    return rc;
+}
+
 static int open_files(lqa_shards *d, const json_t *list, lqa_err *err) {
     d->n_files = (int)json_array_size(list);
     d->files = lqa_calloc((size_t)d->n_files + 1, sizeof *d->files);
     d->first = lqa_calloc((size_t)d->n_files + 1, sizeof *d->first);
-    for (int i = 0; i < d->n_files; i++) {
+    struct stat *ids = lqa_calloc((size_t)d->n_files + 1, sizeof *ids);
+    int rc = 0;
+    for (int i = 0; i < d->n_files && !rc; i++) {
         const json_t *entry = json_array_get(list, (size_t)i);
         const char *file = lqa_json_str(entry, "file", NULL);
-        if (!file || strchr(file, '/'))
-            return lqa_err_set(err, "%s/manifest.json: shards[%d].file missing or not a plain file name", d->dir, i);
+        if (!file || !file[0] || strchr(file, '/')) {
+            rc = lqa_err_set(err, "%s/manifest.json: shards[%d].file missing or not a plain file name", d->dir, i);
+            break;
+        }
         char *path = lqa_path_join(d->dir, file);
         d->files[i] = lqa_shard_open(path, err);
+        if (d->files[i] && stat(path, &ids[i]) != 0) memset(&ids[i], 0, sizeof ids[i]);
         free(path);
-        if (!d->files[i]) return -1;
+        if (!d->files[i] || check_listed_once(d, list, i, file, ids, err)) {
+            rc = -1;
+            break;
+        }
+        lqa_shard_release_fd(d->files[i]); /* reopened by the reads; one open at a time */
         if (i == 0) d->info = *lqa_shard_get_info(d->files[0]);
-        if (check_against_manifest(d, i, entry, err) != 0) return -1;
+        if (check_against_manifest(d, i, entry, err) != 0) rc = -1;
         d->first[i + 1] = d->first[i] + lqa_shard_get_info(d->files[i])->record_count;
     }
+    free(ids);
+    if (rc || check_unlisted(d, list, err)) return -1;
     d->info.record_count = d->first[d->n_files];
     d->info.total_tokens = 0;
     for (int i = 0; i < d->n_files; i++) d->info.total_tokens += lqa_shard_get_info(d->files[i])->total_tokens;
@@ -70,9 +118,43 @@ static int check_tokenizer(lqa_shards *d, const char *want, lqa_err *err) {
     return 0;
 }
 
+/* What the manifest says about the data (where it says it) must be what the shards hold. */
+static int check_manifest_fields(lqa_shards *d, lqa_err *err) {
+    const json_t *m = d->manifest;
+    const lqa_shard_info *in = &d->info;
+    const char *kind = lqa_json_str(m, "kind", NULL);
+    if (kind && strcmp(kind, "sft") && strcmp(kind, "lm"))
+        return lqa_err_set(err, "%s/manifest.json: \"kind\" is \"%s\", expected \"sft\" or \"lm\"", d->dir, kind);
+    if (json_object_get(m, "tokens") && lqa_json_int(m, "tokens", -1) != (long long)in->total_tokens)
+        return lqa_err_set(err, "%s/manifest.json: \"tokens\" is %lld, the shards hold %llu", d->dir,
+                           lqa_json_int(m, "tokens", -1), (unsigned long long)in->total_tokens);
+    if (d->n_files == 0) return 0; /* nothing to contradict */
+    if (kind && strcmp(kind, lqa_shard_kind_name(in->kind)))
+        return lqa_err_set(err, "%s/manifest.json: \"kind\" is \"%s\", the shards are %s", d->dir, kind,
+                           lqa_shard_kind_name(in->kind));
+    const char *dtype = lqa_json_str(m, "dtype", NULL), *want_dtype = in->dtype_bytes == 2 ? "uint16" : "uint32";
+    if (dtype && strcmp(dtype, want_dtype))
+        return lqa_err_set(err, "%s/manifest.json: \"dtype\" is \"%s\", the shards store %s tokens", d->dir, dtype,
+                           want_dtype);
+    const json_t *tok = json_object_get(m, "tokenizer"), *vocab = json_object_get(tok, "vocab_size");
+    if (vocab && (!json_is_integer(vocab) || json_integer_value(vocab) != (json_int_t)in->vocab_size))
+        return lqa_err_set(err, "%s/manifest.json: tokenizer \"vocab_size\" is %lld, the shards say %u", d->dir,
+                           (long long)lqa_json_int(tok, "vocab_size", -1), in->vocab_size);
+    const json_t *packed = json_object_get(m, "packed");
+    if (packed && (!json_is_boolean(packed) || json_is_true(packed) != ((in->flags & LQA_SHARD_PACKED) != 0)))
+        return lqa_err_set(err, "%s/manifest.json: \"packed\" contradicts the shards (%s)", d->dir,
+                           in->flags & LQA_SHARD_PACKED ? "packed" : "not packed");
+    const char *tmpl = lqa_json_str(m, "template", NULL),
+               *want_tmpl = in->template_id == LQA_TEMPLATE_LLAMA2_INST ? "llama2-inst" : "none";
+    if (tmpl && strcmp(tmpl, want_tmpl))
+        return lqa_err_set(err, "%s/manifest.json: \"template\" is \"%s\", the shards use %s", d->dir, tmpl, want_tmpl);
+    return 0;
+}
+
 lqa_shards *lqa_shards_open(const char *dir, const char *tokenizer_sha256, lqa_err *err) {
     lqa_shards *d = lqa_calloc(1, sizeof *d);
     d->dir = lqa_strdup(dir);
+    d->open_file = -1;
     char *mpath = lqa_path_join(dir, "manifest.json");
     d->manifest = lqa_json_load_file(mpath, err);
     free(mpath);
@@ -94,6 +176,7 @@ lqa_shards *lqa_shards_open(const char *dir, const char *tokenizer_sha256, lqa_e
                     lqa_json_int(d->manifest, "records", -1), (unsigned long long)d->info.record_count);
         ok = 0;
     }
+    if (ok) ok = check_manifest_fields(d, err) == 0;
     if (!ok) {
         lqa_shards_close(d);
         return NULL;
@@ -121,6 +204,8 @@ int lqa_shards_read(lqa_shards *d, uint64_t i, lqa_record *rec, lqa_err *err) {
         if (d->first[mid] <= i) lo = mid;
         else hi = mid - 1;
     }
+    if (d->open_file != lo && d->open_file >= 0) lqa_shard_release_fd(d->files[d->open_file]);
+    d->open_file = lo;
     if (lqa_shard_read(d->files[lo], i - d->first[lo], rec, err) != 0) return -1;
     rec->index = i;
     return 0;

@@ -303,6 +303,27 @@ extern "C" int lqa_tok_encode_part(const lqa_tokenizer *t, const char *text, siz
         ids, begins, n_ids, err);
 }
 
+// The byte a byte-fallback piece ("<0xE6>") stands for, or -1 for any other piece.
+static int piece_byte(const sentencepiece::SentencePieceProcessor &sp, int id) {
+    if (!sp.IsByte(id)) return -1;
+    unsigned v = 0;
+    return sscanf(sp.IdToPiece(id).c_str(), "<0x%2X>", &v) == 1 ? (int)v : -1;
+}
+
+// How many trailing ids are the byte-fallback pieces of a character cut short: a lead byte
+// announcing more continuation bytes than follow it (a generation stopped mid-character).
+static size_t cut_character_ids(const sentencepiece::SentencePieceProcessor &sp, const std::vector<int> &ids) {
+    size_t n = ids.size();
+    for (size_t k = 1; k <= 4 && k <= n; k++) {
+        int b = piece_byte(sp, ids[n - k]);
+        if (b < 0) return 0;
+        if ((b & 0xC0) == 0x80) continue; // a continuation byte: look further back for its lead
+        size_t need = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
+        return need > k ? k : 0;
+    }
+    return 0;
+}
+
 extern "C" int lqa_tok_decode(const lqa_tokenizer *t, const int32_t *ids, size_t n_ids, char **text, lqa_err *err) {
     *text = nullptr;
     try {
@@ -314,6 +335,9 @@ extern "C" int lqa_tok_decode(const lqa_tokenizer *t, const int32_t *ids, size_t
                                    (int)ids[i], i, vocab);
             in[i] = ids[i];
         }
+        // The ids are decoded as one sequence, so consecutive byte-fallback pieces join into
+        // their UTF-8 character; a character cut at the end is dropped, not turned into U+FFFD.
+        in.resize(in.size() - cut_character_ids(t->sp, in));
         std::string out;
         auto st = t->sp.Decode(in, &out);
         if (!st.ok()) return lqa_err_set(err, "tokenizer: decode failed: %s", st.ToString().c_str());

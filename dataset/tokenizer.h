@@ -53,6 +53,8 @@ int lqa_tok_encode_offsets(const lqa_tokenizer *t, const char *text, size_t len,
                            size_t *n_ids, lqa_err *err);
 /* Decodes ids to UTF-8 text (caller frees *text). Ids outside the vocabulary are an error. */
 int lqa_tok_decode(const lqa_tokenizer *t, const int32_t *ids, size_t n_ids, char **text, lqa_err *err);
+/* (The ids are decoded as one sequence: byte-fallback pieces join into their UTF-8 characters,
+ * and a character cut short at the end, as a generation stopped mid-character, is dropped.) */
 /* Piece string of an id (valid while t lives); NULL when out of range. */
 const char *lqa_tok_id_to_piece(const lqa_tokenizer *t, int id);
 int lqa_tok_piece_to_id(const lqa_tokenizer *t, const char *piece); /* unk id when unknown */

@@ -106,7 +106,8 @@ lqa_infer *lqa_infer_new(const lqa_model *m, int max_len, int threads, lqa_err *
     s->kvdim = s->hd * c->n_kv_heads;
     map_weights(s);
     s->inv_freq = lqa_malloc(sizeof(double) * (size_t)(s->hd / 2 + 1));
-    for (int j = 0; j < s->hd / 2; j++) s->inv_freq[j] = pow((double)c->rope_theta, -2.0 * j / s->hd);
+    rope_spec rs = lqa_config_rope(c);
+    rope_inv_freq(s->inv_freq, s->hd, &rs);
     size_t cache = (size_t)c->n_layers * max_len * s->kvdim;
     s->kcache = lqa_malloc(cache * sizeof(float));
     s->vcache = lqa_malloc(cache * sizeof(float));

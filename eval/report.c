@@ -4,6 +4,7 @@
  * to .svg files the markdown links. */
 #include "eval/report.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +22,21 @@ typedef struct run {
     char name[128];
 } run;
 
+/* A table is gathered whole before it is written, so that each column's alignment can follow
+ * its cells: numbers (and "-") right-aligned, text left-aligned. */
+enum { MAX_COLS = 80 };
+typedef struct table {
+    int n_cols, n_rows, cap;   /* rows include the header (row 0) */
+    char **cells;
+    char align[MAX_COLS];      /* 'l' / 'r' per column; 0: decided from the cells */
+} table;
+
 typedef struct doc {
     lqa_buf md, html;
     const char *dir;
     lqa_err *err;
     int failed;
+    table t;
 } doc;
 
 /* ---- the two documents side by side ---- */
@@ -35,6 +46,17 @@ static void md_cell(lqa_buf *b, const char *s) {
         if (*s == '|') lqa_buf_puts(b, "\\|");
         else if (*s == '\n') lqa_buf_putc(b, ' ');
         else lqa_buf_putc(b, *s);
+    }
+}
+
+/* Escapes a table cell's text; a long cell may break after '/' ',' '_' '=' (paths, lists),
+ * never inside a word or a number (the CSS has no overflow-wrap:anywhere). */
+static void html_cell(lqa_buf *b, const char *s) {
+    int long_cell = strlen(s) > 40;
+    for (; *s; s++) {
+        char one[2] = {*s, 0};
+        lqa_xml_escape(b, one);
+        if (long_cell && strchr("/,_=", *s) && s[1]) lqa_buf_puts(b, "<wbr>");
     }
 }
 
@@ -52,34 +74,75 @@ static void doc_para(doc *d, const char *text) {
     lqa_buf_puts(&d->html, "</p>\n");
 }
 
-static void doc_row(doc *d, const char *const *cells, int n, int header) {
-    lqa_buf_puts(&d->md, "|");
-    lqa_buf_puts(&d->html, "<tr>");
-    for (int i = 0; i < n; i++) {
-        lqa_buf_putc(&d->md, ' ');
-        md_cell(&d->md, cells[i]);
-        lqa_buf_puts(&d->md, " |");
-        lqa_buf_puts(&d->html, header ? "<th>" : "<td>");
-        lqa_xml_escape(&d->html, cells[i]);
-        lqa_buf_puts(&d->html, header ? "</th>" : "</td>");
-    }
-    lqa_buf_puts(&d->md, "\n");
-    lqa_buf_puts(&d->html, "</tr>\n");
-    if (header) {
-        lqa_buf_puts(&d->md, "|");
-        for (int i = 0; i < n; i++) lqa_buf_puts(&d->md, i ? " ---: |" : " --- |");
-        lqa_buf_puts(&d->md, "\n");
-    }
+/* A figure as the report prints it: "-", or a decimal number, optionally with a sign or a
+ * trailing '%'. */
+static int is_numeric(const char *s) {
+    if (!strcmp(s, "-")) return 1;
+    char *end;
+    if (!*s || isspace((unsigned char)*s)) return 0;
+    strtod(s, &end);
+    if (end == s) return 0;
+    if (*end == '%') end++;
+    return *end == '\0';
 }
 
-static void doc_table_begin(doc *d, const char *const *headers, int n) {
-    lqa_buf_puts(&d->html, "<table>\n");
+static void doc_row(doc *d, const char *const *cells, int n, int header) {
+    (void)header;
+    table *t = &d->t;
+    if (t->n_rows == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 16;
+        t->cells = lqa_realloc(t->cells, sizeof(char *) * (size_t)t->cap * (size_t)t->n_cols);
+    }
+    for (int i = 0; i < t->n_cols; i++) t->cells[(size_t)t->n_rows * t->n_cols + i] = lqa_strdup(i < n ? cells[i] : "");
+    t->n_rows++;
+}
+
+/* align: one 'l' or 'r' per column, or NULL to decide each column from its cells. */
+static void doc_table_begin(doc *d, const char *const *headers, int n, const char *align) {
+    memset(&d->t, 0, sizeof d->t);
+    d->t.n_cols = n < MAX_COLS ? n : MAX_COLS;
+    for (int i = 0; align && i < d->t.n_cols && align[i]; i++) d->t.align[i] = align[i];
     doc_row(d, headers, n, 1);
 }
 
 static void doc_table_end(doc *d) {
+    table *t = &d->t;
+    for (int c = 0; c < t->n_cols; c++) {
+        if (t->align[c]) continue;
+        int numeric = t->n_rows > 1;
+        for (int r = 1; r < t->n_rows && numeric; r++) numeric = is_numeric(t->cells[(size_t)r * t->n_cols + c]);
+        t->align[c] = numeric ? 'r' : 'l';
+    }
+    lqa_buf_puts(&d->html, "<div class=\"tw\"><table>\n");
+    for (int r = 0; r < t->n_rows; r++) {
+        lqa_buf_puts(&d->md, "|");
+        lqa_buf_puts(&d->html, "<tr>");
+        for (int c = 0; c < t->n_cols; c++) {
+            const char *s = t->cells[(size_t)r * t->n_cols + c];
+            lqa_buf_putc(&d->md, ' ');
+            md_cell(&d->md, s);
+            lqa_buf_puts(&d->md, " |");
+            /* a single short token (a run name, a bucket) stays whole: browsers break after '-' */
+            int one_token = strlen(s) <= 32 && !strpbrk(s, " \t\n"), short_head = !r && strlen(s) <= 8;
+            lqa_buf_printf(&d->html, "<%s%s>", r ? "td" : "th",
+                           t->align[c] == 'r' ? (short_head ? " class=\"num nw\"" : " class=\"num\"")
+                           : one_token && r ? " class=\"nw\"" : "");
+            html_cell(&d->html, s);
+            lqa_buf_puts(&d->html, r ? "</td>" : "</th>");
+            free(t->cells[(size_t)r * t->n_cols + c]);
+        }
+        lqa_buf_puts(&d->md, "\n");
+        lqa_buf_puts(&d->html, "</tr>\n");
+        if (r == 0) {
+            lqa_buf_puts(&d->md, "|");
+            for (int c = 0; c < t->n_cols; c++) lqa_buf_puts(&d->md, t->align[c] == 'r' ? " ---: |" : " --- |");
+            lqa_buf_puts(&d->md, "\n");
+        }
+    }
     lqa_buf_puts(&d->md, "\n");
-    lqa_buf_puts(&d->html, "</table>\n");
+    lqa_buf_puts(&d->html, "</table></div>\n");
+    free(t->cells);
+    memset(t, 0, sizeof *t);
 }
 
 /* Inline SVG into the HTML; the same SVG to DIR/file for the markdown. */
@@ -92,10 +155,51 @@ static void doc_chart(doc *d, const char *file, const char *alt, lqa_buf *svg) {
     lqa_buf_free(svg);
 }
 
+/* The report's formats, one per measure: shares (EM, F1, contained, passkey) as percentages
+ * with one decimal, perplexity with three, counts and lengths as integers. */
+#define FMT_PCT "%.1f"
+#define FMT_PPL "%.3f"
+#define FMT_INT "%.0f"
+
 static const char *fmt_num(char *buf, size_t n, const json_t *v, const char *fmt, double scale) {
     if (!json_is_number(v)) return "-";
     snprintf(buf, n, fmt, json_number_value(v) * scale);
     return buf;
+}
+
+/* The shortest decimal that reads back to the same double (1.34930509, not 1.3493050900000001),
+ * without an exponent for whole numbers below 1e15 (10000, not 1e+04). */
+static void fmt_shortest(char *buf, size_t n, double v) {
+    int int_digits = fabs(v) >= 1 && fabs(v) < 1e15 ? (int)floor(log10(fabs(v))) + 1 : 0;
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec > int_digits ? prec : int_digits, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
+/* Length of the longest prefix of s, at most max bytes, that ends on a UTF-8 character boundary. */
+static size_t utf8_prefix(const char *s, size_t len, size_t max) {
+    if (len <= max) return len;
+    size_t k = max;
+    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80) k--;
+    return k;
+}
+
+/* s cut to at most max bytes at a word boundary, with an ellipsis when cut (into out). */
+static const char *clip_words(char *out, size_t cap, const char *s, size_t max) {
+    size_t len = strlen(s);
+    if (max + 4 > cap) max = cap - 4;
+    if (len <= max) {
+        memcpy(out, s, len + 1);
+        return out;
+    }
+    size_t k = utf8_prefix(s, len, max), space = k;
+    while (space > 0 && !isspace((unsigned char)s[space])) space--;
+    if (space > max / 2) k = space;   /* a word boundary not too far back; else a character one */
+    while (k > 0 && (isspace((unsigned char)s[k - 1]) || strchr(",;:", s[k - 1]))) k--;
+    memcpy(out, s, k);
+    memcpy(out + k, "\xE2\x80\xA6", 4);   /* U+2026 and the NUL */
+    return out;
 }
 
 static json_t *task(const run *r, const char *name) {
@@ -185,24 +289,24 @@ static void section_summary(doc *d, const run *runs, int n) {
     doc_heading(d, 2, "Summary");
     doc_para(d, "window: the positions a model was trained or interpolated for; a length beyond it was run with "
                 "--extrapolate.");
-    doc_table_begin(d, h, nh);
+    doc_table_begin(d, h, nh, NULL);
     for (int r = 0; r < n; r++) {
         char c[FIXED + 2 * MAXL][32];
         const char *cells[FIXED + 2 * MAXL];
         json_t *qa = task(&runs[r], "qa"), *pk = task(&runs[r], "passkey");
         json_t *model = json_object_get(runs[r].j, "model");
         cells[0] = runs[r].name;
-        cells[1] = fmt_num(c[1], 32, json_object_get(json_object_get(runs[r].j, "settings"), "ctx"), "%.0f", 1);
+        cells[1] = fmt_num(c[1], 32, json_object_get(json_object_get(runs[r].j, "settings"), "ctx"), FMT_INT, 1);
         cells[2] = fmt_num(c[2], 32, json_object_get(json_object_get(model, "config"), "max_position_embeddings"),
-                           "%.0f", 1);
-        cells[3] = fmt_num(c[3], 32, json_object_get(qa, "n"), "%.0f", 1);
-        cells[4] = fmt_num(c[4], 32, json_object_get(qa, "em"), "%.1f", 100);
-        cells[5] = fmt_num(c[5], 32, json_object_get(qa, "f1"), "%.1f", 100);
-        cells[6] = fmt_num(c[6], 32, json_object_get(qa, "contained"), "%.1f", 100);
-        cells[7] = fmt_num(c[7], 32, json_object_get(pk, "accuracy"), "%.1f", 100);
+                           FMT_INT, 1);
+        cells[3] = fmt_num(c[3], 32, json_object_get(qa, "n"), FMT_INT, 1);
+        cells[4] = fmt_num(c[4], 32, json_object_get(qa, "em"), FMT_PCT, 100);
+        cells[5] = fmt_num(c[5], 32, json_object_get(qa, "f1"), FMT_PCT, 100);
+        cells[6] = fmt_num(c[6], 32, json_object_get(qa, "contained"), FMT_PCT, 100);
+        cells[7] = fmt_num(c[7], 32, json_object_get(pk, "accuracy"), FMT_PCT, 100);
         int k = FIXED;
-        for (int i = 0; i < n_pk; i++, k++) cells[k] = fmt_or_dash(c[k], 32, passkey_at(&runs[r], pk_lens[i]), "%.0f", 100);
-        for (int i = 0; i < n_ppl; i++, k++) cells[k] = fmt_or_dash(c[k], 32, ppl_at(&runs[r], ppl_lens[i]), "%.3f", 1);
+        for (int i = 0; i < n_pk; i++, k++) cells[k] = fmt_or_dash(c[k], 32, passkey_at(&runs[r], pk_lens[i]), FMT_PCT, 100);
+        for (int i = 0; i < n_ppl; i++, k++) cells[k] = fmt_or_dash(c[k], 32, ppl_at(&runs[r], ppl_lens[i]), FMT_PPL, 1);
         doc_row(d, cells, nh, 0);
     }
     doc_table_end(d);
@@ -247,26 +351,31 @@ static void qa_groups(doc *d, const run *runs, int n, const char *group, const c
     doc_heading(d, 3, title);
     const char *h[] = {strcmp(group, "by_length") == 0 ? "prompt tokens" : "kind", "run", "n", "EM %", "F1 %",
                        "contained %"};
-    doc_table_begin(d, h, 6);
+    doc_table_begin(d, h, 6, NULL);
     double *f1 = lqa_malloc(sizeof(double) * (size_t)(n * nk));
     const char *names[64];
     for (int r = 0; r < n; r++) names[r] = runs[r].name;
     for (int k = 0; k < nk; k++)
         for (int r = 0; r < n; r++) {
             json_t *g = json_object_get(json_object_get(task(&runs[r], "qa"), group), keys[k]);
-            f1[r * nk + k] = g ? lqa_json_num(g, "f1", NAN) : NAN;
+            f1[r * nk + k] = g ? 100 * lqa_json_num(g, "f1", NAN) : NAN;
             if (!g) continue;
             char c[4][32];
-            const char *cells[] = {keys[k], runs[r].name, fmt_num(c[0], 32, json_object_get(g, "n"), "%.0f", 1),
-                                   fmt_num(c[1], 32, json_object_get(g, "em"), "%.1f", 100),
-                                   fmt_num(c[2], 32, json_object_get(g, "f1"), "%.1f", 100),
-                                   fmt_num(c[3], 32, json_object_get(g, "contained"), "%.1f", 100)};
+            const char *cells[] = {keys[k], runs[r].name, fmt_num(c[0], 32, json_object_get(g, "n"), FMT_INT, 1),
+                                   fmt_num(c[1], 32, json_object_get(g, "em"), FMT_PCT, 100),
+                                   fmt_num(c[2], 32, json_object_get(g, "f1"), FMT_PCT, 100),
+                                   fmt_num(c[3], 32, json_object_get(g, "contained"), FMT_PCT, 100)};
             doc_row(d, cells, 6, 0);
         }
     doc_table_end(d);
     lqa_buf svg = {0};
-    lqa_svg_bar_chart(&svg, title, "token F1", keys, nk, names, n, f1, 1.0);
+    lqa_svg_bar_chart(&svg, title, "token F1 %", keys, nk, names, n, f1, 100.0);
     doc_chart(d, file, title, &svg);
+    int any_above_zero = 0;
+    for (int i = 0; i < n * nk; i++) any_above_zero |= f1[i] > 0;
+    if (!any_above_zero)   /* an empty-looking chart says why */
+        doc_para(d, "Every bar is at 0: no run's answers shared a token with the gold answers in any group (the sample "
+                    "answers below show what the models wrote).");
     free(f1);
 }
 
@@ -274,18 +383,18 @@ static void qa_groups(doc *d, const run *runs, int n, const char *group, const c
 static void qa_examples(doc *d, const run *runs, int n) {
     doc_heading(d, 3, "Sample answers");
     const char *h[] = {"run", "kind", "question", "gold answer", "model answer", "F1 %"};
-    doc_table_begin(d, h, 6);
+    doc_table_begin(d, h, 6, "lllllr");
     for (int r = 0; r < n; r++) {
         json_t *items = json_object_get(task(&runs[r], "qa"), "items"), *it;
         size_t i;
         json_array_foreach(items, i, it) {
             if (i == 5) break;
-            char q[128], a[96], p[96], f1[16];
-            snprintf(q, sizeof q, "%.120s", lqa_json_str(it, "question", ""));
-            snprintf(a, sizeof a, "%.90s", lqa_json_str(it, "answer", ""));
-            snprintf(p, sizeof p, "%.90s", lqa_json_str(it, "prediction", ""));
-            const char *cells[] = {runs[r].name, lqa_json_str(it, "kind", "?"), q, a, p,
-                                   fmt_num(f1, sizeof f1, json_object_get(it, "f1"), "%.0f", 100)};
+            char q[200], a[160], p[160], f1[16];
+            const char *cells[] = {runs[r].name, lqa_json_str(it, "kind", "?"),
+                                   clip_words(q, sizeof q, lqa_json_str(it, "question", ""), 160),
+                                   clip_words(a, sizeof a, lqa_json_str(it, "answer", ""), 120),
+                                   clip_words(p, sizeof p, lqa_json_str(it, "prediction", ""), 120),
+                                   fmt_num(f1, sizeof f1, json_object_get(it, "f1"), FMT_PCT, 100)};
             doc_row(d, cells, 6, 0);
         }
     }
@@ -300,6 +409,13 @@ static void section_qa(doc *d, const run *runs, int n) {
     doc_para(d, "Greedy answers to the store's QA pairs, scored after SQuAD normalisation (lower case, no punctuation, "
                 "no articles): exact match, token F1, and whether the gold answer is contained in the answer. Length "
                 "buckets are the prompt's size before any cut to the evaluation context.");
+    long items = 0;
+    for (int r = 0; r < n; r++) items += lqa_json_int(task(&runs[r], "qa"), "n", 0);
+    if (items == 0) {
+        doc_para(d, "No QA pair was evaluated (the store has no pairs in the evaluated split, or --limit was 0), so "
+                    "there are no QA charts.");
+        return;
+    }
     qa_groups(d, runs, n, "by_kind", "QA accuracy by kind", "qa_by_kind.svg");
     qa_groups(d, runs, n, "by_length", "QA accuracy by prompt length", "qa_by_length.svg");
     qa_examples(d, runs, n);
@@ -336,9 +452,9 @@ static void passkey_run(doc *d, const run *r, int idx) {
     doc_chart(d, file, title, &svg);
     /* the same grid as a table for the markdown reader */
     const char *h[65];
-    h[0] = "depth \\ length";
+    h[0] = "depth \\ length: % retrieved";
     for (int i = 0; i < nl; i++) h[i + 1] = ll[i];
-    doc_table_begin(d, h, nl + 1);
+    doc_table_begin(d, h, nl + 1, NULL);
     for (int di = 0; di < nd; di++) {
         char c[65][16];
         const char *cells[65];
@@ -346,7 +462,7 @@ static void passkey_run(doc *d, const run *r, int idx) {
         for (int li = 0; li < nl; li++) {
             double x = v[di * nl + li];
             if (isnan(x)) cells[li + 1] = "-";
-            else cells[li + 1] = (snprintf(c[li], 16, "%.0f%%", 100 * x), c[li]);
+            else cells[li + 1] = (snprintf(c[li], 16, FMT_PCT, 100 * x), c[li]);
         }
         doc_row(d, cells, nl + 1, 0);
     }
@@ -386,7 +502,30 @@ static void section_ppl(doc *d, const run *runs, int n) {
     doc_chart(d, "ppl.svg", "Perplexity against context length", &svg);
 }
 
-/* Flattens a JSON object to "key: value" rows (arrays joined by commas, objects one level down). */
+/* A JSON value as a settings cell: strings as they are, numbers in their shortest exact form,
+ * arrays joined by ", ". */
+static void format_value(lqa_buf *b, const json_t *v) {
+    char num[40];
+    if (json_is_string(v)) lqa_buf_puts(b, json_string_value(v));
+    else if (json_is_integer(v)) lqa_buf_printf(b, "%lld", (long long)json_integer_value(v));
+    else if (json_is_real(v)) fmt_shortest(num, sizeof num, json_real_value(v)), lqa_buf_puts(b, num);
+    else if (json_is_boolean(v)) lqa_buf_puts(b, json_is_true(v) ? "true" : "false");
+    else if (json_is_null(v)) lqa_buf_puts(b, "null");
+    else if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+            if (i) lqa_buf_puts(b, ", ");
+            format_value(b, e);
+        }
+    } else {
+        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        lqa_buf_puts(b, s ? s : "?");
+        free(s);
+    }
+}
+
+/* Flattens a JSON object to "key: value" rows (objects one level down per dot). */
 static void settings_rows(doc *d, const char *prefix, json_t *obj) {
     const char *key;
     json_t *v;
@@ -399,10 +538,11 @@ static void settings_rows(doc *d, const char *prefix, json_t *obj) {
             settings_rows(d, p, v);
             continue;
         }
-        char *s = json_is_string(v) ? lqa_strdup(json_string_value(v)) : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-        const char *cells[] = {k, s ? s : "?"};
+        lqa_buf val = {0};
+        format_value(&val, v);
+        const char *cells[] = {k, val.data ? val.data : ""};
         doc_row(d, cells, 2, 0);
-        free(s);
+        lqa_buf_free(&val);
     }
 }
 
@@ -411,7 +551,7 @@ static void section_settings(doc *d, const run *runs, int n) {
     for (int r = 0; r < n; r++) {
         doc_heading(d, 3, runs[r].name);
         const char *h[] = {"setting", "value"};
-        doc_table_begin(d, h, 2);
+        doc_table_begin(d, h, 2, "ll");
         const char *cells[] = {"results file", runs[r].path};
         doc_row(d, cells, 2, 0);
         const char *top[] = {"created", "host"};
@@ -435,9 +575,11 @@ static void section_settings(doc *d, const run *runs, int n) {
 
 static const char *CSS =
     "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-    "table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;"
-    "text-align:right;font-size:13px}th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}"
-    "td{max-width:360px;overflow-wrap:anywhere}figure{margin:1em 0}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:1.6em}";
+    ".tw{overflow-x:auto;margin:0.5em 0 1.5em}table{border-collapse:collapse}"
+    "th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;font-size:13px}"
+    "th{background:#f0f0f0}.num{text-align:right;font-variant-numeric:tabular-nums}td.num,.nw{white-space:nowrap}"
+    "td{max-width:420px;overflow-wrap:normal;word-break:normal;hyphens:none}"
+    "figure{margin:1em 0}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:1.6em}";
 
 /* The notes table: tab-separated rows, the first of each table its header; "# text" lines are
  * paragraphs (and end the table before them). */
@@ -463,7 +605,7 @@ static int section_notes(doc *d, const char *path, lqa_err *err) {
             if (c) *c++ = '\0';
         }
         if (!in_table) {
-            doc_table_begin(d, cells, n);
+            doc_table_begin(d, cells, n, NULL);
             in_table = 1;
             n_cols = n;
         } else if (n != n_cols) {

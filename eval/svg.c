@@ -134,7 +134,7 @@ void lqa_svg_line_chart(lqa_buf *b, const char *title, const char *x_label, cons
             lqa_buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"><title>", ML + pw * (xv - xlo) / (xhi - xlo),
                            MT + ph * (1 - (series[s].y[i] - ylo) / (yhi - ylo)), lqa_svg_color(s));
             lqa_xml_escape(b, series[s].name);
-            lqa_buf_printf(b, ": %g at %g</title></circle>\n", series[s].y[i], series[s].x[i]);
+            lqa_buf_printf(b, ": %.3f at %g</title></circle>\n", series[s].y[i], series[s].x[i]);
         }
     }
     lqa_buf_puts(b, "</svg>\n");
@@ -151,19 +151,24 @@ void lqa_svg_bar_chart(lqa_buf *b, const char *title, const char *y_label, const
         lqa_buf_puts(b, "</svg>\n");
         return;
     }
+    int finite = 0, positive = 0;
+    for (int i = 0; i < n_cat * n_series; i++) finite += !isnan(values[i]), positive += values[i] > 0;
+    if (finite == 0 || positive == 0) /* a chart with no bar to see says why */
+        text(b, ML + pw / 2.0, MT + ph / 2.0, "middle", 13, "normal",
+             finite ? "every value is 0" : "no values: nothing was scored");
     double group_w = (double)pw / n_cat, bar_w = group_w * 0.8 / n_series;
     for (int c = 0; c < n_cat; c++) {
         double gx = ML + c * group_w + group_w * 0.1;
         for (int s = 0; s < n_series; s++) {
             double v = values[s * n_cat + c];
             if (isnan(v)) continue;
-            double h = ph * fmin(fmax(v, 0), y_max) / y_max;
+            double h = fmax(ph * fmin(fmax(v, 0), y_max) / y_max, 1.5); /* a 0 shows as a line, unlike a gap */
             lqa_buf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>",
                            gx + s * bar_w, MT + ph - h, bar_w * 0.92, h, lqa_svg_color(s));
             lqa_xml_escape(b, series_names[s]);
             lqa_buf_puts(b, " / ");
             lqa_xml_escape(b, categories[c]);
-            lqa_buf_printf(b, ": %.3f</title></rect>\n", v);
+            lqa_buf_printf(b, ": %.1f</title></rect>\n", v);
         }
         text(b, ML + (c + 0.5) * group_w, H - MB + 17, "middle", 11, "normal", categories[c]);
     }
@@ -195,7 +200,7 @@ void lqa_svg_heatmap(lqa_buf *b, const char *title, const char *row_title, const
             char fill[8] = "#eeeeee", label[16] = "-";
             if (!isnan(v)) {
                 heat_color(v, fill, sizeof fill);
-                snprintf(label, sizeof label, "%.0f%%", 100 * v);
+                snprintf(label, sizeof label, "%.1f%%", 100 * v);
             }
             lqa_buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\" stroke=\"white\"/>\n",
                            left + c * cell_w, top + r * cell_h, cell_w, cell_h, fill);

@@ -22,7 +22,8 @@ typedef struct lqa_svg_series {
 void lqa_svg_line_chart(lqa_buf *b, const char *title, const char *x_label, const char *y_label,
                         const lqa_svg_series *series, int n_series, int log_x);
 
-/* Grouped bars: values[s * n_cat + c] in [0, y_max] (NaN = missing), one group per category. */
+/* Grouped bars: values[s * n_cat + c] in [0, y_max] (NaN = missing), one group per category; a 0
+ * is drawn as a thin line, and a chart whose values are all 0 or missing says so. */
 void lqa_svg_bar_chart(lqa_buf *b, const char *title, const char *y_label, const char *const *categories, int n_cat,
                        const char *const *series_names, int n_series, const double *values, double y_max);
 

@@ -4,7 +4,7 @@
  * offset in the compressed file where the data went wrong. Concatenated streams (multi-member
  * gzip, pbzip2 output, several zstd frames, xz --concatenated) decode as one. A stream that ends
  * before its end marker is an error ("truncated"), never a silent short read. Only regular
- * files are opened (common/fsafe.h: a FIFO is refused, never waited on).
+ * files are opened (lqa_open_regular, common/fileio.h: a FIFO is refused, never waited on).
  *
  * Then the input tree walker (lqa_walk*, see input.h): symlinks kept inside the named root,
  * directories visited once by device and inode, non-regular files skipped unopened, and the
@@ -31,7 +31,6 @@
 
 #include "common/buf.h"
 #include "common/fileio.h"
-#include "common/fsafe.h"
 
 enum codec { CODEC_NONE, CODEC_GZIP, CODEC_BZIP2, CODEC_XZ, CODEC_ZSTD };
 static const char *const codec_names[] = {"none", "gzip", "bzip2", "xz", "zstd"};
@@ -134,8 +133,14 @@ static void end_decoder(lqa_input *in) {
 }
 
 lqa_input *lqa_input_open(const char *path, lqa_err *err) {
-    FILE *f = lqa_fopen_regular(path, err);
-    if (!f) return NULL;
+    int fd = lqa_open_regular(path, err);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        lqa_err_set(err, "%s: cannot open: %s", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
     lqa_input *in = lqa_calloc(1, sizeof *in);
     in->f = f;
     in->path = lqa_strdup(path);
@@ -326,9 +331,9 @@ fail:
  * the stream path then reports any error. */
 static int read_plain(const char *path, size_t max_bytes, char **data, size_t *len) {
     struct stat st;
-    int fd = lqa_open_regular(path, &st, NULL);
+    int fd = lqa_open_regular(path, NULL);
     if (fd < 0) return 0;
-    if ((uint64_t)st.st_size > max_bytes) {
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size > max_bytes) {
         close(fd);
         return 0;
     }
@@ -395,7 +400,7 @@ int lqa_input_read_all(const char *path, size_t max_bytes, char **data, size_t *
 #define EPUB_SNIFF_ENTRIES 10000
 
 int lqa_input_is_epub_container(const char *path) {
-    int fd = lqa_open_regular(path, NULL, NULL);
+    int fd = lqa_open_regular(path, NULL);
     if (fd < 0) return 0;
     struct archive *a = archive_read_new();
     mallocCheck(a);
@@ -494,6 +499,16 @@ static void walk_warn(lqa_walker *w, const char *fmt, const char *path, const ch
     char msg[2 * PATH_MAX + 512];
     snprintf(msg, sizeof msg, fmt, path, what);
     if (w->fns.warn) w->fns.warn(w->ctx, msg);
+}
+
+/* What a stat mode is, in words. */
+static const char *file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    return "not a regular file";
 }
 
 /* ---- names ---- */
@@ -740,10 +755,10 @@ static void walk_entry(lqa_walker *w, const char *path, const char *name, const 
     }
     if (!S_ISREG(st.st_mode)) {
         if (depth == 0) {
-            walk_failed(w, "%s: is %s, expected a regular file or a directory", path, lqa_file_kind(st.st_mode));
+            walk_failed(w, "%s: is %s, expected a regular file or a directory", path, file_kind(st.st_mode));
         } else {
             w->counts.not_regular++;
-            walk_warn(w, "%s: %s, skipped (only regular files are read)", path, lqa_file_kind(st.st_mode));
+            walk_warn(w, "%s: %s, skipped (only regular files are read)", path, file_kind(st.st_mode));
         }
         return;
     }

@@ -2,7 +2,9 @@
  * libm's expf is a scalar call (glibc's vector versions need -ffast-math); this one is plain
  * arithmetic, so `#pragma omp simd` loops turn it into SIMD code. Cephes' single-precision
  * polynomial with Cody-Waite range reduction: relative error about 2e-7 (within 2 ulp).
- * Inputs below -87.3 (including -inf, the attention mask) give exactly 0; NaN is not expected. */
+ * Inputs below -87.3 (including -inf, the attention mask) give exactly 0; NaN gives NaN (NaN
+ * weights must show up as a NaN loss, and NaN must never reach the integer exponent: the clamp
+ * below sends it to a finite value first, so the conversion and the shift stay defined). */
 #ifndef LQA_KERNELS_FASTMATH_H
 #define LQA_KERNELS_FASTMATH_H
 
@@ -20,7 +22,7 @@
 #endif
 
 static inline float lqa_expf(float x) {
-    float xc = x > 88.0f ? 88.0f : (x < -87.0f ? -87.0f : x);
+    float xc = x > 88.0f ? 88.0f : (x >= -87.0f ? x : -87.0f); /* NaN fails both tests: -87 */
     float n = floorf(xc * 1.44269504088896341f + 0.5f);
     float r = xc - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
@@ -32,11 +34,11 @@ static inline float lqa_expf(float x) {
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
     union {
-        int32_t i;
+        uint32_t i;
         float f;
-    } scale = {.i = ((int32_t)n + 127) << 23};
+    } scale = {.i = (uint32_t)((int32_t)n + 127) << 23}; /* n + 127 is in 1..254 */
     float y = p * scale.f;
-    return x < -87.3f ? 0.0f : y;
+    return x < -87.3f ? 0.0f : (x == x ? y : x);
 }
 
 #endif

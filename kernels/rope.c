@@ -1,20 +1,43 @@
-/* kernels/rope.c: rotary embedding (HF rotate_half convention), forward and backward in place. */
+/* kernels/rope.c: rotary embedding (HF rotate_half convention): the inverse frequencies of a RoPE
+ * configuration (default and llama3), the angle table, forward and backward in place. */
 #include "kernels/rope.h"
 
 #include <math.h>
+#include <stdlib.h>
 
-void rope_table_cpu(float *cos_t, float *sin_t, int T, int hd, int pos0, float theta, float scale) {
+#include "common/check.h"
+
+void rope_inv_freq(double *inv_freq, int hd, const rope_spec *r) {
+    const double two_pi = 6.283185307179586476925286766559;
+    for (int i = 0; i < hd / 2; i++) {
+        double f = 1.0 / pow((double)r->theta, (2.0 * i) / hd);
+        if (r->llama3) {
+            double orig = (double)r->original_max_pos, lo = r->low_freq_factor, hi = r->high_freq_factor;
+            double wavelen = two_pi / f;
+            if (wavelen > orig / lo) f /= r->factor;  /* low frequencies: interpolated */
+            else if (wavelen >= orig / hi) {          /* the band between: a smooth blend */
+                double s = (orig / wavelen - lo) / (hi - lo);
+                f = (1.0 - s) * f / r->factor + s * f;
+            } /* high frequencies: unchanged */
+        }
+        inv_freq[i] = f;
+    }
+}
+
+void rope_table_cpu(float *cos_t, float *sin_t, int T, int hd, int pos0, const rope_spec *r) {
     int half = hd / 2;
+    double *inv_freq = lqa_malloc(sizeof(double) * (size_t)(half + 1));
+    rope_inv_freq(inv_freq, hd, r);
+    double scale = r->scale > 0 ? r->scale : 1.0;
     for (int t = 0; t < T; t++) {
-        /* HF: inv_freq = 1 / theta^(2i/hd); t_scaled = position / factor (linear scaling) */
-        double pos = (double)(pos0 + t) / scale;
+        double pos = (double)(pos0 + t) / scale; /* HF linear scaling: position / factor */
         for (int i = 0; i < half; i++) {
-            double inv_freq = 1.0 / pow((double)theta, (2.0 * i) / hd);
-            double a = pos * inv_freq;
+            double a = pos * inv_freq[i];
             cos_t[(size_t)t * half + i] = (float)cos(a);
             sin_t[(size_t)t * half + i] = (float)sin(a);
         }
     }
+    free(inv_freq);
 }
 
 /* Rotates pairs (x_i, x_{i+half}) by +angle (sign = 1) or -angle (sign = -1):

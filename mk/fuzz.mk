@@ -25,12 +25,53 @@ fuzz-shard: $(FUZZ_OUT)/fuzz_shard $(FUZZ_OUT)/make_seeds
 
 fuzz: fuzz-shard
 
+# Issue 16: safetensors headers, checkpoints' state.json, shard manifests, model config.json.
+FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined
+FUZZ_COMMON_SRC := common/check.c common/escape.c common/fileio.c common/json.c common/hash.c common/rng.c
+FUZZ_COMMON_LIBS := -ljansson -lzstd -lxxhash -lnettle -lsqlite3 -lm
+FUZZ_RUN = -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1
+
+$(FUZZ_OUT)/fuzz_safetensors: tests/fuzz/fuzz_safetensors.c common/safetensors.c $(FUZZ_COMMON_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $^ $(FUZZ_COMMON_LIBS) -o $@
+
+$(FUZZ_OUT)/fuzz_state: tests/fuzz/fuzz_state.c trainer/ckpt.c $(FUZZ_COMMON_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $^ $(FUZZ_COMMON_LIBS) -o $@
+
+$(FUZZ_OUT)/fuzz_manifest: tests/fuzz/fuzz_manifest.c dataset/shards.c dataset/shards_dir.c $(FUZZ_COMMON_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $^ $(FUZZ_COMMON_LIBS) -o $@
+
+$(FUZZ_OUT)/fuzz_config: tests/fuzz/fuzz_config.c trainer/hfdir.c common/safetensors.c common/log.c $(FUZZ_COMMON_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $^ $(FUZZ_COMMON_LIBS) -o $@
+
+.PHONY: fuzz-safetensors fuzz-state fuzz-manifest fuzz-config
+fuzz-safetensors: $(FUZZ_OUT)/fuzz_safetensors
+	@mkdir -p $(FUZZ_OUT)/safetensors-corpus
+	@printf '\x48\x00\x00\x00\x00\x00\x00\x00{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{}}    \x00\x00\x80\x3f\x00\x00\x00\x40' > $(FUZZ_OUT)/safetensors-corpus/seed
+	$< $(FUZZ_RUN) $(FUZZ_OUT)/safetensors-corpus
+fuzz-state: $(FUZZ_OUT)/fuzz_state
+	@mkdir -p $(FUZZ_OUT)/state-corpus
+	@printf '\x01{"step":4,"optim_t":4,"data":{"seed":"0000000000000001","epoch":"0000000000000000","step":"0000000000000002","rank":0,"world":1},"rng":["0000000000000001","0000000000000002","0000000000000003","0000000000000004"],"elapsed":1.5}' > $(FUZZ_OUT)/state-corpus/seed
+	$< $(FUZZ_RUN) $(FUZZ_OUT)/state-corpus
+fuzz-manifest: $(FUZZ_OUT)/fuzz_manifest
+	@mkdir -p $(FUZZ_OUT)/manifest-corpus
+	@printf '{"format":"lqa-shards","version":1,"kind":"lm","dtype":"uint16","packed":false,"template":"none","tokenizer":{"vocab_size":100},"shards":[{"file":"shard-00000.lqas","records":3,"tokens":24},{"file":"shard-00001.lqas","records":3,"tokens":24}],"records":6,"tokens":48}' > $(FUZZ_OUT)/manifest-corpus/seed
+	$< $(FUZZ_RUN) $(FUZZ_OUT)/manifest-corpus
+fuzz-config: $(FUZZ_OUT)/fuzz_config
+	@mkdir -p $(FUZZ_OUT)/config-corpus
+	@printf '{"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":172,"vocab_size":512,"max_position_embeddings":128,"rope_theta":10000.0,"rms_norm_eps":1e-5,"tie_word_embeddings":false,"rope_scaling":{"type":"linear","factor":2.0}}' > $(FUZZ_OUT)/config-corpus/seed
+	$< $(FUZZ_RUN) $(FUZZ_OUT)/config-corpus
+
+fuzz: fuzz-safetensors fuzz-state fuzz-manifest fuzz-config
 # The XML family (issue 16): one binary per parser, so each gets its own executions. The XML
 # formats share tests/fuzz/fuzz_ingest_xml.c built with -DFUZZ_FORMAT; MediaWiki and EPUB read a
 # memory file through the input layer. Seeds: tests/fixtures/xml, and EPUBs zipped from them.
 FUZZ_XML_FORMATS := html docbook jats tei mallard
 FUZZ_XML_SRC := $(wildcard ingest/xml*.c) ingest/docbuild.c ingest/doc.c ingest/input.c ingest/text.c \
-                common/check.c common/escape.c common/fsafe.c common/fileio.c common/buf.c common/hash.c
+                common/check.c common/escape.c common/fileio.c common/buf.c common/hash.c
 FUZZ_XML_LIBS := $(shell pkg-config --libs libxml-2.0 2>/dev/null || echo -lxml2) -larchive -ljansson -lutf8proc \
                  -lxxhash -lnettle -lz -lbz2 -llzma -lzstd -lsqlite3 -lm
 FUZZ_XML_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. $(XML_CFLAGS) -fsanitize=fuzzer,address,undefined

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # demo.sh full|quick [ablation]: the whole LongLoRA story on the embedded default corpus.
-# Stages (each resumable: a finished stage leaves demo/.done/NAME and is skipped on a re-run):
-#   1 build     tools built (make deps and make ran before this script)
+# Stages (each resumable: a finished stage leaves demo/.done/NAME with its time and the mode and
+# settings that made it; a re-run skips it only when those match and no earlier stage was redone,
+# so `make demo` after `make demo DEMO=quick` redoes what differs):
+#   1 build     the tools built (make; the stage's time is the build's)
 #   2 ingest    default corpus -> demo/lqa.db (3k+ QA pairs)
 #   3 shards    tokenizer, passkey-format training documents sized to it, `lm` and `sft` shards
 #               at the base and the extended context
@@ -55,23 +57,40 @@ LORA="--lora-rank 32 --lora-alpha 64"
 mkdir -p "$D/.done"
 T0=$(date +%s)
 
-stage_no=0
-stage() {   # stage NAME DESCRIPTION FUNCTION
-    local name=$1 desc=$2 fn=$3
+# What each stage's output depends on; a stage whose recorded settings differ is redone, and
+# so is every stage after one that was redone.
+SET_SHARDS="vocab $VOCAB; ctx $BASE_CTX/$LONG_CTX/$X8_CTX; passkey docs $PK_SHORT/$PK_LONG/${PK_XL:-0}; x8 $X8_STEPS"
+SET_BASE="$SET_SHARDS; preset $PRESET; base steps $BASE_STEPS x $BASE_BATCH"
+SET_LONG="$SET_BASE; longlora steps $LONG_STEPS x $LONG_BATCH x $LONG_ACCUM; $LORA"
+SET_X8="$SET_LONG; x8 steps $X8_STEPS x ${X8_BATCH:-0}"
+SET_EVAL="$SET_X8; eval $EVAL_LENGTHS, $TRIALS trials, qa $QA_LIMIT"
+stage_no=0 redone=0
+stage() {   # stage NAME DESCRIPTION FUNCTION SETTINGS
+    local name=$1 desc=$2 fn=$3 settings="mode $mode; $4" rec="$D/.done/$1"
     stage_no=$((stage_no + 1))
-    if [ -e "$D/.done/$name" ]; then
-        echo "== stage $stage_no/$N_STAGES: $desc: done earlier ($(cat "$D/.done/$name")s), skipped"
+    # the build always runs (make is incremental) and never makes a later stage redo
+    if [ "$name" != build ] && [ "$redone" = 0 ] && [ -e "$rec" ] && [ "$(sed -n 2p "$rec")" = "$settings" ]; then
+        echo "== stage $stage_no/$N_STAGES: $desc: done earlier ($(head -1 "$rec")s, $(sed -n 2p "$rec" | cut -d';' -f1)), skipped"
         return
     fi
-    echo "== stage $stage_no/$N_STAGES: $desc"
+    if [ -e "$rec" ] && [ "$name" != build ]; then
+        echo "== stage $stage_no/$N_STAGES: $desc (redone: $([ "$redone" = 1 ] && echo "an earlier stage was redone" || echo "made by $(sed -n 2p "$rec" | cut -d';' -f1)"))"
+    else
+        echo "== stage $stage_no/$N_STAGES: $desc"
+    fi
+    rm -f "$rec"
     local started=$(date +%s)
     "$fn"
     local secs=$(( $(date +%s) - started ))
-    echo "$secs" >"$D/.done/$name"
+    printf '%s\n%s\n' "$secs" "$settings" >"$rec"
     echo "   stage $name took ${secs}s"
+    [ "$name" = build ] || redone=1
 }
 
 do_build() {
+    # built here, so the stage's clock is the build's time (make is incremental: 0s when current)
+    [ -z "${LQA_BIN:-}" ] && make --no-print-directory -j"$THREADS" BUILD="$B" "$B/lqa-ingest" "$B/lqa-build" \
+        "$B/lqa-sft" "$B/lqa-eval"
     local tool
     for tool in lqa-ingest lqa-build lqa-sft lqa-eval; do
         [ -x "$B/$tool" ] || { echo "missing $B/$tool: run make" >&2; exit 1; }
@@ -240,7 +259,7 @@ do_report() {
     {
         printf 'stage\tseconds\n'
         for st in build ingest shards base longlora longlora-x8 eval ablation ablation-eval; do
-            [ -e "$D/.done/$st" ] && printf '%s\t%s\n' "$st" "$(cat "$D/.done/$st")"
+            [ -e "$D/.done/$st" ] && printf '%s\t%s\n' "$st" "$(head -1 "$D/.done/$st")"
         done
         echo "# Mode $mode: base context $BASE_CTX extended to $FINAL_CTX (x$FINAL_FACTOR$([ "$X8_STEPS" -gt 0 ] && echo ": x$FACTOR to $LONG_CTX, then x2")); preset $PRESET; vocabulary $VOCAB; $THREADS threads."
         echo "# Base: $BASE_STEPS steps from scratch at ctx $BASE_CTX, full training, full attention, micro-batch $BASE_BATCH, data lm:passkey:sft = 0.3:0.6:0.1, lr 1e-3 constant."
@@ -252,18 +271,29 @@ do_report() {
     "$B/lqa-eval" report "$D"/results/*.json --notes "$notes" -o "$D"
 }
 
-stage build "tools" do_build
-stage ingest "ingest the default corpus" do_ingest
-stage shards "tokenizer and shards" do_shards
-stage base "base model at ctx $BASE_CTX (full attention, from scratch)" do_base
-stage longlora "LongLoRA to ctx $LONG_CTX (x$FACTOR)" do_longlora
-[ "$X8_STEPS" -gt 0 ] && stage longlora-x8 "LongLoRA on to ctx $X8_CTX (x$((X8_CTX / BASE_CTX)))" do_longlora_x8
-stage eval "evaluate base+PI and LongLoRA" do_eval
+# LQA_DEMO_STUB=1 (tests/test_demo_stages.c): every stage a no-op, so that which stages run and
+# which are skipped, and the records they leave, can be checked in a second
+if [ "${LQA_DEMO_STUB:-0}" = 1 ]; then
+    for fn in do_build do_ingest do_shards do_base do_longlora do_longlora_x8 do_eval do_ablation do_ablation_eval; do
+        eval "$fn() { :; }"
+    done
+fi
+# the build and the ingest do not depend on the mode: their records say so (quick's store serves full)
+mode_saved=$mode mode=any
+stage build "tools" do_build "tools"
+stage ingest "ingest the default corpus" do_ingest "join, seed 1"
+mode=$mode_saved
+stage shards "tokenizer and shards" do_shards "$SET_SHARDS"
+stage base "base model at ctx $BASE_CTX (full attention, from scratch)" do_base "$SET_BASE"
+stage longlora "LongLoRA to ctx $LONG_CTX (x$FACTOR)" do_longlora "$SET_LONG"
+[ "$X8_STEPS" -gt 0 ] && stage longlora-x8 "LongLoRA on to ctx $X8_CTX (x$((X8_CTX / BASE_CTX)))" do_longlora_x8 "$SET_X8"
+stage eval "evaluate base+PI and LongLoRA" do_eval "$SET_EVAL"
 if [ "$ABLATION" = 1 ]; then
-    stage ablation "ablation: plain LoRA, full fine-tuning, LoRA+ with S2-Attn only, LoRA+ with full attention" do_ablation
-    stage ablation-eval "evaluate the ablation runs" do_ablation_eval
+    stage ablation "ablation: plain LoRA, full fine-tuning, LoRA+ with S2-Attn only, LoRA+ with full attention" do_ablation "$SET_LONG"
+    stage ablation-eval "evaluate the ablation runs" do_ablation_eval "$SET_EVAL"
 fi
 echo "== stage $N_STAGES/$N_STAGES: report"
+[ "${LQA_DEMO_STUB:-0}" = 1 ] && exit 0
 do_report
 echo
 echo "Headline figures (passkey: share of keys retrieved over lengths $EVAL_LENGTHS; ppl by window length):"

@@ -3,7 +3,8 @@
 #   scripts/gpu_check.sh            (CUDA_ARCH=sm_90 by default; JOBS=16; BUILD=build)
 # 1. builds everything with nvcc for that arch: make -j$JOBS CUDA_ARCH=$CUDA_ARCH (into $BUILD);
 # 2. runs every tests/test_cuda_* binary (each compares a CUDA op with its CPU reference);
-# 3. runs bench/gpu.sh (CUDA vs CPU timings, recorded in bench/RESULTS.md);
+# 3. runs bench/gpu.sh (CUDA vs CPU timings, recorded in bench/RESULTS.md) and, with a GPU,
+#    bench/gpu_vs_torch.sh on a short budget (lqa-sft vs transformers + PEFT, bf16);
 # 4. prints a summary. Exit status 0 only when the build passed and, with a GPU visible, no CUDA
 #    test failed or was skipped (a skip there means the GPU was not usable); 1 on a failure;
 #    2 when no GPU is visible (the build was checked, the tests could only skip).
@@ -51,10 +52,20 @@ if [ "$build" = ok ]; then
     if BUILD="$BUILD" bench/gpu.sh | tee "$LOGDIR/bench.log"; then bench_line=$(tail -1 "$LOGDIR/bench.log"); else bench_line="FAILED"; fi
 fi
 
+# lqa-sft vs transformers + PEFT (bf16): a short budget here so the whole check stays under its
+# 8 minutes; bench/gpu_vs_torch.sh alone runs the full comparison (9 minutes).
+vs_torch_line="not run"
+if [ "$build" = ok ] && [ "$have_gpu" = 1 ]; then
+    echo "== bench/gpu_vs_torch.sh (BUDGET=${VS_TORCH_BUDGET:-180})"
+    BUDGET=${VS_TORCH_BUDGET:-180} BUILD="$BUILD" bench/gpu_vs_torch.sh --out "$LOGDIR/gpu_vs_torch.md" 2>&1 | tee "$LOGDIR/gpu_vs_torch.log"
+    vs_torch_line=$(tail -1 "$LOGDIR/gpu_vs_torch.log")
+fi
+
 echo "== summary"
 echo "build:  $build (CUDA_ARCH=$ARCH)"
 echo "tests:  $tests_line"
 echo "bench:  $bench_line"
+echo "vs torch: $vs_torch_line"
 # "N passed, N failed, N skipped" -> verdict
 read -r n_passed _ n_failed _ n_skipped _ <<<"$tests_line"
 if [ "$build" != ok ] || [ "$tests_rc" -ne 0 ] || [ "${n_failed:-1}" != 0 ]; then

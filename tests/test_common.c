@@ -9,7 +9,12 @@
 #include "common/fileio.h"
 #include "common/hash.h"
 #include "common/json.h"
+#include "common/progress.h"
 #include "common/rng.h"
+
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
 
 static void test_buf_printf_grows(void **state) {
     lqa_buf b = {0};
@@ -72,12 +77,61 @@ static void test_atomic_write_and_json(void **state) {
     free(parent);
 }
 
+/* Runs a progress of n updates, sleep_ms apart, with stderr sent to a file; returns the file's text. */
+static char *progress_to_file(const char *name, int n, int sleep_ms) {
+    char *path = lqa_path_join(lqa_test_tmpdir(), name);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    setenv("LQA_PROGRESS", "1", 1);
+    setenv("LQA_PROGRESS_INTERVAL", "0.05", 1);
+    lqa_progress p;
+    lqa_progress_start(&p, "crunching", n, "items");
+    for (int i = 1; i <= n; i++) {
+        struct timespec ts = {0, (long)sleep_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        lqa_progress_update(&p, i);
+    }
+    lqa_progress_finish(&p);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    setenv("LQA_PROGRESS", "0", 1);
+    char *text;
+    size_t len;
+    lqa_err err;
+    assert_int_equal(lqa_read_file(path, &text, &len, &err), 0);
+    free(path);
+    return text;
+}
+
+/* With stderr in a file, long work logs plain progress lines at the interval (no carriage
+ * returns, no terminal escapes) and a closing line; short work writes nothing. */
+static void test_progress_lines_when_not_a_terminal(void **state) {
+    int n = 6 + (int)(lqa_test_seed() % 5);
+    char *text = progress_to_file("progress.log", n, 30);
+    int lines = 0;
+    for (const char *c = text; *c; c++) lines += *c == '\n';
+    if (lines < 3 || lines > n + 1) fail_msg("%d lines for %d updates: %s", lines, n, text);
+    assert_null(strchr(text, '\r'));
+    assert_null(strchr(text, '\x1b'));
+    assert_non_null(strstr(text, "crunching ["));
+    assert_non_null(strstr(text, "ETA done"));
+    free(text);
+    text = progress_to_file("progress-short.log", n, 0);
+    assert_string_equal(text, "");
+    free(text);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_printf_grows),
         cmocka_unit_test(test_rng_deterministic_and_uniform),
         cmocka_unit_test(test_sha256_known_vector),
         cmocka_unit_test(test_atomic_write_and_json),
+        cmocka_unit_test(test_progress_lines_when_not_a_terminal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

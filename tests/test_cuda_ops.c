@@ -49,8 +49,12 @@ static void rope_case(void) {
     size_t nt = (size_t)T * (hd / 2), nx = (size_t)B * T * H * hd;
     float *cos_t = lqa_malloc(sizeof(float) * nt), *sin_t = lqa_malloc(sizeof(float) * nt);
     float *d_cos = lqa_cuda_alloc(sizeof(float) * nt), *d_sin = lqa_cuda_alloc(sizeof(float) * nt);
-    rope_table_cpu(cos_t, sin_t, T, hd, pos0, theta, scale);
-    rope_table_cuda(d_cos, d_sin, T, hd, pos0, theta, scale);
+    /* half the cases with LLaMA-3 scaling, so the table's inverse frequencies cover its three bands */
+    rope_spec rs = {.theta = theta, .scale = scale};
+    if (lqa_rng_uniform(&cuda_rng) < 0.5)
+        rs = (rope_spec){theta, scale, 1, 2.0f + (float)rand_between(0, 30), 1.0f, 4.0f, rand_between(16, 8192)};
+    rope_table_cpu(cos_t, sin_t, T, hd, pos0, &rs);
+    rope_table_cuda(d_cos, d_sin, T, hd, pos0, &rs);
     /* both compute the angle in double and round once: any difference is a last-bit one */
     expect_dev_close("rope cos table", d_cos, cos_t, nt, 1e-6, 0);
     expect_dev_close("rope sin table", d_sin, sin_t, nt, 1e-6, 0);

@@ -38,6 +38,11 @@ static void write_model(const char *dir, int dim, int max_pos, uint64_t seed, co
     lqa_model_add_lora(&m, LQA_LORA_Q | LQA_LORA_V, 4, 8, seed + 1);
     for (size_t i = 0; i < m.n_lora; i++) m.lora[i] = 0.05f * (float)((i * 7919) % 13) - 0.3f;   /* B != 0 */
     if (lqa_adapter_save(adapter_dir, &m, LQA_TRAIN_LORA, dir, &err)) fail_msg("%s", err.msg);
+    /* what lqa-sft train writes beside its adapter (the adapter load requires it) */
+    char *rec = lqa_path_join(adapter_dir, "lqa_training.json"), text[128];
+    snprintf(text, sizeof text, "{\"rope_scale\": 1, \"max_position_embeddings\": %d}", max_pos);
+    if (lqa_write_file_atomic(rec, text, strlen(text), &err)) fail_msg("%s", err.msg);
+    free(rec);
     lqa_model_free(&m);
 }
 
@@ -170,6 +175,37 @@ static void test_adapter_for_another_base_model(void **state) {
     free(out);
     lqa_buf_free(&log);
     lqa_buf_free(&args);
+}
+
+/* A model whose max_position_embeddings asks for a key/value cache past the machine (or past
+ * size_t) is refused before anything is allocated for it, naming the context; so is --ctx with
+ * --extrapolate. */
+static void test_huge_context_refused_before_allocation(void **state) {
+    char *dir = lqa_path_join(g_dir, "hugectx");
+    lqa_err err;
+    assert_int_equal(lqa_mkdir_p(dir, &err), 0);
+    static const char *const files[] = {"model.safetensors", "tokenizer.model"};
+    for (int i = 0; i < 2; i++) {
+        char *src = lqa_path_join(g_model, files[i]), *dst = lqa_path_join(dir, files[i]);
+        char *abs = realpath(src, NULL);
+        assert_non_null(abs);
+        unlink(dst);
+        assert_int_equal(symlink(abs, dst), 0);
+        free(abs), free(src), free(dst);
+    }
+    char *cp = lqa_path_join(g_model, "config.json"), *cp2 = lqa_path_join(dir, "config.json");
+    json_t *c = lqa_json_load_file(cp, &err);
+    json_object_set_new(c, "max_position_embeddings", json_integer(1 << 30));
+    assert_int_equal(lqa_json_write_file(cp2, c, &err), 0);
+    json_decref(c);
+    lqa_buf log = {0}, args = {0};
+    char *out = lqa_path_join(g_dir, "never-huge.json");
+    lqa_buf_printf(&args, "--model %s --tasks passkey --lengths 128 --trials 1 -o %s", dir, out);
+    assert_int_not_equal(eval(&log, args.data), 0);
+    if (!strstr(log.data, "1073741824 tokens") || !strstr(log.data, "key/value cache")) fail_msg("%s", log.data);
+    assert_false(lqa_path_exists(out));
+    free(cp), free(cp2), free(out), free(dir);
+    lqa_buf_free(&log), lqa_buf_free(&args);
 }
 
 static void test_context_longer_than_model(void **state) {
@@ -325,6 +361,7 @@ int main(void) {
         cmocka_unit_test(test_missing_adapter_file),
         cmocka_unit_test(test_adapter_for_another_base_model),
         cmocka_unit_test(test_context_longer_than_model),
+        cmocka_unit_test(test_huge_context_refused_before_allocation),
         cmocka_unit_test(test_empty_split),
         cmocka_unit_test(test_store_filler),
         cmocka_unit_test(test_qa_prompt_matches_lqa_build),

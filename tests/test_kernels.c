@@ -191,7 +191,8 @@ static void test_rope_grad_and_hf_convention(void **state) {
     c.cs = fd_zeros(nt);
     c.sn = fd_zeros(nt);
     c.R = fd_randn(&rng, n, 1);
-    rope_table_cpu(c.cs, c.sn, c.T, c.hd, pos0, theta, scale);
+    rope_spec rs = {.theta = theta, .scale = scale};
+    rope_table_cpu(c.cs, c.sn, c.T, c.hd, pos0, &rs);
     rope_loss(&c);
     /* HF: q*cos + rotate_half(q)*sin, cos = cos(pos/scale * theta^(-2i/hd)) repeated twice */
     int half = c.hd / 2;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/test_train_fixture.h"
 #include "trainer/hfdir.h"
@@ -160,6 +161,38 @@ static void test_merge_ctx_only_interpolates(void **state) {
     expect(2, "--ctx", "%s", args);
 }
 
+/* merge writes a complete folder: the base's tokenizer side files carried over byte for byte
+ * (with tokenizer.json, which lqa never makes), and, from a base without tokenizer.model, the
+ * side files it has plus a warning saying the folder has no tokenizer. */
+static void test_merge_carries_tokenizer_files(void **state) {
+    char base[1024], out[1024], args[4096];
+    snprintf(base, sizeof base, "%s/tokbase", g_dir);
+    snprintf(out, sizeof out, "%s/tokmerged", g_dir);
+    snprintf(args, sizeof args, "cp -r %s %s", g_model, base);
+    assert_int_equal(system(args), 0);
+    char text[80];
+    int n = snprintf(text, sizeof text, "{\"version\": \"1.0\", \"seed\": %llu}", (unsigned long long)lqa_test_seed());
+    char *tj = lqa_path_join(base, "tokenizer.json");
+    lqa_test_write(tj, text, (size_t)n);
+    snprintf(args, sizeof args, "merge --model %s --ctx 2048 -o %s", base, out);
+    expect(0, NULL, "%s", args);
+    static const char *const files[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                        "generation_config.json", "tokenizer.model"};
+    for (int i = 0; i < 5; i++) {
+        char *a = lqa_path_join(base, files[i]), *b = lqa_path_join(out, files[i]);
+        assert_same_file(a, b);
+        free(a), free(b);
+    }
+    char *tm = lqa_path_join(base, "tokenizer.model");
+    assert_int_equal(unlink(tm), 0);
+    snprintf(out, sizeof out, "%s/tokmerged2", g_dir);
+    snprintf(args, sizeof args, "merge --model %s --ctx 2048 -o %s", base, out);
+    expect(0, "without a tokenizer", "%s", args);
+    char *b = lqa_path_join(out, "tokenizer.json");
+    assert_same_file(tj, b);
+    free(b), free(tj), free(tm);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_names_the_contract_options),
@@ -167,6 +200,7 @@ int main(void) {
         cmocka_unit_test(test_bad_batch_json),
         cmocka_unit_test(test_missing_adapter_and_model),
         cmocka_unit_test(test_merge_ctx_only_interpolates),
+        cmocka_unit_test(test_merge_carries_tokenizer_files),
         cmocka_unit_test(test_bench_counts_attention_flops),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

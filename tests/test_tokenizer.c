@@ -203,11 +203,42 @@ static void test_long_texts_encode_as_one_string(void **state) {
     lqa_tok_free(t);
 }
 
+/* Predictions are decoded as one sequence: the byte-fallback pieces of characters the
+ * vocabulary lacks join into UTF-8, and a generation that stops inside a character loses that
+ * character instead of gaining U+FFFD; every cut of the ids decodes to a prefix of the text. */
+static void test_decode_joins_byte_pieces(void **state) {
+    lqa_err err = {{0}};
+    lqa_tokenizer *t = lqa_tok_load(g_model, &err);
+    assert_non_null(t);
+    lqa_rng r;
+    lqa_rng_seed(&r, g_seed + 7);
+    static const char *const rare[] = {"\xe6\xbc\xa2", "\xf0\x9f\x99\x82", "\xc3\xaf", "\xe2\x80\x94", "\xd0\x96"};
+    char text[256] = "";
+    for (int i = 0; i < 8; i++) {
+        strcat(text, i ? " x" : "x");
+        strcat(text, rare[lqa_rng_below(&r, 5)]);
+    }
+    int32_t *ids;
+    size_t n;
+    assert_int_equal(lqa_tok_encode(t, text, strlen(text), &ids, &n, &err), 0);
+    for (size_t cut = 1; cut <= n; cut++) {
+        char *back;
+        assert_int_equal(lqa_tok_decode(t, ids, cut, &back, &err), 0);
+        if (strstr(back, "\xef\xbf\xbd")) fail_msg("U+FFFD decoding %zu of %zu ids: '%s'", cut, n, back);
+        if (strncmp(text, back, strlen(back))) fail_msg("'%s' is not a prefix of '%s'", back, text);
+        if (cut == n) assert_string_equal(back, text);
+        free(back);
+    }
+    free(ids);
+    lqa_tok_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_special_ids_like_llama),
         cmocka_unit_test(test_round_trip_random_text),
         cmocka_unit_test(test_digits_split_and_bytes_fall_back),
+        cmocka_unit_test(test_decode_joins_byte_pieces),
         cmocka_unit_test(test_long_texts_encode_as_one_string),
         cmocka_unit_test(test_training_is_byte_identical),
         cmocka_unit_test(test_errors_not_exceptions),

@@ -10,6 +10,7 @@
 #include "common/fileio.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "dataset/tokenizer.h"
 
 /* ---- config.json --------------------------------------------------------------------------- */
 
@@ -23,32 +24,152 @@ static int get_pos_int(const char *path, json_t *j, const char *key, int *out, l
     return 0;
 }
 
-/* bos/eos may be an integer, a list (first entry is used) or null (-1). */
-static int token_id(json_t *j, const char *key, int dflt) {
+/* Optional typed values: absent or null gives dflt; any other type is an error naming the key
+ * (a config that says "rope_theta": "abc" must not run with a silent default). */
+static int get_num(const char *path, const char *where, json_t *j, const char *key, double dflt, double *out,
+                   lqa_err *err) {
     json_t *v = json_object_get(j, key);
-    if (json_is_array(v)) v = json_array_get(v, 0);
-    if (json_is_integer(v)) return (int)json_integer_value(v);
-    return v && json_is_null(v) ? -1 : dflt;
+    *out = dflt;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_number(v) || !isfinite(json_number_value(v)))
+        return lqa_err_set(err, "%s: \"%s%s\" is not a number", path, where, key);
+    *out = json_number_value(v);
+    return 0;
 }
 
-static int parse_rope_scaling(const char *path, json_t *rs, lqa_config *cfg, lqa_err *err) {
+static int get_str(const char *path, json_t *j, const char *key, const char *dflt, const char **out, lqa_err *err) {
+    json_t *v = json_object_get(j, key);
+    *out = dflt;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_string(v)) return lqa_err_set(err, "%s: \"%s\" is not a string", path, key);
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int get_bool(const char *path, json_t *j, const char *key, int dflt, int *out, lqa_err *err) {
+    json_t *v = json_object_get(j, key);
+    *out = dflt;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_boolean(v)) return lqa_err_set(err, "%s: \"%s\" is not true or false", path, key);
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* bos/eos may be an integer, a list (first entry is used) or null (-1). */
+static int token_id(const char *path, json_t *j, const char *key, int dflt, int *out, lqa_err *err) {
+    json_t *v = json_object_get(j, key);
+    *out = dflt;
+    if (!v) return 0;
+    if (json_is_array(v) && json_array_size(v) > 0) v = json_array_get(v, 0);
+    if (json_is_null(v)) *out = -1;
+    else if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) < (1 << 30))
+        *out = (int)json_integer_value(v);
+    else return lqa_err_set(err, "%s: \"%s\" is not a token id, a list of them or null", path, key);
+    return 0;
+}
+
+/* One RoPE settings object: 4.x "rope_scaling" or 5.x "rope_parameters" (which also holds
+ * rope_theta). Types lqa does not implement are refused, naming the key. */
+static int parse_rope_object(const char *path, const char *key, json_t *rs, lqa_config *cfg, lqa_err *err) {
+    char where[64];
+    snprintf(where, sizeof where, "%s.", key);
+    if (!json_is_object(rs)) return lqa_err_set(err, "%s: \"%s\" is not an object or null", path, key);
+    json_t *tv = json_object_get(rs, "rope_type");
+    if (!tv) tv = json_object_get(rs, "type");
+    if (tv && !json_is_string(tv)) return lqa_err_set(err, "%s: \"%srope_type\" is not a string", path, where);
+    const char *type = tv ? json_string_value(tv) : "default";
+    double prf;
+    if (get_num(path, where, rs, "partial_rotary_factor", 1.0, &prf, err)) return -1;
+    if (prf != 1.0)
+        return lqa_err_set(err, "%s: \"%spartial_rotary_factor\" is %g; lqa rotates whole heads (1.0)", path, where, prf);
+    if (!strcmp(type, "default")) return 0;
+    int linear = !strcmp(type, "linear"), llama3 = !strcmp(type, "llama3");
+    if (!linear && !llama3)
+        return lqa_err_set(err, "%s: \"%srope_type\" is \"%s\"; lqa implements \"default\", \"linear\" and \"llama3\"",
+                           path, where, type);
+    double f;
+    if (get_num(path, where, rs, "factor", -1, &f, err)) return -1;
+    if (!(f >= 1.0) || f > 1e6) return lqa_err_set(err, "%s: \"%sfactor\" is %g, expected a number >= 1", path, where, f);
+    if (linear) {
+        cfg->rope_scale = (float)f;
+        return 0;
+    }
+    double lo, hi, orig, pi;
+    if (get_num(path, where, rs, "low_freq_factor", -1, &lo, err) ||
+        get_num(path, where, rs, "high_freq_factor", -1, &hi, err) ||
+        get_num(path, where, rs, "original_max_position_embeddings", -1, &orig, err) ||
+        get_num(path, where, rs, "lqa_position_interpolation", 1.0, &pi, err))
+        return -1;
+    if (!(lo > 0) || !(hi > lo))
+        return lqa_err_set(err, "%s: \"%slow_freq_factor\" %g and \"high_freq_factor\" %g: expected 0 < low < high",
+                           path, where, lo, hi);
+    if (!(orig >= 1) || orig > (1 << 30) || orig != floor(orig))
+        return lqa_err_set(err, "%s: \"%soriginal_max_position_embeddings\" is missing or not a positive integer",
+                           path, where);
+    if (!(pi >= 1.0) || pi > 1e6)
+        return lqa_err_set(err, "%s: \"%slqa_position_interpolation\" is %g, expected >= 1", path, where, pi);
+    cfg->rope_llama3 = 1;
+    cfg->rope_factor = (float)f;
+    cfg->rope_low_freq_factor = (float)lo;
+    cfg->rope_high_freq_factor = (float)hi;
+    cfg->rope_orig_max_pos = (int)orig;
+    cfg->rope_scale = (float)pi;
+    return 0;
+}
+
+/* rope_theta and scaling from either form: transformers 5.x "rope_parameters" {rope_type,
+ * rope_theta, factor, ...} or 4.x top-level "rope_theta" with "rope_scaling". */
+static int parse_rope(const char *path, json_t *j, lqa_config *cfg, lqa_err *err) {
     cfg->rope_scale = 1.0f;
-    if (!rs || json_is_null(rs)) return 0;
-    if (!json_is_object(rs)) return lqa_err_set(err, "%s: \"rope_scaling\" is not an object or null", path);
-    const char *type = lqa_json_str(rs, "type", lqa_json_str(rs, "rope_type", NULL));
-    if (!type || strcmp(type, "linear"))
-        return lqa_err_set(err, "%s: rope_scaling type '%s' is not supported, expected \"linear\"", path,
-                           type ? type : "(none)");
-    double f = lqa_json_num(rs, "factor", -1);
-    if (!(f >= 1.0) || f > 1e6)
-        return lqa_err_set(err, "%s: rope_scaling.factor is %g, expected a number >= 1", path, f);
-    cfg->rope_scale = (float)f;
+    double theta;
+    if (get_num(path, "", j, "rope_theta", 10000.0, &theta, err)) return -1;
+    json_t *rp = json_object_get(j, "rope_parameters");
+    if (rp && !json_is_null(rp)) {
+        if (json_is_object(rp) && !json_object_get(rp, "rope_type") && !json_object_get(rp, "rope_theta"))
+            return lqa_err_set(err, "%s: \"rope_parameters\" has no rope_type (per-layer-type RoPE is not supported)",
+                               path);
+        cfg->rope_hf5 = 1;
+        if (get_num(path, "rope_parameters.", rp, "rope_theta", theta, &theta, err) ||
+            parse_rope_object(path, "rope_parameters", rp, cfg, err))
+            return -1;
+    } else {
+        json_t *rs = json_object_get(j, "rope_scaling");
+        if (rs && !json_is_null(rs) && parse_rope_object(path, "rope_scaling", rs, cfg, err)) return -1;
+    }
+    if (!(theta > 1.0) || theta > 1e12)
+        return lqa_err_set(err, "%s: rope_theta is %g, expected a number > 1", path, theta);
+    cfg->rope_theta = (float)theta;
+    return 0;
+}
+
+/* Refuses shapes whose parameters cannot be counted in size_t or need more memory than the
+ * machine has, before anything is allocated for them. */
+static int check_param_bytes(const char *path, const lqa_config *c, lqa_err *err) {
+    size_t D = (size_t)c->dim, hd = D / (size_t)c->n_heads, F = (size_t)c->hidden_dim, V = (size_t)c->vocab_size;
+    size_t q, kv, t1, t2, t3, layer, n, bytes;
+    int ovf = __builtin_mul_overflow((size_t)c->n_heads, hd, &q) | __builtin_mul_overflow((size_t)c->n_kv_heads, hd, &kv);
+    ovf |= __builtin_mul_overflow(q + 2 * kv + q, D, &t1) | __builtin_mul_overflow(3 * F, D, &t2);
+    ovf |= __builtin_add_overflow(t1, t2, &layer) | __builtin_add_overflow(layer, 2 * D, &layer);
+    ovf |= __builtin_mul_overflow(layer, (size_t)c->n_layers, &n) | __builtin_mul_overflow(V, D, &t3);
+    ovf |= __builtin_add_overflow(n, t3 * (c->tie_embeddings ? 1 : 2) + D, &n);
+    ovf |= __builtin_mul_overflow(n, sizeof(float), &bytes);
+    if (ovf)
+        return lqa_err_set(err, "%s: the parameter count of hidden_size %d, intermediate_size %d, num_hidden_layers "
+                           "%d, vocab_size %d overflows", path, c->dim, c->hidden_dim, c->n_layers, c->vocab_size);
+    double avail = lqa_mem_available_bytes();
+    if (avail > 0 && (double)bytes > avail)
+        return lqa_err_set(err, "%s: the model's parameters need %.1f GiB (hidden_size %d, intermediate_size %d, "
+                           "num_hidden_layers %d, vocab_size %d) but %.1f GiB are available", path,
+                           (double)bytes / 1073741824.0, c->dim, c->hidden_dim, c->n_layers, c->vocab_size,
+                           avail / 1073741824.0);
     return 0;
 }
 
 static int config_from_json(const char *path, json_t *j, lqa_config *cfg, lqa_err *err) {
     memset(cfg, 0, sizeof *cfg);
-    const char *mt = lqa_json_str(j, "model_type", "llama");
+    const char *mt, *act;
+    if (get_str(path, j, "model_type", "llama", &mt, err) || get_str(path, j, "hidden_act", "silu", &act, err))
+        return -1;
     if (strcmp(mt, "llama") && strcmp(mt, "mistral"))
         return lqa_err_set(err, "%s: model_type '%s', expected \"llama\"", path, mt);
     if (get_pos_int(path, j, "vocab_size", &cfg->vocab_size, err) ||
@@ -73,17 +194,22 @@ static int config_from_json(const char *path, json_t *j, lqa_config *cfg, lqa_er
     if (cfg->n_heads % cfg->n_kv_heads)
         return lqa_err_set(err, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", path,
                            cfg->n_heads, cfg->n_kv_heads);
-    const char *act = lqa_json_str(j, "hidden_act", "silu");
+    json_t *hdv = json_object_get(j, "head_dim");
+    if (hdv && !json_is_null(hdv) && (!json_is_integer(hdv) || json_integer_value(hdv) != cfg->dim / cfg->n_heads))
+        return lqa_err_set(err, "%s: \"head_dim\" is not hidden_size / num_attention_heads (%d); lqa needs them equal",
+                           path, cfg->dim / cfg->n_heads);
+    if (cfg->dim / cfg->n_heads > ROPE_MAX_HEAD_DIM)
+        return lqa_err_set(err, "%s: head dim %d is over %d", path, cfg->dim / cfg->n_heads, ROPE_MAX_HEAD_DIM);
     if (strcmp(act, "silu")) return lqa_err_set(err, "%s: hidden_act '%s', expected \"silu\"", path, act);
-    cfg->rope_theta = (float)lqa_json_num(j, "rope_theta", 10000.0);
-    cfg->rms_eps = (float)lqa_json_num(j, "rms_norm_eps", 1e-6);
-    if (!(cfg->rope_theta > 0) || !(cfg->rms_eps > 0))
-        return lqa_err_set(err, "%s: rope_theta and rms_norm_eps must be positive numbers", path);
-    json_t *tie = json_object_get(j, "tie_word_embeddings");
-    cfg->tie_embeddings = tie ? json_is_true(tie) : 0;
-    cfg->bos_id = token_id(j, "bos_token_id", 1);
-    cfg->eos_id = token_id(j, "eos_token_id", 2);
-    return parse_rope_scaling(path, json_object_get(j, "rope_scaling"), cfg, err);
+    double eps;
+    if (get_num(path, "", j, "rms_norm_eps", 1e-6, &eps, err)) return -1;
+    if (!(eps > 0) || eps > 1)
+        return lqa_err_set(err, "%s: rms_norm_eps is %g, expected a small positive number", path, eps);
+    cfg->rms_eps = (float)eps;
+    if (get_bool(path, j, "tie_word_embeddings", 0, &cfg->tie_embeddings, err) ||
+        token_id(path, j, "bos_token_id", 1, &cfg->bos_id, err) || token_id(path, j, "eos_token_id", 2, &cfg->eos_id, err))
+        return -1;
+    return parse_rope(path, j, cfg, err);
 }
 
 int lqa_hf_read_config(const char *dir, lqa_config *cfg, lqa_err *err) {
@@ -112,20 +238,54 @@ static const char *torch_dtype_name(lqa_st_dtype d) {
     return d == LQA_ST_BF16 ? "bfloat16" : d == LQA_ST_F16 ? "float16" : "float32";
 }
 
+/* The RoPE settings object: rope_type plus its parameters (and, for 5.x, rope_theta). A linear
+ * factor on top of llama3 has no transformers rope_type: it is kept under
+ * "lqa_position_interpolation", which lqa reads and transformers ignores (with a warning here). */
+static json_t *rope_object(const lqa_config *c, int with_theta) {
+    json_t *o = json_object();
+    mallocCheck(o);
+    int linear = c->rope_scale != 1.0f;
+    const char *type = c->rope_llama3 ? "llama3" : linear ? "linear" : "default";
+    json_object_set_new(o, "rope_type", json_string(type));
+    if (!with_theta) json_object_set_new(o, "type", json_string(type)); /* what 4.x before 4.42 reads */
+    if (with_theta) json_object_set_new(o, "rope_theta", json_float(c->rope_theta));
+    if (c->rope_llama3) {
+        json_object_set_new(o, "factor", json_float(c->rope_factor));
+        json_object_set_new(o, "low_freq_factor", json_float(c->rope_low_freq_factor));
+        json_object_set_new(o, "high_freq_factor", json_float(c->rope_high_freq_factor));
+        json_object_set_new(o, "original_max_position_embeddings", json_integer(c->rope_orig_max_pos));
+        if (linear) {
+            json_object_set_new(o, "lqa_position_interpolation", json_float(c->rope_scale));
+            log_warn("config.json: position interpolation x%g on top of llama3 RoPE has no transformers rope_type; "
+                     "lqa reads it from rope_scaling.lqa_position_interpolation, transformers ignores it",
+                     (double)c->rope_scale);
+        }
+    } else if (linear) {
+        json_object_set_new(o, "factor", json_float(c->rope_scale));
+    }
+    return o;
+}
+
 json_t *lqa_hf_config_json(const lqa_config *c, lqa_st_dtype dtype) {
-    json_t *rs = json_null();
-    if (c->rope_scale != 1.0f) rs = json_pack("{s:s, s:o}", "type", "linear", "factor", json_float(c->rope_scale));
-    json_t *j = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:f, s:o, s:o, s:o, s:b, s:i, s:i,"
+    json_t *j = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:f, s:o, s:b, s:i, s:i,"
                           " s:b, s:b, s:s, s:b}",
                           "architectures", "LlamaForCausalLM", "model_type", "llama", "vocab_size", c->vocab_size,
                           "hidden_size", c->dim, "intermediate_size", c->hidden_dim, "num_hidden_layers", c->n_layers,
                           "num_attention_heads", c->n_heads, "num_key_value_heads", c->n_kv_heads, "hidden_act",
                           "silu", "max_position_embeddings", c->max_pos, "initializer_range", 0.02, "rms_norm_eps",
-                          json_float(c->rms_eps), "rope_theta", json_float(c->rope_theta), "rope_scaling", rs,
-                          "tie_word_embeddings", c->tie_embeddings, "bos_token_id", c->bos_id, "eos_token_id",
-                          c->eos_id, "attention_bias", 0, "mlp_bias", 0, "torch_dtype", torch_dtype_name(dtype),
-                          "use_cache", 1);
+                          json_float(c->rms_eps), "tie_word_embeddings", c->tie_embeddings, "bos_token_id", c->bos_id,
+                          "eos_token_id", c->eos_id, "attention_bias", 0, "mlp_bias", 0,
+                          c->rope_hf5 ? "dtype" : "torch_dtype", torch_dtype_name(dtype), "use_cache", 1);
     mallocCheck(j);
+    /* the form the base model came in: 5.x rope_parameters, or 4.x rope_theta + rope_scaling
+     * (which 5.x also reads) */
+    if (c->rope_hf5) {
+        json_object_set_new(j, "rope_parameters", rope_object(c, 1));
+    } else {
+        json_object_set_new(j, "rope_theta", json_float(c->rope_theta));
+        int plain = !c->rope_llama3 && c->rope_scale == 1.0f;
+        json_object_set_new(j, "rope_scaling", plain ? json_null() : rope_object(c, 0));
+    }
     return j;
 }
 
@@ -163,6 +323,10 @@ static int load_tensor(const char *where, const lqa_tensor_info *ti, const lqa_s
         return lqa_err_set(err, "%s: tensor %s has shape %s, expected %s", where, ti->name, have, want);
     }
     lqa_st_to_f32(t, dst);
+    for (size_t i = 0; i < ti->numel; i++)
+        if (!isfinite(dst[i]))
+            return lqa_err_set(err, "%s: tensor %s holds %s at element %zu; refusing a model with non-finite weights",
+                               where, ti->name, isnan(dst[i]) ? "NaN" : "Inf", i);
     return 0;
 }
 
@@ -170,6 +334,10 @@ int lqa_hf_load(const char *dir, lqa_model *m, lqa_err *err) {
     lqa_config cfg;
     memset(m, 0, sizeof *m);
     if (lqa_hf_read_config(dir, &cfg, err)) return -1;
+    char *cpath = lqa_path_join(dir, "config.json");
+    int big = check_param_bytes(cpath, &cfg, err);
+    free(cpath);
+    if (big) return -1;
     lqa_st_reader r;
     if (lqa_st_open_dir(&r, dir, err)) return -1;
     lqa_model_alloc(m, &cfg);
@@ -189,6 +357,19 @@ int lqa_hf_load(const char *dir, lqa_model *m, lqa_err *err) {
     return rc;
 }
 
+int lqa_hf_check_kv_cache(const char *dir, const lqa_config *c, long long ctx, lqa_err *err) {
+    size_t kvdim = (size_t)c->n_kv_heads * (size_t)(c->dim / c->n_heads), per_pos, bytes;
+    int ovf = ctx < 0 || __builtin_mul_overflow(kvdim, 2 * sizeof(float) * (size_t)c->n_layers, &per_pos) ||
+              __builtin_mul_overflow(per_pos, (size_t)ctx, &bytes);
+    double avail = lqa_mem_available_bytes();
+    if (ovf || (avail > 0 && (double)bytes > avail))
+        return lqa_err_set(err, "%s: a context of %lld tokens needs a %s%.1f GiB key/value cache (num_hidden_layers %d, "
+                           "%zu key/value dims) but %.1f GiB are available; give a shorter --ctx", dir, ctx,
+                           ovf ? "size_t-overflowing " : "", ovf ? 0.0 : (double)bytes / 1073741824.0, c->n_layers,
+                           kvdim, avail / 1073741824.0);
+    return 0;
+}
+
 int lqa_hf_copy_file(const char *src, const char *dst, lqa_err *err) {
     char *data;
     size_t n;
@@ -198,10 +379,96 @@ int lqa_hf_copy_file(const char *src, const char *dst, lqa_err *err) {
     return rc;
 }
 
-int lqa_hf_save(const char *dir, const lqa_model *m, const lqa_hf_save_opts *o, lqa_err *err) {
+/* The tokenizer files a LLaMA folder carries besides tokenizer.model, taken from the
+ * tokenizer's own folder when it has them (a base model's, on merge and full training). */
+static const char *const TOKENIZER_SIDE_FILES[] = {"tokenizer_config.json", "tokenizer.json",
+                                                   "special_tokens_map.json", "generation_config.json"};
+
+/* A piece of the tokenizer by id, or dflt when the id is out of its range. */
+static const char *piece_or(const lqa_tokenizer *t, int id, const char *dflt) {
+    const char *p = t && id >= 0 ? lqa_tok_id_to_piece(t, id) : NULL;
+    return p ? p : dflt;
+}
+
+/* tokenizer_config.json as transformers' LlamaTokenizer reads it: BOS added, EOS not (our
+ * records start with BOS), no pad token, sentencepiece's own spacing (legacy false). */
+static json_t *tokenizer_config_json(const lqa_config *c, const lqa_tokenizer *t) {
+    json_t *j = json_pack("{s:b, s:b, s:s, s:s, s:s, s:n, s:b, s:b, s:i, s:s, s:{}, s:s}", "add_bos_token", 1,
+                          "add_eos_token", 0, "bos_token", piece_or(t, c->bos_id, "<s>"), "eos_token",
+                          piece_or(t, c->eos_id, "</s>"), "unk_token", piece_or(t, t ? lqa_tok_unk_id(t) : 0, "<unk>"),
+                          "pad_token", "clean_up_tokenization_spaces", 0, "legacy", 0, "model_max_length", c->max_pos,
+                          "padding_side", "right", "sp_model_kwargs", "tokenizer_class", "LlamaTokenizer");
+    mallocCheck(j);
+    return j;
+}
+
+static json_t *special_tokens_map_json(const lqa_config *c, const lqa_tokenizer *t) {
+    json_t *j = json_pack("{s:s, s:s, s:s}", "bos_token", piece_or(t, c->bos_id, "<s>"), "eos_token",
+                          piece_or(t, c->eos_id, "</s>"), "unk_token", piece_or(t, t ? lqa_tok_unk_id(t) : 0, "<unk>"));
+    mallocCheck(j);
+    return j;
+}
+
+static json_t *generation_config_json(const lqa_config *c) {
+    json_t *j = json_pack("{s:i, s:i}", "bos_token_id", c->bos_id, "eos_token_id", c->eos_id);
+    mallocCheck(j);
+    return j;
+}
+
+static int write_json_in(const char *dir, const char *name, json_t *j, lqa_err *err) {
+    char *path = lqa_path_join(dir, name);
+    int rc = lqa_json_write_file(path, j, err);
+    free(path);
+    json_decref(j);
+    return rc;
+}
+
+int lqa_hf_carry_side_files(const char *src_dir, const char *dir, lqa_err *err) {
+    int rc = 0;
+    for (int i = 0; i < 4 && !rc; i++) {
+        char *src = lqa_path_join(src_dir, TOKENIZER_SIDE_FILES[i]), *dst = lqa_path_join(dir, TOKENIZER_SIDE_FILES[i]);
+        if (lqa_path_exists(src) && strcmp(src, dst)) rc = lqa_hf_copy_file(src, dst, err);
+        free(src);
+        free(dst);
+    }
+    return rc;
+}
+
+/* Copies the side files src_dir has into dir; writes ours for the three we can make and src_dir
+ * lacks (tokenizer.json is only ever carried over). */
+static int write_tokenizer_side_files(const char *dir, const char *src_dir, const lqa_config *c,
+                                      const char *tokenizer_path, lqa_err *err) {
+    int rc = 0, have[4] = {0};
+    for (int i = 0; i < 4 && !rc; i++) {
+        char *src = lqa_path_join(src_dir, TOKENIZER_SIDE_FILES[i]);
+        char *dst = lqa_path_join(dir, TOKENIZER_SIDE_FILES[i]);
+        have[i] = lqa_path_exists(src);
+        if (have[i] && strcmp(src, dst)) rc = lqa_hf_copy_file(src, dst, err);
+        free(src);
+        free(dst);
+    }
+    if (rc || (have[0] && have[2] && have[3])) return rc;
+    lqa_tokenizer *t = lqa_tok_load(tokenizer_path, NULL); /* for the pieces' names; defaults without it */
+    if (!have[0]) rc = write_json_in(dir, "tokenizer_config.json", tokenizer_config_json(c, t), err);
+    if (!rc && !have[2]) rc = write_json_in(dir, "special_tokens_map.json", special_tokens_map_json(c, t), err);
+    if (!rc && !have[3]) rc = write_json_in(dir, "generation_config.json", generation_config_json(c), err);
+    lqa_tok_free(t);
+    return rc;
+}
+
+/* The model folder appears whole (lqa_atomic_dir): built in DIR.tmp-PID, then swapped in. */
+int lqa_hf_save(const char *out_dir, const lqa_model *m, const lqa_hf_save_opts *o, lqa_err *err) {
     lqa_hf_save_opts dflt = {LQA_ST_F32, 0, NULL};
     if (!o) o = &dflt;
-    if (lqa_mkdir_p(dir, err)) return -1;
+    char *cfg = lqa_path_join(out_dir, "config.json");
+    int foreign = lqa_is_dir(out_dir) && !lqa_path_exists(cfg) && !lqa_dir_is_empty(out_dir);
+    free(cfg);
+    if (foreign)
+        return lqa_err_set(err, "%s: exists, is not empty and holds no config.json; refusing to replace it with a "
+                           "model folder", out_dir);
+    lqa_atomic_dir ad;
+    if (lqa_atomic_dir_begin(&ad, out_dir, err)) return -1;
+    const char *dir = ad.tmp;
     lqa_st_entry *e = lqa_calloc((size_t)m->n_tensors, sizeof *e);
     for (int i = 0; i < m->n_tensors; i++) {
         const lqa_tensor_info *ti = &m->tensors[i];
@@ -218,7 +485,17 @@ int lqa_hf_save(const char *dir, const lqa_model *m, const lqa_hf_save_opts *o, 
         /* copying a directory's tokenizer onto itself would be a no-op at best */
         if (strcmp(o->tokenizer_path, dst)) rc = lqa_hf_copy_file(o->tokenizer_path, dst, err);
         free(dst);
+        char *src_dir = lqa_strdup(o->tokenizer_path);
+        char *slash = strrchr(src_dir, '/');
+        if (slash) *slash = '\0';
+        if (!rc) rc = write_tokenizer_side_files(dir, slash ? src_dir : ".", &m->cfg, o->tokenizer_path, err);
+        free(src_dir);
+    } else if (!rc) {
+        log_warn("%s: written without a tokenizer (the source has no tokenizer.model): copy the base model's "
+                 "tokenizer files in before loading it with transformers or lqa-eval", dir);
     }
+    if (!rc) rc = lqa_atomic_dir_commit(&ad, err);
+    else lqa_atomic_dir_abort(&ad);
     return rc;
 }
 

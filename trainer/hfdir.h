@@ -1,9 +1,13 @@
 /* hfdir.h: the Hugging Face LLaMA model directory: config.json <-> lqa_config (hidden_size,
  * num_hidden_layers, num_attention_heads, num_key_value_heads, intermediate_size,
- * max_position_embeddings, rope_theta, rope_scaling {"type":"linear","factor":F}, rms_norm_eps,
- * tie_word_embeddings, vocab_size, bos/eos ids), the parameters by their HF tensor names from
- * model.safetensors or a sharded set with model.safetensors.index.json (F32/F16/BF16), and
- * tokenizer.model. Real LLaMA checkpoints load unchanged; trainer and eval both load through it. */
+ * max_position_embeddings, RoPE in transformers 5.x form (rope_parameters {rope_type,
+ * rope_theta, factor, ...}) or 4.x form (rope_theta + rope_scaling), types default, linear and
+ * llama3, rms_norm_eps, tie_word_embeddings, vocab_size, bos/eos ids; every typed value strict),
+ * the parameters by their HF tensor names from model.safetensors or a sharded set with
+ * model.safetensors.index.json (F32/F16/BF16; non-finite values refused by name), tokenizer.model
+ * and the tokenizer side files (tokenizer_config.json, special_tokens_map.json,
+ * generation_config.json, tokenizer.json). Real LLaMA checkpoints load unchanged; trainer and
+ * eval both load through it. */
 #ifndef LQA_HFDIR_H
 #define LQA_HFDIR_H
 
@@ -13,14 +17,18 @@
 #include "common/safetensors.h"
 #include "trainer/model.h"
 
-/* Parses DIR/config.json; errors name the file and the key that is missing or wrong. */
+/* Parses DIR/config.json; errors name the file and the key that is missing, of the wrong type
+ * or not implemented (a RoPE type other than default / linear / llama3). */
 int lqa_hf_read_config(const char *dir, lqa_config *cfg, lqa_err *err);
-/* config.json as transformers writes it for LlamaForCausalLM (new reference). */
+/* config.json as transformers writes it for LlamaForCausalLM (new reference), RoPE in the form
+ * the config was read in (cfg->rope_hf5), 4.x's for a new model. */
 json_t *lqa_hf_config_json(const lqa_config *cfg, lqa_st_dtype dtype);
 int lqa_hf_write_config(const char *dir, const lqa_config *cfg, lqa_st_dtype dtype, lqa_err *err);
 
 /* Loads config and every base parameter into m (allocated here with lqa_model_alloc; the caller
- * frees with lqa_model_free). Missing tensors or wrong shapes are errors naming the tensor;
+ * frees with lqa_model_free). A shape whose parameters overflow or exceed the machine's memory
+ * is refused before allocating. Missing tensors, wrong shapes or non-finite values are errors
+ * naming the tensor;
  * extra tensors (e.g. rotary_emb.inv_freq) are ignored; lm_head is ignored when tied. */
 int lqa_hf_load(const char *dir, lqa_model *m, lqa_err *err);
 
@@ -30,11 +38,20 @@ typedef struct lqa_hf_save_opts {
     const char *tokenizer_path;  /* copied in as tokenizer.model when not NULL */
 } lqa_hf_save_opts;
 
-/* Writes config.json, the base parameters (not LoRA) and tokenizer.model into dir (created). */
+/* Writes config.json, the base parameters (not LoRA) and tokenizer.model into dir (created),
+ * with tokenizer_config.json, special_tokens_map.json and generation_config.json: those of the
+ * tokenizer's own folder when it has them (with its tokenizer.json), else LLaMA's, made here. */
 int lqa_hf_save(const char *dir, const lqa_model *m, const lqa_hf_save_opts *o, lqa_err *err);
+
+/* Refuses a key/value cache of ctx positions for c (what eval allocates) whose size overflows
+ * or exceeds the machine's memory, naming dir and the context; 0 when it fits. */
+int lqa_hf_check_kv_cache(const char *dir, const lqa_config *c, long long ctx, lqa_err *err);
 
 /* DIR/tokenizer.model (freshly allocated path); NULL with err set when absent. */
 char *lqa_hf_tokenizer_path(const char *dir, lqa_err *err);
+/* Copies those of tokenizer_config.json, tokenizer.json, special_tokens_map.json and
+ * generation_config.json that src_dir has into dir (merge of a base without tokenizer.model). */
+int lqa_hf_carry_side_files(const char *src_dir, const char *dir, lqa_err *err);
 /* Copies a file (atomically) to dst. */
 int lqa_hf_copy_file(const char *src, const char *dst, lqa_err *err);
 

@@ -227,7 +227,8 @@ static const char TRAIN_FLAGS_HELP[] =
 static void init_help(void) {
     printf("usage: lqa-sft init --preset NAME --tokenizer TOKENIZER.model [--ctx N] -o MODEL_DIR\n"
            "Writes a randomly initialised LLaMA model in the Hugging Face layout (config.json,\n"
-           "model.safetensors, tokenizer.model). The vocabulary size and bos/eos come from the tokenizer.\n"
+           "model.safetensors, tokenizer.model, tokenizer_config.json, special_tokens_map.json,\n"
+           "generation_config.json). The vocabulary size and bos/eos come from the tokenizer.\n"
            "  --preset NAME          model shape (below)\n"
            "  --tokenizer PATH       sentencepiece model (copied in as tokenizer.model)\n"
            "  --ctx N                max_position_embeddings (default: the preset's)\n"
@@ -419,6 +420,7 @@ static int cmd_merge(int argc, char **argv) {
         char *tok = lqa_hf_tokenizer_path(model, NULL);
         lqa_hf_save_opts so = {dtype, (size_t)shard_mb << 20, tok};
         rc = lqa_hf_save(out, &m, &so, &err);
+        if (!rc && !tok) rc = lqa_hf_carry_side_files(model, out, &err); /* e.g. tokenizer.json alone */
         free(tok);
     }
     if (!rc) log_info("wrote %s (max_position_embeddings %d, rope scale %g)", out, m.cfg.max_pos, (double)m.cfg.rope_scale);

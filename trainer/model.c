@@ -543,8 +543,8 @@ static void forward_all(step_ctx *c, const lqa_batch *b, int keep_all) {
     for (int n = 0; n < c->N; n++)
         lqaCheck(b->tokens[n] >= 0 && b->tokens[n] < cfg->vocab_size, "token %d at %d outside vocab [0, %d)",
                  b->tokens[n], n, cfg->vocab_size);
-    rope_table_cpu(s->cos_t, s->sin_t, c->T, cfg->dim / cfg->n_heads, 0, cfg->rope_theta,
-                   cfg->rope_scale > 0 ? cfg->rope_scale : 1.0f);
+    rope_spec rs = lqa_config_rope(cfg);
+    rope_table_cpu(s->cos_t, s->sin_t, c->T, cfg->dim / cfg->n_heads, 0, &rs);
     embedding_forward_cpu(s->xs, b->tokens, m->params, c->N, cfg->dim);
     for (int l = 0; l < cfg->n_layers; l++) {
         layer_acts *la = &s->acts[keep_all ? l : 0];

@@ -1,5 +1,5 @@
-/* model.h: the LLaMA model as Hugging Face defines it (RMSNorm, RoPE with rope_theta and linear
- * rope_scaling, SwiGLU MLP, grouped-query attention, optional tied embeddings), its parameters in
+/* model.h: the LLaMA model as Hugging Face defines it (RMSNorm, RoPE with rope_theta, linear and
+ * llama3 rope scaling, SwiGLU MLP, grouped-query attention, optional tied embeddings), its parameters in
  * one contiguous fp32 buffer, LoRA adapters, and one forward+backward on a token batch.
  *
  * Parameter layout (lqa_model.params, in this order; shapes are [rows, cols] row-major, as the
@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "common/check.h"
+#include "kernels/rope.h"
 
 typedef struct lqa_config {
     int vocab_size;      /* V */
@@ -45,7 +46,21 @@ typedef struct lqa_config {
     float rms_eps;       /* rms_norm_eps */
     int tie_embeddings;  /* tie_word_embeddings */
     int bos_id, eos_id;
+    /* RoPE beyond theta and the linear factor (see kernels/rope.h): LLaMA-3.x frequency-
+     * dependent scaling (rope_type "llama3"; rope_scale composes position interpolation on top),
+     * and which config.json form it came from, so a model written back keeps its base's form. */
+    int rope_llama3;
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_orig_max_pos;
+    int rope_hf5;        /* 1: transformers 5.x "rope_parameters"; 0: 4.x rope_theta / rope_scaling */
 } lqa_config;
+
+/* The RoPE of a config as the kernels take it (rope_table_cpu / _cuda, rope_inv_freq). */
+static inline rope_spec lqa_config_rope(const lqa_config *c) {
+    rope_spec r = {c->rope_theta, c->rope_scale > 0 ? c->rope_scale : 1.0f, c->rope_llama3, c->rope_factor,
+                   c->rope_low_freq_factor, c->rope_high_freq_factor, c->rope_orig_max_pos};
+    return r;
+}
 
 enum { LQA_LORA_Q = 1, LQA_LORA_K = 2, LQA_LORA_V = 4, LQA_LORA_O = 8, LQA_LORA_GATE = 16, LQA_LORA_UP = 32,
        LQA_LORA_DOWN = 64 };

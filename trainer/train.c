@@ -23,6 +23,7 @@
 #include "common/safetensors.h"
 #include "dataset/shards.h"
 #include "trainer/adapter.h"
+#include "trainer/ckpt.h"
 #include "trainer/hfdir.h"
 #include "trainer/presets.h"
 
@@ -414,7 +415,7 @@ static int load_data_state(run *r, const json_t *j, const char *path, lqa_err *e
     for (int i = 0; i < r->n_src; i++) {
         const json_t *e = json_array_get(a, (size_t)i);
         const char *dir = lqa_json_str(e, "dir", "");
-        if (strcmp(dir, r->src[i].dir) != 0)
+        if (!lqa_same_path(dir, r->src[i].dir))
             return lqa_err_set(err, "%s: source %d was %s, this command gives %s", path, i + 1, dir, r->src[i].dir);
         lqa_iter_pos p = iter_pos_from_json(e);
         if (lqa_iter_seek(&r->src[i].it, &p, err)) return lqa_err_prefix(err, "%s", r->src[i].dir);
@@ -445,26 +446,28 @@ static int write_state_tensors(const char *path, const lqa_optim *opt, lqa_err *
     return rc;
 }
 
-/* Removes a checkpoint directory (only the files a checkpoint holds). */
+/* Removes a checkpoint directory. */
 static void remove_checkpoint(const char *dir) {
-    static const char *const files[] = {"state.safetensors", "state.json"};
-    for (int i = 0; i < 2; i++) {
-        char *p = lqa_path_join(dir, files[i]);
-        unlink(p);
-        free(p);
-    }
-    rmdir(dir);
+    lqa_rm_tree(dir);
 }
 
+/* Keeps the newest keep checkpoints (0: all); always removes what killed saves left: temporary
+ * folders of dead processes (step-N.tmp-PID, latest.tmp.PID) and the older step-N.tmp form. */
 static void prune_checkpoints(const char *ckpt_dir, long newest, long every, int keep) {
-    if (keep <= 0) return;
+    int stale = lqa_clean_stale_temps(ckpt_dir, NULL);
     DIR *d = opendir(ckpt_dir);
     if (!d) return;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         long s;
-        char tail;
-        if (sscanf(de->d_name, "step-%ld%c", &s, &tail) != 1) continue;
+        char tail[8];
+        int n = sscanf(de->d_name, "step-%ld%7s", &s, tail);
+        if (n == 2 && !strcmp(tail, ".tmp")) {
+            char *p = lqa_path_join(ckpt_dir, de->d_name);
+            if (lqa_rm_tree(p) == 0) stale++;
+            free(p);
+        }
+        if (n != 1 || keep <= 0) continue;
         if (s <= newest - (long)keep * every) {
             char *p = lqa_path_join(ckpt_dir, de->d_name);
             remove_checkpoint(p);
@@ -472,43 +475,44 @@ static void prune_checkpoints(const char *ckpt_dir, long newest, long every, int
         }
     }
     closedir(d);
+    if (stale) log_info("%s: removed %d temporary folder(s) of interrupted saves", ckpt_dir, stale);
 }
 
+/* A checkpoint is built in step-N.tmp-PID and put in place whole (lqa_atomic_dir); state.json
+ * records state.safetensors' size and digest and is sealed with its own checksum. Then `latest`
+ * is replaced atomically; a run killed before that resumes from the newest complete folder. */
 static int save_checkpoint(run *r, double elapsed, lqa_err *err) {
     char name[64];
     snprintf(name, sizeof name, "step-%08ld", r->step);
     char *final = lqa_path_join(r->ckpt_dir, name);
-    size_t tl = strlen(final) + 8;
-    char *tmp = lqa_malloc(tl);
-    snprintf(tmp, tl, "%s.tmp", final);
-    remove_checkpoint(tmp);
-    int rc = lqa_mkdir_p(tmp, err);
-    char *p = lqa_path_join(tmp, "state.safetensors");
+    lqa_atomic_dir ad;
+    int rc = lqa_atomic_dir_begin(&ad, final, err);
+    char *p = rc ? NULL : lqa_path_join(ad.tmp, "state.safetensors");
     if (!rc) rc = write_state_tensors(p, &r->opt, err);
+    lqa_kill_point("checkpoint");
+    uint64_t st_bytes = 0, st_xxh = 0;
+    if (!rc) rc = lqa_ckpt_digest_file(p, &st_bytes, &st_xxh, err);
     free(p);
     if (!rc) {
         double saved = r->elapsed_before;
         r->elapsed_before = elapsed;
         json_t *j = state_json(r);
         r->elapsed_before = saved;
-        p = lqa_path_join(tmp, "state.json");
+        lqa_ckpt_seal(j, st_bytes, st_xxh);
+        p = lqa_path_join(ad.tmp, "state.json");
         rc = lqa_json_write_file(p, j, err);
         free(p);
         json_decref(j);
     }
+    if (!rc) rc = lqa_atomic_dir_commit(&ad, err);
+    else if (ad.tmp) lqa_atomic_dir_abort(&ad);
     if (!rc) {
-        remove_checkpoint(final);
-        if (rename(tmp, final) != 0) rc = lqa_err_set(err, "%s: rename failed: %s", final, strerror(errno));
-    }
-    if (!rc) {
-        lqa_fsync_dir(r->ckpt_dir);
+        lqa_kill_point("latest");
         p = lqa_path_join(r->ckpt_dir, "latest");
         rc = lqa_write_file_atomic(p, name, strlen(name), err);
         free(p);
     }
     if (!rc) prune_checkpoints(r->ckpt_dir, r->step, r->o->save_every, r->o->keep_checkpoints);
-    else remove_checkpoint(tmp);
-    free(tmp);
     free(final);
     return rc;
 }
@@ -535,19 +539,57 @@ static int load_state_tensors(const char *path, lqa_optim *opt, lqa_err *err) {
     return rc;
 }
 
-static int load_checkpoint(run *r, lqa_err *err) {
-    char *latest = lqa_path_join(r->ckpt_dir, "latest");
-    char *name = NULL;
-    size_t n;
-    int rc = lqa_read_file(latest, &name, &n, err);
-    free(latest);
-    if (rc) return lqa_err_prefix(err, "--resume: no checkpoint to resume from");
+/* The checkpoint to resume from: the one `latest` names, which must be a complete step-N folder
+ * inside checkpoints/; without `latest` (a run killed between a checkpoint and its switch), the
+ * newest complete one. Caller frees. */
+static char *resume_checkpoint_name(const char *ckpt_dir, lqa_err *err) {
+    char *latest = lqa_path_join(ckpt_dir, "latest"), *name = NULL;
+    struct stat st;
+    if (lstat(latest, &st) != 0) {
+        name = lqa_ckpt_newest(ckpt_dir);
+        if (name) log_warn("%s is missing (a run killed while switching it); resuming from the newest complete "
+                           "checkpoint, %s", latest, name);
+        else lqa_err_set(err, "--resume: %s has no complete checkpoint", ckpt_dir);
+        free(latest);
+        return name;
+    }
+    size_t n = 0;
+    if (lqa_read_file(latest, &name, &n, err)) {
+        free(latest);
+        return NULL;
+    }
     while (n && (name[n - 1] == '\n' || name[n - 1] == ' ')) name[--n] = '\0';
+    long step;
+    int rc = 0;
+    if (lqa_ckpt_name_step(name, &step) || strlen(name) != n)
+        rc = lqa_err_set(err, "%s: holds \"%.60s\", expected the name of a checkpoint folder (step-NNNNNNNN) "
+                         "inside %s", latest, name, ckpt_dir);
+    else if (!lqa_ckpt_is_complete(ckpt_dir, name))
+        rc = lqa_err_set(err, "%s names %s, which is not a complete checkpoint folder (state.json and "
+                         "state.safetensors)", latest, name);
+    free(latest);
+    if (rc) {
+        free(name);
+        return NULL;
+    }
+    return name;
+}
+
+static int load_checkpoint(run *r, lqa_err *err) {
+    char *name = resume_checkpoint_name(r->ckpt_dir, err);
+    if (!name) return -1;
     char *dir = lqa_path_join(r->ckpt_dir, name);
     free(name);
     char *sp = lqa_path_join(dir, "state.json"), *tp = lqa_path_join(dir, "state.safetensors");
     json_t *j = lqa_json_load_file(sp, err);
-    rc = j ? 0 : -1;
+    int rc = j ? 0 : -1;
+    uint64_t want_bytes = 0, want_xxh = 0, bytes, xxh;
+    if (!rc) rc = lqa_ckpt_check_state(j, sp, r->o->steps, &want_bytes, &want_xxh, err);
+    if (!rc) rc = lqa_ckpt_digest_file(tp, &bytes, &xxh, err);
+    if (!rc && (bytes != want_bytes || xxh != want_xxh))
+        rc = lqa_err_set(err, "%s: %llu bytes with XXH64 %016llx, state.json recorded %llu bytes with %016llx: the "
+                         "file was damaged after it was written", tp, (unsigned long long)bytes,
+                         (unsigned long long)xxh, (unsigned long long)want_bytes, (unsigned long long)want_xxh);
     if (!rc) rc = load_state_tensors(tp, &r->opt, err);
     if (!rc) {
         r->step = (long)lqa_json_int(j, "step", -1);
@@ -670,6 +712,18 @@ static json_t *run_config_json(const run *r, const lqa_step_opts *so, const mem_
     return j;
 }
 
+/* Comma lists of directories naming the same directories in the same order. */
+static int same_dir_list(const char *a, const char *b) {
+    if (!a || !b) return 0;
+    char *ca = lqa_strdup(a), *cb = lqa_strdup(b), *sa = NULL, *sb = NULL;
+    char *x = strtok_r(ca, ",", &sa), *y = strtok_r(cb, ",", &sb);
+    while (x && y && lqa_same_path(x, y)) x = strtok_r(NULL, ",", &sa), y = strtok_r(NULL, ",", &sb);
+    int same = !x && !y;
+    free(ca);
+    free(cb);
+    return same;
+}
+
 /* A resumed run must use the settings that shape its state and data stream. */
 static int check_resume_settings(const char *path, const lqa_train_opts *o, lqa_err *err) {
     json_t *old = lqa_json_load_file(path, err);
@@ -681,6 +735,7 @@ static int check_resume_settings(const char *path, const lqa_train_opts *o, lqa_
     int rc = 0;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !rc; i++) {
         json_t *a = json_object_get(was, keys[i]), *b = json_object_get(now, keys[i]);
+        if (!strcmp(keys[i], "data") && same_dir_list(json_string_value(a), json_string_value(b))) continue;
         if (a != b && !(a && b && json_equal(a, b))) { /* absent on both sides counts as equal */
             char *sa = a ? json_dumps(a, JSON_ENCODE_ANY) : lqa_strdup("none");
             char *sb = b ? json_dumps(b, JSON_ENCODE_ANY) : lqa_strdup("none");
@@ -817,19 +872,28 @@ static int open_data(run *r, lqa_err *err) {
 
 static int prepare_out_dir(run *r, lqa_err *err) {
     r->ckpt_dir = lqa_path_join(r->o->out_dir, "checkpoints");
-    char *latest = lqa_path_join(r->ckpt_dir, "latest");
-    int has_run = lqa_path_exists(latest);
+    char *latest = lqa_path_join(r->ckpt_dir, "latest"), *newest = lqa_ckpt_newest(r->ckpt_dir);
+    struct stat st;
+    int has_run = lstat(latest, &st) == 0 || newest != NULL;
     free(latest);
+    free(newest);
     if (has_run && !r->o->resume)
         return lqa_err_set(err, "%s already holds a run (checkpoints/latest); pass --resume to continue it or choose "
                            "another --out", r->o->out_dir);
     if (!has_run && r->o->resume)
         return lqa_err_set(err, "--resume: %s has no checkpoint (checkpoints/latest)", r->o->out_dir);
-    return lqa_mkdir_p(r->ckpt_dir, err);
+    /* what a killed run left beside its files (config.json.tmp.PID, metrics.jsonl.tmp.PID, ...) */
+    static const char *const files[] = {"config.json", "metrics.jsonl", "final"};
+    for (int i = 0; i < 3; i++) lqa_clean_stale_temps(r->o->out_dir, files[i]);
+    if (lqa_mkdir_p(r->ckpt_dir, err)) return -1;
+    lqa_clean_stale_temps(r->ckpt_dir, NULL); /* also when no save follows (a resume at the last step) */
+    return 0;
 }
 
 /* ---- the final artefact -------------------------------------------------------------------- */
 
+/* final/ appears whole or not at all (lqa_atomic_dir; lqa_hf_save is atomic itself): an adapter
+ * never exists without the lqa_training.json that carries the run's position interpolation. */
 static int save_final(run *r, lqa_err *err) {
     char *dir = lqa_path_join(r->o->out_dir, "final");
     int rc;
@@ -837,16 +901,21 @@ static int save_final(run *r, lqa_err *err) {
         lqa_hf_save_opts so = {LQA_ST_F32, 0, r->tokenizer_path};
         rc = lqa_hf_save(dir, &r->m, &so, err);
     } else {
-        rc = lqa_adapter_save(dir, &r->m, r->o->train, r->o->model_dir, err);
+        lqa_atomic_dir ad;
+        rc = lqa_atomic_dir_begin(&ad, dir, err);
+        if (!rc) rc = lqa_adapter_save(ad.tmp, &r->m, r->o->train, r->o->model_dir, err);
+        lqa_kill_point("final");
         if (!rc) {
             /* what merge and adapter loading need for the extended model */
             json_t *j = json_pack("{s:i, s:f, s:i, s:s}", "ctx", r->o->ctx, "rope_scale", (double)r->m.cfg.rope_scale,
                                   "max_position_embeddings", r->m.cfg.max_pos, "train", lqa_train_set_name(r->o->train));
-            char *p = lqa_path_join(dir, "lqa_training.json");
+            char *p = lqa_path_join(ad.tmp, "lqa_training.json");
             rc = lqa_json_write_file(p, j, err);
             free(p);
             json_decref(j);
         }
+        if (!rc) rc = lqa_atomic_dir_commit(&ad, err);
+        else if (ad.tmp) lqa_atomic_dir_abort(&ad);
     }
     if (!rc) log_info("wrote %s", dir);
     free(dir);

@@ -1,19 +1,21 @@
 /* kernels/cuda/rope.cu: rotary embedding (HF rotate_half convention): the angle table, and the
  * in-place rotation forward (+angle) and backward (-angle), one thread per rotated pair (the
- * twins of rope.c; the table is computed in double like the CPU's, then rounded to float). */
+ * twins of rope.c; the inverse frequencies come from rope_inv_freq, as on the CPU, and the angles
+ * are computed in double like the CPU's, then rounded to float). */
 #include "kernels/cuda/internal.cuh"
 
 enum { ROPE_THREADS = 256 };
 
-__global__ void rope_table_kernel(float *cos_t, float *sin_t, int T, int hd, int pos0, float theta, float scale) {
+/* rope_inv_freq's values for the table being built (hd/2 <= ROPE_MAX_HEAD_DIM/2 entries). */
+__constant__ double c_inv_freq[ROPE_MAX_HEAD_DIM / 2];
+
+__global__ void rope_table_kernel(float *cos_t, float *sin_t, int T, int hd, int pos0, double scale) {
     int half = hd / 2;
     size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (size_t)T * half) return;
     int t = (int)(idx / half), i = (int)(idx % half);
-    /* HF: inv_freq = 1 / theta^(2i/hd); t_scaled = position / factor (linear scaling) */
-    double pos = (double)(pos0 + t) / scale;
-    double inv_freq = 1.0 / pow((double)theta, (2.0 * i) / hd);
-    double a = pos * inv_freq;
+    double pos = (double)(pos0 + t) / scale; /* HF linear scaling: position / factor */
+    double a = pos * c_inv_freq[i];
     cos_t[idx] = (float)cos(a);
     sin_t[idx] = (float)sin(a);
 }
@@ -36,10 +38,15 @@ __global__ void rope_apply_kernel(float *x, const float *cos_t, const float *sin
     v[i + half] = b * c + a * s;
 }
 
-extern "C" void rope_table_cuda(float *cos_t, float *sin_t, int T, int hd, int pos0, float theta, float scale) {
+extern "C" void rope_table_cuda(float *cos_t, float *sin_t, int T, int hd, int pos0, const rope_spec *r) {
     size_t n = (size_t)T * (hd / 2);
     if (n == 0) return;
-    rope_table_kernel<<<lqa_blocks_for(n, ROPE_THREADS), ROPE_THREADS>>>(cos_t, sin_t, T, hd, pos0, theta, scale);
+    lqaCheck(hd <= ROPE_MAX_HEAD_DIM, "rope_table_cuda: head dim %d is over %d", hd, ROPE_MAX_HEAD_DIM);
+    double inv_freq[ROPE_MAX_HEAD_DIM / 2];
+    rope_inv_freq(inv_freq, hd, r);
+    cudaCheck(cudaMemcpyToSymbol(c_inv_freq, inv_freq, sizeof(double) * (size_t)(hd / 2)));
+    double scale = r->scale > 0 ? r->scale : 1.0;
+    rope_table_kernel<<<lqa_blocks_for(n, ROPE_THREADS), ROPE_THREADS>>>(cos_t, sin_t, T, hd, pos0, scale);
     cudaCheckLaunch();
 }
 

@@ -1,0 +1,40 @@
+/* kernels/matmul_bf16.h: the GEMMs of the bf16 CUDA path, on cuBLASLt with bf16 inputs and fp32
+ * accumulation (kernels/cuda/matmul_bf16.cu). Same conventions as matmul.h / lora.h: row-major,
+ * a linear weight W is [Out, In] so y = x W^T, backward outputs ACCUMULATE (+=), device pointers.
+ * Inputs (activations, frozen weights, bf16 copies of the LoRA factors) are bf16; gradients are
+ * fp32 (they accumulate over micro-batches and several paths); an output y is fp32 or bf16
+ * (y_type), rounded to nearest even once, after the fp32 sum.
+ *   x [N, In], W [Out, In], y [N, Out]; LoRA A [r, In], B [Out, r], t = x A^T [N, r]
+ * The CPU reference is gemm_bf16_ref (kernels/bf16.h) on the same bf16 inputs.
+ */
+#ifndef LQA_KERNELS_MATMUL_BF16_H
+#define LQA_KERNELS_MATMUL_BF16_H
+
+#include "kernels/bf16.h"
+
+#ifdef LQA_CUDA
+/* C = alpha op(A) op(B) + beta C, cblas_sgemm's row-major meaning of M, N, K, lda, ldb, ldc;
+ * C fp32 or bf16 (c_type). */
+void gemm_bf16_cuda(int transA, int transB, int M, int N, int K, float alpha, const lqa_bf16 *A, int lda,
+                    const lqa_bf16 *B, int ldb, float beta, void *C, lqa_dtype c_type, int ldc);
+/* y = x W^T (accumulate == 0) or y += x W^T. */
+void matmul_bf16_forward_cuda(void *y, lqa_dtype y_type, const lqa_bf16 *x, const lqa_bf16 *W, int N, int In,
+                              int Out, int accumulate);
+/* dx += dy W (skipped when dx == NULL); dW += dy^T x (skipped when dW == NULL: frozen weights). */
+void matmul_bf16_backward_cuda(float *dx, float *dW, const lqa_bf16 *dy, const lqa_bf16 *x, const lqa_bf16 *W,
+                               int N, int In, int Out);
+/* LoRA's two thin products: t = x A^T (bf16, saved for the backward); y += scale t B^T. */
+void lora_bf16_forward_cuda(void *y, lqa_dtype y_type, lqa_bf16 *t, const lqa_bf16 *x, const lqa_bf16 *A,
+                            const lqa_bf16 *B, int N, int In, int Out, int r, float scale);
+/* dB += scale dy^T t (dB may be NULL); dt = scale dy B, rounded to bf16 into scratch (N * r
+ * bf16); dA += dt^T x; dx += dt A (dx may be NULL). */
+void lora_bf16_backward_cuda(float *dx, float *dA, float *dB, const lqa_bf16 *dy, const lqa_bf16 *x,
+                             const lqa_bf16 *t, const lqa_bf16 *A, const lqa_bf16 *B, int N, int In, int Out, int r,
+                             float scale, lqa_bf16 *scratch);
+/* The chunked cross-entropy's logits: logits [rows, V] = x [rows, D] W [V, D]^T in fp32 (the
+ * loss and its softmax are fp32). Its backward GEMMs are matmul_bf16_backward_cuda on the
+ * dlogits rounded to bf16 (bf16_from_f32_cuda). */
+void crossentropy_logits_bf16_cuda(float *logits, const lqa_bf16 *x, const lqa_bf16 *W, int rows, int D, int V);
+#endif
+
+#endif
