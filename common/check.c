@@ -7,14 +7,17 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "common/escape.h"
+
 void lqa_fatal_at(const char *file, int line, const char *fmt, ...) {
     va_list ap;
+    char msg[2048];
     fflush(stdout);
-    fprintf(stderr, "lqa: fatal: ");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, " (at %s:%d)\n", file, line);
+    lqa_escape_inplace(msg, sizeof msg); /* a path in it may hold a newline */
+    fprintf(stderr, "lqa: fatal: %s (at %s:%d)\n", msg, file, line);
     exit(1);
 }
 
@@ -69,8 +72,13 @@ void lqa_fclose_at(FILE *f, const char *file, int line) {
     if (fclose(f) != 0) lqa_fatal_at(file, line, "close failed: %s", strerror(errno));
 }
 
+/* Names the database file: "database disk image is malformed" alone does not say which. */
 void lqa_sqlite_fail(int rc, struct sqlite3 *db, const char *file, int line) {
-    lqa_fatal_at(file, line, "SQLite error %d: %s", rc, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    const char *path = db ? sqlite3_db_filename(db, "main") : NULL;
+    int corrupt = (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
+    lqa_fatal_at(file, line, "%s%sSQLite error %d: %s%s", path && *path ? path : "", path && *path ? ": " : "", rc,
+                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
+                 corrupt ? " (the database file is damaged: restore it or rebuild it from its inputs)" : "");
 }
 
 size_t lqa_zstd_check(size_t ret, const char *file, int line) {
@@ -84,6 +92,7 @@ int lqa_err_set(lqa_err *err, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
+    lqa_escape_inplace(err->msg, sizeof err->msg); /* one printable line, whatever a name holds */
     return -1;
 }
 
@@ -96,5 +105,6 @@ int lqa_err_prefix(lqa_err *err, const char *fmt, ...) {
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
     snprintf(err->msg, sizeof err->msg, "%.500s: %.500s", prefix, old);
+    lqa_escape_inplace(err->msg, sizeof err->msg);
     return -1;
 }

@@ -1,9 +1,11 @@
-/* log.c: leveled logging to stderr; one line per call, written with a single fprintf so lines
+/* log.c: leveled logging to stderr; one line per call (control bytes escaped, common/escape.h), written with a single fprintf so lines
  * from OpenMP threads do not interleave. */
 #include "common/log.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/escape.h"
 
 static int g_level = -1;
 
@@ -31,6 +33,7 @@ void lqa_log(lqa_log_level level, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    lqa_escape_inplace(line, sizeof line); /* one line per call, whatever a file name holds */
     if (level == LQA_LOG_INFO) fprintf(stderr, "%s\n", line);
     else fprintf(stderr, "%s: %s\n", names[level], line);
 }

@@ -505,7 +505,7 @@ static int sft_batch(sink *k, lqa_store *st, qa_item *qa, size_t q0, size_t q1, 
 static int build_sft(sink *k, lqa_store *st, build_stats *bs, lqa_err *err) {
     qa_list l = {0};
     if (lqa_store_each_qa(st, split_arg(k->o->split), k->o->kinds, collect_qa, &l, err) != 0) return -1;
-    qsort(l.items, l.n, sizeof *l.items, by_doc_then_id);
+    if (l.n > 1) qsort(l.items, l.n, sizeof *l.items, by_doc_then_id); /* a split with no pairs: items is NULL */
     bs->qa_pairs = l.n;
     lqa_progress pg;
     lqa_progress_start(&pg, "sft records", (double)l.n, "qa");

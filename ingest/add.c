@@ -1,5 +1,6 @@
-/* add.c: `lqa-ingest add`: walks the inputs (directories recursively, sorted), parses each
- * through lqa_parse_path (or lqa_parse_manual for a --join manual), runs the QA generators and
+/* add.c: `lqa-ingest add`: walks the inputs (lqa_walker, ingest/input.h: directories recursively,
+ * sorted, links kept inside the tree, filtered), parses each through lqa_parse_path (or
+ * lqa_parse_manual for a --join manual), runs the QA generators and
  * stores the documents with their sections and pairs in batched transactions (a batch holds
  * whole documents), so an interrupted run leaves whole documents only and a re-run completes
  * it (the content hash is unique).
@@ -9,13 +10,11 @@
  * SQLite); this thread stores what they made strictly in input order, and prints their
  * warnings and errors in that order too. Duplicate checks, ids, splits and the summary are
  * therefore those of the single-threaded run (--threads 1, where everything happens here). */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "common/fileio.h"
 #include "common/hash.h"
@@ -23,6 +22,7 @@
 #include "common/progress.h"
 #include "ingest/cli.h"
 #include "ingest/gen.h"
+#include "ingest/input.h"
 #include "ingest/parse.h"
 #include "ingest/pipe.h"
 #include "ingest/store.h"
@@ -57,9 +57,20 @@ static const char *const ADD_USAGE =
     "  --max-per-kind N        at most N pairs per generator per document (default 25)\n"
     "  --threads N             parse and prepare inputs on N threads (default: the online CPUs); the\n"
     "                          store is written in input order, the same whatever N\n"
+    "  --include GLOB          in directories, take only files matching GLOB (repeatable; a GLOB\n"
+    "                          without '/' matches the file name, one with '/' the path below PATH)\n"
+    "  --exclude GLOB          in directories, skip files and folders matching GLOB (repeatable; wins\n"
+    "                          over --include)\n"
+    "  --no-default-excludes   also take what is skipped by default in directories: stylesheets,\n"
+    "                          scripts, images, fonts, media, archives, PDFs, search indexes and pages,\n"
+    "                          changelogs, Sphinx _sources/_static, text twins (page.txt.gz, page.md,\n"
+    "                          page.json of a page.html beside it); a file matching --include is taken\n"
+    "  --follow-symlinks       follow symbolic links that leave the PATH's tree (by default they are\n"
+    "                          skipped with a warning); FIFOs, sockets and devices are never read\n"
     "  -q, --quiet             no summary, only errors\n"
     "\n"
-    "Exit status: 0 all inputs added, 3 some inputs failed (reported as FILE:LINE: ...), 2 usage.\n";
+    "Files named as PATH are always read. Exit status: 0 all inputs added, 3 some inputs failed\n"
+    "(each reported once as \"error: FILE:LINE: ...\"), 2 usage, 1 the store cannot be opened.\n";
 
 /* One unit of work: a file, or a manual directory (join: index is its index page). */
 typedef struct input_item {
@@ -84,6 +95,7 @@ typedef struct add_ctx {
     int64_t source_id;
     const char *source_name; /* the source of source_id */
     const char *cur_path;
+    const char *walk_root_name; /* the name of the PATH being walked */
     int cur_unit;        /* the input whose events are being stored; -1 before the first */
     lqa_parse_opts po;   /* the workers' template (warn set per worker) */
     int threads;
@@ -93,12 +105,12 @@ typedef struct add_ctx {
     long added, dups, empty, failed, synthetic_docs, warnings;
     kind_count *kinds;
     int n_kinds;
-    lqa_buf failures;
     input_item *items;
     int n_items, cap_items;
     int in_batch;        /* a transaction is open */
     size_t batch_bytes;  /* document text inserted in it */
     double batch_t0;     /* when it began */
+    lqa_walk_counts walk; /* what the input walk skipped */
 } add_ctx;
 
 /* A batch commits after this much text or this long, whichever comes first: each commit
@@ -122,110 +134,31 @@ static void count_kind(add_ctx *c, const char *kind) {
     c->kinds[c->n_kinds++] = (kind_count){lqa_strdup(kind), 1};
 }
 
-/* ---- input walk ---- */
+/* ---- input walk (ingest/input.h: lqa_walker) ---- */
 
-static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* Sorted entry names of dir (hidden ones skipped); NULL when it cannot be read. */
-static char **list_dir(const char *dir, int *n) {
-    *n = 0;
-    DIR *d = opendir(dir);
-    if (!d) return NULL;
-    char **names = NULL;
-    int cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        if (*n == cap) names = lqa_realloc(names, (size_t)(cap = cap ? 2 * cap : 32) * sizeof *names);
-        names[(*n)++] = lqa_strdup(e->d_name);
-    }
-    closedir(d);
-    qsort(names, (size_t)*n, sizeof *names, name_cmp);
-    return names;
-}
-
-/* index.html, else the first index.*.html, else index.page (Mallard), of a manual directory;
- * NULL if none. */
-static char *manual_index(const char *dir) {
-    int n;
-    char **names = list_dir(dir, &n);
-    char *found = NULL;
-    /* index.en.html first: a bare index.html is often a language chooser (debian-reference) */
-    for (int i = 0; i < n && !found; i++)
-        if (!strcmp(names[i], "index.en.html")) found = lqa_path_join(dir, names[i]);
-    for (int i = 0; i < n && !found; i++)
-        if (!strcmp(names[i], "index.html")) found = lqa_path_join(dir, names[i]);
-    for (int i = 0; i < n && !found; i++) {
-        size_t len = strlen(names[i]);
-        if (!strncmp(names[i], "index.", 6) && len > 11 && !strcmp(names[i] + len - 5, ".html"))
-            found = lqa_path_join(dir, names[i]);
-    }
-    for (int i = 0; i < n && !found; i++) /* a Mallard help directory */
-        if (!strcmp(names[i], "index.page")) found = lqa_path_join(dir, names[i]);
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
-    return found;
-}
-
-static void push_item(add_ctx *c, const char *path, const char *source, char *index, double bytes) {
+static void push_item(add_ctx *c, const char *path, const char *source, const char *index, double bytes) {
     if (c->n_items == c->cap_items)
         c->items = lqa_realloc(c->items, (size_t)(c->cap_items = c->cap_items ? 2 * c->cap_items : 64) * sizeof *c->items);
-    c->items[c->n_items++] = (input_item){lqa_strdup(path), lqa_strdup(source), index, bytes};
+    c->items[c->n_items++] = (input_item){lqa_strdup(path), lqa_strdup(source), index ? lqa_strdup(index) : NULL, bytes};
 }
 
-static double dir_bytes(const char *dir) {
-    int n;
-    char **names = list_dir(dir, &n);
-    double total = 0;
-    for (int i = 0; i < n; i++) {
-        char *p = lqa_path_join(dir, names[i]);
-        struct stat st;
-        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) total += (double)st.st_size;
-        free(p);
-        free(names[i]);
-    }
-    free(names);
-    return total;
+/* The default source is the first directory below the PATH argument, else the PATH's name. */
+static void on_input(void *ctx, const char *path, const char *top, const char *index, double bytes) {
+    add_ctx *c = ctx;
+    push_item(c, path, top ? top : c->walk_root_name, index, bytes);
 }
 
-static void walk(add_ctx *c, const char *path, const char *source, int join, int depth) {
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        lqa_buf_printf(&c->failures, "  %s: cannot read: %s\n", path, strerror(errno));
-        c->failed++;
-        return;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        push_item(c, path, source, NULL, (double)st.st_size);
-        return;
-    }
-    char *index = join ? manual_index(path) : NULL;
-    if (index) {
-        push_item(c, path, source, index, dir_bytes(path));
-        return;
-    }
-    if (depth > 32) { /* a symlink loop, or absurd nesting */
-        lqa_buf_printf(&c->failures, "  %s: directories nested more than 32 deep, expected a finite tree\n", path);
-        c->failed++;
-        return;
-    }
-    int n;
-    char **names = list_dir(path, &n);
-    if (!names) {
-        lqa_buf_printf(&c->failures, "  %s: cannot list directory: %s\n", path, strerror(errno));
-        c->failed++;
-    }
-    for (int i = 0; i < n; i++) {
-        char *child = lqa_path_join(path, names[i]);
-        struct stat cst;
-        /* the default source is the first directory below the PATH argument */
-        const char *src = source;
-        if (depth == 0 && !c->source_override && stat(child, &cst) == 0 && S_ISDIR(cst.st_mode)) src = names[i];
-        walk(c, child, src, join, depth + 1);
-        free(child);
-        free(names[i]);
-    }
-    free(names);
+/* A failed input is reported once, here, as it is met (and counted in the summary). */
+static void on_walk_failed(void *ctx, const char *reason) {
+    add_ctx *c = ctx;
+    c->failed++;
+    log_error("%s", reason);
+}
+
+static void on_walk_warn(void *ctx, const char *msg) {
+    add_ctx *c = ctx;
+    c->warnings++;
+    log_warn("%s", msg);
 }
 
 /* ---- the pair cap ---- */
@@ -519,9 +452,8 @@ static void consume_event(void *ctx, int unit, void *event) {
     case EV_DUP: c->dups++; break;
     case EV_DOC: store_doc(c, ev); break;
     case EV_END:
-        if (ev->rc != 0) {
+        if (ev->rc != 0) { /* reported once, here; the summary counts it */
             c->failed++;
-            lqa_buf_printf(&c->failures, "  %s\n", ev->msg);
             log_error("%s", ev->msg);
         }
         c->done_bytes += c->items[unit].bytes;
@@ -550,7 +482,11 @@ static void print_summary(const add_ctx *c, double secs) {
            " %ld warning%s (%.1f s)\n",
            c->added, c->added == 1 ? "" : "s", c->synthetic_docs, c->dups, c->dups == 1 ? "" : "s", c->empty,
            c->failed, c->failed == 1 ? "" : "s", c->warnings, c->warnings == 1 ? "" : "s", secs);
-    if (c->failures.len) printf("failed inputs:\n%s", c->failures.data);
+    const lqa_walk_counts *w = &c->walk;
+    if (w->not_documents || w->excluded || w->links_out || w->not_regular)
+        printf("skipped in the input trees: %ld not documents (default excludes), %ld by --include/--exclude, "
+               "%ld symbolic links leaving the tree, %ld not regular files\n",
+               w->not_documents, w->excluded, w->links_out, w->not_regular);
     long total = 0;
     for (int i = 0; i < c->n_kinds; i++) total += c->kinds[i].n;
     printf("QA pairs added: %ld", total);
@@ -572,7 +508,11 @@ int lqa_cmd_add(int argc, char **argv) {
         {"max-per-kind", required_argument, 0, 'k'}, {"quiet", no_argument, 0, 'q'},
         {"threads", required_argument, 0, 't'},   {"help", no_argument, 0, 'h'},
         {"join-by", required_argument, 0, 'J'},
+        {"include", required_argument, 0, 'I'},   {"exclude", required_argument, 0, 'X'},
+        {"no-default-excludes", no_argument, 0, 'N'}, {"follow-symlinks", no_argument, 0, 'L'},
         {0, 0, 0, 0}};
+    const char *include[argc], *exclude[argc]; /* the globs, at most one per argument */
+    lqa_walk_opts wo = {.include = include, .exclude = exclude};
     add_ctx c = {.split = {0.9, 0.05, 0.05}, .max_pairs = 200, .gen = {.seed = 1, .mask = LQA_GEN_ALL, .max_per_kind = 25},
                  .cur_unit = -1, .threads = lqa_pipe_default_threads()};
     const char *db = NULL, *format = NULL;
@@ -616,6 +556,10 @@ int lqa_cmd_add(int argc, char **argv) {
             c.threads = (int)n;
             break;
         }
+        case 'I': include[wo.n_include++] = optarg; break;
+        case 'X': exclude[wo.n_exclude++] = optarg; break;
+        case 'N': wo.no_default_excludes = 1; break;
+        case 'L': wo.follow_symlinks = 1; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(ADD_USAGE, stdout); return LQA_EXIT_OK;
         default: return usage_error("unknown option");
@@ -633,15 +577,21 @@ int lqa_cmd_add(int argc, char **argv) {
         fprintf(stderr, "lqa-ingest add: %s\n", err.msg);
         return LQA_EXIT_FATAL;
     }
+    wo.join = join;
+    static const lqa_walk_fns walk_fns = {on_input, on_walk_failed, on_walk_warn};
+    lqa_walker *walker = lqa_walker_new(&wo, &walk_fns, &c);
     for (int i = optind; i < argc; i++) {
-        /* trailing slashes would leave an empty name */
+        /* the PATH's own name (trailing slashes would leave an empty one) */
         char *copy = lqa_strdup(argv[i]);
         size_t n = strlen(copy);
         while (n > 1 && copy[n - 1] == '/') copy[--n] = '\0';
         char *base = strrchr(copy, '/');
-        walk(&c, copy, base ? base + 1 : copy, join, 0);
+        c.walk_root_name = base && base[1] ? base + 1 : copy;
+        lqa_walker_run(walker, argv[i]);
         free(copy);
     }
+    c.walk = *lqa_walker_counts(walker);
+    lqa_walker_free(walker);
     double total = 0, t0 = lqa_now();
     double *sizes = lqa_malloc(((size_t)c.n_items + 1) * sizeof *sizes);
     for (int i = 0; i < c.n_items; i++) total += sizes[i] = c.items[i].bytes;
@@ -678,6 +628,5 @@ int lqa_cmd_add(int argc, char **argv) {
     free(c.items);
     for (int i = 0; i < c.n_kinds; i++) free(c.kinds[i].kind);
     free(c.kinds);
-    lqa_buf_free(&c.failures);
     return status;
 }

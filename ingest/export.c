@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <errno.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 #include "common/buf.h"
+#include "common/escape.h"
 #include "common/fileio.h"
 #include "common/json.h"
 #include "ingest/cli.h"
@@ -65,6 +67,21 @@ static int load_doc(lqa_store *s, cur_doc *c, int64_t id, lqa_err *err) {
     if (lqa_store_get_doc(s, id, &c->doc, err) != 0) return -1;
     c->id = id;
     c->context_json = json_str(c->doc.text, c->doc.text_len);
+    return 0;
+}
+
+/* What is exported is what the store promises: an evidence span inside the text holds the
+ * answer (docs/STORE.md, "Extractive"); offsets edited in the store are refused, naming the pair. */
+static int span_check(lqa_store *s, sqlite3_stmt *st, const cur_doc *c, lqa_err *err) {
+    int64_t ev_s = sqlite3_column_int64(st, 7), ev_e = sqlite3_column_int64(st, 8);
+    const char *answer = (const char *)sqlite3_column_text(st, 5);
+    if (ev_e == 0) return 0;
+    if (ev_s < 0 || ev_s > ev_e || (uint64_t)ev_e > c->doc.text_len || !answer ||
+        !memmem(c->doc.text + ev_s, (size_t)(ev_e - ev_s), answer, strlen(answer)))
+        return lqa_err_set(err, "%s: QA pair %lld: its evidence span [%lld, %lld) of document %lld does not hold its "
+                                "answer (damaged or edited store; nothing exported)",
+                           sqlite3_db_filename(lqa_store_db(s), "main"), (long long)sqlite3_column_int64(st, 0),
+                           (long long)ev_s, (long long)ev_e, (long long)c->id);
     return 0;
 }
 
@@ -195,12 +212,17 @@ int lqa_cmd_export(int argc, char **argv) {
         return LQA_EXIT_USAGE;
     }
     if (split && strcmp(split, "train") && strcmp(split, "valid") && strcmp(split, "test")) {
-        fprintf(stderr, "lqa-ingest export: --split '%s': expected train, valid or test\n", split);
+        lqa_eprintf("lqa-ingest export: --split '%s': expected train, valid or test", split);
         return LQA_EXIT_USAGE;
     }
     lqa_err err = {{0}};
     lqa_store *s = lqa_store_open(db, 0, &err);
     if (!s) return fprintf(stderr, "lqa-ingest export: %s\n", err.msg), LQA_EXIT_FATAL;
+    if (lqa_store_check_qa(s, &err) != 0) { /* a pair without its document, a span out of range */
+        fprintf(stderr, "lqa-ingest export: %s\n", err.msg);
+        lqa_store_close(s);
+        return LQA_EXIT_FATAL;
+    }
     sqlite3 *sdb = lqa_store_db(s);
     sqlite3_stmt *st;
     sqliteCheck(sqlite3_prepare_v2(sdb,
@@ -227,6 +249,10 @@ int lqa_cmd_export(int argc, char **argv) {
             status = LQA_EXIT_FATAL;
             break;
         }
+        if (span_check(s, st, &c, &err) != 0) {
+            status = LQA_EXIT_FATAL;
+            break;
+        }
         if (jsonl) write_jsonl(of.f, st, &c, sqlite3_column_int(st, 9));
         else write_longalpaca(of.f, st, &c, n == 0);
         n++;
@@ -238,7 +264,7 @@ int lqa_cmd_export(int argc, char **argv) {
     free(c.context_json);
     status = out_close(&of, status, outp, &err);
     if (status != LQA_EXIT_OK) fprintf(stderr, "lqa-ingest export: %s\n", err.msg);
-    else fprintf(stderr, "exported %ld QA pairs to %s\n", n, outp);
+    else lqa_eprintf("exported %ld QA pairs to %s", n, outp);
     lqa_store_close(s);
     return status;
 }

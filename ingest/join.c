@@ -435,8 +435,8 @@ static void append_unlinked(const char *root, page_list *order) {
             free(joined);
             continue;
         }
-        char *real = realpath(joined, NULL);
-        if (real && !lqa_is_dir(real) && !list_has(order, real)) list_add(order, real);
+        char *real = real_inside(joined, root, 1); /* a link out of the manual is no page of it */
+        if (real && !list_has(order, real)) list_add(order, real);
         free(real);
         free(joined);
     }

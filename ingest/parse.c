@@ -97,9 +97,8 @@ static int looks_like_json(const char *s, size_t n) {
 }
 
 static const char *sniff_format(const char *path, const char *head, size_t n, lqa_err *err) {
-    if (is_epub(head, n)) return "epub";
-    /* any other zip: an EPUB when it holds META-INF/container.xml, wherever the entry lies */
-    if (n >= 4 && memcmp(head, "PK\x03\x04", 4) == 0 && lqa_xml_is_epub_zip(path)) return "epub";
+    if (is_epub(head, n) || (n >= 4 && !memcmp(head, "PK\x03\x04", 4) && lqa_input_is_epub_container(path)))
+        return "epub"; /* a zip with mimetype first, or any zip holding META-INF/container.xml */
     if (check_text_bytes(path, head, n, err) < 0) return NULL;
     size_t i = 0;
     if (n >= 3 && memcmp(head, "\xef\xbb\xbf", 3) == 0) i = 3;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/escape.h"
 #include "ingest/cli.h"
 #include "ingest/store.h"
 
@@ -231,9 +232,12 @@ static void print_group(const json_t *o, const char *title) {
     printf("\n%-32s %10s %10s %10s\n", title, "documents", "qa", "synthetic");
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)o, k, v)
-        printf("  %-30s %10lld %10lld %10lld\n", k, (long long)lqa_json_int(v, "documents", 0),
+    json_object_foreach((json_t *)o, k, v) {
+        char name[256]; /* a source is named after a directory: its name may hold a newline */
+        lqa_escape(k, strlen(k), name, sizeof name);
+        printf("  %-30s %10lld %10lld %10lld\n", name, (long long)lqa_json_int(v, "documents", 0),
                (long long)lqa_json_int(v, "qa", 0), (long long)lqa_json_int(v, "qa_synthetic", 0));
+    }
 }
 
 static void print_text(const json_t *o) {
@@ -286,7 +290,7 @@ static void print_text(const json_t *o) {
 static lqa_store *open_store(const char *cmd, const char *db) {
     lqa_err err = {{0}};
     lqa_store *s = lqa_store_open(db, 0, &err);
-    if (!s) fprintf(stderr, "lqa-ingest %s: %s\n", cmd, err.msg);
+    if (!s) lqa_eprintf("lqa-ingest %s: %s", cmd, err.msg);
     return s;
 }
 
@@ -333,6 +337,10 @@ int lqa_cmd_search(int argc, char **argv) {
     }
     if (!db || optind != argc - 1 || limit < 1)
         return fprintf(stderr, "lqa-ingest search: expected --db DB and one QUERY\n\n%s", SEARCH_USAGE), LQA_EXIT_USAGE;
+    lqa_err qerr;
+    if (lqa_store_fts_syntax(argv[optind], &qerr) != 0) /* the user's error, told apart from the store's */
+        return lqa_eprintf("lqa-ingest search: query '%s': %s; expected FTS5 syntax (words, \"phrase\", AND, OR, "
+                           "NOT)", argv[optind], qerr.msg), LQA_EXIT_USAGE;
     lqa_store *s = open_store("search", db);
     if (!s) return LQA_EXIT_FATAL;
     sqlite3 *sdb = lqa_store_db(s);
@@ -350,15 +358,19 @@ int lqa_cmd_search(int argc, char **argv) {
         char *snip = lqa_strdup((const char *)sqlite3_column_text(st, 3));
         for (char *p = snip; *p; p++)
             if (*p == '\n') *p = ' ';
-        printf("doc %lld \"%s\" > %s\n    %s\n", (long long)sqlite3_column_int64(st, 0), sqlite3_column_text(st, 1),
-               sqlite3_column_text(st, 2), snip);
+        char title[1024], sec[1024]; /* titles may come from file names */
+        const char *t = (const char *)sqlite3_column_text(st, 1), *h = (const char *)sqlite3_column_text(st, 2);
+        lqa_escape(t ? t : "", t ? strlen(t) : 0, title, sizeof title);
+        lqa_escape(h ? h : "", h ? strlen(h) : 0, sec, sizeof sec);
+        printf("doc %lld \"%s\" > %s\n    %s\n", (long long)sqlite3_column_int64(st, 0), title, sec, snip);
         free(snip);
     }
     int status = LQA_EXIT_OK;
-    if (rc != SQLITE_DONE) { /* a malformed FTS5 query is the user's error, not a crash */
-        fprintf(stderr, "lqa-ingest search: query '%s': %s; expected FTS5 syntax (words, \"phrase\", AND, OR, NOT)\n",
-                argv[optind], sqlite3_errmsg(sdb));
-        status = LQA_EXIT_USAGE;
+    if (rc != SQLITE_DONE) { /* the query is valid: the store's index or text is damaged */
+        lqa_eprintf("lqa-ingest search: %s: the search failed: %s (SQLite error %d; the store's full-text index "
+                    "or text is damaged: check it with sqlite3 %s 'PRAGMA integrity_check', or re-ingest)",
+                db, sqlite3_errmsg(sdb), sqlite3_extended_errcode(sdb), db);
+        status = LQA_EXIT_FATAL;
     } else if (!hits) {
         printf("no sections match '%s'\n", argv[optind]);
     }

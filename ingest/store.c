@@ -118,25 +118,35 @@ static void exec(sqlite3 *db, const char *sql) {
     if (rc != SQLITE_OK) lqa_fatal("sqlite: %s while running %.80s", msg ? msg : "?", sql);
 }
 
-/* Creates the schema in a fresh file, migrates an older one, refuses anything else. */
+/* Creates the schema in a fresh file, migrates an older one, refuses anything else. Creating and
+ * migrating happen in one write transaction that looks again at the version once it holds the
+ * lock: two `lqa-ingest add` creating the same new store both get here, and the second must find
+ * the first one's schema rather than create it again ("table sources already exists"). */
 static int check_schema(lqa_store *s, int create, lqa_err *err) {
     int v = user_version(s->db);
     if (v == LQA_STORE_SCHEMA_VERSION) return 0;
-    if (v == 0 && count_tables(s->db) == 0) {
-        if (!create) return lqa_err_set(err, "%s: not a LongQA store (empty database), expected one made by lqa-ingest add", s->path);
-        exec(s->db, "BEGIN IMMEDIATE");
-        exec(s->db, SCHEMA_V5);
-        exec(s->db, "PRAGMA user_version = 5; COMMIT");
-        return 0;
-    }
-    if (v >= 1 && v <= 4) { /* one transaction: a store is migrated whole or not at all */
-        exec(s->db, "BEGIN IMMEDIATE");
-        if (v <= 1) exec(s->db, MIGRATE_V1_TO_V2);
-        if (v <= 2) exec(s->db, MIGRATE_V2_TO_V3);
-        if (v <= 3) exec(s->db, MIGRATE_V3_TO_V4);
-        exec(s->db, MIGRATE_V4_TO_V5);
-        exec(s->db, "COMMIT");
-        return 0;
+    if (v == 0 && count_tables(s->db) == 0 && !create)
+        return lqa_err_set(err, "%s: not a LongQA store (empty database), expected one made by lqa-ingest add", s->path);
+    if (v == 0 || (v >= 1 && v <= 4)) {
+        exec(s->db, "BEGIN IMMEDIATE"); /* waits for another creator (busy timeout) */
+        v = user_version(s->db);
+        int tables = count_tables(s->db);
+        if (v == 0 && tables == 0 && create) {
+            exec(s->db, SCHEMA_V5);
+            exec(s->db, "PRAGMA user_version = 5");
+            v = LQA_STORE_SCHEMA_VERSION;
+        } else if (v >= 1 && v <= 4) { /* one transaction: a store is migrated whole or not at all */
+            if (v <= 1) exec(s->db, MIGRATE_V1_TO_V2);
+            if (v <= 2) exec(s->db, MIGRATE_V2_TO_V3);
+            if (v <= 3) exec(s->db, MIGRATE_V3_TO_V4);
+            exec(s->db, MIGRATE_V4_TO_V5);
+            v = LQA_STORE_SCHEMA_VERSION;
+        }
+        exec(s->db, v == LQA_STORE_SCHEMA_VERSION ? "COMMIT" : "ROLLBACK");
+        if (v == LQA_STORE_SCHEMA_VERSION) return 0;
+        if (v == 0 && tables == 0)
+            return lqa_err_set(err, "%s: not a LongQA store (empty database), expected one made by lqa-ingest add",
+                               s->path);
     }
     return lqa_err_set(err,
                        "%s: store has schema version %d, this lqa-ingest reads %d; %s", s->path, v,
@@ -190,10 +200,21 @@ lqa_store *lqa_store_open(const char *path, int create, lqa_err *err) {
     sqlite3_busy_timeout(s->db, 10000);
     sqliteCheck(sqlite3_create_function_v2(s->db, "lqa_section_text", 3, SQLITE_UTF8 | SQLITE_INNOCUOUS, s,
                                            section_text_fn, NULL, NULL, NULL), s->db);
-    /* A file that is not SQLite fails here, on the first read. */
+    /* A file that is not SQLite fails here, on the first read. Switching a new file to WAL
+     * needs its exclusive lock: while another process creates the same store, SQLite answers
+     * BUSY at once (a lock upgrade it will not wait for), so wait here, as long as the busy
+     * timeout would. */
     char *msg = NULL;
-    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON",
-                     NULL, NULL, &msg) != SQLITE_OK) {
+    int rc;
+    for (int tries = 0;; tries++) {
+        rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", NULL,
+                          NULL, &msg);
+        if ((rc & 0xff) != SQLITE_BUSY || tries == 500) break;
+        sqlite3_free(msg);
+        msg = NULL;
+        sqlite3_sleep(20);
+    }
+    if (rc != SQLITE_OK) {
         lqa_err_set(err, "%s: cannot open store: %s, expected a SQLite database", path, msg ? msg : "?");
         sqlite3_free(msg);
         lqa_store_close(s);
@@ -454,12 +475,18 @@ static char *col_dup(sqlite3_stmt *st, int i) {
     return lqa_strdup(t ? (const char *)t : "");
 }
 
-static int decompress_text(sqlite3_stmt *st, int col, int64_t id, char **out, size_t *out_len, lqa_err *err) {
+/* The text in column col, whose row says it has n_bytes bytes (checked before allocating: a
+ * damaged frame header could ask for any size). */
+static int decompress_text(sqlite3_stmt *st, int col, int64_t n_bytes, int64_t id, char **out, size_t *out_len,
+                           lqa_err *err) {
     const void *z = sqlite3_column_blob(st, col);
     size_t zn = (size_t)sqlite3_column_bytes(st, col);
     unsigned long long n = ZSTD_getFrameContentSize(z, zn);
     if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN)
         return lqa_err_set(err, "document %lld: stored text is not a zstd frame with a known size", (long long)id);
+    if (n_bytes < 0 || n != (unsigned long long)n_bytes)
+        return lqa_err_set(err, "document %lld: stored text holds %llu bytes, the row says %lld (corrupt store)",
+                           (long long)id, n, (long long)n_bytes);
     char *t = lqa_malloc((size_t)n + 1);
     size_t got = ZSTD_decompress(t, (size_t)n, z, zn);
     if (ZSTD_isError(got) || got != n) {
@@ -474,7 +501,7 @@ static int decompress_text(sqlite3_stmt *st, int col, int64_t id, char **out, si
 }
 
 #define DOC_SELECT                                                                                      \
-    "SELECT d.id, d.title, d.format, s.name, d.split, d.text, d.synthetic, d.inserts, d.parent_id, d.n_bytes " \
+    "SELECT d.id, d.title, d.format, s.name, d.split, d.text, d.synthetic, d.inserts, d.parent_id, d.n_bytes, d.hash " \
     "FROM documents d JOIN sources s ON s.id = d.source_id "
 
 /* Applies a synthetic copy's insertions ([[offset in the parent, "text"], ...]) to the parent's
@@ -512,13 +539,13 @@ static int apply_inserts(const char *parent, size_t parent_len, const char *js, 
 /* A synthetic copy stored as insertions: its parent's text with them applied. */
 static int rebuild_copy(lqa_store *s, sqlite3_stmt *row, int64_t id, char **out, size_t *out_len, lqa_err *err) {
     int64_t parent_id = sqlite3_column_int64(row, 8);
-    sqlite3_stmt *st = prep(s, "SELECT text FROM documents WHERE id = ?");
+    sqlite3_stmt *st = prep(s, "SELECT text, n_bytes FROM documents WHERE id = ?");
     sqliteCheck(sqlite3_bind_int64(st, 1, parent_id), s->db);
     int rc = sqlite3_step(st);
     sqliteCheck(rc, s->db);
     char *parent = NULL;
     size_t parent_len = 0;
-    int ret = rc == SQLITE_ROW ? decompress_text(st, 0, parent_id, &parent, &parent_len, err)
+    int ret = rc == SQLITE_ROW ? decompress_text(st, 0, sqlite3_column_int64(st, 1), parent_id, &parent, &parent_len, err)
                                : lqa_err_set(err, "document %lld: its parent %lld is not in the store", (long long)id,
                                              (long long)parent_id);
     sqlite3_finalize(st);
@@ -529,12 +556,38 @@ static int rebuild_copy(lqa_store *s, sqlite3_stmt *row, int64_t id, char **out,
     return ret;
 }
 
+/* The text read is the text stored: its length is n_bytes and its SHA-256 the hash column (the
+ * zstd checksum only says the frame is intact; a text swapped for another's, or rows edited by
+ * hand, pass it). */
+static int verify_text(lqa_store *s, sqlite3_stmt *st, int64_t id, const char *text, size_t len, lqa_err *err) {
+    int64_t n_bytes = sqlite3_column_int64(st, 9);
+    if (n_bytes != (int64_t)len)
+        return lqa_err_set(err, "%s: document %lld: its text has %zu bytes, the row says %lld (the store is damaged or "
+                                "was edited; re-ingest)", s->path, (long long)id, len, (long long)n_bytes);
+    const char *want = (const char *)sqlite3_column_text(st, 10);
+    uint8_t h[LQA_SHA256_SIZE];
+    char hex[2 * LQA_SHA256_SIZE + 1];
+    lqa_sha256(text, len, h);
+    lqa_hex(h, LQA_SHA256_SIZE, hex);
+    if (!want || strcmp(hex, want) != 0)
+        return lqa_err_set(err, "%s: document %lld: its text does not match its stored SHA-256 (the store is damaged "
+                                "or was edited; re-ingest)", s->path, (long long)id);
+    return 0;
+}
+
 static int row_to_doc(lqa_store *s, sqlite3_stmt *st, lqa_store_doc *d, lqa_err *err) {
     memset(d, 0, sizeof *d);
     d->id = sqlite3_column_int64(st, 0);
-    int rc = sqlite3_column_type(st, 7) == SQLITE_NULL ? decompress_text(st, 5, d->id, &d->text, &d->text_len, err)
-                                                       : rebuild_copy(s, st, d->id, &d->text, &d->text_len, err);
-    if (rc != 0) return -1;
+    int rc = sqlite3_column_type(st, 7) == SQLITE_NULL
+                 ? decompress_text(st, 5, sqlite3_column_int64(st, 9), d->id, &d->text, &d->text_len, err)
+                 : rebuild_copy(s, st, d->id, &d->text, &d->text_len, err);
+    if (rc != 0) lqa_err_prefix(err, "%s", s->path);
+    else rc = verify_text(s, st, d->id, d->text, d->text_len, err);
+    if (rc != 0) {
+        free(d->text);
+        d->text = NULL;
+        return -1;
+    }
     d->title = col_dup(st, 1);
     d->format = col_dup(st, 2);
     d->source = col_dup(st, 3);
@@ -596,10 +649,62 @@ static int kind_in(const char *kind, const char *list) {
     return 0;
 }
 
+/* A stored span [a, b) of a document of n bytes: 0 when it is empty (unrecorded) or in order
+ * inside the document. */
+static int span_bad(long long a, long long b, long long n) { return a < 0 || b < 0 || (b > 0 && (a > b || b > n)); }
+
+int lqa_store_check_qa(lqa_store *s, lqa_err *err) {
+    static const char *const bad_span = "(q.%s_start < 0 OR q.%s_end < 0 OR (q.%s_end > 0 AND (q.%s_start > q.%s_end"
+                                        " OR q.%s_end > d.n_bytes)))";
+    char ev[160], an[160], sql[640];
+    snprintf(ev, sizeof ev, bad_span, "ev", "ev", "ev", "ev", "ev", "ev");
+    snprintf(an, sizeof an, bad_span, "anchor", "anchor", "anchor", "anchor", "anchor", "anchor");
+    snprintf(sql, sizeof sql, "SELECT q.id, q.doc_id, q.ev_start, q.ev_end, d.id, d.n_bytes, q.anchor_start,"
+                              " q.anchor_end FROM qa q LEFT JOIN documents d ON d.id = q.doc_id"
+                              " WHERE d.id IS NULL OR %s OR %s ORDER BY q.id LIMIT 1", ev, an);
+    sqlite3_stmt *st = prep(s, sql);
+    int rc = sqlite3_step(st), ret = 0;
+    sqliteCheck(rc, s->db);
+    if (rc == SQLITE_ROW) {
+        long long id = sqlite3_column_int64(st, 0), doc = sqlite3_column_int64(st, 1);
+        long long a = sqlite3_column_int64(st, 2), b = sqlite3_column_int64(st, 3), n = sqlite3_column_int64(st, 5);
+        const char *which = "evidence";
+        if (!span_bad(a, b, n)) {
+            which = "anchor";
+            a = sqlite3_column_int64(st, 6);
+            b = sqlite3_column_int64(st, 7);
+        }
+        if (sqlite3_column_type(st, 4) == SQLITE_NULL)
+            ret = lqa_err_set(err, "%s: QA pair %lld points at document %lld, which is not in the store (damaged or "
+                                   "edited store; re-ingest)", s->path, id, doc);
+        else
+            ret = lqa_err_set(err, "%s: QA pair %lld: %s span [%lld, %lld) is %s, expected start <= end <= %lld "
+                                   "(the bytes of document %lld; damaged or edited store)", s->path, id, which, a, b,
+                              a > b ? "reversed" : "outside its document", n, doc);
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int lqa_store_fts_syntax(const char *query, lqa_err *err) {
+    sqlite3 *db;
+    sqliteCheck(sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL), NULL);
+    exec(db, "CREATE VIRTUAL TABLE q USING fts5(title, body)");
+    sqlite3_stmt *st;
+    sqliteCheck(sqlite3_prepare_v2(db, "SELECT rowid FROM q WHERE q MATCH ?", -1, &st, NULL), db);
+    sqliteCheck(sqlite3_bind_text(st, 1, query, -1, SQLITE_TRANSIENT), db);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) ret = lqa_err_set(err, "%s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ret;
+}
+
 int lqa_store_each_qa(lqa_store *s, const char *split, const char *kinds, lqa_store_qa_fn fn, void *ctx,
                       lqa_err *err) {
     const char *sql_all = "SELECT q.id, q.doc_id, q.kind, q.generator, d.split, q.question, q.answer, q.ev_start,"
                           " q.ev_end, q.doc_len, q.anchor_start, q.anchor_end FROM qa q JOIN documents d ON d.id = q.doc_id ";
+    if (lqa_store_check_qa(s, err) != 0) return -1; /* no pair dropped or trusted unchecked */
     char sql[512];
     snprintf(sql, sizeof sql, "%s%s ORDER BY q.id", sql_all, split ? "WHERE d.split = ?" : "");
     sqlite3_stmt *st = prep(s, sql);

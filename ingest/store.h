@@ -52,6 +52,16 @@ typedef int (*lqa_store_qa_fn)(const lqa_store_qa *qa, void *ctx);
 int lqa_store_each_qa(lqa_store *s, const char *split, const char *kinds, lqa_store_qa_fn fn, void *ctx,
                       lqa_err *err);
 
+/* Checks every QA row against its document before a reader trusts it: the document exists,
+ * and the evidence span [ev_start, ev_end) is in order and inside the document's n_bytes.
+ * 0, or -1 with err naming the store and the first bad pair's id. lqa_store_each_qa runs it
+ * first; lqa-ingest export too. */
+int lqa_store_check_qa(lqa_store *s, lqa_err *err);
+
+/* 0 when query is valid FTS5 syntax (checked on an empty in-memory table, so a failure on the
+ * store itself is the store's, not the query's); -1 with SQLite's reason. */
+int lqa_store_fts_syntax(const char *query, lqa_err *err);
+
 /* ---- write API (lqa-ingest) ---- */
 
 /* Schema version this build reads and writes (PRAGMA user_version). */

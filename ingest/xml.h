@@ -18,9 +18,6 @@ int lqa_xml_parse_buffer(const char *path, const char *data, size_t len, const c
 /* Streams a MediaWiki dump, one document per page (main namespace, redirects skipped). */
 int lqa_xml_parse_mediawiki(const char *path, lqa_input *in, const lqa_parse_opts *opts, lqa_doc_sink sink,
                             void *ctx, lqa_err *err);
-/* 1 when the file at path is a zip archive holding META-INF/container.xml (an EPUB whatever the
- * order of its entries: the "mimetype first" rule is often broken by zip tools). */
-int lqa_xml_is_epub_zip(const char *path);
 /* An EPUB file: one document in spine order. */
 int lqa_xml_parse_epub(const char *path, const lqa_parse_opts *opts, lqa_doc_sink sink, void *ctx, lqa_err *err);
 

@@ -37,23 +37,6 @@ static const epub_entry *epub_find(const epub *b, const char *name) {
     return NULL;
 }
 
-int lqa_xml_is_epub_zip(const char *path) {
-    struct archive *a = archive_read_new();
-    mallocCheck(a);
-    archive_read_support_format_zip(a);
-    int found = 0;
-    if (archive_read_open_filename(a, path, 64 * 1024) == ARCHIVE_OK) {
-        struct archive_entry *entry;
-        /* the entry names only (headers; the data is skipped), whatever their order */
-        for (int i = 0; i < EPUB_MAX_ENTRIES && !found && archive_read_next_header(a, &entry) == ARCHIVE_OK; i++) {
-            const char *name = archive_entry_pathname(entry);
-            found = name && strcmp(name, "META-INF/container.xml") == 0;
-        }
-    }
-    archive_read_free(a);
-    return found;
-}
-
 /* Reads every file entry into memory (EPUBs are small; the caps refuse bombs). */
 static int epub_load(const char *path, epub *b, lqa_err *err) {
     struct archive *a = archive_read_new();

@@ -4,7 +4,7 @@
 FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ_OUT := $(BUILD)/fuzz
-FUZZ_SHARD_SRC := dataset/shards.c common/hash.c common/check.c common/fileio.c common/rng.c
+FUZZ_SHARD_SRC := dataset/shards.c common/hash.c common/check.c common/escape.c common/fileio.c common/rng.c
 FUZZ_SHARD_LIBS := -lzstd -lxxhash -lnettle -lsqlite3 -lm
 
 $(FUZZ_OUT)/fuzz_shard: tests/fuzz/fuzz_shard.c $(FUZZ_SHARD_SRC) dataset/shards.h
@@ -27,7 +27,7 @@ fuzz: fuzz-shard
 
 # Issue 16: safetensors headers, checkpoints' state.json, shard manifests, model config.json.
 FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined
-FUZZ_COMMON_SRC := common/check.c common/fileio.c common/json.c common/hash.c common/rng.c
+FUZZ_COMMON_SRC := common/check.c common/escape.c common/fileio.c common/json.c common/hash.c common/rng.c
 FUZZ_COMMON_LIBS := -ljansson -lzstd -lxxhash -lnettle -lsqlite3 -lm
 FUZZ_RUN = -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1
 
@@ -66,3 +66,39 @@ fuzz-config: $(FUZZ_OUT)/fuzz_config
 	$< $(FUZZ_RUN) $(FUZZ_OUT)/config-corpus
 
 fuzz: fuzz-safetensors fuzz-state fuzz-manifest fuzz-config
+# The XML family (issue 16): one binary per parser, so each gets its own executions. The XML
+# formats share tests/fuzz/fuzz_ingest_xml.c built with -DFUZZ_FORMAT; MediaWiki and EPUB read a
+# memory file through the input layer. Seeds: tests/fixtures/xml, and EPUBs zipped from them.
+FUZZ_XML_FORMATS := html docbook jats tei mallard
+FUZZ_XML_SRC := $(wildcard ingest/xml*.c) ingest/docbuild.c ingest/doc.c ingest/input.c ingest/text.c \
+                common/check.c common/escape.c common/fileio.c common/buf.c common/hash.c
+FUZZ_XML_LIBS := $(shell pkg-config --libs libxml-2.0 2>/dev/null || echo -lxml2) -larchive -ljansson -lutf8proc \
+                 -lxxhash -lnettle -lz -lbz2 -llzma -lzstd -lsqlite3 -lm
+FUZZ_XML_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. $(XML_CFLAGS) -fsanitize=fuzzer,address,undefined
+FUZZ_XML_BINS := $(FUZZ_XML_FORMATS:%=$(FUZZ_OUT)/fuzz_xml_%) $(FUZZ_OUT)/fuzz_xml_mediawiki $(FUZZ_OUT)/fuzz_xml_epub
+
+$(FUZZ_OUT)/fuzz_xml_%: tests/fuzz/fuzz_ingest_xml.c tests/fuzz/fuzz_doc_check.h $(FUZZ_XML_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_XML_FLAGS) -DFUZZ_FORMAT='"$*"' $< $(FUZZ_XML_SRC) $(FUZZ_XML_LIBS) -o $@
+$(FUZZ_OUT)/fuzz_xml_mediawiki: tests/fuzz/fuzz_ingest_mediawiki.c tests/fuzz/fuzz_doc_check.h $(FUZZ_XML_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_XML_FLAGS) $< $(FUZZ_XML_SRC) $(FUZZ_XML_LIBS) -o $@
+$(FUZZ_OUT)/fuzz_xml_epub: tests/fuzz/fuzz_ingest_epub.c tests/fuzz/fuzz_doc_check.h $(FUZZ_XML_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_XML_FLAGS) $< $(FUZZ_XML_SRC) $(FUZZ_XML_LIBS) -o $@
+
+# Seed corpora: every fixture for every XML format (the parsers must survive each other's
+# markup), the dump for MediaWiki, two small EPUBs (mimetype first, and mimetype last).
+.PHONY: fuzz-xml-seeds fuzz-xml
+fuzz-xml-seeds:
+	@for f in $(FUZZ_XML_FORMATS) mediawiki epub; do mkdir -p $(FUZZ_OUT)/xml-$$f-corpus; done
+	@for f in $(FUZZ_XML_FORMATS); do cp tests/fixtures/xml/* $(FUZZ_OUT)/xml-$$f-corpus/; done
+	@cp tests/fixtures/xml/mediawiki.xml $(FUZZ_OUT)/xml-mediawiki-corpus/
+	@gzip -c tests/fixtures/xml/mediawiki.xml > $(FUZZ_OUT)/xml-mediawiki-corpus/mediawiki.xml.gz
+	@tests/fuzz/make_epub_seeds.sh $(FUZZ_OUT)/xml-epub-corpus
+
+fuzz-xml: $(FUZZ_XML_BINS) fuzz-xml-seeds
+	for f in $(FUZZ_XML_FORMATS) mediawiki epub; do \
+	    $(FUZZ_OUT)/fuzz_xml_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	        -print_final_stats=1 $(FUZZ_OUT)/xml-$$f-corpus || exit 1; done
+fuzz: fuzz-xml

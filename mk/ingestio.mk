@@ -12,8 +12,8 @@ bench: bench-ingest-qaset
 
 # libFuzzer targets for the text parser and the QA-set importers (`make fuzz`, FUZZ_SECONDS each).
 FUZZ_INGEST_SRC := ingest/text.c ingest/qaset.c ingest/input.c ingest/docbuild.c ingest/doc.c common/check.c \
-                   common/buf.c common/hash.c
-FUZZ_INGEST_LIBS := -ljansson -lutf8proc -lxxhash -lnettle -lz -lbz2 -llzma -lzstd -lsqlite3 -lm
+                   common/buf.c common/hash.c common/escape.c common/fileio.c
+FUZZ_INGEST_LIBS := -larchive -ljansson -lutf8proc -lxxhash -lnettle -lz -lbz2 -llzma -lzstd -lsqlite3 -lm
 FUZZ_INGEST_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined
 $(BUILD)/fuzz/fuzz_ingest_%: tests/fuzz/fuzz_ingest_%.c $(FUZZ_INGEST_SRC)
 	@mkdir -p $(dir $@)

@@ -50,11 +50,15 @@ typedef struct qa_walk {
 static int check_qa(const lqa_store_qa *q, void *c);
 static int count_docs(const lqa_store_doc *d, void *c);
 
-static int64_t add_doc(lqa_store *s, const char *text, const char *split) {
+static void text_hash(const char *text, char hex[65]) {
     uint8_t h[32];
-    char hex[65];
     lqa_sha256(text, strlen(text), h);
     lqa_hex(h, 32, hex);
+}
+
+static int64_t add_doc(lqa_store *s, const char *text, const char *split) {
+    char hex[65];
+    text_hash(text, hex);
     lqa_store_doc_in d = {.source_id = lqa_store_source(s, "unit"), .hash_hex = hex, .title = "T",
                           .format = "text", .path = "x.txt", .split = split, .text = text,
                           .text_len = strlen(text)};
@@ -692,7 +696,9 @@ static void test_packed_same_as_add_doc(void **state) {
     lqa_store_packer *pk = lqa_store_packer_new();
     lqa_store_packed packed = {0};
     lqa_store_pack(pk, text, strlen(text), &packed);
-    lqa_store_doc_in d = {.source_id = lqa_store_source(b, "unit"), .hash_hex = "h", .title = "T", .format = "text",
+    char hex[65];
+    text_hash(text, hex);
+    lqa_store_doc_in d = {.source_id = lqa_store_source(b, "unit"), .hash_hex = hex, .title = "T", .format = "text",
                           .path = "x.txt", .split = "train", .text = text, .text_len = strlen(text)};
     int64_t ib = lqa_store_add_packed(b, &d, &packed);
     const char *sql = "SELECT text, n_chars, n_bytes FROM documents WHERE id = ?";

@@ -10,12 +10,18 @@
 #include <unistd.h>
 
 #include "common/fileio.h"
+#include "dataset/tokenizer.h"
 #include "trainer/hfdir.h"
 #include "trainer/model.h"
 
 void lqa_model_alloc(lqa_model *m, const lqa_config *cfg) { __builtin_trap(); }
 void lqa_model_free(lqa_model *m) { __builtin_trap(); }
 float *lqa_model_tensor(lqa_model *m, const char *name, const lqa_tensor_info **info) { __builtin_trap(); }
+/* the tokenizer side files of a saved model folder: never reached by reading a config */
+lqa_tokenizer *lqa_tok_load(const char *model_path, lqa_err *err) { __builtin_trap(); }
+void lqa_tok_free(lqa_tokenizer *t) { __builtin_trap(); }
+int lqa_tok_unk_id(const lqa_tokenizer *t) { __builtin_trap(); }
+const char *lqa_tok_id_to_piece(const lqa_tokenizer *t, int id) { __builtin_trap(); }
 
 static char g_dir[256];
 
