@@ -23,50 +23,6 @@
 #include "trainer/presets.h"
 #include "trainer/run.h"
 
-/* ---- options ------------------------------------------------------------------------------- */
-
-void lqa_train_opts_default(lqa_train_opts *o) {
-    memset(o, 0, sizeof *o);
-    o->train = LQA_TRAIN_LORA_PLUS;
-    o->attn = LQA_ATTN_S2;
-    o->group_ratio = 0.25f;
-    o->lora_rank = 8;
-    o->lora_alpha = 16;
-    o->lora_targets = LQA_LORA_Q | LQA_LORA_K | LQA_LORA_V | LQA_LORA_O;
-    o->lr = 2e-5f;
-    o->warmup = 20;
-    o->steps = 1000;
-    o->micro_batch = 1;
-    o->grad_accum = 8;
-    o->schedule = LQA_SCHED_CONSTANT;
-    o->seed = 42;
-    o->threads = 0;
-    o->save_every = 100;
-    o->log_every = 10;
-    o->keep_checkpoints = 2;
-    o->checkpointing = 1;
-    o->max_grad_norm = 1.0f;
-    o->weight_decay = 0.0f;
-    o->beta1 = 0.9f;
-    o->beta2 = 0.999f;
-    o->adam_eps = 1e-8f;
-}
-
-static const char *const TRAIN_SET_NAMES[] = {"lora+", "lora", "full"};
-
-const char *lqa_train_set_name(lqa_train_set t) {
-    return (unsigned)t < 3 ? TRAIN_SET_NAMES[t] : "?";
-}
-
-int lqa_train_set_parse(const char *s, lqa_train_set *t) {
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(s, TRAIN_SET_NAMES[i])) {
-            *t = (lqa_train_set)i;
-            return 0;
-        }
-    return -1;
-}
-
 /* ---- model -------------------------------------------------------------------------------- */
 
 float lqa_apply_position_interpolation(lqa_config *cfg, int ctx) {
@@ -77,19 +33,17 @@ float lqa_apply_position_interpolation(lqa_config *cfg, int ctx) {
     return cfg->rope_scale;
 }
 
-int lqa_load_for_training(const char *model_dir, const char *adapter_dir, int ctx, lqa_train_set train,
-                          int lora_targets, int lora_rank, float lora_alpha, uint64_t seed, lqa_model *m,
-                          lqa_err *err) {
-    if (lqa_hf_load(model_dir, m, err)) return -1;
+int lqa_load_for_training(const lqa_train_opts *o, lqa_model *m, lqa_err *err) {
+    if (lqa_hf_load(o->model_dir, m, err)) return -1;
     int rc = 0;
-    if (adapter_dir) {
+    if (o->adapter_dir) {
         /* the adapter's own interpolation first; a longer ctx then extends from there */
-        rc = lqa_adapter_load(adapter_dir, m, err);
-        if (!rc && train == LQA_TRAIN_FULL) lqa_model_merge_lora(m); /* full training starts from the merge */
-    } else if (train != LQA_TRAIN_FULL) {
-        lqa_model_add_lora(m, lora_targets, lora_rank, lora_alpha, seed);
+        rc = lqa_adapter_load(o->adapter_dir, m, err);
+        if (!rc && o->train == LQA_TRAIN_FULL) lqa_model_merge_lora(m); /* full training starts from the merge */
+    } else if (o->train != LQA_TRAIN_FULL) {
+        lqa_model_add_lora(m, o->lora_targets, o->lora_rank, o->lora_alpha, o->seed);
     }
-    if (!rc && ctx > 0) lqa_apply_position_interpolation(&m->cfg, ctx);
+    if (!rc && o->ctx > 0) lqa_apply_position_interpolation(&m->cfg, o->ctx);
     if (rc) lqa_model_free(m);
     return rc;
 }
@@ -216,35 +170,10 @@ static int truncate_metrics(const char *path, long last_step, lqa_err *err) {
 
 /* ---- config.json of the run --------------------------------------------------------------- */
 
-static json_t *options_json(const lqa_train_opts *o) {
-    char targets[64];
-    lqa_lora_targets_format(o->lora_targets, targets, sizeof targets);
-    json_t *j = json_pack("{s:s, s:s, s:s?, s:i, s:s, s:s, s:f, s:i, s:f, s:s, s:f, s:I, s:I, s:i, s:i, s:s, s:I,"
-                          " s:s, s:i, s:I, s:I, s:i, s:b, s:f, s:f, s:f, s:f, s:f, s:b}",
-                          "model", o->model_dir, "data", o->data_dir, "adapter", o->adapter_dir, "ctx", o->ctx,
-                          "train", lqa_train_set_name(o->train), "attn", o->attn == LQA_ATTN_S2 ? "s2" : "full",
-                          "group_ratio", (double)o->group_ratio, "lora_rank", o->lora_rank, "lora_alpha",
-                          (double)o->lora_alpha, "lora_targets", targets, "lr", (double)o->lr, "warmup",
-                          (json_int_t)o->warmup, "steps", (json_int_t)o->steps, "micro_batch", o->micro_batch,
-                          "grad_accum", o->grad_accum, "schedule",
-                          o->schedule == LQA_SCHED_COSINE ? "cosine" : "constant", "seed", (json_int_t)o->seed,
-                          "device", o->device ? o->device : "cpu", "threads", o->threads, "save_every",
-                          (json_int_t)o->save_every, "log_every", (json_int_t)o->log_every, "keep_checkpoints",
-                          o->keep_checkpoints, "checkpointing", o->checkpointing, "max_grad_norm",
-                          (double)o->max_grad_norm, "weight_decay", (double)o->weight_decay, "beta1",
-                          (double)o->beta1, "beta2", (double)o->beta2, "adam_eps", (double)o->adam_eps, "pack",
-                          o->pack);
-    mallocCheck(j);
-    if (o->full_attn_last) /* absent when 0: runs from before the flag resume as they were */
-        json_object_set_new(j, "full_attn_last", json_integer((json_int_t)o->full_attn_last));
-    if (o->data_weights) json_object_set_new(j, "data_weights", json_string(o->data_weights));
-    return j;
-}
-
 static json_t *run_config_json(const train_run *r, const lqa_step_opts *so, const mem_estimate *me, int group) {
     const lqa_train_opts *o = r->o;
     json_t *j = json_object();
-    json_object_set_new(j, "options", options_json(o));
+    json_object_set_new(j, "options", lqa_train_opts_json(o));
     json_object_set_new(j, "model_config", lqa_hf_config_json(&r->m.cfg, LQA_ST_F32));
     int ranks = lqa_dist_size(o->dist); /* [dist] */
     json_t *derived = json_pack("{s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:f, s:i}", "ranks", ranks, "global_batch",
@@ -266,74 +195,7 @@ static json_t *run_config_json(const train_run *r, const lqa_step_opts *so, cons
     return j;
 }
 
-/* Comma lists of directories naming the same directories in the same order. */
-static int same_dir_list(const char *a, const char *b) {
-    if (!a || !b) return 0;
-    char *ca = lqa_strdup(a), *cb = lqa_strdup(b), *sa = NULL, *sb = NULL;
-    char *x = strtok_r(ca, ",", &sa), *y = strtok_r(cb, ",", &sb);
-    while (x && y && lqa_same_path(x, y)) x = strtok_r(NULL, ",", &sa), y = strtok_r(NULL, ",", &sb);
-    int same = !x && !y;
-    free(ca);
-    free(cb);
-    return same;
-}
-
-/* [dist] The data position is global, so a run may resume on another rank count as long as
- * grad-accum x ranks (the micro-batches of a step) is the same. */
-static int check_resume_global_batch(const json_t *old, const char *path, const lqa_train_opts *o, lqa_err *err) {
-    long ga = (long)lqa_json_int(json_object_get(old, "options"), "grad_accum", 0);
-    long ranks = (long)lqa_json_int(json_object_get(old, "derived"), "ranks", 1);
-    long now = (long)o->grad_accum * lqa_dist_size(o->dist);
-    if (ga * ranks == now) return 0;
-    return lqa_err_set(err, "%s: the run was started with grad_accum %ld on %ld rank(s), %ld micro-batches per step; "
-                       "this command gives grad_accum %d on %d rank(s); resume with grad-accum x ranks = %ld",
-                       path, ga, ranks, ga * ranks, o->grad_accum, lqa_dist_size(o->dist), ga * ranks);
-}
-
-/* A resumed run must use the settings that shape its state and data stream. */
-static int check_resume_settings(const char *path, const lqa_train_opts *o, lqa_err *err) {
-    json_t *old = lqa_json_load_file(path, err);
-    if (!old) return lqa_err_prefix(err, "--resume");
-    json_t *now = options_json(o), *was = json_object_get(old, "options");
-    static const char *const keys[] = {"ctx", "train", "attn", "group_ratio", "lora_rank", "lora_alpha", "lora_targets",
-                                       "micro_batch", "seed", "data", "data_weights", "pack",
-                                       "full_attn_last"};
-    int rc = 0;
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !rc; i++) {
-        json_t *a = json_object_get(was, keys[i]), *b = json_object_get(now, keys[i]);
-        if (!strcmp(keys[i], "data") && same_dir_list(json_string_value(a), json_string_value(b))) continue;
-        if (a != b && !(a && b && json_equal(a, b))) { /* absent on both sides counts as equal */
-            char *sa = a ? json_dumps(a, JSON_ENCODE_ANY) : lqa_strdup("none");
-            char *sb = b ? json_dumps(b, JSON_ENCODE_ANY) : lqa_strdup("none");
-            rc = lqa_err_set(err, "%s: the run was started with %s %s, this command gives %s; resume with the same "
-                             "settings", path, keys[i], sa, sb);
-            free(sa);
-            free(sb);
-        }
-    }
-    if (!rc) rc = check_resume_global_batch(old, path, o, err); /* [dist] */
-    json_decref(now);
-    json_decref(old);
-    return rc;
-}
-
 /* ---- setup -------------------------------------------------------------------------------- */
-
-static int validate_opts(const lqa_train_opts *o, lqa_err *err) {
-    if (!o->model_dir || !o->data_dir || !o->out_dir) return lqa_err_set(err, "--model, --data and --out are required");
-    if (o->ctx <= 1) return lqa_err_set(err, "--ctx %d: expected a context length of at least 2 tokens", o->ctx);
-    if (o->steps <= 0 || o->micro_batch <= 0 || o->grad_accum <= 0 || o->warmup < 0)
-        return lqa_err_set(err, "--steps, --micro-batch and --grad-accum must be positive, --warmup >= 0");
-    if (!(o->lr > 0)) return lqa_err_set(err, "--lr %g: expected a positive learning rate", (double)o->lr);
-    if (o->lora_rank <= 0 || !(o->lora_alpha > 0)) return lqa_err_set(err, "--lora-rank and --lora-alpha must be positive");
-    if (o->save_every <= 0 || o->log_every <= 0) return lqa_err_set(err, "--save-every and --log-every must be positive");
-    if (o->full_attn_last && o->attn != LQA_ATTN_S2)
-        return lqa_err_set(err, "--full-attn-last %ld: only with --attn s2 (every step is full attention already)",
-                           o->full_attn_last);
-    if (o->full_attn_last > o->steps)
-        return lqa_err_set(err, "--full-attn-last %ld: more than --steps %ld", o->full_attn_last, o->steps);
-    return 0;
-}
 
 /* ---- the final artefact -------------------------------------------------------------------- */
 
@@ -589,9 +451,7 @@ static int setup_and_run(train_run *r, lqa_err *err) {
     lqa_apply_position_interpolation(&cfg, o->ctx);
     mem_estimate me = estimate_memory(&cfg, o, &so, r->be);
     if (check_memory(&me, o, r->be, err) || train_prepare_out_dir(r, err)) return -1;
-    if (lqa_load_for_training(o->model_dir, o->adapter_dir, o->ctx, o->train, o->lora_targets, o->lora_rank,
-                              o->lora_alpha, o->seed, &r->m, err))
-        return -1;
+    if (lqa_load_for_training(o, &r->m, err)) return -1;
     if (r->m.cfg.rope_scale != 1.0f)
         log_info("position interpolation: ctx %d, rope scale %g", o->ctx, (double)r->m.cfg.rope_scale);
     if (lqa_model_check_opts(&r->m, o->ctx, &so, err)) return -1;
@@ -603,7 +463,7 @@ static int setup_and_run(train_run *r, lqa_err *err) {
     lqa_for_each_trainable(&r->m, o->train, &r->g, add_group, &r->opt);
     lqa_rng_seed(&r->rng, o->seed ^ 0x7472616e);
     char *cpath = lqa_path_join(o->out_dir, "config.json");
-    int rc = o->resume ? check_resume_settings(cpath, o, err) : 0;
+    int rc = o->resume ? lqa_train_opts_check_resume(cpath, o, err) : 0;
     if (!rc && o->resume) rc = train_ckpt_load(r, err);
     int group = o->attn == LQA_ATTN_S2 ? (int)lroundf((float)o->ctx * o->group_ratio) : 0;
     rc = lqa_dist_agree(o->dist, rc, r->step, err); /* [dist] every rank set up, at the same step */
@@ -626,7 +486,7 @@ static int setup_and_run(train_run *r, lqa_err *err) {
 }
 
 int lqa_train_run(const lqa_train_opts *o, lqa_err *err) {
-    if (lqa_dist_agree(o->dist, validate_opts(o, err), 0, err)) return -1; /* [dist] */
+    if (lqa_dist_agree(o->dist, lqa_train_opts_validate(o, err), 0, err)) return -1; /* [dist] */
     train_run r;
     memset(&r, 0, sizeof r);
     r.o = o;
