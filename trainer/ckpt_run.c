@@ -81,8 +81,8 @@ static int rng_from_json(const json_t *a, lqa_rng *rng) {
 /* state.json: "data" is the first source's position (the single-source layout); with several
  * sources, "sources" holds every source's position and "mix_rng" the mixing RNG. */
 static json_t *state_json(const train_run *r) {
-    json_t *j = json_pack("{s:I, s:I, s:o, s:o, s:f}", "step", (json_int_t)r->step, "optim_t", (json_int_t)r->opt.t,
-                          "data", iter_pos_json(&r->src[0].it), "rng", rng_json(&r->rng), "elapsed", r->elapsed_before);
+    json_t *j = json_pack("{s:I, s:I, s:o, s:f}", "step", (json_int_t)r->step, "optim_t", (json_int_t)r->opt.t,
+                          "data", iter_pos_json(&r->src[0].it), "elapsed", r->elapsed_before);
     mallocCheck(j);
     if (r->n_src > 1) {
         json_t *a = json_array();
@@ -296,8 +296,8 @@ int train_ckpt_load(train_run *r, lqa_err *err) {
         r->step = (long)lqa_json_int(j, "step", -1);
         r->opt.t = (long)lqa_json_int(j, "optim_t", -1);
         r->elapsed_before = lqa_json_num(j, "elapsed", 0);
-        if (r->step < 0 || r->opt.t < 0 || rng_from_json(json_object_get(j, "rng"), &r->rng))
-            rc = lqa_err_set(err, "%s: \"step\", \"optim_t\" or \"rng\" missing", sp);
+        if (r->step < 0 || r->opt.t < 0) /* an old "rng" is ignored: nothing drew from it */
+            rc = lqa_err_set(err, "%s: \"step\" or \"optim_t\" missing", sp);
         else rc = load_data_state(r, j, sp, err);
     }
     if (!rc) log_info("resuming from %s (step %ld)", dir, r->step);

@@ -43,7 +43,6 @@ typedef struct train_run {
     int n_src;
     double *cum;            /* cumulative mixing weights */
     lqa_rng mix_rng;        /* picks each row's source; never drawn from with one source */
-    lqa_rng rng;
     long step;              /* optimizer steps done */
     double elapsed_before;  /* seconds of earlier sessions (resume) */
     char *ckpt_dir;

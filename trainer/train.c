@@ -461,7 +461,6 @@ static int setup_and_run(train_run *r, lqa_err *err) {
     lqa_adamw_cfg ac = {o->beta1, o->beta2, o->adam_eps, o->weight_decay};
     lqa_optim_init_on(&r->opt, &ac, r->be);
     lqa_for_each_trainable(&r->m, o->train, &r->g, add_group, &r->opt);
-    lqa_rng_seed(&r->rng, o->seed ^ 0x7472616e);
     char *cpath = lqa_path_join(o->out_dir, "config.json");
     int rc = o->resume ? lqa_train_opts_check_resume(cpath, o, err) : 0;
     if (!rc && o->resume) rc = train_ckpt_load(r, err);

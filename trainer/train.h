@@ -7,7 +7,7 @@
  *                        tokens, tokens_per_s, elapsed (+ rows_per_source when mixing)
  *   checkpoints/step-NNNNNNNN/   state.safetensors (trained tensors, AdamW moments under
  *                        "adam_m/NAME" and "adam_v/NAME") and state.json (step, optimizer step,
- *                        data position, RNG, elapsed; with several --data dirs also
+ *                        data position, elapsed; with several --data dirs also
  *                        every source's position and the mixing RNG); written to a temp dir, then renamed;
  *                        checkpoints/latest names the newest
  *   final/               lora/lora+: the PEFT adapter (trainer/adapter.h) + lqa_training.json;
