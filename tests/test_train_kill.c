@@ -1,4 +1,4 @@
-/* test_kill.c: training killed at the injected points (LQA_TEST_KILL_AT: inside a checkpoint
+/* test_train_kill.c: training killed at the injected points (LQA_TEST_KILL_AT: inside a checkpoint
  * save, at the `latest` switch, inside final/) and then resumed (or restarted, when no checkpoint
  * was complete) gives the uninterrupted run's bytes and leaves no stray file; corrupted
  * checkpoints (flipped bytes, a `latest` that leaves checkpoints/, values out of range) are
