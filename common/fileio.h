@@ -66,7 +66,7 @@ int lqa_rm_tree(const char *path);
 
 /* Crash tests: when the environment holds LQA_TEST_KILL_AT=POINT (or POINT:N, the Nth time),
  * the process ends at once with _exit(137), as kill -9 would, when it reaches lqa_kill_point(POINT).
- * Writers call it between their steps (tests/test_kill.c); unset, it costs one getenv. */
+ * Writers call it between their steps (tests/test_train_kill.c); unset, it costs one getenv. */
 void lqa_kill_point(const char *point);
 
 #endif

@@ -267,7 +267,7 @@ static void joined_walk_page(joined *j, const char *path, xmlDoc *x) {
 /* One bad page does not lose the manual: it is skipped with a warning. */
 static void joined_skip(joined *j, const lqa_err *perr, int nth) {
     if (!j->first.msg[0]) j->first = *perr;
-    lqa_xml_warn(j->opts, "%s (page %d of the joined manual, skipped)", perr->msg, nth);
+    lqa_parse_warn(j->opts, "%s (page %d of the joined manual, skipped)", perr->msg, nth);
 }
 
 static void joined_init(joined *j, const char *first_path, const lqa_parse_opts *opts) {
@@ -545,7 +545,7 @@ static int mallard_pages(const char *dir, const lqa_parse_opts *opts, mal_page *
         xmlNode *root = x ? xmlDocGetRootElement(x) : NULL;
         if (!root || !xn_is(root, "page")) {
             if (x) xmlFreeDoc(x);
-            else lqa_xml_warn(opts, "%s (skipped in the joined guide)", perr.msg);
+            else lqa_parse_warn(opts, "%s (skipped in the joined guide)", perr.msg);
             free(path);
             continue;
         }

@@ -7,6 +7,8 @@
 #include "ingest/parse.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -253,4 +255,14 @@ int lqa_parse_path(const char *path, const lqa_parse_opts *opts, lqa_doc_sink si
     free(head);
     if (rc < 0) return -1;
     return dispatch(path, fmt, opts, sink, ctx, err);
+}
+
+void lqa_parse_warn(const lqa_parse_opts *opts, const char *fmt, ...) {
+    if (!opts || !opts->warn) return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    opts->warn(msg, opts->warn_ctx);
 }

@@ -30,6 +30,9 @@ typedef struct lqa_parse_opts {
  * Documents handed to the sink before an error stay handed (the caller decides what to keep). */
 int lqa_parse_path(const char *path, const lqa_parse_opts *opts, lqa_doc_sink sink, void *ctx, lqa_err *err);
 
+/* Formats a warning and sends it to opts->warn (nothing when opts or its warn is NULL). */
+void lqa_parse_warn(const lqa_parse_opts *opts, const char *fmt, ...) LQA_PRINTF(2, 3);
+
 /* Parses several HTML/XHTML pages of one manual as ONE document in the given reading order
  * (the --join mode); paths in order. */
 int lqa_parse_joined(const char *const *paths, int n_paths, const lqa_parse_opts *opts, lqa_doc_sink sink,

@@ -29,17 +29,6 @@ typedef struct import_stats {
     int stopped;
 } import_stats;
 
-static void warnf(const lqa_parse_opts *opts, const char *fmt, ...) LQA_PRINTF(2, 3);
-static void warnf(const lqa_parse_opts *opts, const char *fmt, ...) {
-    if (!opts || !opts->warn) return;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    opts->warn(msg, opts->warn_ctx);
-}
-
 /* JSON whitespace (strchr(" \t\r\n", c) would also match a NUL byte). */
 static int json_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
@@ -175,7 +164,7 @@ static int hand_on(lqa_doc *doc, lqa_doc_sink sink, void *ctx, import_stats *st)
 
 static void report(const char *path, const char *fmt, const lqa_parse_opts *opts, const import_stats *st) {
     if (st->unanswerable || st->not_found || st->malformed)
-        warnf(opts, "%s: %s: %ld records -> %ld documents, %ld QA pairs; skipped %ld unanswerable, %ld malformed "
+        lqa_parse_warn(opts, "%s: %s: %ld records -> %ld documents, %ld QA pairs; skipped %ld unanswerable, %ld malformed "
                     "records; %ld extractive answers not found in their context",
               path, fmt, st->records, st->docs, st->qas, st->unanswerable, st->malformed, st->not_found);
 }
@@ -434,7 +423,7 @@ static int alpaca_record(const char *json, size_t len, long line, void *vctx, lq
     if (!o) return -1;
     const char *instr = jstr(o, "instruction"), *input = jstr(o, "input"), *output = jstr(o, "output");
     if (!json_is_object(o) || !instr || !output) {
-        warnf(rc->opts, "%s:%ld: record without string fields \"instruction\" and \"output\", skipped", rc->path, line);
+        lqa_parse_warn(rc->opts, "%s:%ld: record without string fields \"instruction\" and \"output\", skipped", rc->path, line);
         rc->st.malformed++;
         json_decref(o);
         return 0;
@@ -465,7 +454,7 @@ static int alpaca_record(const char *json, size_t len, long line, void *vctx, lq
     lqa_db_finish(&b);
     int ret = 0;
     if (doc.text.len == 0 || question.len == 0) {
-        warnf(rc->opts, "%s:%ld: record with an empty context or question, skipped", rc->path, line);
+        lqa_parse_warn(rc->opts, "%s:%ld: record with an empty context or question, skipped", rc->path, line);
         rc->st.malformed++;
         lqa_doc_free(&doc);
     } else {
@@ -554,7 +543,7 @@ static int longbench_record(const char *json, size_t len, long line, void *vctx,
     const char *context = jstr(o, "context"), *input = jstr(o, "input"), *dataset = jstr(o, "dataset");
     const json_t *answers = json_object_get(o, "answers");
     if (!json_is_object(o) || !context || !json_is_array(answers) || json_array_size(answers) == 0) {
-        warnf(rc->opts, "%s:%ld: record without \"context\" and a non-empty \"answers\" array, skipped", rc->path,
+        lqa_parse_warn(rc->opts, "%s:%ld: record without \"context\" and a non-empty \"answers\" array, skipped", rc->path,
               line);
         rc->st.malformed++;
         json_decref(o);
@@ -724,7 +713,7 @@ static int squad_flat_line(const char *json, size_t len, long line, void *vctx, 
     if (!o) return -1;
     int ret = 0;
     if (!is_squad_flat(o)) {
-        warnf(rc->opts, "%s:%ld: line without \"context\", \"question\" and \"answers\", skipped", rc->path, line);
+        lqa_parse_warn(rc->opts, "%s:%ld: line without \"context\", \"question\" and \"answers\", skipped", rc->path, line);
         rc->st.malformed++;
         json_decref(o);
         return 0;
@@ -924,7 +913,7 @@ static int qasper_line(const char *json, size_t len, long line, void *vctx, lqa_
     if (!o) return -1;
     int ret = 0;
     if (!is_qasper_paper(o)) {
-        warnf(rc->opts, "%s:%ld: line without \"full_text\", skipped", rc->path, line);
+        lqa_parse_warn(rc->opts, "%s:%ld: line without \"full_text\", skipped", rc->path, line);
         rc->st.malformed++;
     } else {
         ret = qasper_paper(rc, jstr(o, "id"), o);

@@ -50,16 +50,6 @@ int lqa_xml_max_depth(const lqa_parse_opts *opts) {
     return opts && opts->max_depth > 0 ? opts->max_depth : LQA_XML_DEFAULT_MAX_DEPTH;
 }
 
-void lqa_xml_warn(const lqa_parse_opts *opts, const char *fmt, ...) {
-    if (!opts || !opts->warn) return;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    opts->warn(msg, opts->warn_ctx);
-}
-
 /* ---- error capture ------------------------------------------------------------------------- */
 
 typedef struct parse_state {
@@ -100,12 +90,12 @@ static void on_parse_error(void *user, xmlErrorPtr e) {
         return;
     }
     st->n_warnings++;
-    lqa_xml_warn(st->opts, "%s:%d: %s%s", st->path, e->line, st->html ? "HTML recovered: " : "", msg);
+    lqa_parse_warn(st->opts, "%s:%d: %s%s", st->path, e->line, st->html ? "HTML recovered: " : "", msg);
 }
 
 static void report_suppressed(const parse_state *st) {
     if (st->suppressed)
-        lqa_xml_warn(st->opts, "%s: %ld more %s not shown", st->path, st->suppressed,
+        lqa_parse_warn(st->opts, "%s: %ld more %s not shown", st->path, st->suppressed,
                      st->html ? "recovered HTML errors" : "warnings");
 }
 
@@ -197,7 +187,7 @@ xmlDoc *lqa_xml_read(const char *path, const char *data, size_t len, const lqa_p
     lqa_buf repaired = {0};
     size_t first_bad = 0, bad = declares_other_encoding(data, len) ? 0 : lqa_utf8_repair(data, len, &repaired, &first_bad);
     if (bad) {
-        lqa_xml_warn(opts, "%s:%ld: invalid UTF-8 (%zu bad sequence%s, first at byte %zu), replaced with U+FFFD", path,
+        lqa_parse_warn(opts, "%s:%ld: invalid UTF-8 (%zu bad sequence%s, first at byte %zu), replaced with U+FFFD", path,
                      line_at(data, first_bad), bad, bad == 1 ? "" : "s", first_bad);
         data = repaired.data;
         len = repaired.len;
@@ -285,7 +275,7 @@ xmlDoc *lqa_html_read(const char *path, const char *data, size_t len, const lqa_
     lqa_buf repaired = {0};
     size_t first_bad = 0, bad = lqa_utf8_repair(data, len, &repaired, &first_bad);
     if (bad) {
-        lqa_xml_warn(opts, "%s:%ld: invalid UTF-8 (%zu bad sequence%s, first at byte %zu), replaced with U+FFFD", path,
+        lqa_parse_warn(opts, "%s:%ld: invalid UTF-8 (%zu bad sequence%s, first at byte %zu), replaced with U+FFFD", path,
                      line_at(data, first_bad), bad, bad == 1 ? "" : "s", first_bad);
         data = repaired.data;
         len = repaired.len;

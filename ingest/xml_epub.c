@@ -210,7 +210,7 @@ int lqa_xml_parse_epub(const char *path, const lqa_parse_opts *opts, lqa_doc_sin
             snprintf(where, sizeof where, "%s!%s", path, pages[i]);
             xmlDoc *x = pg ? lqa_html_read(where, pg->data, pg->len, opts, &perr) : NULL;
             if (!x) {
-                lqa_xml_warn(opts, "%s: %s (page skipped)", where, pg ? perr.msg : "missing from the archive");
+                lqa_parse_warn(opts, "%s: %s (page skipped)", where, pg ? perr.msg : "missing from the archive");
                 continue;
             }
             lqa_db_para(&w.b);

@@ -18,8 +18,6 @@
 size_t lqa_xml_max_text_node(const lqa_parse_opts *opts);
 int lqa_xml_max_depth(const lqa_parse_opts *opts);
 
-/* Sends a warning "msg" to opts->warn (if any). */
-void lqa_xml_warn(const lqa_parse_opts *opts, const char *fmt, ...) LQA_PRINTF(2, 3);
 
 /* Once per process: refuse every external entity / DTD load, silence libxml2's global error
  * output (errors are captured per parser context instead). */

@@ -423,7 +423,7 @@ static void on_reader_error(void *arg, xmlErrorPtr e) {
     if (e->level == XML_ERR_FATAL) {
         if (!r->error[0]) snprintf(r->error, sizeof r->error, "%s:%d: %s", r->path, e->line, msg);
     } else if (r->n_warnings++ < LQA_XML_MAX_WARNINGS) {
-        lqa_xml_warn(r->opts, "%s:%d: %s", r->path, e->line, msg);
+        lqa_parse_warn(r->opts, "%s:%d: %s", r->path, e->line, msg);
     }
 }
 
@@ -532,7 +532,7 @@ int lqa_xml_parse_mediawiki(const char *path, lqa_input *in, const lqa_parse_opt
                 if (main_ns && pg.title.len && (pg.ns.len == 0 || pg.ns.data[0] == '0') && !pg.redirect) {
                     if (pg.too_large) {
                         if (skipped_large++ < LQA_XML_MAX_WARNINGS)
-                            lqa_xml_warn(opts, "%s:%d: page \"%s\" has more than %zu bytes of text, skipped", path,
+                            lqa_parse_warn(opts, "%s:%d: page \"%s\" has more than %zu bytes of text, skipped", path,
                                          xmlTextReaderGetParserLineNumber(reader), pg.title.data, max_text);
                     } else {
                         stop = emit_page(&pg, path, opts, &scratch, sink, ctx);
@@ -549,6 +549,6 @@ int lqa_xml_parse_mediawiki(const char *path, lqa_input *in, const lqa_parse_opt
     if (r.read_failed) return lqa_err_set(err, "%s", r.read_err.msg);
     if (!stop && r.error[0]) return lqa_err_set(err, "%s", r.error);
     if (!stop && !saw_root) return lqa_err_set(err, "%s:1: no root element, expected a MediaWiki export dump", path);
-    if (pages == 0 && !stop) lqa_xml_warn(opts, "%s: no article pages (namespace 0, not redirects) in the dump", path);
+    if (pages == 0 && !stop) lqa_parse_warn(opts, "%s: no article pages (namespace 0, not redirects) in the dump", path);
     return 0;
 }

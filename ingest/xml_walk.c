@@ -257,7 +257,7 @@ static void entity_ref(xml_walk *w, xmlNode *n) {
     }
     xmlEntity *ent = n->doc ? xmlGetDocEntity(n->doc, n->name) : NULL;
     if (w->entity_refs_dropped++ == 0)
-        lqa_xml_warn(w->opts, "%s:%ld: entity reference &%s; not expanded (%s entity; external and nested entities are "
+        lqa_parse_warn(w->opts, "%s:%ld: entity reference &%s; not expanded (%s entity; external and nested entities are "
                               "never loaded)",
                      w->path, xmlGetLineNo(n->parent ? n->parent : n), (const char *)n->name,
                      !ent ? "undeclared" : ent->etype == XML_INTERNAL_GENERAL_ENTITY ? "nested" : "external");
@@ -496,5 +496,5 @@ void xw_finish(xml_walk *w) {
         w->doc->title = lqa_strdup(base ? base + 1 : w->path);
     }
     if (w->entity_refs_dropped > 1)
-        lqa_xml_warn(w->opts, "%s: %ld entity references not expanded in all", w->path, w->entity_refs_dropped);
+        lqa_parse_warn(w->opts, "%s: %ld entity references not expanded in all", w->path, w->entity_refs_dropped);
 }

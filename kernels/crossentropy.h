@@ -19,7 +19,7 @@ void crossentropy_backward_cpu(float *logits, const int32_t *targets, int N, int
 /* Fused, chunked: for each chunk of `chunk` rows: logits = x W^T; loss; dlogits (scaled by
  * grad_scale); dx += dlogits W; dW += dlogits^T x (dx, dW may be NULL: then forward only, but
  * the loss is still computed). Rows with no target are skipped entirely (no GEMM work).
- *   x [N, D], W [V, D], scratch: crossentropy_scratch_floats(chunk, V) floats.
+ *   x [N, D], W [V, D], scratch: crossentropy_scratch_floats(chunk, D, V) floats.
  * Returns the SUM of the losses of the target rows (the caller divides by the target count). */
 double crossentropy_fused_cpu(float *dx, float *dW, const float *x, const float *W, const int32_t *targets,
                               int N, int D, int V, float grad_scale, int chunk, float *scratch);

@@ -22,8 +22,6 @@ void matmul_backward_cpu(float *dx, float *dW, const float *dy, const float *x, 
                          int Out);
 
 #ifdef LQA_CUDA
-void gemm_cuda(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-               int ldb, float beta, float *C, int ldc);
 void matmul_forward_cuda(float *y, const float *x, const float *W, int N, int In, int Out, int accumulate);
 void matmul_backward_cuda(float *dx, float *dW, const float *dy, const float *x, const float *W, int N, int In,
                           int Out);

@@ -33,9 +33,14 @@ EMU_CXXFLAGS := -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,und
                 -I. -Ikernels/cuda/emu/include -include kernels/cuda/emu/emu.h -DLQA_CUDA -fopenmp
 EMU_TEST_BIN := $(patsubst tests/%.c,$(EMU_DIR)/tests/%,$(wildcard tests/test_cuda_*.c))
 
-# launch syntax and dynamic shared memory rewritten for the emulator (see kernels/cuda/emu/emu.h)
+# launch syntax and dynamic shared memory rewritten for the emulator (see kernels/cuda/emu/emu.h).
+# The rewrite needs one rule of every kernel, checked first: its dynamic shared memory is declared
+# exactly `extern __shared__ float smem[];` (docs/CUDA.md, "Without a GPU: the emulator check").
 $(EMU_DIR)/%.cc: kernels/cuda/%.cu
 	@mkdir -p $(dir $@)
+	@bad=$$(grep -n 'extern[[:space:]]*__shared__' $< | grep -v 'extern __shared__ float smem\[\];'); \
+	 if [ -n "$$bad" ]; then echo "$<: dynamic shared memory must be declared as 'extern __shared__ float smem[];'" \
+	 "(the emulator's build rewrites that one line; cast smem to the type you need):" >&2; echo "$$bad" >&2; exit 1; fi
 	sed -e 's/extern __shared__ float smem\[\];/float *smem = (float *)emu_dyn_smem;/' \
 	    -e 's/\([A-Za-z_][A-Za-z0-9_]*\)<<</emu_launcher(\1, /g' -e 's/>>>(/)(/g' $< >$@
 $(EMU_DIR)/%.o: $(EMU_DIR)/%.cc $(EMU_HEADERS)
@@ -86,7 +91,7 @@ $(EMUT)/kobj/dist_c.o: trainer/dist.c trainer/dist.h $(BUILD)/dist.flags
 $(EMUT)/liblqa-emu.a: $(EMUT_C_OBJ) $(EMUT)/kobj/backend_c.o $(EMUT)/kobj/dist_c.o $(EMUT_KERNELS)
 	@rm -f $@
 	ar rcs $@ $^
-$(EMUT)/lqa-sft: $(BUILD)/obj/trainer/main.o $(EMUT)/liblqa-emu.a
+$(EMUT)/lqa-sft: $(BUILD)/obj/trainer/main.o $(BUILD)/obj/bench/step_cost.o $(EMUT)/liblqa-emu.a
 	$(CC) $(LDFLAGS) $^ $(filter-out -lcublas -lcudart -lnccl,$(LDLIBS)) -o $@
 $(EMUT)/lqa-eval: $(BUILD)/obj/eval/main.o $(EMUT)/liblqa-emu.a
 	$(CC) $(LDFLAGS) $^ $(filter-out -lcublas -lcudart -lnccl,$(LDLIBS)) -o $@

@@ -1,14 +1,4 @@
-# kernels.mk: the CPU kernels' micro-benchmark (bench/RESULTS.md, section "Kernels").
-#   make bench-kernels [KBENCH_ARGS="--threads 2 --T 2048"]
-KBENCH_ARGS ?=
-$(BUILD)/bench/lqa-kernels-bench: bench/kernels_bench.c $(BUILD)/liblqa.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(BUILD)/liblqa.a $(LDFLAGS) $(LDLIBS) -o $@
-
-.PHONY: bench-kernels
-bench-kernels: $(BUILD)/bench/lqa-kernels-bench
-	$(BUILD)/bench/lqa-kernels-bench $(KBENCH_ARGS)
-
+# kernels.mk: compile flags of the CPU kernels (kernels/*.c).
 # The CPU kernels' hot loops (softmax tiles, cross-entropy, SiLU) need the loop vectoriser at
 # its full cost model and float comparisons that may be if-converted: -O3 -fno-trapping-math
 # (no -ffast-math: the order of float operations, hence the results, stays as written).

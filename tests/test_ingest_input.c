@@ -13,7 +13,7 @@
 #include "common/rng.h"
 #include "ingest/input.h"
 #include "ingest/xml.h"
-#include "tests/ingest_testutil.h"
+#include "tests/test_ingest_util.h"
 
 static const char *const tools[][3] = {
     /* codec, command (compresses $f into $f.ext, keeping $f), extension */
@@ -285,13 +285,13 @@ static void test_sniff_fixtures(void **state) {
         /* copy under a neutral name: the sniffing must not look at the file name */
         char *src = fixture(cases[i][0]), *dst = tmp_path("noname");
         assert_int_equal(lqa_test_run(NULL, "cp '%s' '%s'", src, dst), 0);
-        doc_list l;
+        xt_docs l;
         lqa_err err;
-        if (parse_collect(dst, NULL, &l, &err) != 0) fail_msg("%s: %s", cases[i][0], err.msg);
+        if (xt_parse_path(dst, NULL, &l, &err) != 0) fail_msg("%s: %s", cases[i][0], err.msg);
         assert_true(l.n >= 1);
         if (strcmp(l.docs[0].format, cases[i][1]) != 0)
             fail_msg("%s sniffed as %s, expected %s", cases[i][0], l.docs[0].format, cases[i][1]);
-        doc_list_free(&l);
+        xt_docs_free(&l);
         free(src), free(dst);
     }
     /* the XML family goes to lqa_xml_sniff; an EPUB is told by its zip mimetype entry */
@@ -305,13 +305,13 @@ static void test_compressed_parse_same(void **state) {
     for (size_t f = 0; f < 3; f++) {
         char *src = fixture(files[f]), *copy = tmp_path("same-input");
         assert_int_equal(lqa_test_run(NULL, "cp '%s' '%s'", src, copy), 0);
-        doc_list ref;
+        xt_docs ref;
         lqa_err err;
-        assert_int_equal(parse_collect(copy, NULL, &ref, &err), 0);
+        assert_int_equal(xt_parse_path(copy, NULL, &ref, &err), 0);
         for (int t = 0; t < N_TOOLS; t++) {
             char *c = compress_with(t, copy);
-            doc_list l;
-            if (parse_collect(c, NULL, &l, &err) != 0) fail_msg("%s.%s: %s", files[f], tools[t][2], err.msg);
+            xt_docs l;
+            if (xt_parse_path(c, NULL, &l, &err) != 0) fail_msg("%s.%s: %s", files[f], tools[t][2], err.msg);
             assert_int_equal(l.n, ref.n);
             for (int d = 0; d < l.n; d++) {
                 assert_string_equal(l.docs[d].format, ref.docs[d].format);
@@ -319,10 +319,10 @@ static void test_compressed_parse_same(void **state) {
                 assert_int_equal(l.docs[d].n_sections, ref.docs[d].n_sections);
                 assert_int_equal(l.docs[d].n_qas, ref.docs[d].n_qas);
             }
-            doc_list_free(&l);
+            xt_docs_free(&l);
             free(c);
         }
-        doc_list_free(&ref);
+        xt_docs_free(&ref);
         free(src), free(copy);
     }
 }
@@ -332,18 +332,18 @@ static void test_empty_binary_directory(void **state) {
     lqa_rng_seed(&r, lqa_test_seed() + 5);
     char *empty = tmp_path("empty.txt"), *bin = tmp_path("blob.dat"), *ws = tmp_path("blank.txt");
     lqa_test_write(empty, "", 0);
-    doc_list l;
+    xt_docs l;
     lqa_err err;
-    assert_int_equal(parse_collect(empty, NULL, &l, &err), -1);
+    assert_int_equal(xt_parse_path(empty, NULL, &l, &err), -1);
     assert_non_null(strstr(err.msg, empty));
     assert_non_null(strstr(err.msg, "empty file"));
     assert_int_equal(l.n, 0);
-    doc_list_free(&l);
+    xt_docs_free(&l);
     /* an empty file compressed is still empty */
     char *gz = compress_with(0, empty);
-    assert_int_equal(parse_collect(gz, NULL, &l, &err), -1);
+    assert_int_equal(xt_parse_path(gz, NULL, &l, &err), -1);
     assert_non_null(strstr(err.msg, "empty file (after decompression)"));
-    doc_list_free(&l);
+    xt_docs_free(&l);
     /* binary: random bytes with a NUL somewhere after some text lines */
     size_t n = 1000 + lqa_rng_below(&r, 5000);
     char *blob = lqa_malloc(n);
@@ -352,43 +352,43 @@ static void test_empty_binary_directory(void **state) {
     size_t nul = 20 + lqa_rng_below(&r, n - 20);
     blob[nul] = '\0';
     lqa_test_write(bin, blob, n);
-    assert_int_equal(parse_collect(bin, NULL, &l, &err), -1);
+    assert_int_equal(xt_parse_path(bin, NULL, &l, &err), -1);
     assert_non_null(strstr(err.msg, "binary data"));
     char want[64];
     snprintf(want, sizeof want, "%s:2:", bin); /* the NUL is after the first newline */
     assert_non_null(strstr(err.msg, want));
     assert_int_equal(l.n, 0);
-    doc_list_free(&l);
+    xt_docs_free(&l);
     /* forcing a text format does not let binary through either */
-    assert_int_equal(parse_collect(bin, "text", &l, &err), -1);
+    assert_int_equal(xt_parse_path(bin, "text", &l, &err), -1);
     assert_non_null(strstr(err.msg, "binary data"));
-    doc_list_free(&l);
+    xt_docs_free(&l);
     lqa_test_write(ws, " \n\n\t \n", 6);
-    assert_int_equal(parse_collect(ws, NULL, &l, &err), -1);
+    assert_int_equal(xt_parse_path(ws, NULL, &l, &err), -1);
     assert_non_null(strstr(err.msg, "only whitespace"));
-    doc_list_free(&l);
-    assert_int_equal(parse_collect(lqa_test_tmpdir(), NULL, &l, &err), -1);
+    xt_docs_free(&l);
+    assert_int_equal(xt_parse_path(lqa_test_tmpdir(), NULL, &l, &err), -1);
     assert_non_null(strstr(err.msg, "is a directory"));
-    doc_list_free(&l);
+    xt_docs_free(&l);
     free(blob), free(empty), free(bin), free(ws), free(gz);
 }
 
 static void test_forced_and_unknown_format(void **state) {
     char *md = fixture("text/guide.md");
-    doc_list l;
+    xt_docs l;
     lqa_err err;
-    assert_int_equal(parse_collect(md, "text", &l, &err), 0);
+    assert_int_equal(xt_parse_path(md, "text", &l, &err), 0);
     assert_string_equal(l.docs[0].format, "text");
     /* as plain text, '#' lines are not headings */
-    assert_int_equal(find_section(&l.docs[0], "Mooring"), -1);
-    doc_list_free(&l);
-    assert_int_equal(parse_collect(md, "auto", &l, &err), 0);
+    assert_int_equal(xt_section(&l.docs[0], "Mooring"), -1);
+    xt_docs_free(&l);
+    assert_int_equal(xt_parse_path(md, "auto", &l, &err), 0);
     assert_string_equal(l.docs[0].format, "markdown");
-    assert_true(find_section(&l.docs[0], "Mooring") >= 0);
-    doc_list_free(&l);
-    assert_int_equal(parse_collect(md, "pdf", &l, &err), -1);
+    assert_true(xt_section(&l.docs[0], "Mooring") >= 0);
+    xt_docs_free(&l);
+    assert_int_equal(xt_parse_path(md, "pdf", &l, &err), -1);
     assert_non_null(strstr(err.msg, "unknown format 'pdf'"));
-    doc_list_free(&l);
+    xt_docs_free(&l);
     int auto_listed = 0, text_listed = 0;
     for (int i = 0; lqa_formats[i]; i++) {
         auto_listed |= !strcmp(lqa_formats[i], "auto");
@@ -411,9 +411,9 @@ static void test_invalid_utf8_warns(void **state) {
     }
     char *path = tmp_path("bad-utf8.txt");
     lqa_test_write(path, b.data, b.len);
-    doc_list l;
+    xt_docs l;
     lqa_err err;
-    assert_int_equal(parse_collect(path, NULL, &l, &err), 0);
+    assert_int_equal(xt_parse_path(path, NULL, &l, &err), 0);
     /* the line number counts physical lines: paragraph breaks add an empty line */
     long physical = 1;
     for (size_t i = 0; i < b.len; i++) {
@@ -424,7 +424,7 @@ static void test_invalid_utf8_warns(void **state) {
     snprintf(want, sizeof want, "%s:%ld: invalid UTF-8", path, physical);
     if (!strstr(l.warnings.data, want)) fail_msg("expected '%s' in warnings: %s", want, l.warnings.data);
     assert_non_null(strstr(l.docs[0].text.data, "broken \xef\xbf\xbd( byte"));
-    doc_list_free(&l);
+    xt_docs_free(&l);
     lqa_buf_free(&b);
     free(path);
 }

@@ -16,19 +16,19 @@
 #include "common/rng.h"
 #include "ingest/docbuild.h"
 #include "ingest/qaset.h"
-#include "tests/ingest_testutil.h"
+#include "tests/test_ingest_util.h"
 
 static char *fixture(const char *rel) { return lqa_path_join(lqa_test_fixtures(), rel); }
 static char *tmp_path(const char *name) { return lqa_path_join(lqa_test_tmpdir(), name); }
 
-static void parse_ok(const char *path, doc_list *l) {
+static void parse_ok(const char *path, xt_docs *l) {
     lqa_err err;
-    if (parse_collect(path, NULL, l, &err) != 0) fail_msg("%s: %s", path, err.msg);
+    if (xt_parse_path(path, NULL, l, &err) != 0) fail_msg("%s: %s", path, err.msg);
 }
 
 /* Every pair with a span: the text there is the main answer, and contains every cleaned answer
  * that was located. Returns how many pairs had a span. */
-static int check_evidence(const doc_list *l) {
+static int check_evidence(const xt_docs *l) {
     int with_span = 0;
     lqa_buf clean = {0};
     for (int i = 0; i < l->n; i++) {
@@ -38,7 +38,7 @@ static int check_evidence(const doc_list *l) {
             assert_true(q->n_answers >= 1);
             if (q->evidence.end == 0) continue;
             with_span++;
-            char *at = span_text(d, q->evidence);
+            char *at = xt_span_text(d, q->evidence);
             lqa_db_clean(q->answers[0], strlen(q->answers[0]), &clean);
             if (!strstr(at, clean.data)) fail_msg("doc %d qa %d: span '%s' lacks answer '%s'", i, k, at, clean.data);
             free(at);
@@ -48,7 +48,7 @@ static int check_evidence(const doc_list *l) {
     return with_span;
 }
 
-static const lqa_qa_in *find_qa(const doc_list *l, const char *question, const lqa_doc **doc) {
+static const lqa_qa_in *find_qa(const xt_docs *l, const char *question, const lqa_doc **doc) {
     for (int i = 0; i < l->n; i++)
         for (int k = 0; k < l->docs[i].n_qas; k++)
             if (!strcmp(l->docs[i].qas[k].question, question)) {
@@ -63,7 +63,7 @@ static const lqa_qa_in *find_qa(const doc_list *l, const char *question, const l
 
 static void test_alpaca_fixture(void **state) {
     char *path = fixture("qaset/alpaca.json");
-    doc_list l;
+    xt_docs l;
     parse_ok(path, &l);
     assert_int_equal(l.n, 3);
     const lqa_doc *d;
@@ -79,13 +79,13 @@ static void test_alpaca_fixture(void **state) {
     assert_string_equal(q->kind, "alpaca");
     assert_string_equal(d->text.data, "The ferry leaves at nine.\n\nIt returns at five, weather permitting.");
     assert_string_equal(q->answers[0], "A ferry runs from nine to five when the weather allows.");
-    doc_list_free(&l);
+    xt_docs_free(&l);
     free(path);
 }
 
 static void test_longbench_fixture(void **state) {
     char *path = fixture("qaset/longbench.jsonl");
-    doc_list l;
+    xt_docs l;
     parse_ok(path, &l);
     /* two records share one context: one document with both questions */
     assert_int_equal(l.n, 2);
@@ -97,13 +97,13 @@ static void test_longbench_fixture(void **state) {
     q = find_qa(&l, "Write a one-page summary of the report.", NULL); /* empty input: the task's question */
     assert_string_equal(q->kind, "longbench:gov_report");
     assert_int_equal(q->evidence.end, 0);
-    doc_list_free(&l);
+    xt_docs_free(&l);
     free(path);
 }
 
 static void test_squad_fixture(void **state) {
     char *path = fixture("qaset/squad.json");
-    doc_list l;
+    xt_docs l;
     parse_ok(path, &l);
     assert_int_equal(l.n, 1);
     const lqa_doc *d = &l.docs[0];
@@ -112,24 +112,24 @@ static void test_squad_fixture(void **state) {
     assert_int_equal(check_evidence(&l), 3);
     assert_non_null(strstr(l.warnings.data, "skipped 1 unanswerable"));
     const lqa_qa_in *q = find_qa(&l, "What makes the water red?", NULL);
-    char *at = span_text(d, q->evidence);
+    char *at = xt_span_text(d, q->evidence);
     assert_string_equal(at, "iron");
     free(at);
-    doc_list_free(&l);
+    xt_docs_free(&l);
     free(path);
 }
 
 static void test_qasper_fixture(void **state) {
     char *path = fixture("qaset/qasper.json");
-    doc_list l;
+    xt_docs l;
     parse_ok(path, &l);
     assert_int_equal(l.n, 1);
     const lqa_doc *d = &l.docs[0];
     assert_string_equal(d->title, "Counting Seabirds with Drones");
-    char *abs = span_text(d, d->abstract);
+    char *abs = xt_span_text(d, d->abstract);
     assert_string_equal(abs, "We count nesting seabirds from drone images.");
     free(abs);
-    int dc = find_section(d, "Data collection");
+    int dc = xt_section(d, "Data collection");
     assert_true(dc >= 0);
     assert_int_equal(d->sections[dc].level, 2);
     assert_string_equal(d->sections[d->sections[dc].parent].title, "Method");
@@ -145,7 +145,7 @@ static void test_qasper_fixture(void **state) {
     assert_string_equal(q->answers[0], "Yes");
     q = find_qa(&l, "How accurate is the detector?", NULL);
     assert_string_equal(q->kind, "qasper:free_form");
-    doc_list_free(&l);
+    xt_docs_free(&l);
     free(path);
 }
 
@@ -153,7 +153,7 @@ static void test_qasper_fixture(void **state) {
  * document and pairs as the release JSON. */
 static void test_qasper_hf_layout(void **state) {
     char *rel = fixture("qaset/qasper.json"), *hf = fixture("qaset/qasper-hf.jsonl");
-    doc_list a, b;
+    xt_docs a, b;
     parse_ok(rel, &a);
     parse_ok(hf, &b);
     assert_int_equal(b.n, 2);
@@ -168,8 +168,8 @@ static void test_qasper_hf_layout(void **state) {
     }
     assert_string_equal(b.docs[1].title, "Counting Puffins with Drones");
     assert_int_equal(check_evidence(&b), 2);
-    doc_list_free(&a);
-    doc_list_free(&b);
+    xt_docs_free(&a);
+    xt_docs_free(&b);
     free(rel), free(hf);
 }
 
@@ -177,7 +177,7 @@ static void test_qasper_hf_layout(void **state) {
  * pairs as the official JSON. */
 static void test_squad_hf_layout(void **state) {
     char *rel = fixture("qaset/squad.json"), *hf = fixture("qaset/squad-hf.jsonl");
-    doc_list a, b;
+    xt_docs a, b;
     parse_ok(rel, &a);
     parse_ok(hf, &b);
     assert_int_equal(b.n, 1);
@@ -191,8 +191,8 @@ static void test_squad_hf_layout(void **state) {
         assert_int_equal(b.docs[0].qas[k].evidence.end, a.docs[0].qas[k].evidence.end);
     }
     assert_non_null(strstr(b.warnings.data, "skipped 1 unanswerable"));
-    doc_list_free(&a);
-    doc_list_free(&b);
+    xt_docs_free(&a);
+    xt_docs_free(&b);
     free(rel), free(hf);
 }
 
@@ -200,13 +200,13 @@ static void test_squad_hf_layout(void **state) {
 static void test_squad_trailing_data(void **state) {
     char *src = fixture("qaset/squad.json"), *path = tmp_path("squad-twice.json");
     assert_int_equal(lqa_test_run(NULL, "(cat '%s'; echo; echo '{\"x\": 1}') > '%s'", src, path), 0);
-    doc_list l;
+    xt_docs l;
     lqa_err err;
-    assert_int_equal(parse_collect(path, NULL, &l, &err), -1);
+    assert_int_equal(xt_parse_path(path, NULL, &l, &err), -1);
     assert_non_null(strstr(err.msg, "more data after the JSON value"));
     assert_non_null(strstr(err.msg, path));
     assert_int_equal(l.n, 0);
-    doc_list_free(&l);
+    xt_docs_free(&l);
     free(src), free(path);
 }
 
@@ -288,7 +288,7 @@ static void test_random_squad(void **state) {
     char *path = tmp_path("squad-random.json");
     assert_int_equal(json_dump_file(root, path, 0), 0);
     json_decref(root);
-    doc_list l;
+    xt_docs l;
     parse_ok(path, &l);
     assert_int_equal(l.n, 1);
     assert_string_equal(l.docs[0].format, "squad");
@@ -299,7 +299,7 @@ static void test_random_squad(void **state) {
         snprintf(want, sizeof want, "skipped %d unanswerable", impossible);
         assert_non_null(strstr(l.warnings.data, want));
     }
-    doc_list_free(&l);
+    xt_docs_free(&l);
     free(path);
 }
 
@@ -446,24 +446,24 @@ static void test_cut_array(void **state) {
             free(cut);
             cut = tmp_path("cut.json.gz");
         }
-        doc_list l;
-        assert_int_equal(parse_collect(cut, NULL, &l, &err), -1);
+        xt_docs l;
+        assert_int_equal(xt_parse_path(cut, NULL, &l, &err), -1);
         assert_int_equal(l.n, k);
         char want[128];
         snprintf(want, sizeof want, "starts at line %ld", starts[k]);
         if (!strstr(err.msg, cut) || !strstr(err.msg, "cut in the middle") || !strstr(err.msg, want))
             fail_msg("unexpected error: %s (wanted '%s')", err.msg, want);
-        doc_list_free(&l);
+        xt_docs_free(&l);
     }
     /* cut right after a complete element and its comma */
     size_t after = off;
     while (after > 0 && data[after - 1] != ',') after--;
     lqa_test_write(cut, data, after);
-    doc_list l;
-    assert_int_equal(parse_collect(cut, "alpaca", &l, &err), -1);
+    xt_docs l;
+    assert_int_equal(xt_parse_path(cut, "alpaca", &l, &err), -1);
     assert_int_equal(l.n, k);
     assert_non_null(strstr(err.msg, "cut in the middle"));
-    doc_list_free(&l);
+    xt_docs_free(&l);
     free(data), free(starts), free(path), free(cut);
 }
 
@@ -485,14 +485,14 @@ static void test_bad_element_line(void **state) {
     lqa_buf_puts(&b, "]\n");
     char *path = tmp_path("bad-elem.json");
     lqa_test_write(path, b.data, b.len);
-    doc_list l;
+    xt_docs l;
     lqa_err err;
-    assert_int_equal(parse_collect(path, NULL, &l, &err), -1);
+    assert_int_equal(xt_parse_path(path, NULL, &l, &err), -1);
     assert_int_equal(l.n, bad);
     char want[600];
     snprintf(want, sizeof want, "%s:%ld: invalid JSON", path, bad_line);
     if (!strstr(err.msg, want)) fail_msg("expected '%s' in: %s", want, err.msg);
-    doc_list_free(&l);
+    xt_docs_free(&l);
     lqa_buf_free(&b);
     free(path);
 }
@@ -520,14 +520,14 @@ static void test_cut_jsonl(void **state) {
     b.len = last_start + (b.len - last_start) / 2;
     char *path = tmp_path("cut.jsonl");
     lqa_test_write(path, b.data, b.len);
-    doc_list l;
+    xt_docs l;
     lqa_err err;
-    assert_int_equal(parse_collect(path, NULL, &l, &err), -1);
+    assert_int_equal(xt_parse_path(path, NULL, &l, &err), -1);
     assert_int_equal(l.n, n - 1); /* each line has its own context */
     char want[600];
     snprintf(want, sizeof want, "%s:%d: invalid JSON", path, n);
     if (!strstr(err.msg, want)) fail_msg("expected '%s' in: %s", want, err.msg);
-    doc_list_free(&l);
+    xt_docs_free(&l);
     lqa_buf_free(&b);
     free(path);
 }

@@ -4,7 +4,7 @@
  * header-less table is marked so; Mallard if:choose keeps one branch and key sequences keep
  * their separators; --join-by chapter cuts an HTML manual at its table of contents' entries and
  * a Mallard help directory at its guides. Inputs are built from fresh random words. */
-#include "tests/test_ingest_xml_util.h"
+#include "tests/test_ingest_util.h"
 
 #include <archive.h>
 #include <archive_entry.h>

@@ -11,26 +11,26 @@
 #include "common/fileio.h"
 #include "common/rng.h"
 #include "ingest/text.h"
-#include "tests/ingest_testutil.h"
+#include "tests/test_ingest_util.h"
 
 static char *fixture(const char *rel) { return lqa_path_join(lqa_test_fixtures(), rel); }
 
-static void parse_fixture(const char *rel, doc_list *l) {
+static void parse_fixture(const char *rel, xt_docs *l) {
     char *path = fixture(rel);
     lqa_err err;
-    if (parse_collect(path, NULL, l, &err) != 0) fail_msg("%s: %s", rel, err.msg);
+    if (xt_parse_path(path, NULL, l, &err) != 0) fail_msg("%s: %s", rel, err.msg);
     assert_int_equal(l->n, 1);
     free(path);
 }
 
 static void assert_span_equals(const lqa_doc *d, lqa_span s, const char *want) {
-    char *got = span_text(d, s);
+    char *got = xt_span_text(d, s);
     if (strcmp(got, want) != 0) fail_msg("span [%zu,%zu) holds '%s', expected '%s'", s.start, s.end, got, want);
     free(got);
 }
 
 static void assert_section(const lqa_doc *d, const char *title, int level, const char *parent) {
-    int i = find_section(d, title);
+    int i = xt_section(d, title);
     if (i < 0) fail_msg("no section '%s'", title);
     assert_int_equal(d->sections[i].level, level);
     if (parent) {
@@ -44,7 +44,7 @@ static void assert_section(const lqa_doc *d, const char *title, int level, const
 }
 
 static void test_markdown_fixture(void **state) {
-    doc_list l;
+    xt_docs l;
     parse_fixture("text/guide.md", &l);
     const lqa_doc *d = &l.docs[0];
     assert_string_equal(d->format, "markdown");
@@ -66,12 +66,12 @@ static void test_markdown_fixture(void **state) {
     assert_string_equal(t->cells[0], "Vessel class");
     assert_string_equal(t->cells[2 * 3 + 2], "35 EUR");
     for (int c = 0; c < t->n_rows * t->n_cols; c++) assert_span_equals(d, t->cell_spans[c], t->cells[c]);
-    assert_int_equal(t->section, find_section(d, "Fees"));
-    doc_list_free(&l);
+    assert_int_equal(t->section, xt_section(d, "Fees"));
+    xt_docs_free(&l);
 }
 
 static void test_rst_fixture(void **state) {
-    doc_list l;
+    xt_docs l;
     parse_fixture("text/manual.rst", &l);
     const lqa_doc *d = &l.docs[0];
     assert_string_equal(d->title, "Lighthouse Manual");
@@ -82,16 +82,16 @@ static void test_rst_fixture(void **state) {
     assert_section(d, "Spare parts", 4, "Maintenance");
     assert_section(d, "Logbook", 2, "Lighthouse Manual");
     assert_int_equal(d->n_defs, 2);
-    int bulb = find_def(d, "bulb"), wick = find_def(d, "wick");
+    int bulb = xt_def(d, "bulb"), wick = xt_def(d, "wick");
     assert_true(bulb >= 0 && wick >= 0);
     assert_span_equals(d, d->defs[bulb].term_span, "bulb");
     assert_span_equals(d, d->defs[bulb].def_span, "The replacement lamp, kept in the store room under the stairs.");
     assert_span_equals(d, d->defs[wick].def_span, "A cotton strip used only by the emergency oil lamp.");
-    doc_list_free(&l);
+    xt_docs_free(&l);
 }
 
 static void test_plain_numbered_fixture(void **state) {
-    doc_list l;
+    xt_docs l;
     parse_fixture("text/rules.txt", &l);
     const lqa_doc *d = &l.docs[0];
     assert_string_equal(d->format, "text");
@@ -99,29 +99,29 @@ static void test_plain_numbered_fixture(void **state) {
     assert_section(d, "1 General Provisions", 1, NULL);
     assert_section(d, "1.1 Membership", 2, "1 General Provisions");
     assert_section(d, "2.1 Time Control", 2, "2 Tournament Play");
-    int p = find_passage(d, "1.1");
+    int p = xt_passage(d, "1.1");
     assert_true(p >= 0);
     assert_span_equals(d, d->passages[p].span,
                        "Anyone who lives in the parish may join by paying the annual subscription.");
-    int z = find_def(d, "zugzwang");
+    int z = xt_def(d, "zugzwang");
     assert_true(z >= 0);
     assert_span_equals(d, d->defs[z].def_span, "A position in which any move worsens the player's position.");
-    doc_list_free(&l);
+    xt_docs_free(&l);
 }
 
 static void test_kjv_fixture(void **state) {
-    doc_list l;
+    xt_docs l;
     parse_fixture("text/kjv-sample.txt", &l);
     const lqa_doc *d = &l.docs[0];
     assert_int_equal(d->n_passages, 10);
-    assert_span_equals(d, d->passages[find_passage(d, "Genesis 1:1")].span,
+    assert_span_equals(d, d->passages[xt_passage(d, "Genesis 1:1")].span,
                        "In the beginning God created the heaven and the earth.");
-    assert_span_equals(d, d->passages[find_passage(d, "Psalms 23:1")].span, "The LORD is my shepherd; I shall not want.");
-    assert_true(find_passage(d, "1 Corinthians 13:5") >= 0);
+    assert_span_equals(d, d->passages[xt_passage(d, "Psalms 23:1")].span, "The LORD is my shepherd; I shall not want.");
+    assert_true(xt_passage(d, "1 Corinthians 13:5") >= 0);
     assert_section(d, "Genesis", 1, NULL);
     assert_section(d, "Genesis 1", 2, "Genesis");
     assert_section(d, "1 Corinthians 13", 2, "1 Corinthians");
-    doc_list_free(&l);
+    xt_docs_free(&l);
 }
 
 /* ---- generated documents ------------------------------------------------------------------- */
@@ -181,19 +181,19 @@ static void test_random_verses(void **state) {
         }
     }
     char *path = write_tmp("verses.txt", &b);
-    doc_list l;
+    xt_docs l;
     lqa_err err;
-    assert_int_equal(parse_collect(path, NULL, &l, &err), 0);
+    assert_int_equal(xt_parse_path(path, NULL, &l, &err), 0);
     const lqa_doc *d = &l.docs[0];
     assert_int_equal(d->n_passages, n);
     for (int i = 0; i < n; i++) {
-        int p = find_passage(d, labels[i]);
+        int p = xt_passage(d, labels[i]);
         if (p < 0) fail_msg("no passage '%s'", labels[i]);
         assert_span_equals(d, d->passages[p].span, texts[i]);
         free(labels[i]), free(texts[i]);
     }
     free(labels), free(texts), free(path);
-    doc_list_free(&l);
+    xt_docs_free(&l);
     lqa_buf_free(&b);
 }
 
@@ -226,17 +226,17 @@ static void test_random_lexicon(void **state) {
     }
     lqa_buf_puts(&b, "Appendix A. Afterword\n\n   Nothing more.\n");
     char *path = write_tmp("lexicon.txt", &b);
-    doc_list l;
+    xt_docs l;
     lqa_err err;
-    assert_int_equal(parse_collect(path, NULL, &l, &err), 0);
+    assert_int_equal(xt_parse_path(path, NULL, &l, &err), 0);
     const lqa_doc *d = &l.docs[0];
     assert_string_equal(d->title, "A Random Lexicon");
     assert_int_equal(d->n_defs, n);
     for (int i = 0; i < n; i++) {
-        int k = find_def(d, terms[i]);
+        int k = xt_def(d, terms[i]);
         if (k < 0) fail_msg("no definition of '%s'", terms[i]);
         assert_span_equals(d, d->defs[k].term_span, terms[i]);
-        char *def = span_text(d, d->defs[k].def_span);
+        char *def = xt_span_text(d, d->defs[k].def_span);
         /* from the part of speech through the last sentence, nothing of the next entry */
         assert_true(strncmp(def, "n.", 2) == 0);
         assert_non_null(strstr(def, firsts[i]));
@@ -249,7 +249,7 @@ static void test_random_lexicon(void **state) {
     assert_section(d, "Appendix A. Afterword", 1, NULL);
     assert_int_equal(d->n_sections, 2); /* the indented entries are not headings */
     free(terms), free(firsts), free(lasts), free(path);
-    doc_list_free(&l);
+    xt_docs_free(&l);
     lqa_buf_free(&b);
     lqa_buf_free(&term);
 }
@@ -278,9 +278,9 @@ static void test_random_markdown_table(void **state) {
     }
     lqa_buf_puts(&b, "\nText after.\n");
     char *path = write_tmp("table.md", &b);
-    doc_list l;
+    xt_docs l;
     lqa_err err;
-    assert_int_equal(parse_collect(path, NULL, &l, &err), 0);
+    assert_int_equal(xt_parse_path(path, NULL, &l, &err), 0);
     const lqa_doc *d = &l.docs[0];
     assert_string_equal(d->format, "markdown");
     assert_int_equal(d->n_tables, 1);
@@ -292,7 +292,7 @@ static void test_random_markdown_table(void **state) {
         free(cells[k]);
     }
     free(cells), free(path);
-    doc_list_free(&l);
+    xt_docs_free(&l);
     lqa_buf_free(&b);
 }
 
@@ -341,15 +341,15 @@ static void test_markdown_html_blocks(void **state) {
     }
     lqa_buf_puts(&b, "</table>\n\nAfter the table.\n");
     char *path = write_tmp("node.md", &b);
-    doc_list l;
+    xt_docs l;
     lqa_err err;
-    assert_int_equal(parse_collect(path, NULL, &l, &err), 0);
+    assert_int_equal(xt_parse_path(path, NULL, &l, &err), 0);
     const lqa_doc *d = &l.docs[0];
     assert_string_equal(d->format, "markdown");
     assert_null(strstr(d->text.data, "secret-history-line"));
     assert_null(strstr(d->text.data, "<!--"));
-    assert_true(find_section(d, "Class: FileHandle") >= 0);
-    assert_true(find_section(d, "fh.read([options])") >= 0);
+    assert_true(xt_section(d, "Class: FileHandle") >= 0);
+    assert_true(xt_section(d, "fh.read([options])") >= 0);
     assert_non_null(strstr(d->text.data, "Reads data via the API."));
     assert_int_equal(d->n_tables, 1);
     const lqa_table *t = &d->tables[0];
@@ -365,7 +365,7 @@ static void test_markdown_html_blocks(void **state) {
         free(names[i]), free(descs[i]);
     }
     free(names), free(descs), free(path);
-    doc_list_free(&l);
+    xt_docs_free(&l);
     lqa_buf_free(&b);
 }
 
@@ -380,26 +380,26 @@ static void test_corpus_kjv_and_jargon(void **state) {
     }
     char *kjv = lqa_path_join(lqa_test_tmpdir(), "kjv.txt");
     assert_int_equal(lqa_test_run(&out, "bible -f Gen1:1-Rev22:21 > '%s'", kjv), 0);
-    doc_list l;
+    xt_docs l;
     lqa_err err;
-    assert_int_equal(parse_collect(kjv, NULL, &l, &err), 0);
+    assert_int_equal(xt_parse_path(kjv, NULL, &l, &err), 0);
     const lqa_doc *d = &l.docs[0];
     assert_int_equal(d->n_passages, 31102); /* every verse of the KJV */
     assert_int_equal(d->n_sections, 66 + 1189); /* books and chapters */
-    assert_span_equals(d, d->passages[find_passage(d, "John 11:35")].span, "Jesus wept.");
+    assert_span_equals(d, d->passages[xt_passage(d, "John 11:35")].span, "Jesus wept.");
     assert_span_equals(d, d->passages[d->n_passages - 1].span, "The grace of our Lord Jesus Christ be with you all. Amen.");
-    doc_list_free(&l);
-    assert_int_equal(parse_collect(jargon, NULL, &l, &err), 0);
+    xt_docs_free(&l);
+    assert_int_equal(xt_parse_path(jargon, NULL, &l, &err), 0);
     d = &l.docs[0];
     assert_string_equal(d->title, "The Jargon File");
     assert_true(d->n_defs > 2000);
-    int k = find_def(d, "kluge");
+    int k = xt_def(d, "kluge");
     assert_true(k >= 0);
-    char *def = span_text(d, d->defs[k].def_span);
+    char *def = xt_span_text(d, d->defs[k].def_span);
     assert_non_null(strstr(def, "clever programming trick"));
     free(def);
-    assert_true(find_section(d, "Chapter 1. Hacker Slang and Hacker Culture") >= 0);
-    doc_list_free(&l);
+    assert_true(xt_section(d, "Chapter 1. Hacker Slang and Hacker Culture") >= 0);
+    xt_docs_free(&l);
     lqa_buf_free(&out);
     free(kjv);
 }
@@ -414,11 +414,11 @@ static void test_bracket_prose_is_text(void **state) {
     lqa_buf_puts(&b, s);
     free(s);
     char *path = write_tmp("bracket.txt", &b);
-    doc_list l;
+    xt_docs l;
     lqa_err err;
-    assert_int_equal(parse_collect(path, NULL, &l, &err), 0);
+    assert_int_equal(xt_parse_path(path, NULL, &l, &err), 0);
     assert_string_equal(l.docs[0].format, "text");
-    doc_list_free(&l);
+    xt_docs_free(&l);
     free(path);
     lqa_buf_free(&b);
 }
@@ -435,17 +435,17 @@ static void test_line_limit(void **state) {
     lqa_buf_puts(&b, "\nlast line\n");
     char *path = write_tmp("longline.txt", &b);
     lqa_parse_opts opts = {.max_text_node = 1000};
-    doc_list l = {0};
+    xt_docs l = {0};
     lqa_err err;
-    assert_int_equal(lqa_parse_path(path, &opts, collect_doc, &l, &err), -1);
+    assert_int_equal(lqa_parse_path(path, &opts, xt_sink, &l, &err), -1);
     char want[600];
     snprintf(want, sizeof want, "%s:%d: a line of %zu bytes", path, before + 1, n);
     if (!strstr(err.msg, want)) fail_msg("expected '%s' in: %s", want, err.msg);
     assert_int_equal(l.n, 0);
     opts.max_text_node = 0; /* the default (16 MiB) lets it through */
-    assert_int_equal(lqa_parse_path(path, &opts, collect_doc, &l, &err), 0);
+    assert_int_equal(lqa_parse_path(path, &opts, xt_sink, &l, &err), 0);
     assert_int_equal(l.n, 1);
-    doc_list_free(&l);
+    xt_docs_free(&l);
     free(path);
     lqa_buf_free(&b);
 }

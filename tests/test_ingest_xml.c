@@ -11,7 +11,7 @@
 #include "common/rng.h"
 #include "ingest/docbuild.h"
 #include "ingest/xml.h"
-#include "tests/test_ingest_xml_util.h"
+#include "tests/test_ingest_util.h"
 
 static lqa_rng rng;
 

@@ -16,7 +16,7 @@
 
 #include "common/fileio.h"
 #include "common/rng.h"
-#include "tests/test_ingest_xml_util.h"
+#include "tests/test_ingest_util.h"
 
 static lqa_rng rng;
 

@@ -367,8 +367,13 @@ static void check_grad_cli(const char *adapter, lqa_train_set set, const char *f
     run_expect(0, NULL, cmd);
     lqa_err err;
     lqa_model m;
-    assert_int_equal(lqa_load_for_training(g_model, adapter, 0, set, LQA_LORA_Q | LQA_LORA_K | LQA_LORA_V | LQA_LORA_O,
-                                           8, 16, g_seed, &m, &err), 0);
+    lqa_train_opts o; /* the defaults grad ran with (q,k,v,o, rank 8, alpha 16) */
+    lqa_train_opts_default(&o);
+    o.model_dir = g_model;
+    o.adapter_dir = adapter;
+    o.train = set;
+    o.seed = g_seed;
+    assert_int_equal(lqa_load_for_training(&o, &m, &err), 0);
     lqa_grads g;
     lqa_grads_alloc(&g, &m, set);
     lqa_batch b = {B, T, tok, mask, NULL};

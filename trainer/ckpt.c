@@ -165,7 +165,8 @@ int lqa_ckpt_check_state(const json_t *state, const char *path, long max_step, u
         return lqa_err_set(err, "%s: \"optim_t\" must be an integer in 0..step", path);
     if (!json_is_number(el) || !isfinite(json_number_value(el)) || json_number_value(el) < 0)
         return lqa_err_set(err, "%s: \"elapsed\" must be a finite number of seconds >= 0", path);
-    if (!check_rng(json_object_get(state, "rng")))
+    /* "rng": written before 2026-12 (a generator the loop never drew from); still checked when present */
+    if (json_object_get(state, "rng") && !check_rng(json_object_get(state, "rng")))
         return lqa_err_set(err, "%s: \"rng\" must be 4 non-zero-together strings of 16 hex digits", path);
     if (!check_pos(json_object_get(state, "data")))
         return lqa_err_set(err, "%s: \"data\" must hold seed, epoch and step (16 hex digits each) and 0 <= rank < "

@@ -7,10 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
-#include <cblas.h>
-
+#include "bench/step_cost.h"
 #include "common/fileio.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -50,21 +48,6 @@ static int parse_long(const char *s, long lo, long hi, long *out) {
     return 0;
 }
 
-static int parse_float(const char *s, float *out) {
-    char *end;
-    double v = strtod(s, &end);
-    if (!*s || *end || !isfinite(v)) return -1;
-    *out = (float)v;
-    return 0;
-}
-
-static int parse_on_off(const char *s, int *out) {
-    if (!strcmp(s, "on") || !strcmp(s, "1") || !strcmp(s, "true")) *out = 1;
-    else if (!strcmp(s, "off") || !strcmp(s, "0") || !strcmp(s, "false")) *out = 0;
-    else return -1;
-    return 0;
-}
-
 static int parse_dtype(const char *s, lqa_st_dtype *d) {
     if (!strcmp(s, "f32") || !strcmp(s, "float32")) *d = LQA_ST_F32;
     else if (!strcmp(s, "f16") || !strcmp(s, "float16")) *d = LQA_ST_F16;
@@ -73,155 +56,16 @@ static int parse_dtype(const char *s, lqa_st_dtype *d) {
     return 0;
 }
 
-/* ---- training flags shared by train and grad ----------------------------------------------- */
+/* ---- the training options (trainer/options.h) plus a command's own ------------------------- */
 
-enum {
-    O_MODEL = 256, O_DATA, O_OUT, O_CTX, O_TRAIN, O_ATTN, O_GROUP, O_RANK, O_ALPHA, O_TARGETS, O_LR, O_WARMUP,
-    O_STEPS, O_MB, O_GA, O_SCHED, O_SEED, O_RESUME, O_DEVICE, O_THREADS, O_SAVE, O_LOG, O_KEEP, O_CKPT, O_CLIP,
-    O_WD, O_B1, O_B2, O_EPS, O_MAXMEM, O_PACK, O_DATA_WEIGHTS, O_ADAPTER, O_BATCH, O_PRESET, O_TOK, O_DTYPE, O_SHARD, O_HELP,
-    O_FULL_LAST
-};
+enum { O_MODEL = 256, O_CTX, O_ADAPTER, O_BATCH, O_PRESET, O_TOK, O_SEED, O_DTYPE, O_SHARD, O_SGEMM, O_HELP };
 
-#define TRAIN_LONGOPTS                                                                                              \
-    {"model", 1, 0, O_MODEL}, {"ctx", 1, 0, O_CTX}, {"train", 1, 0, O_TRAIN}, {"attn", 1, 0, O_ATTN},                \
-    {"group-ratio", 1, 0, O_GROUP}, {"lora-rank", 1, 0, O_RANK}, {"lora-alpha", 1, 0, O_ALPHA},                      \
-    {"lora-targets", 1, 0, O_TARGETS}, {"seed", 1, 0, O_SEED}, {"threads", 1, 0, O_THREADS},                         \
-    {"checkpointing", 1, 0, O_CKPT}, {"device", 1, 0, O_DEVICE}, {"adapter", 1, 0, O_ADAPTER},                       \
-    {"help", 0, 0, O_HELP}
-
-/* Applies one training flag; 1 when c is not one, -1 when its value is bad. */
-static int train_flag(lqa_train_opts *o, int c, const char *v, lqa_err *err) {
-    long n;
-    switch (c) {
-    case O_MODEL: o->model_dir = v; return 0;
-    case O_DATA: o->data_dir = v; return 0;
-    case O_DATA_WEIGHTS: o->data_weights = v; return 0;
-    case O_OUT: o->out_dir = v; return 0;
-    case O_ADAPTER: o->adapter_dir = v; return 0;
-    case O_CTX:
-        if (parse_long(v, 2, 1 << 24, &n)) return lqa_err_set(err, "--ctx '%s': expected a length >= 2", v);
-        o->ctx = (int)n;
-        return 0;
-    case O_TRAIN:
-        if (lqa_train_set_parse(v, &o->train)) return lqa_err_set(err, "--train '%s': expected lora+, lora or full", v);
-        return 0;
-    case O_ATTN:
-        if (!strcmp(v, "s2")) o->attn = LQA_ATTN_S2;
-        else if (!strcmp(v, "full")) o->attn = LQA_ATTN_FULL;
-        else return lqa_err_set(err, "--attn '%s': expected s2 or full", v);
-        return 0;
-    case O_GROUP:
-        if (parse_float(v, &o->group_ratio) || !(o->group_ratio > 0 && o->group_ratio <= 1))
-            return lqa_err_set(err, "--group-ratio '%s': expected a number in (0, 1], e.g. 0.25", v);
-        return 0;
-    case O_RANK:
-        if (parse_long(v, 1, 4096, &n)) return lqa_err_set(err, "--lora-rank '%s': expected 1..4096", v);
-        o->lora_rank = (int)n;
-        return 0;
-    case O_ALPHA:
-        if (parse_float(v, &o->lora_alpha) || !(o->lora_alpha > 0))
-            return lqa_err_set(err, "--lora-alpha '%s': expected a positive number", v);
-        return 0;
-    case O_TARGETS:
-        if (lqa_lora_targets_parse(v, &o->lora_targets, err)) return lqa_err_prefix(err, "--lora-targets '%s'", v);
-        return 0;
-    case O_LR:
-        if (parse_float(v, &o->lr) || !(o->lr > 0)) return lqa_err_set(err, "--lr '%s': expected a positive number", v);
-        return 0;
-    case O_WARMUP:
-        if (parse_long(v, 0, 1L << 40, &o->warmup)) return lqa_err_set(err, "--warmup '%s': expected steps >= 0", v);
-        return 0;
-    case O_STEPS:
-        if (parse_long(v, 1, 1L << 40, &o->steps)) return lqa_err_set(err, "--steps '%s': expected a positive count", v);
-        return 0;
-    case O_MB:
-        if (parse_long(v, 1, 1 << 20, &n)) return lqa_err_set(err, "--micro-batch '%s': expected a positive count", v);
-        o->micro_batch = (int)n;
-        return 0;
-    case O_GA:
-        if (parse_long(v, 1, 1 << 20, &n)) return lqa_err_set(err, "--grad-accum '%s': expected a positive count", v);
-        o->grad_accum = (int)n;
-        return 0;
-    case O_SCHED:
-        if (!strcmp(v, "constant")) o->schedule = LQA_SCHED_CONSTANT;
-        else if (!strcmp(v, "cosine")) o->schedule = LQA_SCHED_COSINE;
-        else return lqa_err_set(err, "--schedule '%s': expected constant or cosine", v);
-        return 0;
-    case O_SEED: {
-        char *end;
-        o->seed = strtoull(v, &end, 10);
-        if (!*v || *end) return lqa_err_set(err, "--seed '%s': expected a non-negative integer", v);
-        return 0;
-    }
-    case O_RESUME: o->resume = 1; return 0;
-    case O_PACK: o->pack = 1; return 0;
-    case O_FULL_LAST:
-        if (parse_long(v, 0, 1L << 40, &o->full_attn_last))
-            return lqa_err_set(err, "--full-attn-last '%s': expected a step count >= 0", v);
-        return 0;
-    case O_DEVICE:
-        if (strcmp(v, "cpu") && strcmp(v, "cuda") && !(strncmp(v, "cuda:", 5) == 0 && v[5] && !v[5 + strspn(v + 5, "0123456789")]))
-            return lqa_err_set(err, "--device '%s': expected cpu, cuda or cuda:N (N a device index)", v);
-        o->device = v;
-        return 0;
-    case O_THREADS:
-        if (parse_long(v, 1, 4096, &n)) return lqa_err_set(err, "--threads '%s': expected a positive count", v);
-        o->threads = (int)n;
-        return 0;
-    case O_SAVE:
-        if (parse_long(v, 1, 1L << 40, &o->save_every)) return lqa_err_set(err, "--save-every '%s': expected steps", v);
-        return 0;
-    case O_LOG:
-        if (parse_long(v, 1, 1L << 40, &o->log_every)) return lqa_err_set(err, "--log-every '%s': expected steps", v);
-        return 0;
-    case O_KEEP:
-        if (parse_long(v, 0, 1 << 20, &n)) return lqa_err_set(err, "--keep-checkpoints '%s': expected a count", v);
-        o->keep_checkpoints = (int)n;
-        return 0;
-    case O_CKPT:
-        if (parse_on_off(v, &o->checkpointing)) return lqa_err_set(err, "--checkpointing '%s': expected on or off", v);
-        return 0;
-    case O_CLIP:
-        if (parse_float(v, &o->max_grad_norm)) return lqa_err_set(err, "--max-grad-norm '%s': expected a number (0: off)", v);
-        return 0;
-    case O_WD:
-        if (parse_float(v, &o->weight_decay) || o->weight_decay < 0)
-            return lqa_err_set(err, "--weight-decay '%s': expected a number >= 0", v);
-        return 0;
-    case O_B1:
-    case O_B2: {
-        float b;
-        if (parse_float(v, &b) || !(b >= 0 && b < 1)) return lqa_err_set(err, "--beta '%s': expected a number in [0, 1)", v);
-        *(c == O_B1 ? &o->beta1 : &o->beta2) = b;
-        return 0;
-    }
-    case O_EPS:
-        if (parse_float(v, &o->adam_eps) || !(o->adam_eps > 0)) return lqa_err_set(err, "--adam-eps '%s': expected > 0", v);
-        return 0;
-    case O_MAXMEM: {
-        float g;
-        if (parse_float(v, &g) || !(g > 0)) return lqa_err_set(err, "--max-memory '%s': expected GiB > 0", v);
-        o->max_memory_gb = g;
-        return 0;
-    }
-    default: return 1;
-    }
+/* The table's options of cmd, then extra (ending with its zero entry), into out. */
+static void training_longopts(unsigned cmd, const struct option *extra, struct option *out) {
+    int n = lqa_train_opts_longopts(cmd, out);
+    do out[n++] = *extra;
+    while ((extra++)->name);
 }
-
-static const char TRAIN_FLAGS_HELP[] =
-    "  --ctx N                context length of a training sequence; above the model's\n"
-    "                         max_position_embeddings, positions are interpolated (scale ctx/max)\n"
-    "  --train lora+|lora|full  what trains (default lora+: LoRA + embedding + norms)\n"
-    "  --attn s2|full         S2-Attn (shifted sparse, default) or full causal attention\n"
-    "  --group-ratio R        S2-Attn group size = ctx * R (default 0.25)\n"
-    "  --lora-rank N          LoRA rank r (default 8)\n"
-    "  --lora-alpha A         LoRA alpha; scale alpha/r (default 16)\n"
-    "  --lora-targets LIST    from q,k,v,o,gate,up,down (default q,k,v,o)\n"
-    "  --adapter DIR          start from this PEFT adapter (A, B and trainable_params)\n"
-    "  --seed N               LoRA init and data order (default 42)\n"
-    "  --threads N            CPU threads (default: OpenMP's)\n"
-    "  --checkpointing on|off recompute each layer in the backward (default on)\n"
-    "  --device cpu|cuda|cuda:N  (default cpu; cuda:N picks GPU N)\n";
 
 /* ---- init ---------------------------------------------------------------------------------- */
 
@@ -299,56 +143,14 @@ static int cmd_init(int argc, char **argv) {
 static void train_help(void) {
     printf("usage: lqa-sft train --model MODEL_DIR --data SHARDS_DIR[,DIR...] --out RUN_DIR --ctx N [options]\n"
            "Fine-tunes with LongLoRA (S2-Attn, LoRA+, position interpolation). RUN_DIR gets config.json,\n"
-           "metrics.jsonl, checkpoints/ and final/ (a PEFT adapter, or a full model for --train full).\n%s"
-           "  --data DIR[,DIR...]    shard directories (lm and sft may be mixed); each row of a micro-batch\n"
-           "                         comes from one of them, chosen by a seeded RNG with the weights below\n"
-           "  --data-weights W,...   relative sampling weight per --data dir (default: each dir's token\n"
-           "                         count, i.e. like concatenating them); 0 leaves a dir out\n"
-           "  --lr X                 peak learning rate (default 2e-5)\n"
-           "  --warmup N             linear warm-up steps (default 20)\n"
-           "  --steps N              optimizer steps (default 1000)\n"
-           "  --full-attn-last N     with --attn s2: train the last N steps with full attention, so\n"
-           "                         that distances past the S2 group are learnt too (default 0)\n"
-           "  --micro-batch N        sequences per forward/backward (default 1)\n"
-           "  --grad-accum N         micro-batches per optimizer step (default 8)\n"
-           "  --schedule constant|cosine  after warm-up (default constant)\n"
-           "  --resume               continue RUN_DIR from its latest checkpoint, exactly\n"
-           "  --save-every N         checkpoint every N steps (default 100; also at the end)\n"
-           "  --keep-checkpoints N   keep the newest N (default 2; 0 keeps all)\n"
-           "  --log-every N          log a line every N steps (default 10)\n"
-           "  --max-grad-norm X      clip the global gradient norm (default 1; 0 = off)\n"
-           "  --weight-decay X       AdamW weight decay, not on norms (default 0)\n"
-           "  --beta1 X --beta2 X --adam-eps X   AdamW (defaults 0.9, 0.999, 1e-8)\n"
-           "  --max-memory GIB       refuse to start above this estimate (default: available memory)\n"
-           "  --pack                 pack whole short records into each ctx row (attention and loss\n"
-           "                         stay inside each record)\n",
-           TRAIN_FLAGS_HELP);
+           "metrics.jsonl, checkpoints/ and final/ (a PEFT adapter, or a full model for --train full).\n");
+    lqa_train_opts_help(stdout, LQA_CMD_TRAIN);
 }
 
 static int cmd_train(int argc, char **argv) {
-    static const struct option opts[] = {TRAIN_LONGOPTS,
-                                         {"data", 1, 0, O_DATA},
-                                         {"data-weights", 1, 0, O_DATA_WEIGHTS},
-                                         {"out", 1, 0, O_OUT},
-                                         {"lr", 1, 0, O_LR},
-                                         {"warmup", 1, 0, O_WARMUP},
-                                         {"steps", 1, 0, O_STEPS},
-                                         {"micro-batch", 1, 0, O_MB},
-                                         {"grad-accum", 1, 0, O_GA},
-                                         {"schedule", 1, 0, O_SCHED},
-                                         {"resume", 0, 0, O_RESUME},
-                                         {"save-every", 1, 0, O_SAVE},
-                                         {"log-every", 1, 0, O_LOG},
-                                         {"keep-checkpoints", 1, 0, O_KEEP},
-                                         {"max-grad-norm", 1, 0, O_CLIP},
-                                         {"weight-decay", 1, 0, O_WD},
-                                         {"beta1", 1, 0, O_B1},
-                                         {"beta2", 1, 0, O_B2},
-                                         {"adam-eps", 1, 0, O_EPS},
-                                         {"max-memory", 1, 0, O_MAXMEM},
-                                         {"pack", 0, 0, O_PACK},
-                                         {"full-attn-last", 1, 0, O_FULL_LAST},
-                                         {0, 0, 0, 0}};
+    static const struct option extra[] = {{"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    struct option opts[LQA_OPT_MAX + 2];
+    training_longopts(LQA_CMD_TRAIN, extra, opts);
     lqa_train_opts o;
     lqa_train_opts_default(&o);
     lqa_err err;
@@ -358,8 +160,8 @@ static int cmd_train(int argc, char **argv) {
             train_help();
             return 0;
         }
-        if (c == 'o') c = O_OUT;
-        int r = c == '?' ? 1 : train_flag(&o, c, optarg, &err);
+        if (c == 'o') c = lqa_train_opts_val("out");
+        int r = c == '?' ? 1 : lqa_train_opts_apply(&o, c, optarg, &err);
         if (r > 0) return usage_error("train", "%s", "unknown option");
         if (r < 0) return usage_error("train", "%s", err.msg);
     }
@@ -448,8 +250,8 @@ static void grad_help(void) {
            "One forward and backward on BATCH.json ({\"tokens\": [[...]], \"loss_mask\": [[...]]}, optional\n"
            "\"segment_ids\"); loss_mask[b][t] = 1 marks token t as a target predicted from the tokens before\n"
            "it. Writes `loss` (mean over all targets) and the gradient of every trainable tensor under its\n"
-           "own name (HF names for base tensors, PEFT names for LoRA). Training flags:\n%s",
-           TRAIN_FLAGS_HELP);
+           "own name (HF names for base tensors, PEFT names for LoRA). Training flags:\n");
+    lqa_train_opts_help(stdout, LQA_CMD_GRAD);
 }
 
 typedef struct json_batch {
@@ -522,7 +324,9 @@ static void collect_grad(void *ctx, const lqa_tensor_info *ti, float *param, flo
 }
 
 static int cmd_grad(int argc, char **argv) {
-    static const struct option opts[] = {TRAIN_LONGOPTS, {"batch", 1, 0, O_BATCH}, {0, 0, 0, 0}};
+    static const struct option extra[] = {{"batch", 1, 0, O_BATCH}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    struct option opts[LQA_OPT_MAX + 3];
+    training_longopts(LQA_CMD_GRAD, extra, opts);
     lqa_train_opts o;
     lqa_train_opts_default(&o);
     const char *batch_path = NULL, *out = NULL;
@@ -536,7 +340,7 @@ static int cmd_grad(int argc, char **argv) {
         if (c == 'o') out = optarg;
         else if (c == O_BATCH) batch_path = optarg;
         else {
-            int r = c == '?' ? 1 : train_flag(&o, c, optarg, &err);
+            int r = c == '?' ? 1 : lqa_train_opts_apply(&o, c, optarg, &err);
             if (r > 0) return usage_error("grad", "%s", "unknown option");
             if (r < 0) return usage_error("grad", "%s", err.msg);
         }
@@ -544,9 +348,7 @@ static int cmd_grad(int argc, char **argv) {
     if (!o.model_dir || !batch_path || !out) return usage_error("grad", "%s", "--model, --batch and -o are required");
     if (o.threads > 0) omp_set_num_threads(o.threads);
     lqa_model m;
-    if (lqa_load_for_training(o.model_dir, o.adapter_dir, o.ctx, o.train, o.lora_targets, o.lora_rank, o.lora_alpha,
-                              o.seed, &m, &err))
-        return fail(&err);
+    if (lqa_load_for_training(&o, &m, &err)) return fail(&err);
     json_batch jb;
     int rc = load_json_batch(batch_path, m.cfg.vocab_size, &jb, &err);
     lqa_step_opts so = {o.attn, o.group_ratio, o.train, o.checkpointing, o.threads > 0 ? o.threads : omp_get_max_threads()};
@@ -583,81 +385,14 @@ static void bench_help(void) {
            "Times training steps (forward + backward + AdamW) on random tokens and prints one JSON line:\n"
            "tokens/s, the step's matmul + attention FLOPs (as executed, recompute included), GFLOP/s,\n"
            "peak RSS; with --sgemm N also OpenBLAS sgemm's GFLOP/s for N x N x N and for the model's\n"
-           "largest layer GEMM on the same threads. Training flags:\n%s",
-           TRAIN_FLAGS_HELP);
-}
-
-/* Visible (query, key) pairs of one causal segment of length s. */
-static double causal_pairs(double s) {
-    return s * (s + 1) / 2;
-}
-
-/* Score pairs a head computes for a length-T sequence: full causal, or S2's segments. */
-static double attn_pairs(int T, const lqa_step_opts *so, int shifted) {
-    if (so->attn != LQA_ATTN_S2) return causal_pairs(T);
-    double G = (double)T * so->group_ratio, n = (double)T / G;
-    return shifted ? (n - 1) * causal_pairs(G) + 2 * causal_pairs(G / 2) : n * causal_pairs(G);
-}
-
-typedef struct step_flops {
-    double total, attention;
-} step_flops;
-
-/* FLOPs one training step executes: forward, per-layer recompute with checkpointing, backward
- * (input gradients always, weight gradients for trained linears; FlashAttention-2's backward is
- * 5 score-sized matmuls against the forward's 2). LoRA branches included, elementwise ops not. */
-static step_flops count_step_flops(const lqa_model *m, int B, int T, const lqa_step_opts *so) {
-    const lqa_config *c = &m->cfg;
-    double N = (double)B * T, D = c->dim, hd = (double)c->dim / c->n_heads, Hq = c->n_heads * hd,
-           Hkv = c->n_kv_heads * hd, F = c->hidden_dim, V = c->vocab_size;
-    double layer_w = D * Hq + 2 * D * Hkv + Hq * D + 3 * D * F;
-    double lora_w = (double)m->n_lora / c->n_layers; /* the adapter's weights per layer (model.h layout) */
-    double pairs = (double)c->n_heads / 2 * (attn_pairs(T, so, 0) + attn_pairs(T, so, 1));
-    double attn_fwd = 4 * hd * pairs * B;
-    double layer_fwd = 2 * N * (layer_w + lora_w) + attn_fwd;
-    double head_fwd = 2 * N * V * D;
-    int full = so->train == LQA_TRAIN_FULL;
-    double layer_bwd = 2 * N * layer_w * (full ? 2 : 1) + 2 * N * lora_w * 2 + 2.5 * attn_fwd;
-    double head_bwd = 2 * N * V * D * (full || c->tie_embeddings ? 2 : 1);
-    double L = c->n_layers;
-    step_flops f;
-    f.total = L * layer_fwd * (so->checkpointing ? 2 : 1) + head_fwd + L * layer_bwd + head_bwd;
-    f.attention = L * attn_fwd * ((so->checkpointing ? 2 : 1) + 2.5);
-    return f;
-}
-
-static double peak_rss_mib(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
-
-/* Best-of-3 GFLOP/s of C[M,N] = A[M,K] B[N,K]^T by OpenBLAS itself on the training threads (the
- * kernels keep OpenBLAS single-threaded and split GEMMs over OpenMP, so the reference gets its
- * own thread count for the measurement and is put back afterwards). */
-static double sgemm_gflops(int M, int N, int K) {
-    openblas_set_num_threads(kernels_get_threads());
-    float *a = lqa_malloc(sizeof(float) * (size_t)M * K), *b = lqa_malloc(sizeof(float) * (size_t)K * N),
-          *c = lqa_malloc(sizeof(float) * (size_t)M * N);
-    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 7) * 0.1f;
-    for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 5) * 0.1f;
-    double best = 1e30;
-    for (int rep = 0; rep < 4; rep++) {
-        double t = lqa_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
-        t = lqa_now() - t;
-        if (rep > 0 && t < best) best = t;
-    }
-    openblas_set_num_threads(1);
-    free(a);
-    free(b);
-    free(c);
-    return 2.0 * M * N * K / best / 1e9;
+           "largest layer GEMM on the same threads. Training flags:\n");
+    lqa_train_opts_help(stdout, LQA_CMD_BENCH);
 }
 
 static int cmd_bench(int argc, char **argv) {
-    static const struct option opts[] = {TRAIN_LONGOPTS, {"steps", 1, 0, O_STEPS}, {"micro-batch", 1, 0, O_MB},
-                                         {"sgemm", 1, 0, O_SHARD}, {0, 0, 0, 0}};
+    static const struct option extra[] = {{"sgemm", 1, 0, O_SGEMM}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    struct option opts[LQA_OPT_MAX + 3];
+    training_longopts(LQA_CMD_BENCH, extra, opts);
     lqa_train_opts o;
     lqa_train_opts_default(&o);
     o.steps = 3;
@@ -669,11 +404,11 @@ static int cmd_bench(int argc, char **argv) {
             bench_help();
             return 0;
         }
-        if (c == O_SHARD) {
+        if (c == O_SGEMM) {
             if (parse_long(optarg, 16, 1 << 15, &sgemm_n)) return usage_error("bench", "--sgemm '%s': expected a size", optarg);
             continue;
         }
-        int r = c == '?' ? 1 : train_flag(&o, c, optarg, &err);
+        int r = c == '?' ? 1 : lqa_train_opts_apply(&o, c, optarg, &err);
         if (r > 0) return usage_error("bench", "%s", "unknown option");
         if (r < 0) return usage_error("bench", "%s", err.msg);
     }
@@ -683,9 +418,7 @@ static int cmd_bench(int argc, char **argv) {
     const lqa_backend *be = lqa_backend_open(o.device ? o.device : "cpu", &err);
     if (!be) return fail(&err);
     lqa_model m;
-    if (lqa_load_for_training(o.model_dir, NULL, o.ctx, o.train, o.lora_targets, o.lora_rank, o.lora_alpha, o.seed, &m,
-                              &err))
-        return fail(&err);
+    if (lqa_load_for_training(&o, &m, &err)) return fail(&err);
     lqa_model_to_backend(&m, be);
     lqa_step_opts so = {o.attn, o.group_ratio, o.train, o.checkpointing, threads};
     if (lqa_model_check_opts(&m, o.ctx, &so, &err)) {
@@ -726,7 +459,7 @@ static int cmd_bench(int argc, char **argv) {
         if (t < best) best = t;
     }
     double mean = total / (double)o.steps;
-    step_flops f = count_step_flops(&m, B, T, &so);
+    lqa_step_flops f = lqa_count_step_flops(&m, B, T, &so);
     size_t dev_free = 0, dev_total = 0;
     if (!be->host_memory) be->mem_info(&dev_free, &dev_total);
     json_t *j = json_pack("{s:s, s:i, s:i, s:s, s:s, s:i, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "model",
@@ -734,15 +467,15 @@ static int cmd_bench(int argc, char **argv) {
                           lqa_train_set_name(o.train), "threads", threads, "checkpointing", o.checkpointing,
                           "step_s_mean", mean, "step_s_best", best, "tokens_per_s", (double)n / mean, "gflop_per_step",
                           f.total / 1e9, "attn_gflop_per_step", f.attention / 1e9, "gflops", f.total / mean / 1e9,
-                          "peak_rss_mib", peak_rss_mib(), "loss", (double)loss, "params_m", (double)m.n_params / 1e6);
+                          "peak_rss_mib", lqa_peak_rss_mib(), "loss", (double)loss, "params_m", (double)m.n_params / 1e6);
     mallocCheck(j);
     json_object_set_new(j, "device", json_string(o.device ? o.device : "cpu"));
     if (!be->host_memory) /* the model, gradients, moments and the workspace, all held at this point */
         json_object_set_new(j, "device_mem_used_mib", json_real((double)(dev_total - dev_free) / (1024.0 * 1024)));
     if (sgemm_n) {
         json_object_set_new(j, "sgemm_square_n", json_integer(sgemm_n));
-        json_object_set_new(j, "sgemm_square_gflops", json_real(sgemm_gflops((int)sgemm_n, (int)sgemm_n, (int)sgemm_n)));
-        json_object_set_new(j, "sgemm_layer_gflops", json_real(sgemm_gflops((int)n, m.cfg.hidden_dim, m.cfg.dim)));
+        json_object_set_new(j, "sgemm_square_gflops", json_real(lqa_sgemm_gflops((int)sgemm_n, (int)sgemm_n, (int)sgemm_n)));
+        json_object_set_new(j, "sgemm_layer_gflops", json_real(lqa_sgemm_gflops((int)n, m.cfg.hidden_dim, m.cfg.dim)));
     }
     char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     printf("%s\n", text);

@@ -7,7 +7,7 @@
  *                        tokens, tokens_per_s, elapsed (+ rows_per_source when mixing)
  *   checkpoints/step-NNNNNNNN/   state.safetensors (trained tensors, AdamW moments under
  *                        "adam_m/NAME" and "adam_v/NAME") and state.json (step, optimizer step,
- *                        data position, RNG, elapsed; with several --data dirs also
+ *                        data position, elapsed; with several --data dirs also
  *                        every source's position and the mixing RNG); written to a temp dir, then renamed;
  *                        checkpoints/latest names the newest
  *   final/               lora/lora+: the PEFT adapter (trainer/adapter.h) + lqa_training.json;
@@ -23,41 +23,7 @@
 #include "common/rng.h"
 #include "trainer/model.h"
 #include "trainer/optim.h"
-
-typedef struct lqa_train_opts {
-    const char *model_dir, *out_dir;
-    const char *data_dir;         /* one shard directory, or a comma list of them (data mixing) */
-    const char *data_weights;     /* comma list of relative weights, one per directory; NULL: each
-                                     directory's token count (like concatenating them) */
-    const char *adapter_dir;      /* start from this adapter (may be NULL) */
-    int ctx;
-    lqa_train_set train;
-    lqa_attn_mode attn;
-    float group_ratio;
-    long full_attn_last;          /* with attn S2: the last N steps train with full attention */
-    int lora_rank;
-    float lora_alpha;
-    int lora_targets;
-    float lr;
-    long warmup, steps;
-    int micro_batch, grad_accum;
-    lqa_schedule schedule;
-    uint64_t seed;
-    int resume;
-    const char *device;           /* --device: cpu, cuda or cuda:N (NULL: cpu) */
-    int threads;
-    long save_every, log_every;
-    int keep_checkpoints;
-    int checkpointing;
-    float max_grad_norm, weight_decay, beta1, beta2, adam_eps;
-    double max_memory_gb;         /* 0: the machine's available memory */
-    int pack;                     /* pack whole short records into each row (segment-masked) */
-    struct lqa_dist *dist;        /* [dist] this process's rank in an mpirun/srun job (trainer/dist.h);
-                                     NULL: one process */
-} lqa_train_opts;
-
-/* The design's defaults (the paper's recipe). */
-void lqa_train_opts_default(lqa_train_opts *o);
+#include "trainer/options.h"
 
 /* Runs training; -1 with err set on a user error (bad options, data, model, resume state). */
 int lqa_train_run(const lqa_train_opts *o, lqa_err *err);
@@ -72,11 +38,10 @@ int lqa_mix_pick(lqa_rng *rng, const double *cum, int n);
  * ctx (the HF config of the extended model). Returns the new scale. */
 float lqa_apply_position_interpolation(lqa_config *cfg, int ctx);
 
-/* Loads MODEL_DIR, applies position interpolation for ctx (0: none), then the adapter in
- * adapter_dir if given, else fresh LoRA for the lora sets (seeded). */
-int lqa_load_for_training(const char *model_dir, const char *adapter_dir, int ctx, lqa_train_set train,
-                          int lora_targets, int lora_rank, float lora_alpha, uint64_t seed, lqa_model *m,
-                          lqa_err *err);
+/* Loads o->model_dir, then the adapter in o->adapter_dir if given, else fresh LoRA for the lora
+ * sets (o->lora_targets, lora_rank, lora_alpha, seeded by o->seed), then applies position
+ * interpolation for o->ctx (0: none). */
+int lqa_load_for_training(const lqa_train_opts *o, lqa_model *m, lqa_err *err);
 
 /* Calls fn for each tensor that `train` trains: base tensors (HF names) then LoRA (PEFT names). */
 typedef void (*lqa_trainable_fn)(void *ctx, const lqa_tensor_info *ti, float *param, float *grad, int is_lora);
@@ -86,8 +51,5 @@ void lqa_for_each_trainable(lqa_model *m, lqa_train_set train, const lqa_grads *
 void lqa_grads_alloc(lqa_grads *g, const lqa_model *m, lqa_train_set train);
 /* Frees them (be: the backend they were allocated on: lqa_model_backend at allocation). */
 void lqa_grads_free(lqa_grads *g, const lqa_backend *be);
-
-const char *lqa_train_set_name(lqa_train_set t);
-int lqa_train_set_parse(const char *s, lqa_train_set *t);
 
 #endif

@@ -1,7 +1,7 @@
 /* kernels/cuda/emu/emu.cc: the emulator's runtime (see emu.h): the block scheduler with one
  * coroutine per thread (own x86-64 context switch), block and warp barriers, warp shuffles, and the host versions of the CUDA
  * runtime calls and cublasSgemm that kernels/cuda uses. Not part of liblqa: only
- * scripts/cuda_emu_check.sh compiles it. */
+ * the emulator's build (mk/cuda.mk) compiles it. */
 #include <stdint.h>
 #include <stdio.h>
 

@@ -1,6 +1,6 @@
 /* kernels/cuda/emu/emu.h: a CPU emulator of the small part of CUDA that kernels/cuda uses, so
  * the kernels' logic (indexing, masks, barriers, warp shuffles, shared memory, the cuBLAS
- * row-major mapping) can be checked on a machine without a GPU (scripts/cuda_emu_check.sh).
+ * row-major mapping) can be checked on a machine without a GPU (mk/cuda.mk: `make cuda-emu`, `make cuda-emu-check`).
  * It is a development check, not a backend: slow, single host thread, and blind to what only
  * real hardware shows (timing, races between warps that the barrier order happens to hide,
  * float results of the GPU's own libm). The real check is scripts/gpu_check.sh on a GPU.
@@ -10,9 +10,10 @@
  * shuffles (warp barrier), so every thread sees the others' writes exactly at the synchronisation points. A barrier nobody can
  * complete (divergent __syncthreads or shuffle) aborts with a message. Device memory is host
  * memory (malloc), so ASan checks kernel accesses out of bounds; dynamic shared memory is a
- * malloc of exactly the launch's size. scripts/cuda_emu_check.sh rewrites the .cu sources'
+ * malloc of exactly the launch's size. The build (mk/cuda.mk) rewrites the .cu sources'
  * launch syntax (k<<<g, b, s>>>(args) -> emu_launcher(k, g, b, s)(args)) and dynamic shared
- * declarations before compiling them as C++ with this header forced in. */
+ * declaration (which must read `extern __shared__ float smem[];`: the build checks it) before
+ * compiling them as C++ with this header forced in. */
 #ifndef LQA_CUDA_EMU_H
 #define LQA_CUDA_EMU_H
 

@@ -1,4 +1,4 @@
-# mk/xmlparse.mk: the XML-family parser benchmark driver (bench/xml_parse_bench.c) and the
+# mk/bench_xml.mk: the XML-family parser benchmark driver (bench/xml_parse_bench.c) and the
 # MediaWiki streaming benchmark (bench/mediawiki.sh).
 .PHONY: bench-mediawiki
 $(BUILD)/bench/lqa-xml-bench: bench/xml_parse_bench.c $(BUILD)/liblqa.a

@@ -1,4 +1,4 @@
-/* test_pipe.c: the ordered pipeline under lqa-ingest add (ingest/pipe.h). Whatever the worker
+/* test_ingest_pipe.c: the ordered pipeline under lqa-ingest add (ingest/pipe.h). Whatever the worker
  * count, the unit sizes and the timing, every unit runs once and the consumer gets every event
  * in unit order, and within a unit in emit order; events that overflow the byte budget wait
  * but never deadlock, also when large units run ahead of the head; given sizes, a large unit

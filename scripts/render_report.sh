@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# tests/render_report.sh: renders an lqa-eval report.html to PNG in headless Chromium (Debian's
+# scripts/render_report.sh: renders an lqa-eval report.html to PNG in headless Chromium (Debian's
 # `chromium` package), with the network disabled, so a person can look at the page as a
 # browser draws it. Without REPORT_DIR, makes a sample report from random results first.
-#   tests/render_report.sh [REPORT_DIR] [OUT.png]
+#   scripts/render_report.sh [REPORT_DIR] [OUT.png]
 set -euo pipefail
 BUILD=${BUILD:-build}
 command -v chromium >/dev/null || { echo "render_report.sh: needs Debian's chromium (apt-get install chromium)" >&2; exit 2; }

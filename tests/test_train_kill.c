@@ -1,4 +1,4 @@
-/* test_kill.c: training killed at the injected points (LQA_TEST_KILL_AT: inside a checkpoint
+/* test_train_kill.c: training killed at the injected points (LQA_TEST_KILL_AT: inside a checkpoint
  * save, at the `latest` switch, inside final/) and then resumed (or restarted, when no checkpoint
  * was complete) gives the uninterrupted run's bytes and leaves no stray file; corrupted
  * checkpoints (flipped bytes, a `latest` that leaves checkpoints/, values out of range) are
@@ -278,6 +278,15 @@ static void test_state_values_are_validated(void **state) {
         lqa_buf_free(&out);
         json_decref(j);
     }
+    /* a state.json written before "rng" was dropped (a generator nothing drew from) still loads */
+    json_t *old = json_deep_copy(good), *files = json_incref(json_object_get(old, "files"));
+    assert_null(json_object_get(good, "rng"));
+    json_object_set_new(old, "rng", json_loads("[\"0123456789abcdef\",\"fedcba9876543210\",\"0000000000000001\",\"00000000000000ff\"]", 0, NULL));
+    const json_t *ost = json_object_get(files, "state.safetensors");
+    lqa_ckpt_seal(old, (uint64_t)lqa_json_int(ost, "bytes", 0), strtoull(lqa_json_str(ost, "xxh64", "0"), NULL, 16));
+    json_decref(files);
+    if (lqa_ckpt_check_state(old, sp, STEPS, &bytes, &xxh, &err)) fail_msg("old state.json refused: %s", err.msg);
+    json_decref(old);
     /* a value changed without re-sealing */
     json_t *j = json_deep_copy(good);
     json_object_set_new(j, "elapsed", json_real(12.5));

@@ -1,4 +1,4 @@
-/* test_gen.c: the QA generators on documents built by hand (random words, fresh each run):
+/* test_ingest_gen.c: the QA generators on documents built by hand (random words, fresh each run):
  * every answer lies at its evidence span, quoted passages occur exactly once, table keys are
  * unique, definitions/references/summary map to their spans, synthetic copies hold the
  * needles, output is deterministic from the seed, and --generators parses. */

@@ -1,9 +1,11 @@
-/* test_ingest_xml_util.h: helpers the XML-family parser tests share (static, header-only):
- * collecting parsed documents, warnings, lookups by title/term/label, and the invariants every
- * parsed document must satisfy (spans inside the text on UTF-8 boundaries, cell text at each
- * cell span, titles at section starts, valid UTF-8 text). */
-#ifndef TEST_INGEST_XML_UTIL_H
-#define TEST_INGEST_XML_UTIL_H
+/* test_ingest_util.h: helpers the ingest parser tests share (test_ingest_*.c; static,
+ * header-only, each test binary links only testutil.c): collecting parsed documents (the sink
+ * takes each over by moving the struct out) and warnings, parsing a path or an XML buffer or
+ * fixture, span text and lookups by title/term/label, and the invariants every parsed document
+ * must satisfy (spans inside the text on UTF-8 boundaries, cell text at each cell span, titles
+ * at section starts, valid UTF-8 text). */
+#ifndef TEST_INGEST_UTIL_H
+#define TEST_INGEST_UTIL_H
 
 #include "tests/testutil.h"
 
@@ -54,6 +56,23 @@ static inline lqa_parse_opts xt_opts(xt_docs *c) {
     o.warn = xt_warn;
     o.warn_ctx = c;
     return o;
+}
+
+/* Parses path (format NULL = sniff) into out; returns lqa_parse_path's result. */
+static inline int xt_parse_path(const char *path, const char *format, xt_docs *out, lqa_err *err) {
+    memset(out, 0, sizeof *out);
+    lqa_buf_reserve(&out->warnings, 0);
+    out->warnings.data[0] = '\0';
+    lqa_parse_opts opts = xt_opts(out);
+    opts.format = format;
+    err->msg[0] = '\0';
+    return lqa_parse_path(path, &opts, xt_sink, out, err);
+}
+
+/* A fresh copy of the document text at span (caller frees). */
+static inline char *xt_span_text(const lqa_doc *d, lqa_span s) {
+    if (s.end < s.start || s.end > d->text.len) return lqa_strdup("<span out of range>");
+    return lqa_strndup(d->text.data + s.start, s.end - s.start);
 }
 
 static lqa_err xt_last_err __attribute__((unused));

@@ -1,4 +1,4 @@
-/* test_gen_far.c: the long-range generators (order, xref, term, count, join, section:chapter) on
+/* test_ingest_gen_far.c: the long-range generators (order, xref, term, count, join, section:chapter) on
  * a long document built by hand from fresh random words: every pair's answer is checked by a
  * rule written here (not the generator's), its anchor is recorded and lies at least
  * lqa_gen_far() bytes from its evidence, and the same rule rejects a planted wrong answer.
@@ -332,7 +332,7 @@ static void test_far_generators(void **state) {
     int per[7] = {0};
     for (int i = 0; i < l.n; i++) {
         const lqa_gen_qa *g = &l.items[i];
-        if (!strcmp(g->generator, "section:heading")) continue; /* the short-range kind (test_gen.c) */
+        if (!strcmp(g->generator, "section:heading")) continue; /* the short-range kind (test_ingest_gen.c) */
         int k = -1;
         for (int j = 0; j < 7; j++)
             if (!strcmp(g->generator, gens[j])) k = j;

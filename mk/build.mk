@@ -1,2 +1,0 @@
-# build.mk: lqa-build (dataset/) needs sentencepiece's trainer library on top of the processor.
-LDLIBS += -lsentencepiece_train
