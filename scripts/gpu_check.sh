@@ -4,7 +4,8 @@
 # 1. builds everything with nvcc for that arch: make -j$JOBS CUDA_ARCH=$CUDA_ARCH (into $BUILD);
 # 2. runs every tests/test_cuda_* binary (each compares a CUDA op with its CPU reference), and
 #    with a GPU the tools end to end (tests/test_train_emu, tests/test_eval_cli against the GPU's
-#    lqa-sft / lqa-eval --device cuda);
+#    lqa-sft / lqa-eval --device cuda), and bench/gpu_train.sh (CPU vs GPU losses at the demo
+#    model's shape, a 200-step run on the demo's data, train/decode speed at ctx 2k-32k);
 # 3. runs bench/gpu.sh (CUDA vs CPU timings, recorded in bench/RESULTS.md) and, with a GPU,
 #    bench/gpu_vs_torch.sh on a short budget (lqa-sft vs transformers + PEFT, bf16);
 # 4. NCCL over MPI: mpirun with one rank per GPU runs tests/test_dist's worker, whose device
@@ -58,6 +59,20 @@ if [ "$build" = ok ]; then
     fi
 fi
 
+# the tools on the GPU at the demo model's shape: CPU vs GPU losses, a 200-step LongLoRA run on
+# the demo's data, train and decode speed and device memory at ctx 2k, 8k, 32k (S2 and full);
+# the table goes to bench/RESULTS.md
+train_line="not run"
+if [ "$build" = ok ] && [ "$have_gpu" = 1 ]; then
+    echo "== bench/gpu_train.sh (log: $LOGDIR/train)"
+    if BUILD="$BUILD" OUT_DIR="$LOGDIR/train" bench/gpu_train.sh | tee "$LOGDIR/gpu_train.md"; then
+        train_line="ok ($LOGDIR/gpu_train.md)"
+        { echo; cat "$LOGDIR/gpu_train.md"; } >>bench/RESULTS.md
+    else
+        train_line="FAILED (log: $LOGDIR/train)"
+    fi
+fi
+
 bench_line="not run"
 if [ "$build" = ok ]; then
     echo "== bench/gpu.sh"
@@ -91,12 +106,13 @@ fi
 echo "== summary"
 echo "build:  $build (CUDA_ARCH=$ARCH)"
 echo "tests:  $tests_line"
+echo "train:  $train_line"
 echo "bench:  $bench_line"
 echo "vs torch: $vs_torch_line"
 echo "nccl:   $nccl_line"
 # "N passed, N failed, N skipped" -> verdict
 read -r n_passed _ n_failed _ n_skipped _ <<<"$tests_line"
-if [ "$build" != ok ] || [ "$tests_rc" -ne 0 ] || [ "${n_failed:-1}" != 0 ] || [[ "$nccl_line" == FAILED* ]]; then
+if [ "$build" != ok ] || [ "$tests_rc" -ne 0 ] || [ "${n_failed:-1}" != 0 ] || [[ "$nccl_line" == FAILED* ]] || [[ "$train_line" == FAILED* ]]; then
     echo "gpu_check: FAIL"
     exit 1
 fi
