@@ -59,14 +59,6 @@ __global__ void ce_gather_kernel(float *xg, const float *x, const int32_t *idx, 
     xg[e] = x[(size_t)idx[i] * D + j];
 }
 
-/* dx[idx[i]] += dxg[i]; the rows idx[0..c) are distinct. */
-__global__ void ce_scatter_add_kernel(float *dx, const float *dxg, const int32_t *idx, int c, int D) {
-    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= (size_t)c * D) return;
-    size_t i = e / D, j = e % D;
-    dx[(size_t)idx[i] * D + j] += dxg[e];
-}
-
 extern "C" void crossentropy_forward_cuda(float *losses, const float *logits, const int32_t *targets, int N,
                                           int V) {
     if (N <= 0) return;
@@ -124,7 +116,7 @@ extern "C" void crossentropy_fused_rows_cuda(float *dx, float *dW, const float *
         if (dx) {
             lqa_cuda_zero(dxg, sizeof(float) * cd);
             matmul_backward_cuda(dxg, NULL, logits, xg, W, c, D, V);
-            ce_scatter_add_kernel<<<lqa_blocks_for(cd, CE_THREADS), CE_THREADS>>>(dx, dxg, idx, c, D);
+            lqa_rows_scatter_add_kernel<<<lqa_blocks_for(cd, CE_THREADS), CE_THREADS>>>(dx, dxg, idx, c, D);
             cudaCheckLaunch();
         }
     }

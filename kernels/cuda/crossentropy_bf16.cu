@@ -24,14 +24,6 @@ __global__ void ceb_gather_kernel(__nv_bfloat16 *xg, const __nv_bfloat16 *x, con
     xg[e] = x[(size_t)idx[i] * D + j];
 }
 
-/* dx[idx[i]] += dxg[i]; the rows idx[0..c) are distinct, so no two threads add into one element. */
-__global__ void ceb_scatter_add_kernel(float *dx, const float *dxg, const int32_t *idx, int c, int D) {
-    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= (size_t)c * D) return;
-    size_t i = e / D, j = e % D;
-    dx[(size_t)idx[i] * D + j] += dxg[e];
-}
-
 /* Carves the scratch as crossentropy_bf16_scratch_bytes sizes it (256-byte aligned areas). */
 static char *take(char **at, size_t bytes) {
     char *p = *at;
@@ -82,7 +74,7 @@ extern "C" double crossentropy_fused_bf16_cuda(float *dx, float *dW, const lqa_b
         if (dx) {
             lqa_cuda_zero(dxg, sizeof(float) * cd);
             matmul_bf16_backward_cuda(dxg, NULL, dlogits, xg, W, c, D, V);
-            ceb_scatter_add_kernel<<<lqa_blocks_for(cd, CEB_THREADS), CEB_THREADS>>>(dx, dxg, idx, c, D);
+            lqa_rows_scatter_add_kernel<<<lqa_blocks_for(cd, CEB_THREADS), CEB_THREADS>>>(dx, dxg, idx, c, D);
             cudaCheckLaunch();
         }
     }

@@ -92,4 +92,13 @@ __device__ __forceinline__ float lqa_block_max(float v) {
     return total;
 }
 
+/* dx[idx[i]] += dxg[i] for the c rows of a chunk (the chunked cross-entropy's dx, fp32 and
+ * bf16 paths alike); the rows idx[0..c) are distinct, so no two threads add into one element. */
+[[maybe_unused]] static __global__ void lqa_rows_scatter_add_kernel(float *dx, const float *dxg, const int32_t *idx, int c, int D) {
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (size_t)c * D) return;
+    size_t i = e / D, j = e % D;
+    dx[(size_t)idx[i] * D + j] += dxg[e];
+}
+
 #endif
