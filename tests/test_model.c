@@ -97,7 +97,7 @@ static void fd_whole_model(lqa_train_set train, lqa_attn_mode attn, int packed) 
     test_batch tb;
     make_batch(&tb, 2, 16, m.cfg.vocab_size, packed);
     model_fd f = {&m, &tb.batch, opts(attn, train, (int)lqa_rng_below(&rng, 2))};
-    lqa_grads g = {fd_zeros(m.n_params), m.n_lora ? fd_zeros(m.n_lora) : NULL};
+    lqa_grads g = {fd_zeros(m.n_params), m.n_lora ? fd_zeros(m.n_lora) : NULL, 0};
     float loss = lqa_model_step(&m, &tb.batch, &f.o, &g);
     assert_true(isfinite(loss) && loss > 0);
     char what[200];
@@ -148,7 +148,7 @@ static void test_loss_definition(void **state) {
     assert_float_equal(lqa_model_step(&m, &tb.batch, &o, NULL), log(m.cfg.vocab_size), 1e-5);
     memset(tb.mask, 0, 32); /* no target: 0, no gradient */
     float *d = fd_zeros(m.n_params);
-    lqa_grads g = {d, NULL};
+    lqa_grads g = {d, NULL, 0};
     assert_true(lqa_model_step(&m, &tb.batch, &o, &g) == 0.0f);
     for (size_t i = 0; i < m.n_params; i++) assert_true(d[i] == 0.0f);
     free(d);

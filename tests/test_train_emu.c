@@ -184,6 +184,45 @@ static void test_resume(void **state) {
 
 /* cuda:N names a device (the emulator has one); an absent one, a bad value and a budget too
  * small are refused before anything starts. */
+/* `lqa-sft plan --device cuda` (fp32) is exact: its total is the most device memory the emulated
+ * run holds at once (the emulator's cudaMalloc count, written to $LQA_EMU_PEAK_FILE at exit),
+ * for each training set, with and without checkpointing. */
+static void test_plan_equals_allocation(void **state) {
+    const char *cases[] = {"", "--train lora --attn full", "--train full", "--checkpointing off --lora-rank 4",
+                           "--train lora+ --lora-targets q,v,down"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char name[32], cmd[8192];
+        snprintf(name, sizeof name, "plan-%zu", i);
+        char *run = lqa_path_join(g_dir, name), *peak_file = lqa_path_join(g_dir, "peak.txt");
+        remove(peak_file);
+        snprintf(cmd, sizeof cmd,
+                 "LQA_EMU_PEAK_FILE=%s %s train --device cuda --model %s --data %s --out %s --ctx %d --micro-batch 2 "
+                 "--pack --threads 1 --steps 1 --seed %llu %s",
+                 peak_file, g_emu, g_model, g_data, run, CTX, (unsigned long long)g_seed, cases[i]);
+        run_expect(0, NULL, cmd);
+        char *text;
+        size_t n;
+        assert_int_equal(lqa_read_file(peak_file, &text, &n, NULL), 0);
+        unsigned long long peak = strtoull(text, NULL, 10);
+        free(text);
+        lqa_buf out = {0};
+        snprintf(cmd, sizeof cmd, "%s plan --device cuda --model %s --ctx %d --micro-batch 2 --json %s",
+                 lqa_test_tool("lqa-sft"), g_model, CTX, cases[i]);
+        run_expect(0, &out, cmd);
+        json_t *j = json_loads(out.data, 0, NULL);
+        assert_non_null(j);
+        unsigned long long total = (unsigned long long)lqa_json_int(j, "total", -1);
+        printf("plan %-45s total %llu bytes, emulated run's peak %llu\n", cases[i][0] ? cases[i] : "(lora+ s2)", total,
+               peak);
+        assert_true(peak > 0);
+        assert_true(total == peak);
+        json_decref(j);
+        lqa_buf_free(&out);
+        free(run);
+        free(peak_file);
+    }
+}
+
 static void test_device_errors(void **state) {
     lqa_buf out = {0};
     char cmd[8192];
@@ -212,6 +251,7 @@ int main(void) {
         cmocka_unit_test(test_full_training),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_device_errors),
+        cmocka_unit_test(test_plan_equals_allocation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

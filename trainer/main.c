@@ -23,6 +23,7 @@
 #include "trainer/adapter.h"
 #include "trainer/dist.h"
 #include "trainer/hfdir.h"
+#include "trainer/plan.h"
 #include "trainer/presets.h"
 #include "trainer/train.h"
 
@@ -766,7 +767,8 @@ static void main_help(void) {
            "  train  LongLoRA fine-tuning into a run directory\n"
            "  merge  fold an adapter into a full model directory\n"
            "  grad   one forward/backward on a JSON batch, gradients to safetensors\n"
-           "  bench  time training steps on random tokens (tokens/s, GFLOP/s, peak RSS)\n");
+           "  bench  time training steps on random tokens (tokens/s, GFLOP/s, peak RSS)\n"
+           "  plan   the memory a training run needs, by kind (fp32 exact; bf16 the design), no GPU needed\n");
 }
 
 int main(int argc, char **argv) {
@@ -786,6 +788,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "merge")) return cmd_merge(argc - 1, argv + 1);
     if (!strcmp(cmd, "grad")) return cmd_grad(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plan")) return lqa_plan_main(argc - 1, argv + 1);
     fprintf(stderr, "lqa-sft: unknown command '%s'\n", cmd);
     main_help();
     return EXIT_USAGE;

@@ -242,6 +242,15 @@ void lqa_model_merge_lora(lqa_model *m) {
     m->lora_targets = 0;
 }
 
+size_t lqa_grads_params_floats(const lqa_model *m, lqa_train_set train) {
+    return train == LQA_TRAIN_LORA ? 0 : m->n_params;
+}
+
+float *lqa_grads_tensor(const lqa_grads *g, const lqa_model *m, int t) {
+    if (!g || !g->d_params) return NULL;
+    return g->d_params + m->tensors[t].offset;
+}
+
 /* ---- options ------------------------------------------------------------------------------- */
 
 /* The S2 group size for T, or -1 when T * ratio is not an even integer dividing T. */
@@ -334,6 +343,7 @@ typedef struct step_mem {
 typedef struct arena {
     char *base;
     size_t used;
+    size_t saved; /* of used: the per-layer checkpoints (layer inputs, saved attention) */
 } arena;
 
 /* Bump allocation, 256-byte aligned (what cuBLAS and coalesced loads like); with base == NULL
@@ -402,6 +412,7 @@ static void plan_step(arena *a, step_mem *s, layer_acts *acts, const lqa_model *
     s->targets = TAKE_I(a, N);
     s->rows = TAKE_I(a, N);
     s->loss_sum = take(a, sizeof(double));
+    size_t before = a->used;
     s->xs = TAKE_F(a, (L + 1) * N * D);
     s->n_acts = (backward && !(o && o->checkpointing)) ? L : 1;
     int saved_attention = backward && s->n_acts == 1; /* (pointers are NULL while sizing) */
@@ -409,6 +420,7 @@ static void plan_step(arena *a, step_mem *s, layer_acts *acts, const lqa_model *
         s->att_saved = TAKE_F(a, (size_t)L * N * Hq);
         s->lse_saved = TAKE_F(a, (size_t)L * N * c->n_heads);
     }
+    a->saved += a->used - before;
     s->acts = acts;
     for (int l = 0; l < s->n_acts; l++) {
         layer_acts tmp;
@@ -435,16 +447,18 @@ static void plan_step(arena *a, step_mem *s, layer_acts *acts, const lqa_model *
     s->lora_scratch = has_lora(m) ? TAKE_F(a, N * m->lora_rank) : NULL;
 }
 
+/* Bytes of a step's plan; *saved (may be NULL): of them, the per-layer checkpoints. */
 static size_t plan_bytes(const lqa_model *m, const lqa_backend *be, int B, int T, const lqa_step_opts *o,
-                         int backward) {
+                         int backward, size_t *saved) {
     arena a = {0};
     step_mem s;
     plan_step(&a, &s, NULL, m, be, B, T, o, backward);
+    if (saved) *saved = a.saved;
     return a.used;
 }
 
 size_t lqa_model_step_bytes(const lqa_model *m, int B, int T, const lqa_step_opts *o) {
-    return plan_bytes(m, lqa_backend_cpu(), B, T, o, 1);
+    return plan_bytes(m, lqa_backend_cpu(), B, T, o, 1, NULL);
 }
 
 /* ---- the persistent workspace --------------------------------------------------------------- */
@@ -463,16 +477,22 @@ struct lqa_workspace {
     double *loss_acc;     /* backend: lqa_model_step's accumulator */
 };
 
-size_t lqa_workspace_bytes(const lqa_model *m, const lqa_backend *be, int B, int T, const lqa_step_opts *o,
-                           int backward) {
-    size_t bytes = plan_bytes(m, be, B, T, o, backward);
+size_t lqa_workspace_bytes_split(const lqa_model *m, const lqa_backend *be, int B, int T, const lqa_step_opts *o,
+                                 int backward, size_t *checkpoints) {
+    size_t saved = 0, bytes = plan_bytes(m, be, B, T, o, backward, &saved);
     if (o && o->attn == LQA_ATTN_S2) { /* a run may end with full attention (--full-attn-last) */
         lqa_step_opts full = *o;
         full.attn = LQA_ATTN_FULL;
-        size_t fb = plan_bytes(m, be, B, T, &full, backward);
-        if (fb > bytes) bytes = fb;
+        size_t fsaved = 0, fb = plan_bytes(m, be, B, T, &full, backward, &fsaved);
+        if (fb > bytes) bytes = fb, saved = fsaved;
     }
+    if (checkpoints) *checkpoints = saved;
     return bytes + 256; /* loss_acc */
+}
+
+size_t lqa_workspace_bytes(const lqa_model *m, const lqa_backend *be, int B, int T, const lqa_step_opts *o,
+                           int backward) {
+    return lqa_workspace_bytes_split(m, be, B, T, o, backward, NULL);
 }
 
 static void set_threads(const lqa_step_opts *o) {
@@ -513,7 +533,7 @@ static step_mem *carve(lqa_workspace *ws, const lqa_model *m, int B, int T, cons
     lqaCheck((size_t)B * T <= (size_t)ws->B * ws->T && T <= ws->T && (!backward || ws->backward),
              "a %d x %d batch%s does not fit a workspace planned for %d x %d%s", B, T, backward ? " with gradients" : "",
              ws->B, ws->T, ws->backward ? " with gradients" : "");
-    arena a = {ws->base, 0};
+    arena a = {ws->base, 0, 0};
     plan_step(&a, &ws->s, ws->acts, m, ws->be, B, T, o, backward);
     lqaCheck(a.used + 256 <= ws->bytes, "step memory plan (%zu bytes) exceeds its workspace (%zu)", a.used, ws->bytes);
     return &ws->s;

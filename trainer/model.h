@@ -136,9 +136,16 @@ typedef struct lqa_step_opts {
 /* Gradients of the trainable tensors, same layout as params / lora. Pointers are NULL for sets
  * that are not trained (for lora+, d_params holds embedding and norm gradients, the rest 0). */
 typedef struct lqa_grads {
-    float *d_params;   /* n_params */
+    float *d_params;   /* n_params (compact: lqa_grads_params_floats) */
     float *d_lora;     /* n_lora */
+    int compact;       /* 1: d_params holds only lora+'s tensors, at lqa_grad_offset (lqa_grads_alloc's
+                          layout for lora+); 0: the params layout (tests that build lqa_grads by hand) */
 } lqa_grads;
+
+/* Floats of d_params that lqa_grads_alloc gives the set (0 for lora). */
+size_t lqa_grads_params_floats(const lqa_model *m, lqa_train_set train);
+/* The gradient of base tensor t (index into m->tensors) in g, or NULL when g has none for it. */
+float *lqa_grads_tensor(const lqa_grads *g, const lqa_model *m, int t);
 
 /* 0 when opts can run a batch of length T on m (S2-Attn needs G = T*group_ratio an even integer
  * dividing T; the message then names ctx values that work), else -1 with err set. */
@@ -160,6 +167,10 @@ void lqa_workspace_free(lqa_workspace *ws);
 /* Bytes lqa_workspace_new allocates on backend be (the trainer's estimate; exact). */
 size_t lqa_workspace_bytes(const lqa_model *m, const lqa_backend *be, int B, int T, const lqa_step_opts *o,
                            int backward);
+/* The same, and in *checkpoints (may be NULL) how many of those bytes are the per-layer
+ * checkpoints: every layer's input, and with checkpointing its attention output and lse. */
+size_t lqa_workspace_bytes_split(const lqa_model *m, const lqa_backend *be, int B, int T, const lqa_step_opts *o,
+                                 int backward, size_t *checkpoints);
 /* lqa_model_step on a workspace (batch at most its B x T): the batch arrays are host memory;
  * gradients are ADDED into g (backend memory, may be NULL); the batch's mean loss, rounded to
  * float, is ADDED to *loss_acc (one double in backend memory, may be NULL) on the backend:
