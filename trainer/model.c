@@ -53,6 +53,7 @@ static void push_tensor(lqa_tensor_info *t, int *n, size_t *off, const char *nam
     ti->shape[1] = cols > 0 ? cols : 0;
     ti->numel = (size_t)rows * (size_t)(cols > 0 ? cols : 1);
     ti->offset = *off;
+    ti->lp_offset = LQA_NOT_LORA_PLUS; /* lqa_model_shape sets lora+'s */
     *off += ti->numel;
 }
 
@@ -94,6 +95,15 @@ void lqa_model_shape(lqa_model *m, const lqa_config *cfg) {
     if (!cfg->tie_embeddings) push_tensor(m->tensors, &n, &off, "lm_head.weight", cfg->vocab_size, cfg->dim);
     m->n_tensors = n;
     m->n_params = off;
+    /* lora+ trains the embedding and the norms (the 1-d tensors): adapter.c's
+     * lqa_is_lora_plus_tensor names the same set; a tied lm_head is the embedding */
+    size_t lp = 0;
+    for (int t = 0; t < n; t++) {
+        lqa_tensor_info *ti = &m->tensors[t];
+        ti->lp_offset = (t == 0 || ti->ndim == 1) ? lp : LQA_NOT_LORA_PLUS;
+        if (ti->lp_offset != LQA_NOT_LORA_PLUS) lp += ti->numel;
+    }
+    m->n_lora_plus = lp;
 }
 
 void lqa_model_alloc(lqa_model *m, const lqa_config *cfg) {
@@ -243,12 +253,18 @@ void lqa_model_merge_lora(lqa_model *m) {
 }
 
 size_t lqa_grads_params_floats(const lqa_model *m, lqa_train_set train) {
-    return train == LQA_TRAIN_LORA ? 0 : m->n_params;
+    return train == LQA_TRAIN_LORA ? 0 : train == LQA_TRAIN_LORA_PLUS ? m->n_lora_plus : m->n_params;
+}
+
+/* The gradient of base tensor t in a d_params buffer of either layout (NULL when it has none). */
+static float *grad_at(float *d_params, int compact, const lqa_model *m, size_t t) {
+    if (!d_params) return NULL;
+    if (!compact) return d_params + m->tensors[t].offset;
+    return m->tensors[t].lp_offset == LQA_NOT_LORA_PLUS ? NULL : d_params + m->tensors[t].lp_offset;
 }
 
 float *lqa_grads_tensor(const lqa_grads *g, const lqa_model *m, int t) {
-    if (!g || !g->d_params) return NULL;
-    return g->d_params + m->tensors[t].offset;
+    return g ? grad_at(g->d_params, g->compact, m, (size_t)t) : NULL;
 }
 
 /* ---- options ------------------------------------------------------------------------------- */
@@ -558,6 +574,7 @@ static void rope_table(lqa_workspace *ws, const lqa_config *cfg, int T, int pos0
 /* What a step computes gradients for. */
 typedef struct grad_sel {
     float *d_params, *d_lora; /* NULL: not computed */
+    int compact;              /* d_params in lora+'s compact layout (lqa_grads.compact) */
     int base_linears;         /* full: gradients of every linear weight */
     int norms_embed;          /* lora+ / full: norms and embedding */
 } grad_sel;
@@ -578,7 +595,7 @@ static linear linear_of(const lqa_model *m, int l, int k, const layer_acts *la, 
     lin.out = (int)out;
     size_t off = m->tensors[layer_tensor_index(l, k)].offset;
     lin.W = m->params + off;
-    if (gs && gs->d_params && gs->base_linears) lin.dW = gs->d_params + off;
+    if (gs && gs->base_linears) lin.dW = grad_at(gs->d_params, gs->compact, m, layer_tensor_index(l, k));
     for (int i = 0; i < N_LORA_TARGETS; i++) {
         if (LORA_TENSOR[i] != k) continue;
         int t = lora_index(m, l, i);
@@ -670,9 +687,9 @@ static void layer_backward(const step_ctx *c, int l, const layer_acts *la, const
     size_t Hq = (size_t)cfg->n_heads * hd, Hkv = (size_t)cfg->n_kv_heads * hd, f = sizeof(float);
     const grad_sel *gs = &c->gs;
     float *dnorm1 = NULL, *dnorm2 = NULL;
-    if (gs->d_params && gs->norms_embed) {
-        dnorm1 = gs->d_params + m->tensors[layer_tensor_index(l, T_LN1)].offset;
-        dnorm2 = gs->d_params + m->tensors[layer_tensor_index(l, T_LN2)].offset;
+    if (gs->norms_embed) {
+        dnorm1 = grad_at(gs->d_params, gs->compact, m, layer_tensor_index(l, T_LN1));
+        dnorm2 = grad_at(gs->d_params, gs->compact, m, layer_tensor_index(l, T_LN2));
     }
     /* MLP */
     linear d = linear_of(m, l, T_DOWN, la, gs), g = linear_of(m, l, T_GATE, la, gs), u = linear_of(m, l, T_UP, la, gs);
@@ -801,13 +818,15 @@ void lqa_model_step_ws(lqa_model *m, lqa_workspace *ws, const lqa_batch *b, cons
     if (count == 0) return;
     if (backward) {
         c.gs.d_params = g->d_params;
+        c.gs.compact = g->compact;
         c.gs.d_lora = m->lora ? g->d_lora : NULL;
         c.gs.base_linears = o->train == LQA_TRAIN_FULL;
         c.gs.norms_embed = o->train != LQA_TRAIN_LORA;
     }
     size_t lm_off = lm_head_offset(m), ND = (size_t)c.N * cfg->dim;
     int lm_trained = c.gs.d_params && (o->train == LQA_TRAIN_FULL || (cfg->tie_embeddings && c.gs.norms_embed));
-    float *dW_lm = lm_trained ? c.gs.d_params + lm_off : NULL;
+    size_t lm_index = cfg->tie_embeddings ? 0 : final_norm_index(m) + 1;
+    float *dW_lm = lm_trained ? grad_at(c.gs.d_params, c.gs.compact, m, lm_index) : NULL;
     if (backward) be->zero(s->dxf, sizeof(float) * ND);
     be->zero(s->loss_sum, sizeof(double));
     be->crossentropy_fused_rows(backward ? s->dxf : NULL, dW_lm, s->xf, m->params + lm_off, s->targets, s->rows,
@@ -816,7 +835,7 @@ void lqa_model_step_ws(lqa_model *m, lqa_workspace *ws, const lqa_batch *b, cons
     if (loss_acc) be->crossentropy_mean_add(loss_acc, s->loss_sum, count);
     if (!backward) return;
     size_t fn = m->tensors[final_norm_index(m)].offset;
-    float *dnorm = c.gs.d_params && c.gs.norms_embed ? c.gs.d_params + fn : NULL;
+    float *dnorm = c.gs.norms_embed ? grad_at(c.gs.d_params, c.gs.compact, m, final_norm_index(m)) : NULL;
     be->zero(s->dx, sizeof(float) * ND);
     be->rmsnorm_backward(s->dx, dnorm, s->dxf, s->xs + cfg->n_layers * ND, m->params + fn, s->rstdf, c.N, cfg->dim);
     for (int l = cfg->n_layers - 1; l >= 0; l--) {
@@ -827,7 +846,8 @@ void lqa_model_step_ws(lqa_model *m, lqa_workspace *ws, const lqa_batch *b, cons
         }
         layer_backward(&c, l, la, s->xs + l * ND);
     }
-    if (c.gs.d_params && c.gs.norms_embed) be->embedding_backward(c.gs.d_params, s->dx, s->tokens, c.N, cfg->dim);
+    float *dwte = c.gs.norms_embed ? grad_at(c.gs.d_params, c.gs.compact, m, 0) : NULL;
+    if (dwte) be->embedding_backward(dwte, s->dx, s->tokens, c.N, cfg->dim);
 }
 
 float lqa_model_step(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o, lqa_grads *g) {

@@ -75,13 +75,17 @@ typedef struct lqa_tensor_info {
     int64_t shape[2];
     size_t offset;       /* in floats, into its buffer */
     size_t numel;
+    size_t lp_offset;    /* base tensors: offset in lora+'s compact gradient buffer (embedding and
+                            norms, in params order); LQA_NOT_LORA_PLUS when lora+ does not train it */
 } lqa_tensor_info;
+#define LQA_NOT_LORA_PLUS ((size_t)-1)
 
 typedef struct lqa_model {
     lqa_config cfg;
     const lqa_backend *be;          /* where params and lora live (NULL: the CPU's host memory) */
     float *params;                  /* base parameters, layout above */
     size_t n_params;
+    size_t n_lora_plus;             /* floats of the base tensors lora+ trains (embedding, norms) */
     lqa_tensor_info *tensors;       /* n_tensors entries describing params */
     int n_tensors;
     /* LoRA (NULL / 0 when none) */
@@ -95,7 +99,8 @@ typedef struct lqa_model {
 } lqa_model;
 
 /* The one place the layout above is computed: builds the tensor table of cfg (names, shapes,
- * offsets, n_params) without allocating anything (params NULL). */
+ * offsets, n_params; and lora+'s compact gradient layout, lp_offset and n_lora_plus) without
+ * allocating anything (params NULL). */
 void lqa_model_shape(lqa_model *m, const lqa_config *cfg);
 /* The LoRA table (lora_tensors, n_lora) for targets and rank, without allocating (lora NULL). */
 void lqa_model_shape_lora(lqa_model *m, int targets, int rank, float alpha);
@@ -133,8 +138,9 @@ typedef struct lqa_step_opts {
     int threads;
 } lqa_step_opts;
 
-/* Gradients of the trainable tensors, same layout as params / lora. Pointers are NULL for sets
- * that are not trained (for lora+, d_params holds embedding and norm gradients, the rest 0). */
+/* Gradients of the trainable tensors. d_lora has lora's layout; d_params has params' layout, or
+ * with compact (lora+) only the embedding and norms, at lp_offset: a 7B model's lora+ gradients
+ * are 0.5 GB, not the 27 GB of every base parameter. Pointers are NULL for sets not trained. */
 typedef struct lqa_grads {
     float *d_params;   /* n_params (compact: lqa_grads_params_floats) */
     float *d_lora;     /* n_lora */
