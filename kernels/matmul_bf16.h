@@ -35,6 +35,12 @@ void lora_bf16_backward_cuda(float *dx, float *dA, float *dB, const lqa_bf16 *dy
  * loss and its softmax are fp32). Its backward GEMMs are matmul_bf16_backward_cuda on the
  * dlogits rounded to bf16 (bf16_from_f32_cuda). */
 void crossentropy_logits_bf16_cuda(float *logits, const lqa_bf16 *x, const lqa_bf16 *W, int rows, int D, int V);
+/* The model's frozen linears on bf16 weights with fp32 activations (kernels/backend.h): x (or dy)
+ * rounded to bf16 into scratch, then y (=|+=) x W^T, or dx += dy W, with fp32 outputs. */
+void linear_bf16_forward_cuda(float *y, const float *x, const void *W16, int N, int In, int Out, int accumulate,
+                              void *scratch);
+void linear_bf16_backward_cuda(float *dx, const float *dy, const void *W16, int N, int In, int Out, void *scratch);
+void to_bf16_cuda(void *dst, const float *src, size_t n);
 #endif
 
 #endif

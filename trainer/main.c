@@ -88,7 +88,7 @@ enum {
     {"group-ratio", 1, 0, O_GROUP}, {"lora-rank", 1, 0, O_RANK}, {"lora-alpha", 1, 0, O_ALPHA},                      \
     {"lora-targets", 1, 0, O_TARGETS}, {"seed", 1, 0, O_SEED}, {"threads", 1, 0, O_THREADS},                         \
     {"checkpointing", 1, 0, O_CKPT}, {"device", 1, 0, O_DEVICE}, {"adapter", 1, 0, O_ADAPTER},                       \
-    {"help", 0, 0, O_HELP}
+    {"dtype", 1, 0, O_DTYPE}, {"help", 0, 0, O_HELP}
 
 /* Applies one training flag; 1 when c is not one, -1 when its value is bad. */
 static int train_flag(lqa_train_opts *o, int c, const char *v, lqa_err *err) {
@@ -165,6 +165,11 @@ static int train_flag(lqa_train_opts *o, int c, const char *v, lqa_err *err) {
             return lqa_err_set(err, "--device '%s': expected cpu, cuda or cuda:N (N a device index)", v);
         o->device = v;
         return 0;
+    case O_DTYPE:
+        if (!strcmp(v, "fp32") || !strcmp(v, "f32")) o->dtype_bf16 = 0;
+        else if (!strcmp(v, "bf16")) o->dtype_bf16 = 1;
+        else return lqa_err_set(err, "--dtype '%s': expected fp32 or bf16", v);
+        return 0;
     case O_THREADS:
         if (parse_long(v, 1, 4096, &n)) return lqa_err_set(err, "--threads '%s': expected a positive count", v);
         o->threads = (int)n;
@@ -222,7 +227,9 @@ static const char TRAIN_FLAGS_HELP[] =
     "  --seed N               LoRA init and data order (default 42)\n"
     "  --threads N            CPU threads (default: OpenMP's)\n"
     "  --checkpointing on|off recompute each layer in the backward (default on)\n"
-    "  --device cpu|cuda|cuda:N  (default cpu; cuda:N picks GPU N)\n";
+    "  --device cpu|cuda|cuda:N  (default cpu; cuda:N picks GPU N)\n"
+    "  --dtype fp32|bf16      bf16 (CUDA, lora+/lora): frozen linears in bf16 on tensor cores; the\n"
+    "                         rest fp32 for now (default fp32)\n";
 
 /* ---- init ---------------------------------------------------------------------------------- */
 

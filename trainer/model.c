@@ -193,6 +193,7 @@ void lqa_model_add_lora(lqa_model *m, int targets, int rank, float alpha, uint64
 
 void lqa_model_free(lqa_model *m) {
     const lqa_backend *be = lqa_model_backend(m);
+    be->free(m->params16);
     be->free(m->params);
     free(m->tensors);
     be->free(m->lora);
@@ -325,9 +326,24 @@ static float *move_floats(float *p, size_t n, const lqa_backend *from, const lqa
 void lqa_model_to_backend(lqa_model *m, const lqa_backend *be) {
     const lqa_backend *from = lqa_model_backend(m);
     if (from == be) return;
+    from->free(m->params16); /* files and the host work on fp32 */
+    m->params16 = NULL;
     m->params = move_floats(m->params, m->n_params, from, be);
     m->lora = move_floats(m->lora, m->n_lora, from, be);
     m->be = be;
+}
+
+int lqa_model_use_bf16(lqa_model *m, lqa_train_set train, lqa_err *err) {
+    const lqa_backend *be = lqa_model_backend(m);
+    if (!be->linear_bf16_forward || !be->to_bf16)
+        return lqa_err_set(err, "--dtype bf16: the %s backend has no bf16 GEMMs; use --device cuda", be->name);
+    if (train == LQA_TRAIN_FULL)
+        return lqa_err_set(err, "--dtype bf16 with --train full: not yet (the bf16 weights would need refreshing "
+                                "after every optimizer step); use lora+ or lora, or --dtype fp32");
+    be->free(m->params16);
+    m->params16 = be->alloc(2 * m->n_params);
+    be->to_bf16(m->params16, m->params, m->n_params);
+    return 0;
 }
 
 /* ---- the step's memory plan ----------------------------------------------------------------- */
@@ -352,6 +368,7 @@ typedef struct step_mem {
     float *xf, *rstdf;  /* final norm output, [N, D], [N] */
     /* backward scratch, shared by all layers */
     float *dx, *dxn, *dq, *dk, *dv, *datt, *dg, *du, *dh, *dxf, *lora_scratch;
+    void *x16;             /* bf16 weights: an activation rounded to bf16, N * max(D, H*hd, F) */
     float *attn_scratch, *ce_scratch;
     int ce_chunk;
 } step_mem;
@@ -449,6 +466,10 @@ static void plan_step(arena *a, step_mem *s, layer_acts *acts, const lqa_model *
     s->attn_scratch = TAKE_F(a, be->attention_scratch_floats(&ap));
     s->ce_chunk = ce_chunk_rows((int)N, c->vocab_size);
     s->ce_scratch = TAKE_F(a, crossentropy_scratch_floats(s->ce_chunk, c->dim, c->vocab_size));
+    if (m->params16) {
+        size_t widest = D > Hq ? D : Hq;
+        s->x16 = take(a, 2 * N * (widest > F ? widest : F));
+    }
     if (!backward) return;
     s->dx = TAKE_F(a, N * D);
     s->dxn = TAKE_F(a, N * D);
@@ -582,6 +603,7 @@ typedef struct grad_sel {
 /* A linear layer of layer l (tensor k) with its LoRA branch when k is a target. */
 typedef struct linear {
     const float *W, *A, *B;
+    const void *W16;  /* bf16 copy of W (frozen, --dtype bf16), or NULL */
     float *dW, *dA, *dB;
     int in, out;
     float *t; /* saved x A^T */
@@ -596,6 +618,7 @@ static linear linear_of(const lqa_model *m, int l, int k, const layer_acts *la, 
     size_t off = m->tensors[layer_tensor_index(l, k)].offset;
     lin.W = m->params + off;
     if (gs && gs->base_linears) lin.dW = grad_at(gs->d_params, gs->compact, m, layer_tensor_index(l, k));
+    if (m->params16 && !(gs && gs->base_linears)) lin.W16 = (const char *)m->params16 + 2 * off;
     for (int i = 0; i < N_LORA_TARGETS; i++) {
         if (LORA_TENSOR[i] != k) continue;
         int t = lora_index(m, l, i);
@@ -624,7 +647,10 @@ typedef struct step_ctx {
 /* y = x W^T (+ the LoRA branch); accumulate: y += instead. */
 static void linear_forward(const step_ctx *c, const linear *lin, float *y, const float *x, int accumulate) {
     const lqa_model *m = c->m;
-    c->be->matmul_forward(y, x, lin->W, c->N, lin->in, lin->out, accumulate);
+    if (lin->W16)
+        c->be->linear_bf16_forward(y, x, lin->W16, c->N, lin->in, lin->out, accumulate, c->s->x16);
+    else
+        c->be->matmul_forward(y, x, lin->W, c->N, lin->in, lin->out, accumulate);
     if (lin->A)
         c->be->lora_forward(y, lin->t, x, lin->A, lin->B, c->N, lin->in, lin->out, m->lora_rank,
                             m->lora_alpha / m->lora_rank);
@@ -633,7 +659,10 @@ static void linear_forward(const step_ctx *c, const linear *lin, float *y, const
 /* dx += dy W_eff; weight gradients where selected. */
 static void linear_backward(const step_ctx *c, const linear *lin, float *dx, const float *dy, const float *x) {
     const lqa_model *m = c->m;
-    c->be->matmul_backward(dx, lin->dW, dy, x, lin->W, c->N, lin->in, lin->out);
+    if (lin->W16)
+        c->be->linear_bf16_backward(dx, dy, lin->W16, c->N, lin->in, lin->out, c->s->x16);
+    else
+        c->be->matmul_backward(dx, lin->dW, dy, x, lin->W, c->N, lin->in, lin->out);
     if (lin->A)
         c->be->lora_backward(dx, lin->dA, lin->dB, dy, x, lin->t, lin->A, lin->B, c->N, lin->in, lin->out,
                              m->lora_rank, m->lora_alpha / m->lora_rank, c->s->lora_scratch);

@@ -84,6 +84,8 @@ typedef struct lqa_model {
     lqa_config cfg;
     const lqa_backend *be;          /* where params and lora live (NULL: the CPU's host memory) */
     float *params;                  /* base parameters, layout above */
+    void *params16;                 /* --dtype bf16 (CUDA): a bf16 copy of params, read by the frozen
+                                       linears' GEMMs (lqa_model_use_bf16); NULL: fp32 everywhere */
     size_t n_params;
     size_t n_lora_plus;             /* floats of the base tensors lora+ trains (embedding, norms) */
     lqa_tensor_info *tensors;       /* n_tensors entries describing params */
@@ -117,6 +119,12 @@ const lqa_backend *lqa_model_backend(const lqa_model *m);
  * creation and merging work on the host: a trainer loads, moves to the device, and moves back
  * (or downloads what it writes) for files. */
 void lqa_model_to_backend(lqa_model *m, const lqa_backend *be);
+/* --dtype bf16, first slice: the frozen linear weights are multiplied in bf16 on tensor cores
+ * (a bf16 copy of params in device memory; the fp32 params stay for the trained tensors, the
+ * loss and files; activations stay fp32). Needs a backend with bf16 GEMMs (CUDA) and a model
+ * whose linears do not train (lora, lora+): -1 with err set otherwise. Dropped when the model
+ * moves to another backend. */
+int lqa_model_use_bf16(lqa_model *m, lqa_train_set train, lqa_err *err);
 /* Looks a tensor up by name in params or lora (host memory only); NULL when absent. */
 float *lqa_model_tensor(lqa_model *m, const char *name, const lqa_tensor_info **info);
 

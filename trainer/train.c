@@ -1152,6 +1152,7 @@ static int setup_and_run(run *r, lqa_err *err) {
     if (lqa_model_check_opts(&r->m, o->ctx, &so, err)) return -1;
     if (open_data(r, err)) return -1;
     lqa_model_to_backend(&r->m, r->be); /* from here on the host holds no copy of the model */
+    if (o->dtype_bf16 && lqa_model_use_bf16(&r->m, o->train, err)) return -1;
     lqa_grads_alloc(&r->g, &r->m, o->train);
     lqa_adamw_cfg ac = {o->beta1, o->beta2, o->adam_eps, o->weight_decay};
     lqa_optim_init_on(&r->opt, &ac, r->be);
