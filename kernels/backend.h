@@ -73,6 +73,14 @@ typedef struct lqa_backend {
     void (*linear_bf16_forward)(float *y, const float *x, const void *W16, int N, int In, int Out, int accumulate,
                                 void *scratch);
     void (*linear_bf16_backward)(float *dx, const float *dy, const void *W16, int N, int In, int Out, void *scratch);
+    /* attention on tensor cores (kernels/attention_bf16.h) behind attention_forward/backward's fp32
+     * signature: q, k, v (out, dout) rounded to bf16 into scratch, out widened back to fp32 */
+    size_t (*attention_bf16_scratch_bytes)(const attn_params *p);
+    void (*attention_bf16_forward)(float *out, float *lse, const float *q, const float *k, const float *v,
+                                   const attn_params *p, void *scratch);
+    void (*attention_bf16_backward)(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                    const float *lse, const float *q, const float *k, const float *v,
+                                    const attn_params *p, void *scratch);
 } lqa_backend;
 
 /* The CPU backend (always there). */

@@ -10,6 +10,7 @@
 #ifndef LQA_KERNELS_MATMUL_BF16_H
 #define LQA_KERNELS_MATMUL_BF16_H
 
+#include "kernels/attention.h"
 #include "kernels/bf16.h"
 
 #ifdef LQA_CUDA
@@ -41,6 +42,14 @@ void linear_bf16_forward_cuda(float *y, const float *x, const void *W16, int N, 
                               void *scratch);
 void linear_bf16_backward_cuda(float *dx, const float *dy, const void *W16, int N, int In, int Out, void *scratch);
 void to_bf16_cuda(void *dst, const float *src, size_t n);
+/* attention_{forward,backward}_bf16_cuda behind the fp32 attention's arguments (kernels/backend.h):
+ * the fp32 inputs rounded to bf16 into scratch (attention_bf16_io_scratch_bytes), out widened. */
+size_t attention_bf16_io_scratch_bytes(const attn_params *p);
+void attention_bf16_io_forward_cuda(float *out, float *lse, const float *q, const float *k, const float *v,
+                                    const attn_params *p, void *scratch);
+void attention_bf16_io_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                     const float *lse, const float *q, const float *k, const float *v,
+                                     const attn_params *p, void *scratch);
 #endif
 
 #endif

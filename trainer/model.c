@@ -335,8 +335,11 @@ void lqa_model_to_backend(lqa_model *m, const lqa_backend *be) {
 
 int lqa_model_use_bf16(lqa_model *m, lqa_train_set train, lqa_err *err) {
     const lqa_backend *be = lqa_model_backend(m);
-    if (!be->linear_bf16_forward || !be->to_bf16)
-        return lqa_err_set(err, "--dtype bf16: the %s backend has no bf16 GEMMs; use --device cuda", be->name);
+    if (!be->linear_bf16_forward || !be->to_bf16 || !be->attention_bf16_forward)
+        return lqa_err_set(err, "--dtype bf16: the %s backend has no bf16 kernels; use --device cuda", be->name);
+    int hd = m->cfg.dim / m->cfg.n_heads;
+    if (hd % 16 != 0 || hd > 128)
+        return lqa_err_set(err, "--dtype bf16: head dim %d; the bf16 attention takes multiples of 16 up to 128", hd);
     if (train == LQA_TRAIN_FULL)
         return lqa_err_set(err, "--dtype bf16 with --train full: not yet (the bf16 weights would need refreshing "
                                 "after every optimizer step); use lora+ or lora, or --dtype fp32");
@@ -369,6 +372,7 @@ typedef struct step_mem {
     /* backward scratch, shared by all layers */
     float *dx, *dxn, *dq, *dk, *dv, *datt, *dg, *du, *dh, *dxf, *lora_scratch;
     void *x16;             /* bf16 weights: an activation rounded to bf16, N * max(D, H*hd, F) */
+    void *attn16;          /* bf16 attention: q, k, v, out, dout rounded to bf16 */
     float *attn_scratch, *ce_scratch;
     int ce_chunk;
 } step_mem;
@@ -469,6 +473,7 @@ static void plan_step(arena *a, step_mem *s, layer_acts *acts, const lqa_model *
     if (m->params16) {
         size_t widest = D > Hq ? D : Hq;
         s->x16 = take(a, 2 * N * (widest > F ? widest : F));
+        if (be->attention_bf16_scratch_bytes) s->attn16 = take(a, be->attention_bf16_scratch_bytes(&ap));
     }
     if (!backward) return;
     s->dx = TAKE_F(a, N * D);
@@ -690,7 +695,10 @@ static void layer_forward(const step_ctx *c, int l, layer_acts *la, const float 
     linear_forward(c, &v, la->v, la->xn1, 0);
     be->rope_forward(la->q, c->s->cos_t, c->s->sin_t, c->B, c->T, cfg->n_heads, hd);
     be->rope_forward(la->k, c->s->cos_t, c->s->sin_t, c->B, c->T, cfg->n_kv_heads, hd);
-    if (!recompute)
+    if (!recompute && m->params16)
+        be->attention_bf16_forward(la->att, la->lse, la->q, c->att_k ? c->att_k : la->k, c->att_v ? c->att_v : la->v,
+                                   &c->ap, c->s->attn16);
+    else if (!recompute)
         be->attention_forward(la->att, la->lse, la->q, c->att_k ? c->att_k : la->k, c->att_v ? c->att_v : la->v,
                               &c->ap, c->s->attn_scratch);
     linear o = linear_of(m, l, T_O, la, NULL);
@@ -738,8 +746,12 @@ static void layer_backward(const step_ctx *c, int l, const layer_acts *la, const
     be->zero(s->dq, f * N * Hq);
     be->zero(s->dk, f * N * Hkv);
     be->zero(s->dv, f * N * Hkv);
-    be->attention_backward(s->dq, s->dk, s->dv, s->datt, la->att, la->lse, la->q, la->k, la->v, &c->ap,
-                           s->attn_scratch);
+    if (m->params16)
+        be->attention_bf16_backward(s->dq, s->dk, s->dv, s->datt, la->att, la->lse, la->q, la->k, la->v, &c->ap,
+                                    s->attn16);
+    else
+        be->attention_backward(s->dq, s->dk, s->dv, s->datt, la->att, la->lse, la->q, la->k, la->v, &c->ap,
+                               s->attn_scratch);
     be->rope_backward(s->dq, s->cos_t, s->sin_t, c->B, c->T, cfg->n_heads, hd);
     be->rope_backward(s->dk, s->cos_t, s->sin_t, c->B, c->T, cfg->n_kv_heads, hd);
     linear q = linear_of(m, l, T_Q, la, gs), k = linear_of(m, l, T_K, la, gs), v = linear_of(m, l, T_V, la, gs);

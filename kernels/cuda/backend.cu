@@ -53,6 +53,9 @@ static lqa_backend cuda_backend(int dev) {
     b.to_bf16 = to_bf16_cuda;
     b.linear_bf16_forward = linear_bf16_forward_cuda;
     b.linear_bf16_backward = linear_bf16_backward_cuda;
+    b.attention_bf16_scratch_bytes = attention_bf16_io_scratch_bytes;
+    b.attention_bf16_forward = attention_bf16_io_forward_cuda;
+    b.attention_bf16_backward = attention_bf16_io_backward_cuda;
     return b;
 }
 
