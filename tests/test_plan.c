@@ -129,12 +129,12 @@ static void test_llama2_7b_100k(void **state) {
     assert_non_null(j);
     assert_true((double)lqa_json_int(j, "total", -1) > 80e9);
     json_decref(j);
-    /* the text form says plainly that the bf16 run does not exist yet; bf16 on the CPU is refused */
+    /* the text form says plainly that no run allocates the bf16 layout yet; bf16 on the CPU is refused */
     lqa_buf_clear(&out);
     assert_int_equal(lqa_test_run(&out, "%s plan --preset tiny --ctx 64 --device cuda --dtype bf16",
                                   lqa_test_tool("lqa-sft")),
                      0);
-    assert_non_null(strstr(out.data, "not built yet"));
+    assert_non_null(strstr(out.data, "not allocated by any run yet"));
     lqa_buf_clear(&out);
     assert_int_not_equal(lqa_test_run(&out, "%s plan --preset tiny --ctx 64 --dtype bf16 2>&1",
                                       lqa_test_tool("lqa-sft")),

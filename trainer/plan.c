@@ -28,6 +28,13 @@ static size_t cuda_attention_scratch_none(const attn_params *p) {
     return 0; /* as kernels/cuda/backend.cu: attention_forward_cuda / backward_cuda take no scratch */
 }
 
+/* As attention_bf16_io_scratch_bytes (kernels/cuda/linear_bf16.cu, CUDA builds only): bf16 q,
+ * out and dout [B, Tq, H, hd], k and v [B, Tk, KV, hd]. test_train_emu keeps the two equal. */
+static size_t cuda_attention_bf16_scratch(const attn_params *p) {
+    size_t nq = (size_t)p->B * p->Tq * p->H * p->hd, nk = (size_t)p->B * p->Tk * p->KV * p->hd;
+    return 2 * (3 * nq + 2 * nk);
+}
+
 const lqa_backend *lqa_plan_backend(const char *device) {
     static lqa_backend cuda_sizing;
     if (!device || !strcmp(device, "cpu")) return lqa_backend_cpu();
@@ -36,6 +43,7 @@ const lqa_backend *lqa_plan_backend(const char *device) {
     cuda_sizing.name = "cuda";
     cuda_sizing.host_memory = 0;
     cuda_sizing.attention_scratch_floats = cuda_attention_scratch_none;
+    cuda_sizing.attention_bf16_scratch_bytes = cuda_attention_bf16_scratch;
     return &cuda_sizing;
 }
 
@@ -48,8 +56,13 @@ static size_t trained_base(const lqa_model *m, lqa_train_set train) {
     return n;
 }
 
-/* fp32: exactly what the run allocates (train.c's setup, in its order). */
-static void plan_fp32(const lqa_model *m, const lqa_plan_opts *o, const lqa_backend *be, lqa_plan *p) {
+/* fp32, and today's --dtype bf16 run: exactly what the run allocates (train.c's setup). m is a
+ * shape (nothing allocated); for BF16_RUN its params16 is marked so the planner sizes the bf16
+ * staging, as lqa_model_use_bf16 makes the run's. */
+static void plan_fp32(lqa_model *m, const lqa_plan_opts *o, const lqa_backend *be, lqa_plan *p) {
+    int bf16_run = o->dtype == LQA_PLAN_BF16_RUN;
+    static char marker;
+    if (bf16_run) m->params16 = &marker;
     size_t base_trained = trained_base(m, o->train), lora = o->train == LQA_TRAIN_FULL ? 0 : m->n_lora;
     p->n_trained = base_trained + lora;
     p->weights = 4 * (m->n_params - base_trained) + 4 * (m->n_lora - lora);
@@ -60,6 +73,11 @@ static void plan_fp32(const lqa_model *m, const lqa_plan_opts *o, const lqa_back
     size_t ws = lqa_workspace_bytes_split(m, be, o->micro_batch, o->ctx, &o->step, 1, &p->checkpoints);
     p->workspace = ws - p->checkpoints;
     p->runtime = TRAINER_SCALARS_BYTES + (be->host_memory ? 0 : CUDA_SUMSQ_BYTES);
+    if (bf16_run) {
+        p->weights += 2 * m->n_params; /* the bf16 copy */
+        p->runtime += CUDA_LT_WORKSPACE_BYTES;
+        m->params16 = NULL;
+    }
     p->allocated = 1;
 }
 
@@ -113,7 +131,7 @@ static void plan_bf16(const lqa_model *m, const lqa_plan_opts *o, lqa_plan *p) {
 int lqa_plan_training(const lqa_config *cfg, const lqa_plan_opts *o, const lqa_backend *be, lqa_plan *p,
                       lqa_err *err) {
     memset(p, 0, sizeof *p);
-    if (o->dtype == LQA_PLAN_BF16 && be->host_memory)
+    if (o->dtype != LQA_PLAN_FP32 && be->host_memory)
         return lqa_err_set(err, "--dtype bf16 is the CUDA layout: plan it with --device cuda");
     lqa_model shape; /* the model's layout alone: nothing allocated */
     lqa_model_shape(&shape, cfg);
@@ -132,7 +150,7 @@ static void plan_help(void) {
     printf("usage: lqa-sft plan --model DIR|--preset NAME --ctx N [--device cpu|cuda] [--dtype fp32|bf16]\n"
            "                    [--train lora+|lora|full] [--attn s2|full] [--micro-batch N] [--json]\n"
            "Prints the memory a training run needs, by kind, without a GPU. fp32 is exactly what the run\n"
-           "allocates; bf16 is the design's layout (not run yet: lqa-sft train has no --dtype bf16).\n"
+           "allocates; bf16 is the design's layout (and bf16_run_total what today's --dtype bf16 allocates).\n"
            "  --group-ratio R, --lora-rank N, --lora-alpha A, --lora-targets LIST, --checkpointing on|off,\n"
            "  --threads N (CPU attention scratch), --ranks N (data-parallel ranks) as for train\n");
 }
@@ -158,7 +176,7 @@ static int parse_int(const char *s, long lo, long hi, int *out) {
 static double gb(size_t b) { return (double)b / 1e9; }
 static double gib(size_t b) { return (double)b / (1024.0 * 1024 * 1024); }
 
-static void print_plan(const lqa_plan *p, const char *what, int json) {
+static void print_plan(const lqa_plan *p, const char *what, int json, size_t run_total) {
     const char *kinds[] = {"weights", "trainables", "gradients", "optimizer", "checkpoints", "workspace", "runtime",
                            "total"};
     size_t vals[] = {p->weights, p->trainables, p->gradients, p->optimizer, p->checkpoints, p->workspace, p->runtime,
@@ -170,6 +188,7 @@ static void print_plan(const lqa_plan *p, const char *what, int json) {
         json_object_set_new(j, "base_params", json_integer((json_int_t)p->n_params));
         json_object_set_new(j, "trained_params", json_integer((json_int_t)p->n_trained));
         for (int i = 0; i < 8; i++) json_object_set_new(j, kinds[i], json_integer((json_int_t)vals[i]));
+        if (run_total) json_object_set_new(j, "bf16_run_total", json_integer((json_int_t)run_total));
         char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
         printf("%s\n", text);
         free(text);
@@ -181,7 +200,9 @@ static void print_plan(const lqa_plan *p, const char *what, int json) {
     for (int i = 0; i < 8; i++)
         printf("  %-12s %16zu bytes  %9.3f GB  %9.3f GiB\n", kinds[i], vals[i], gb(vals[i]), gib(vals[i]));
     if (!p->allocated)
-        printf("  (bf16: the design's layout; the bf16 run is not built yet, so nothing allocates this today)\n");
+        printf("  (bf16: the design's layout, not allocated by any run yet: today's `train --dtype bf16` is a\n"
+               "   first slice that keeps the fp32 layout and adds a bf16 copy of the weights: %zu bytes,\n"
+               "   %.3f GB, exactly)\n", run_total, gb(run_total));
 }
 
 int lqa_plan_main(int argc, char **argv) {
@@ -283,6 +304,13 @@ int lqa_plan_main(int argc, char **argv) {
              preset ? preset : model, o.ctx, o.micro_batch, lqa_train_set_name(o.train),
              o.step.attn == LQA_ATTN_S2 ? "S2" : "full", o.dtype == LQA_PLAN_BF16 ? "bf16" : "fp32", be->name,
              o.step.checkpointing ? "on" : "off");
-    print_plan(&p, what, json);
+    size_t run_total = 0;
+    if (o.dtype == LQA_PLAN_BF16) { /* and what today's --dtype bf16 run allocates */
+        lqa_plan_opts ro = o;
+        lqa_plan rp;
+        ro.dtype = LQA_PLAN_BF16_RUN;
+        if (lqa_plan_training(&cfg, &ro, be, &rp, &err) == 0) run_total = rp.total;
+    }
+    print_plan(&p, what, json, run_total);
     return 0;
 }

@@ -148,7 +148,7 @@ static double gib(double bytes) {
 /* From the planner `lqa-sft plan` prints (trainer/plan.h: exact for the fp32 run). */
 static mem_estimate estimate_memory(const lqa_config *cfg, const lqa_train_opts *o, const lqa_step_opts *so,
                                     const lqa_backend *be) {
-    lqa_plan_opts po = {LQA_PLAN_FP32, o->train, o->lora_targets, o->lora_rank, o->lora_alpha, o->micro_batch,
+    lqa_plan_opts po = {o->dtype_bf16 ? LQA_PLAN_BF16_RUN : LQA_PLAN_FP32, o->train, o->lora_targets, o->lora_rank, o->lora_alpha, o->micro_batch,
                         o->ctx, *so, lqa_dist_size(o->dist)};
     lqa_plan p;
     lqa_err err;
