@@ -550,6 +550,7 @@ static int cmd_grad(int argc, char **argv) {
         }
     }
     if (!o.model_dir || !batch_path || !out) return usage_error("grad", "%s", "--model, --batch and -o are required");
+    if (o.dtype_bf16) return usage_error("grad", "%s", "--dtype bf16: grad runs fp32 on the CPU (use train or bench)");
     if (o.threads > 0) omp_set_num_threads(o.threads);
     lqa_model m;
     if (lqa_load_for_training(o.model_dir, o.adapter_dir, o.ctx, o.train, o.lora_targets, o.lora_rank, o.lora_alpha,
@@ -695,6 +696,10 @@ static int cmd_bench(int argc, char **argv) {
                               &err))
         return fail(&err);
     lqa_model_to_backend(&m, be);
+    if (o.dtype_bf16 && lqa_model_use_bf16(&m, o.train, &err)) {
+        lqa_model_free(&m);
+        return fail(&err);
+    }
     lqa_step_opts so = {o.attn, o.group_ratio, o.train, o.checkpointing, threads};
     if (lqa_model_check_opts(&m, o.ctx, &so, &err)) {
         lqa_model_free(&m);
@@ -745,6 +750,7 @@ static int cmd_bench(int argc, char **argv) {
                           "peak_rss_mib", peak_rss_mib(), "loss", (double)loss, "params_m", (double)m.n_params / 1e6);
     mallocCheck(j);
     json_object_set_new(j, "device", json_string(o.device ? o.device : "cpu"));
+    json_object_set_new(j, "dtype", json_string(o.dtype_bf16 ? "bf16" : "fp32"));
     if (!be->host_memory) /* the model, gradients, moments and the workspace, all held at this point */
         json_object_set_new(j, "device_mem_used_mib", json_real((double)(dev_total - dev_free) / (1024.0 * 1024)));
     if (sgemm_n) {
