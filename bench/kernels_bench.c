@@ -124,7 +124,7 @@ static void bench_step(int T, lqa_attn_mode attn, int reps, int threads, int V) 
     lqa_batch b = {.B = 1, .T = T, .tokens = tok, .loss_mask = mask};
     lqa_step_opts o = {.attn = attn, .group_ratio = 0.25f, .train = LQA_TRAIN_LORA_PLUS, .checkpointing = 1,
                        .threads = threads};
-    lqa_grads g = {lqa_calloc(m.n_params, 4), lqa_calloc(m.n_lora, 4)};
+    lqa_grads g = {lqa_calloc(m.n_params, 4), lqa_calloc(m.n_lora, 4), 0};
     lqa_model_step(&m, &b, &o, &g);
     float loss = 0;
     double dt = 1e30;

@@ -65,6 +65,22 @@ typedef struct lqa_backend {
     /* optimizer (kernels/adamw.h); clipping is AdamW's grad_scale, so gradients stay as summed */
     void (*adamw_update)(float *p, float *m, float *v, const float *g, size_t n, const adamw_args *a);
     void (*sumsq_add)(double *acc, const float *x, size_t n);
+
+    /* bf16 weights (CUDA only; NULL on the CPU): frozen linear weights stored bf16 (2 B each) and
+     * multiplied on tensor cores (kernels/matmul_bf16.h); the fp32 activation (forward x,
+     * backward dy) is rounded to bf16 into scratch (N * In, N * Out bf16) first; fp32 sums. */
+    void (*to_bf16)(void *dst, const float *src, size_t n);
+    void (*linear_bf16_forward)(float *y, const float *x, const void *W16, int N, int In, int Out, int accumulate,
+                                void *scratch);
+    void (*linear_bf16_backward)(float *dx, const float *dy, const void *W16, int N, int In, int Out, void *scratch);
+    /* attention on tensor cores (kernels/attention_bf16.h) behind attention_forward/backward's fp32
+     * signature: q, k, v (out, dout) rounded to bf16 into scratch, out widened back to fp32 */
+    size_t (*attention_bf16_scratch_bytes)(const attn_params *p);
+    void (*attention_bf16_forward)(float *out, float *lse, const float *q, const float *k, const float *v,
+                                   const attn_params *p, void *scratch);
+    void (*attention_bf16_backward)(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                    const float *lse, const float *q, const float *k, const float *v,
+                                    const attn_params *p, void *scratch);
 } lqa_backend;
 
 /* The CPU backend (always there). */

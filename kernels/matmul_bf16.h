@@ -10,6 +10,7 @@
 #ifndef LQA_KERNELS_MATMUL_BF16_H
 #define LQA_KERNELS_MATMUL_BF16_H
 
+#include "kernels/attention.h"
 #include "kernels/bf16.h"
 
 #ifdef LQA_CUDA
@@ -35,6 +36,20 @@ void lora_bf16_backward_cuda(float *dx, float *dA, float *dB, const lqa_bf16 *dy
  * loss and its softmax are fp32). Its backward GEMMs are matmul_bf16_backward_cuda on the
  * dlogits rounded to bf16 (bf16_from_f32_cuda). */
 void crossentropy_logits_bf16_cuda(float *logits, const lqa_bf16 *x, const lqa_bf16 *W, int rows, int D, int V);
+/* The model's frozen linears on bf16 weights with fp32 activations (kernels/backend.h): x (or dy)
+ * rounded to bf16 into scratch, then y (=|+=) x W^T, or dx += dy W, with fp32 outputs. */
+void linear_bf16_forward_cuda(float *y, const float *x, const void *W16, int N, int In, int Out, int accumulate,
+                              void *scratch);
+void linear_bf16_backward_cuda(float *dx, const float *dy, const void *W16, int N, int In, int Out, void *scratch);
+void to_bf16_cuda(void *dst, const float *src, size_t n);
+/* attention_{forward,backward}_bf16_cuda behind the fp32 attention's arguments (kernels/backend.h):
+ * the fp32 inputs rounded to bf16 into scratch (attention_bf16_io_scratch_bytes), out widened. */
+size_t attention_bf16_io_scratch_bytes(const attn_params *p);
+void attention_bf16_io_forward_cuda(float *out, float *lse, const float *q, const float *k, const float *v,
+                                    const attn_params *p, void *scratch);
+void attention_bf16_io_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                     const float *lse, const float *q, const float *k, const float *v,
+                                     const attn_params *p, void *scratch);
 #endif
 
 #endif

@@ -47,7 +47,7 @@ static int teardown(void **state) {
 
 static lqa_eval_ctx ctx_for(lqa_infer *inf, int ctx) {
     return (lqa_eval_ctx){inf, g_tok, lqa_tok_vocab_size(g_tok), lqa_tok_bos_id(g_tok), lqa_tok_eos_id(g_tok), ctx, NULL,
-                          "test", 32, 0, 1};
+                          "test", 32, 0, 1, 0};
 }
 
 static char *decode(const int32_t *ids, int n) {
@@ -222,7 +222,7 @@ static void test_trained_model_finds_keys_untrained_does_not(void **state) {
         for (int b = 0; b < B; b++) training_example(&e, unit, n_unit, &r, tok + b * TRAIN_LEN, mask + b * TRAIN_LEN);
         lqa_batch batch = {B, TRAIN_LEN, tok, mask, NULL};
         memset(g, 0, m.n_params * sizeof(float));
-        lqa_grads grads = {g, NULL};
+        lqa_grads grads = {g, NULL, 0};
         loss = lqa_model_step(&m, &batch, &so, &grads);
         adam(m.params, g, mo, vo, m.n_params, step, step < 30 ? 3e-3f * step / 30 : 3e-3f);
         if (step % 50 == 0) print_message("# step %d loss %.3f (%.1fs)\n", step, loss, lqa_now() - t0);

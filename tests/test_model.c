@@ -12,6 +12,7 @@
 
 #include "common/rng.h"
 #include "trainer/model.h"
+#include "trainer/train.h"
 #include "tests/test_kernels_fd.h"
 
 static lqa_rng rng;
@@ -97,7 +98,7 @@ static void fd_whole_model(lqa_train_set train, lqa_attn_mode attn, int packed) 
     test_batch tb;
     make_batch(&tb, 2, 16, m.cfg.vocab_size, packed);
     model_fd f = {&m, &tb.batch, opts(attn, train, (int)lqa_rng_below(&rng, 2))};
-    lqa_grads g = {fd_zeros(m.n_params), m.n_lora ? fd_zeros(m.n_lora) : NULL};
+    lqa_grads g = {fd_zeros(m.n_params), m.n_lora ? fd_zeros(m.n_lora) : NULL, 0};
     float loss = lqa_model_step(&m, &tb.batch, &f.o, &g);
     assert_true(isfinite(loss) && loss > 0);
     char what[200];
@@ -148,7 +149,7 @@ static void test_loss_definition(void **state) {
     assert_float_equal(lqa_model_step(&m, &tb.batch, &o, NULL), log(m.cfg.vocab_size), 1e-5);
     memset(tb.mask, 0, 32); /* no target: 0, no gradient */
     float *d = fd_zeros(m.n_params);
-    lqa_grads g = {d, NULL};
+    lqa_grads g = {d, NULL, 0};
     assert_true(lqa_model_step(&m, &tb.batch, &o, &g) == 0.0f);
     for (size_t i = 0; i < m.n_params; i++) assert_true(d[i] == 0.0f);
     free(d);
@@ -351,6 +352,51 @@ static void test_step_memory_linear_in_T(void **state) {
     lqa_model_free(&m);
 }
 
+/* lora+'s compact gradient buffer (lqa_grads_alloc) holds exactly the embedding and the norms,
+ * and each of them is bit for bit the gradient the params-layout buffer gets; tied and untied,
+ * S2 and full attention, with and without checkpointing. */
+static void test_lora_plus_compact_grads(void **state) {
+    for (int k = 0; k < 4; k++) {
+        int tie = k & 1;
+        lqa_model m;
+        make_model(&m, tie, LQA_LORA_Q | LQA_LORA_V | LQA_LORA_DOWN);
+        test_batch tb;
+        make_batch(&tb, 2, 16, m.cfg.vocab_size, k >> 1);
+        lqa_step_opts o = opts(k >> 1 ? LQA_ATTN_S2 : LQA_ATTN_FULL, LQA_TRAIN_LORA_PLUS, (int)lqa_rng_below(&rng, 2));
+        lqa_grads wide = {fd_zeros(m.n_params), fd_zeros(m.n_lora), 0}, compact;
+        lqa_grads_alloc(&compact, &m, LQA_TRAIN_LORA_PLUS);
+        assert_true(compact.compact);
+        size_t want = 0;
+        for (int t = 0; t < m.n_tensors; t++)
+            if (is_norm_or_embed(&m.tensors[t])) want += m.tensors[t].numel;
+        assert_int_equal(lqa_grads_params_floats(&m, LQA_TRAIN_LORA_PLUS), want);
+        assert_true(want < m.n_params / 2);
+        float l1 = lqa_model_step(&m, &tb.batch, &o, &wide), l2 = lqa_model_step(&m, &tb.batch, &o, &compact);
+        assert_memory_equal(&l1, &l2, sizeof l1);
+        size_t seen = 0;
+        for (int t = 0; t < m.n_tensors; t++) {
+            const lqa_tensor_info *ti = &m.tensors[t];
+            float *g = lqa_grads_tensor(&compact, &m, t);
+            if (!is_norm_or_embed(ti)) {
+                assert_null(g);
+                continue;
+            }
+            assert_non_null(g);
+            double norm = 0;
+            for (size_t i = 0; i < ti->numel; i++) norm += fabs(g[i]);
+            assert_true(norm > 0);
+            assert_memory_equal(g, wide.d_params + ti->offset, sizeof(float) * ti->numel);
+            seen += ti->numel;
+        }
+        assert_int_equal(seen, want);
+        assert_memory_equal(compact.d_lora, wide.d_lora, sizeof(float) * m.n_lora);
+        lqa_grads_free(&compact, lqa_backend_cpu());
+        fd_free_all(wide.d_params, wide.d_lora, NULL);
+        free_batch(&tb);
+        lqa_model_free(&m);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_fd_lora_plus, setup),
@@ -364,6 +410,7 @@ int main(void) {
         cmocka_unit_test_setup(test_padding_carries_no_loss, setup),
         cmocka_unit_test_setup(test_check_opts_names_working_ctx, setup),
         cmocka_unit_test_setup(test_step_memory_linear_in_T, setup),
+        cmocka_unit_test_setup(test_lora_plus_compact_grads, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 #include "trainer/adapter.h"
 #include "trainer/dist.h"
 #include "trainer/hfdir.h"
+#include "trainer/plan.h"
 #include "trainer/presets.h"
 #include "trainer/train.h"
 
@@ -346,6 +347,7 @@ static int cmd_grad(int argc, char **argv) {
         }
     }
     if (!o.model_dir || !batch_path || !out) return usage_error("grad", "%s", "--model, --batch and -o are required");
+    if (o.dtype_bf16) return usage_error("grad", "%s", "--dtype bf16: grad runs fp32 on the CPU (use train or bench)");
     if (o.threads > 0) omp_set_num_threads(o.threads);
     lqa_model m;
     if (lqa_load_for_training(&o, &m, &err)) return fail(&err);
@@ -420,6 +422,10 @@ static int cmd_bench(int argc, char **argv) {
     lqa_model m;
     if (lqa_load_for_training(&o, &m, &err)) return fail(&err);
     lqa_model_to_backend(&m, be);
+    if (o.dtype_bf16 && lqa_model_use_bf16(&m, o.train, &err)) {
+        lqa_model_free(&m);
+        return fail(&err);
+    }
     lqa_step_opts so = {o.attn, o.group_ratio, o.train, o.checkpointing, threads};
     if (lqa_model_check_opts(&m, o.ctx, &so, &err)) {
         lqa_model_free(&m);
@@ -470,6 +476,7 @@ static int cmd_bench(int argc, char **argv) {
                           "peak_rss_mib", lqa_peak_rss_mib(), "loss", (double)loss, "params_m", (double)m.n_params / 1e6);
     mallocCheck(j);
     json_object_set_new(j, "device", json_string(o.device ? o.device : "cpu"));
+    json_object_set_new(j, "dtype", json_string(o.dtype_bf16 ? "bf16" : "fp32"));
     if (!be->host_memory) /* the model, gradients, moments and the workspace, all held at this point */
         json_object_set_new(j, "device_mem_used_mib", json_real((double)(dev_total - dev_free) / (1024.0 * 1024)));
     if (sgemm_n) {
@@ -499,7 +506,8 @@ static void main_help(void) {
            "  train  LongLoRA fine-tuning into a run directory\n"
            "  merge  fold an adapter into a full model directory\n"
            "  grad   one forward/backward on a JSON batch, gradients to safetensors\n"
-           "  bench  time training steps on random tokens (tokens/s, GFLOP/s, peak RSS)\n");
+           "  bench  time training steps on random tokens (tokens/s, GFLOP/s, peak RSS)\n"
+           "  plan   the memory a training run needs, by kind (fp32 exact; bf16 the design), no GPU needed\n");
 }
 
 int main(int argc, char **argv) {
@@ -519,6 +527,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "merge")) return cmd_merge(argc - 1, argv + 1);
     if (!strcmp(cmd, "grad")) return cmd_grad(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plan")) return lqa_plan_main(argc - 1, argv + 1);
     fprintf(stderr, "lqa-sft: unknown command '%s'\n", cmd);
     main_help();
     return EXIT_USAGE;

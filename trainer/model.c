@@ -53,6 +53,7 @@ static void push_tensor(lqa_tensor_info *t, int *n, size_t *off, const char *nam
     ti->shape[1] = cols > 0 ? cols : 0;
     ti->numel = (size_t)rows * (size_t)(cols > 0 ? cols : 1);
     ti->offset = *off;
+    ti->lp_offset = LQA_NOT_LORA_PLUS; /* lqa_model_shape sets lora+'s */
     *off += ti->numel;
 }
 
@@ -94,6 +95,15 @@ void lqa_model_shape(lqa_model *m, const lqa_config *cfg) {
     if (!cfg->tie_embeddings) push_tensor(m->tensors, &n, &off, "lm_head.weight", cfg->vocab_size, cfg->dim);
     m->n_tensors = n;
     m->n_params = off;
+    /* lora+ trains the embedding and the norms (the 1-d tensors): adapter.c's
+     * lqa_is_lora_plus_tensor names the same set; a tied lm_head is the embedding */
+    size_t lp = 0;
+    for (int t = 0; t < n; t++) {
+        lqa_tensor_info *ti = &m->tensors[t];
+        ti->lp_offset = (t == 0 || ti->ndim == 1) ? lp : LQA_NOT_LORA_PLUS;
+        if (ti->lp_offset != LQA_NOT_LORA_PLUS) lp += ti->numel;
+    }
+    m->n_lora_plus = lp;
 }
 
 void lqa_model_alloc(lqa_model *m, const lqa_config *cfg) {
@@ -183,6 +193,7 @@ void lqa_model_add_lora(lqa_model *m, int targets, int rank, float alpha, uint64
 
 void lqa_model_free(lqa_model *m) {
     const lqa_backend *be = lqa_model_backend(m);
+    be->free(m->params16);
     be->free(m->params);
     free(m->tensors);
     be->free(m->lora);
@@ -240,6 +251,21 @@ void lqa_model_merge_lora(lqa_model *m) {
     m->n_lora = 0;
     m->n_lora_tensors = 0;
     m->lora_targets = 0;
+}
+
+size_t lqa_grads_params_floats(const lqa_model *m, lqa_train_set train) {
+    return train == LQA_TRAIN_LORA ? 0 : train == LQA_TRAIN_LORA_PLUS ? m->n_lora_plus : m->n_params;
+}
+
+/* The gradient of base tensor t in a d_params buffer of either layout (NULL when it has none). */
+static float *grad_at(float *d_params, int compact, const lqa_model *m, size_t t) {
+    if (!d_params) return NULL;
+    if (!compact) return d_params + m->tensors[t].offset;
+    return m->tensors[t].lp_offset == LQA_NOT_LORA_PLUS ? NULL : d_params + m->tensors[t].lp_offset;
+}
+
+float *lqa_grads_tensor(const lqa_grads *g, const lqa_model *m, int t) {
+    return g ? grad_at(g->d_params, g->compact, m, (size_t)t) : NULL;
 }
 
 /* ---- options ------------------------------------------------------------------------------- */
@@ -300,9 +326,27 @@ static float *move_floats(float *p, size_t n, const lqa_backend *from, const lqa
 void lqa_model_to_backend(lqa_model *m, const lqa_backend *be) {
     const lqa_backend *from = lqa_model_backend(m);
     if (from == be) return;
+    from->free(m->params16); /* files and the host work on fp32 */
+    m->params16 = NULL;
     m->params = move_floats(m->params, m->n_params, from, be);
     m->lora = move_floats(m->lora, m->n_lora, from, be);
     m->be = be;
+}
+
+int lqa_model_use_bf16(lqa_model *m, lqa_train_set train, lqa_err *err) {
+    const lqa_backend *be = lqa_model_backend(m);
+    if (!be->linear_bf16_forward || !be->to_bf16 || !be->attention_bf16_forward)
+        return lqa_err_set(err, "--dtype bf16: the %s backend has no bf16 kernels; use --device cuda", be->name);
+    int hd = m->cfg.dim / m->cfg.n_heads;
+    if (hd % 16 != 0 || hd > 128)
+        return lqa_err_set(err, "--dtype bf16: head dim %d; the bf16 attention takes multiples of 16 up to 128", hd);
+    if (train == LQA_TRAIN_FULL)
+        return lqa_err_set(err, "--dtype bf16 with --train full: not yet (the bf16 weights would need refreshing "
+                                "after every optimizer step); use lora+ or lora, or --dtype fp32");
+    be->free(m->params16);
+    m->params16 = be->alloc(2 * m->n_params);
+    be->to_bf16(m->params16, m->params, m->n_params);
+    return 0;
 }
 
 /* ---- the step's memory plan ----------------------------------------------------------------- */
@@ -327,6 +371,8 @@ typedef struct step_mem {
     float *xf, *rstdf;  /* final norm output, [N, D], [N] */
     /* backward scratch, shared by all layers */
     float *dx, *dxn, *dq, *dk, *dv, *datt, *dg, *du, *dh, *dxf, *lora_scratch;
+    void *x16;             /* bf16 weights: an activation rounded to bf16, N * max(D, H*hd, F) */
+    void *attn16;          /* bf16 attention: q, k, v, out, dout rounded to bf16 */
     float *attn_scratch, *ce_scratch;
     int ce_chunk;
 } step_mem;
@@ -334,6 +380,7 @@ typedef struct step_mem {
 typedef struct arena {
     char *base;
     size_t used;
+    size_t saved; /* of used: the per-layer checkpoints (layer inputs, saved attention) */
 } arena;
 
 /* Bump allocation, 256-byte aligned (what cuBLAS and coalesced loads like); with base == NULL
@@ -402,6 +449,7 @@ static void plan_step(arena *a, step_mem *s, layer_acts *acts, const lqa_model *
     s->targets = TAKE_I(a, N);
     s->rows = TAKE_I(a, N);
     s->loss_sum = take(a, sizeof(double));
+    size_t before = a->used;
     s->xs = TAKE_F(a, (L + 1) * N * D);
     s->n_acts = (backward && !(o && o->checkpointing)) ? L : 1;
     int saved_attention = backward && s->n_acts == 1; /* (pointers are NULL while sizing) */
@@ -409,6 +457,7 @@ static void plan_step(arena *a, step_mem *s, layer_acts *acts, const lqa_model *
         s->att_saved = TAKE_F(a, (size_t)L * N * Hq);
         s->lse_saved = TAKE_F(a, (size_t)L * N * c->n_heads);
     }
+    a->saved += a->used - before;
     s->acts = acts;
     for (int l = 0; l < s->n_acts; l++) {
         layer_acts tmp;
@@ -421,6 +470,11 @@ static void plan_step(arena *a, step_mem *s, layer_acts *acts, const lqa_model *
     s->attn_scratch = TAKE_F(a, be->attention_scratch_floats(&ap));
     s->ce_chunk = ce_chunk_rows((int)N, c->vocab_size);
     s->ce_scratch = TAKE_F(a, crossentropy_scratch_floats(s->ce_chunk, c->dim, c->vocab_size));
+    if (m->params16) {
+        size_t widest = D > Hq ? D : Hq;
+        s->x16 = take(a, 2 * N * (widest > F ? widest : F));
+        if (be->attention_bf16_scratch_bytes) s->attn16 = take(a, be->attention_bf16_scratch_bytes(&ap));
+    }
     if (!backward) return;
     s->dx = TAKE_F(a, N * D);
     s->dxn = TAKE_F(a, N * D);
@@ -435,16 +489,18 @@ static void plan_step(arena *a, step_mem *s, layer_acts *acts, const lqa_model *
     s->lora_scratch = has_lora(m) ? TAKE_F(a, N * m->lora_rank) : NULL;
 }
 
+/* Bytes of a step's plan; *saved (may be NULL): of them, the per-layer checkpoints. */
 static size_t plan_bytes(const lqa_model *m, const lqa_backend *be, int B, int T, const lqa_step_opts *o,
-                         int backward) {
+                         int backward, size_t *saved) {
     arena a = {0};
     step_mem s;
     plan_step(&a, &s, NULL, m, be, B, T, o, backward);
+    if (saved) *saved = a.saved;
     return a.used;
 }
 
 size_t lqa_model_step_bytes(const lqa_model *m, int B, int T, const lqa_step_opts *o) {
-    return plan_bytes(m, lqa_backend_cpu(), B, T, o, 1);
+    return plan_bytes(m, lqa_backend_cpu(), B, T, o, 1, NULL);
 }
 
 /* ---- the persistent workspace --------------------------------------------------------------- */
@@ -463,16 +519,22 @@ struct lqa_workspace {
     double *loss_acc;     /* backend: lqa_model_step's accumulator */
 };
 
-size_t lqa_workspace_bytes(const lqa_model *m, const lqa_backend *be, int B, int T, const lqa_step_opts *o,
-                           int backward) {
-    size_t bytes = plan_bytes(m, be, B, T, o, backward);
+size_t lqa_workspace_bytes_split(const lqa_model *m, const lqa_backend *be, int B, int T, const lqa_step_opts *o,
+                                 int backward, size_t *checkpoints) {
+    size_t saved = 0, bytes = plan_bytes(m, be, B, T, o, backward, &saved);
     if (o && o->attn == LQA_ATTN_S2) { /* a run may end with full attention (--full-attn-last) */
         lqa_step_opts full = *o;
         full.attn = LQA_ATTN_FULL;
-        size_t fb = plan_bytes(m, be, B, T, &full, backward);
-        if (fb > bytes) bytes = fb;
+        size_t fsaved = 0, fb = plan_bytes(m, be, B, T, &full, backward, &fsaved);
+        if (fb > bytes) bytes = fb, saved = fsaved;
     }
+    if (checkpoints) *checkpoints = saved;
     return bytes + 256; /* loss_acc */
+}
+
+size_t lqa_workspace_bytes(const lqa_model *m, const lqa_backend *be, int B, int T, const lqa_step_opts *o,
+                           int backward) {
+    return lqa_workspace_bytes_split(m, be, B, T, o, backward, NULL);
 }
 
 static void set_threads(const lqa_step_opts *o) {
@@ -513,7 +575,7 @@ static step_mem *carve(lqa_workspace *ws, const lqa_model *m, int B, int T, cons
     lqaCheck((size_t)B * T <= (size_t)ws->B * ws->T && T <= ws->T && (!backward || ws->backward),
              "a %d x %d batch%s does not fit a workspace planned for %d x %d%s", B, T, backward ? " with gradients" : "",
              ws->B, ws->T, ws->backward ? " with gradients" : "");
-    arena a = {ws->base, 0};
+    arena a = {ws->base, 0, 0};
     plan_step(&a, &ws->s, ws->acts, m, ws->be, B, T, o, backward);
     lqaCheck(a.used + 256 <= ws->bytes, "step memory plan (%zu bytes) exceeds its workspace (%zu)", a.used, ws->bytes);
     return &ws->s;
@@ -538,6 +600,7 @@ static void rope_table(lqa_workspace *ws, const lqa_config *cfg, int T, int pos0
 /* What a step computes gradients for. */
 typedef struct grad_sel {
     float *d_params, *d_lora; /* NULL: not computed */
+    int compact;              /* d_params in lora+'s compact layout (lqa_grads.compact) */
     int base_linears;         /* full: gradients of every linear weight */
     int norms_embed;          /* lora+ / full: norms and embedding */
 } grad_sel;
@@ -545,6 +608,7 @@ typedef struct grad_sel {
 /* A linear layer of layer l (tensor k) with its LoRA branch when k is a target. */
 typedef struct linear {
     const float *W, *A, *B;
+    const void *W16;  /* bf16 copy of W (frozen, --dtype bf16), or NULL */
     float *dW, *dA, *dB;
     int in, out;
     float *t; /* saved x A^T */
@@ -558,7 +622,8 @@ static linear linear_of(const lqa_model *m, int l, int k, const layer_acts *la, 
     lin.out = (int)out;
     size_t off = m->tensors[layer_tensor_index(l, k)].offset;
     lin.W = m->params + off;
-    if (gs && gs->d_params && gs->base_linears) lin.dW = gs->d_params + off;
+    if (gs && gs->base_linears) lin.dW = grad_at(gs->d_params, gs->compact, m, layer_tensor_index(l, k));
+    if (m->params16 && !(gs && gs->base_linears)) lin.W16 = (const char *)m->params16 + 2 * off;
     for (int i = 0; i < N_LORA_TARGETS; i++) {
         if (LORA_TENSOR[i] != k) continue;
         int t = lora_index(m, l, i);
@@ -587,7 +652,10 @@ typedef struct step_ctx {
 /* y = x W^T (+ the LoRA branch); accumulate: y += instead. */
 static void linear_forward(const step_ctx *c, const linear *lin, float *y, const float *x, int accumulate) {
     const lqa_model *m = c->m;
-    c->be->matmul_forward(y, x, lin->W, c->N, lin->in, lin->out, accumulate);
+    if (lin->W16)
+        c->be->linear_bf16_forward(y, x, lin->W16, c->N, lin->in, lin->out, accumulate, c->s->x16);
+    else
+        c->be->matmul_forward(y, x, lin->W, c->N, lin->in, lin->out, accumulate);
     if (lin->A)
         c->be->lora_forward(y, lin->t, x, lin->A, lin->B, c->N, lin->in, lin->out, m->lora_rank,
                             m->lora_alpha / m->lora_rank);
@@ -596,7 +664,10 @@ static void linear_forward(const step_ctx *c, const linear *lin, float *y, const
 /* dx += dy W_eff; weight gradients where selected. */
 static void linear_backward(const step_ctx *c, const linear *lin, float *dx, const float *dy, const float *x) {
     const lqa_model *m = c->m;
-    c->be->matmul_backward(dx, lin->dW, dy, x, lin->W, c->N, lin->in, lin->out);
+    if (lin->W16)
+        c->be->linear_bf16_backward(dx, dy, lin->W16, c->N, lin->in, lin->out, c->s->x16);
+    else
+        c->be->matmul_backward(dx, lin->dW, dy, x, lin->W, c->N, lin->in, lin->out);
     if (lin->A)
         c->be->lora_backward(dx, lin->dA, lin->dB, dy, x, lin->t, lin->A, lin->B, c->N, lin->in, lin->out,
                              m->lora_rank, m->lora_alpha / m->lora_rank, c->s->lora_scratch);
@@ -624,7 +695,10 @@ static void layer_forward(const step_ctx *c, int l, layer_acts *la, const float 
     linear_forward(c, &v, la->v, la->xn1, 0);
     be->rope_forward(la->q, c->s->cos_t, c->s->sin_t, c->B, c->T, cfg->n_heads, hd);
     be->rope_forward(la->k, c->s->cos_t, c->s->sin_t, c->B, c->T, cfg->n_kv_heads, hd);
-    if (!recompute)
+    if (!recompute && m->params16)
+        be->attention_bf16_forward(la->att, la->lse, la->q, c->att_k ? c->att_k : la->k, c->att_v ? c->att_v : la->v,
+                                   &c->ap, c->s->attn16);
+    else if (!recompute)
         be->attention_forward(la->att, la->lse, la->q, c->att_k ? c->att_k : la->k, c->att_v ? c->att_v : la->v,
                               &c->ap, c->s->attn_scratch);
     linear o = linear_of(m, l, T_O, la, NULL);
@@ -650,9 +724,9 @@ static void layer_backward(const step_ctx *c, int l, const layer_acts *la, const
     size_t Hq = (size_t)cfg->n_heads * hd, Hkv = (size_t)cfg->n_kv_heads * hd, f = sizeof(float);
     const grad_sel *gs = &c->gs;
     float *dnorm1 = NULL, *dnorm2 = NULL;
-    if (gs->d_params && gs->norms_embed) {
-        dnorm1 = gs->d_params + m->tensors[layer_tensor_index(l, T_LN1)].offset;
-        dnorm2 = gs->d_params + m->tensors[layer_tensor_index(l, T_LN2)].offset;
+    if (gs->norms_embed) {
+        dnorm1 = grad_at(gs->d_params, gs->compact, m, layer_tensor_index(l, T_LN1));
+        dnorm2 = grad_at(gs->d_params, gs->compact, m, layer_tensor_index(l, T_LN2));
     }
     /* MLP */
     linear d = linear_of(m, l, T_DOWN, la, gs), g = linear_of(m, l, T_GATE, la, gs), u = linear_of(m, l, T_UP, la, gs);
@@ -672,8 +746,12 @@ static void layer_backward(const step_ctx *c, int l, const layer_acts *la, const
     be->zero(s->dq, f * N * Hq);
     be->zero(s->dk, f * N * Hkv);
     be->zero(s->dv, f * N * Hkv);
-    be->attention_backward(s->dq, s->dk, s->dv, s->datt, la->att, la->lse, la->q, la->k, la->v, &c->ap,
-                           s->attn_scratch);
+    if (m->params16)
+        be->attention_bf16_backward(s->dq, s->dk, s->dv, s->datt, la->att, la->lse, la->q, la->k, la->v, &c->ap,
+                                    s->attn16);
+    else
+        be->attention_backward(s->dq, s->dk, s->dv, s->datt, la->att, la->lse, la->q, la->k, la->v, &c->ap,
+                               s->attn_scratch);
     be->rope_backward(s->dq, s->cos_t, s->sin_t, c->B, c->T, cfg->n_heads, hd);
     be->rope_backward(s->dk, s->cos_t, s->sin_t, c->B, c->T, cfg->n_kv_heads, hd);
     linear q = linear_of(m, l, T_Q, la, gs), k = linear_of(m, l, T_K, la, gs), v = linear_of(m, l, T_V, la, gs);
@@ -781,13 +859,15 @@ void lqa_model_step_ws(lqa_model *m, lqa_workspace *ws, const lqa_batch *b, cons
     if (count == 0) return;
     if (backward) {
         c.gs.d_params = g->d_params;
+        c.gs.compact = g->compact;
         c.gs.d_lora = m->lora ? g->d_lora : NULL;
         c.gs.base_linears = o->train == LQA_TRAIN_FULL;
         c.gs.norms_embed = o->train != LQA_TRAIN_LORA;
     }
     size_t lm_off = lm_head_offset(m), ND = (size_t)c.N * cfg->dim;
     int lm_trained = c.gs.d_params && (o->train == LQA_TRAIN_FULL || (cfg->tie_embeddings && c.gs.norms_embed));
-    float *dW_lm = lm_trained ? c.gs.d_params + lm_off : NULL;
+    size_t lm_index = cfg->tie_embeddings ? 0 : final_norm_index(m) + 1;
+    float *dW_lm = lm_trained ? grad_at(c.gs.d_params, c.gs.compact, m, lm_index) : NULL;
     if (backward) be->zero(s->dxf, sizeof(float) * ND);
     be->zero(s->loss_sum, sizeof(double));
     be->crossentropy_fused_rows(backward ? s->dxf : NULL, dW_lm, s->xf, m->params + lm_off, s->targets, s->rows,
@@ -796,7 +876,7 @@ void lqa_model_step_ws(lqa_model *m, lqa_workspace *ws, const lqa_batch *b, cons
     if (loss_acc) be->crossentropy_mean_add(loss_acc, s->loss_sum, count);
     if (!backward) return;
     size_t fn = m->tensors[final_norm_index(m)].offset;
-    float *dnorm = c.gs.d_params && c.gs.norms_embed ? c.gs.d_params + fn : NULL;
+    float *dnorm = c.gs.norms_embed ? grad_at(c.gs.d_params, c.gs.compact, m, final_norm_index(m)) : NULL;
     be->zero(s->dx, sizeof(float) * ND);
     be->rmsnorm_backward(s->dx, dnorm, s->dxf, s->xs + cfg->n_layers * ND, m->params + fn, s->rstdf, c.N, cfg->dim);
     for (int l = cfg->n_layers - 1; l >= 0; l--) {
@@ -807,7 +887,8 @@ void lqa_model_step_ws(lqa_model *m, lqa_workspace *ws, const lqa_batch *b, cons
         }
         layer_backward(&c, l, la, s->xs + l * ND);
     }
-    if (c.gs.d_params && c.gs.norms_embed) be->embedding_backward(c.gs.d_params, s->dx, s->tokens, c.N, cfg->dim);
+    float *dwte = c.gs.norms_embed ? grad_at(c.gs.d_params, c.gs.compact, m, 0) : NULL;
+    if (dwte) be->embedding_backward(dwte, s->dx, s->tokens, c.N, cfg->dim);
 }
 
 float lqa_model_step(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o, lqa_grads *g) {

@@ -75,13 +75,19 @@ typedef struct lqa_tensor_info {
     int64_t shape[2];
     size_t offset;       /* in floats, into its buffer */
     size_t numel;
+    size_t lp_offset;    /* base tensors: offset in lora+'s compact gradient buffer (embedding and
+                            norms, in params order); LQA_NOT_LORA_PLUS when lora+ does not train it */
 } lqa_tensor_info;
+#define LQA_NOT_LORA_PLUS ((size_t)-1)
 
 typedef struct lqa_model {
     lqa_config cfg;
     const lqa_backend *be;          /* where params and lora live (NULL: the CPU's host memory) */
     float *params;                  /* base parameters, layout above */
+    void *params16;                 /* --dtype bf16 (CUDA): a bf16 copy of params, read by the frozen
+                                       linears' GEMMs (lqa_model_use_bf16); NULL: fp32 everywhere */
     size_t n_params;
+    size_t n_lora_plus;             /* floats of the base tensors lora+ trains (embedding, norms) */
     lqa_tensor_info *tensors;       /* n_tensors entries describing params */
     int n_tensors;
     /* LoRA (NULL / 0 when none) */
@@ -95,7 +101,8 @@ typedef struct lqa_model {
 } lqa_model;
 
 /* The one place the layout above is computed: builds the tensor table of cfg (names, shapes,
- * offsets, n_params) without allocating anything (params NULL). */
+ * offsets, n_params; and lora+'s compact gradient layout, lp_offset and n_lora_plus) without
+ * allocating anything (params NULL). */
 void lqa_model_shape(lqa_model *m, const lqa_config *cfg);
 /* The LoRA table (lora_tensors, n_lora) for targets and rank, without allocating (lora NULL). */
 void lqa_model_shape_lora(lqa_model *m, int targets, int rank, float alpha);
@@ -112,6 +119,12 @@ const lqa_backend *lqa_model_backend(const lqa_model *m);
  * creation and merging work on the host: a trainer loads, moves to the device, and moves back
  * (or downloads what it writes) for files. */
 void lqa_model_to_backend(lqa_model *m, const lqa_backend *be);
+/* --dtype bf16, first slice: the frozen linear weights are multiplied in bf16 on tensor cores
+ * (a bf16 copy of params in device memory; the fp32 params stay for the trained tensors, the
+ * loss and files; activations stay fp32). Needs a backend with bf16 GEMMs (CUDA) and a model
+ * whose linears do not train (lora, lora+): -1 with err set otherwise. Dropped when the model
+ * moves to another backend. */
+int lqa_model_use_bf16(lqa_model *m, lqa_train_set train, lqa_err *err);
 /* Looks a tensor up by name in params or lora (host memory only); NULL when absent. */
 float *lqa_model_tensor(lqa_model *m, const char *name, const lqa_tensor_info **info);
 
@@ -133,12 +146,20 @@ typedef struct lqa_step_opts {
     int threads;
 } lqa_step_opts;
 
-/* Gradients of the trainable tensors, same layout as params / lora. Pointers are NULL for sets
- * that are not trained (for lora+, d_params holds embedding and norm gradients, the rest 0). */
+/* Gradients of the trainable tensors. d_lora has lora's layout; d_params has params' layout, or
+ * with compact (lora+) only the embedding and norms, at lp_offset: a 7B model's lora+ gradients
+ * are 0.5 GB, not the 27 GB of every base parameter. Pointers are NULL for sets not trained. */
 typedef struct lqa_grads {
-    float *d_params;   /* n_params */
+    float *d_params;   /* n_params (compact: lqa_grads_params_floats) */
     float *d_lora;     /* n_lora */
+    int compact;       /* 1: d_params holds only lora+'s tensors, at lqa_grad_offset (lqa_grads_alloc's
+                          layout for lora+); 0: the params layout (tests that build lqa_grads by hand) */
 } lqa_grads;
+
+/* Floats of d_params that lqa_grads_alloc gives the set (0 for lora). */
+size_t lqa_grads_params_floats(const lqa_model *m, lqa_train_set train);
+/* The gradient of base tensor t (index into m->tensors) in g, or NULL when g has none for it. */
+float *lqa_grads_tensor(const lqa_grads *g, const lqa_model *m, int t);
 
 /* 0 when opts can run a batch of length T on m (S2-Attn needs G = T*group_ratio an even integer
  * dividing T; the message then names ctx values that work), else -1 with err set. */
@@ -160,6 +181,10 @@ void lqa_workspace_free(lqa_workspace *ws);
 /* Bytes lqa_workspace_new allocates on backend be (the trainer's estimate; exact). */
 size_t lqa_workspace_bytes(const lqa_model *m, const lqa_backend *be, int B, int T, const lqa_step_opts *o,
                            int backward);
+/* The same, and in *checkpoints (may be NULL) how many of those bytes are the per-layer
+ * checkpoints: every layer's input, and with checkpointing its attention output and lse. */
+size_t lqa_workspace_bytes_split(const lqa_model *m, const lqa_backend *be, int B, int T, const lqa_step_opts *o,
+                                 int backward, size_t *checkpoints);
 /* lqa_model_step on a workspace (batch at most its B x T): the batch arrays are host memory;
  * gradients are ADDED into g (backend memory, may be NULL); the batch's mean loss, rounded to
  * float, is ADDED to *loss_acc (one double in backend memory, may be NULL) on the backend:

@@ -55,6 +55,7 @@ typedef struct opt_def {
 static const char *const TRAIN_SET_NAMES[] = {"lora+", "lora", "full", NULL};
 static const char *const ATTN_NAMES[] = {"full", "s2", NULL};          /* by lqa_attn_mode */
 static const char *const SCHED_NAMES[] = {"constant", "cosine", NULL}; /* by lqa_schedule */
+static const char *const DTYPE_NAMES[] = {"fp32", "bf16", NULL};       /* by dtype_bf16 */
 
 _Static_assert(sizeof(lqa_train_set) == sizeof(int) && sizeof(lqa_attn_mode) == sizeof(int) &&
                    sizeof(lqa_schedule) == sizeof(int),
@@ -123,6 +124,9 @@ static const opt_def OPTS[] = {
     {"device", "cpu|cuda|cuda:N", "device", K_DEVICE, OFF(device), "cpu", 0, 0, NULL, ALL, 0,
      "where the step runs; cuda:N picks GPU N"},
     {"threads", "N", "threads", K_INT, OFF(threads), NULL, 1, 4096, NULL, ALL, 0, "CPU threads (default: OpenMP's)"},
+    {"dtype", "fp32|bf16", "dtype", K_ENUM, OFF(dtype_bf16), "fp32", 0, 0, DTYPE_NAMES, ALL, F_OMIT_ZERO,
+     "bf16 (CUDA, lora+/lora): frozen linears and attention on tensor cores;\n"
+     "the rest fp32 for now (docs/CUDA.md)"},
 };
 enum { N_OPTS = sizeof OPTS / sizeof OPTS[0] };
 _Static_assert((int)N_OPTS <= (int)LQA_OPT_MAX, "raise LQA_OPT_MAX");

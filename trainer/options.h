@@ -44,6 +44,8 @@ typedef struct lqa_train_opts {
     int pack;                     /* pack whole short records into each row (segment-masked) */
     struct lqa_dist *dist;        /* [dist] this process's rank in an mpirun/srun job (trainer/dist.h);
                                      NULL: one process */
+    int dtype_bf16;               /* --dtype bf16: frozen linears in bf16 on tensor cores (CUDA;
+                                     lqa_model_use_bf16); 0: fp32 */
 } lqa_train_opts;
 
 /* The commands an option belongs to. */

@@ -20,6 +20,7 @@
 #include "trainer/adapter.h"
 #include "trainer/dist.h"
 #include "trainer/hfdir.h"
+#include "trainer/plan.h"
 #include "trainer/presets.h"
 #include "trainer/run.h"
 
@@ -52,7 +53,7 @@ void lqa_for_each_trainable(lqa_model *m, lqa_train_set train, const lqa_grads *
     for (int i = 0; i < m->n_tensors; i++) {
         const lqa_tensor_info *ti = &m->tensors[i];
         if (train == LQA_TRAIN_LORA || (train == LQA_TRAIN_LORA_PLUS && !lqa_is_lora_plus_tensor(ti->name))) continue;
-        fn(ctx, ti, m->params ? m->params + ti->offset : NULL, g && g->d_params ? g->d_params + ti->offset : NULL, 0);
+        fn(ctx, ti, m->params ? m->params + ti->offset : NULL, lqa_grads_tensor(g, m, i), 0);
     }
     if (train == LQA_TRAIN_FULL) return;
     for (int i = 0; i < m->n_lora_tensors; i++) {
@@ -72,7 +73,8 @@ static float *zeroed(const lqa_backend *be, size_t n) {
 
 void lqa_grads_alloc(lqa_grads *g, const lqa_model *m, lqa_train_set train) {
     const lqa_backend *be = lqa_model_backend(m);
-    g->d_params = train != LQA_TRAIN_LORA ? zeroed(be, m->n_params) : NULL;
+    g->d_params = train != LQA_TRAIN_LORA ? zeroed(be, lqa_grads_params_floats(m, train)) : NULL;
+    g->compact = train == LQA_TRAIN_LORA_PLUS;
     g->d_lora = train != LQA_TRAIN_FULL && m->n_lora ? zeroed(be, m->n_lora) : NULL;
 }
 
@@ -92,29 +94,16 @@ static double gib(double bytes) {
     return bytes / (1024.0 * 1024 * 1024);
 }
 
-/* Floats AdamW keeps moments for: what lqa_for_each_trainable visits. */
-static void count_trainable(void *ctx, const lqa_tensor_info *ti, float *param, float *grad, int is_lora) {
-    *(size_t *)ctx += ti->numel;
-}
-
+/* From the planner `lqa-sft plan` prints (trainer/plan.h: exact for the fp32 run). */
 static mem_estimate estimate_memory(const lqa_config *cfg, const lqa_train_opts *o, const lqa_step_opts *so,
                                     const lqa_backend *be) {
-    mem_estimate e;
-    /* the model's layout and the workspace planner, from the shape alone (nothing allocated) */
-    lqa_model shape;
-    lqa_model_shape(&shape, cfg);
-    if (o->train != LQA_TRAIN_FULL) lqa_model_shape_lora(&shape, o->lora_targets, o->lora_rank, o->lora_alpha);
-    size_t trainable = 0;
-    lqa_for_each_trainable(&shape, o->train, NULL, count_trainable, &trainable);
-    e.params = 4.0 * (double)shape.n_params;
-    e.lora = 4.0 * (double)shape.n_lora;
-    e.grads = 4.0 * ((o->train != LQA_TRAIN_LORA ? (double)shape.n_params : 0) + (double)shape.n_lora);
-    e.optim = 8.0 * (double)trainable;
-    /* [dist] with several ranks the all-reduce packs the trained gradients into one more buffer */
-    if (lqa_dist_size(o->dist) > 1) e.grads += 4.0 * (double)trainable;
-    e.activations = (double)lqa_workspace_bytes(&shape, be, o->micro_batch, o->ctx, so, 1);
-    e.total = e.params + e.lora + e.grads + e.optim + e.activations;
-    lqa_model_free(&shape);
+    lqa_plan_opts po = {o->dtype_bf16 ? LQA_PLAN_BF16_RUN : LQA_PLAN_FP32, o->train, o->lora_targets, o->lora_rank, o->lora_alpha, o->micro_batch,
+                        o->ctx, *so, lqa_dist_size(o->dist)};
+    lqa_plan p;
+    lqa_err err;
+    lqaCheck(!lqa_plan_training(cfg, &po, be, &p, &err), "%s", err.msg);
+    mem_estimate e = {(double)p.weights + (double)p.trainables, 0, (double)p.gradients, (double)p.optimizer,
+                      (double)(p.checkpoints + p.workspace + p.runtime), (double)p.total};
     return e;
 }
 
@@ -457,6 +446,7 @@ static int setup_and_run(train_run *r, lqa_err *err) {
     if (lqa_model_check_opts(&r->m, o->ctx, &so, err)) return -1;
     if (train_open_data(r, err)) return -1;
     lqa_model_to_backend(&r->m, r->be); /* from here on the host holds no copy of the model */
+    if (o->dtype_bf16 && lqa_model_use_bf16(&r->m, o->train, err)) return -1;
     lqa_grads_alloc(&r->g, &r->m, o->train);
     lqa_adamw_cfg ac = {o->beta1, o->beta2, o->adam_eps, o->weight_decay};
     lqa_optim_init_on(&r->opt, &ac, r->be);

@@ -47,7 +47,8 @@ int lqa_load_for_training(const lqa_train_opts *o, lqa_model *m, lqa_err *err);
 typedef void (*lqa_trainable_fn)(void *ctx, const lqa_tensor_info *ti, float *param, float *grad, int is_lora);
 void lqa_for_each_trainable(lqa_model *m, lqa_train_set train, const lqa_grads *g, lqa_trainable_fn fn, void *ctx);
 
-/* Allocates gradient buffers for the set (d_params for full and lora+, d_lora for lora sets). */
+/* Allocates gradient buffers for the set (d_params for full and lora+, d_lora for lora sets); for
+ * lora+ d_params is compact: the embedding and norms only (model.h lqa_grads). */
 void lqa_grads_alloc(lqa_grads *g, const lqa_model *m, lqa_train_set train);
 /* Frees them (be: the backend they were allocated on: lqa_model_backend at allocation). */
 void lqa_grads_free(lqa_grads *g, const lqa_backend *be);

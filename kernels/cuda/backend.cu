@@ -6,6 +6,7 @@
 
 extern "C" {
 #include "kernels/backend.h"
+#include "kernels/matmul_bf16.h"
 }
 
 static void cuda_mem_info(size_t *free_bytes, size_t *total_bytes) {
@@ -49,6 +50,12 @@ static lqa_backend cuda_backend(int dev) {
     b.crossentropy_mean_add = crossentropy_mean_add_cuda;
     b.adamw_update = adamw_update_cuda;
     b.sumsq_add = sumsq_add_cuda;
+    b.to_bf16 = to_bf16_cuda;
+    b.linear_bf16_forward = linear_bf16_forward_cuda;
+    b.linear_bf16_backward = linear_bf16_backward_cuda;
+    b.attention_bf16_scratch_bytes = attention_bf16_io_scratch_bytes;
+    b.attention_bf16_forward = attention_bf16_io_forward_cuda;
+    b.attention_bf16_backward = attention_bf16_io_backward_cuda;
     return b;
 }
 

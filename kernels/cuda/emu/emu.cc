@@ -4,6 +4,7 @@
  * the emulator's build (mk/cuda.mk) compiles it. */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cublas_v2.h"
 #include "cuda_runtime.h"
@@ -229,7 +230,20 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int dev) {
     p->major = 9, p->multiProcessorCount = 1, p->totalGlobalMem = emu_device_memory;
     return cudaSuccess;
 }
+/* The most device memory held at once; with $LQA_EMU_PEAK_FILE set it is written there at exit
+ * (test_train_emu compares it with `lqa-sft plan`). */
+static size_t emu_peak;
+static void emu_write_peak(void) {
+    FILE *f = fopen(getenv("LQA_EMU_PEAK_FILE"), "w");
+    if (f) fprintf(f, "%zu\n", emu_peak), fclose(f);
+}
 cudaError_t cudaMalloc(void **p, size_t n) {
+    static int peak_hooked;
+    if (!peak_hooked) {
+        peak_hooked = 1;
+        const char *pf = getenv("LQA_EMU_PEAK_FILE");
+        if (pf && *pf) atexit(emu_write_peak);
+    }
     *p = NULL;
     if (n > emu_device_memory) return cudaErrorMemoryAllocation; /* as a GPU of that size would */
     if (n > emu_device_memory - emu_allocated) return cudaErrorMemoryAllocation;
@@ -238,6 +252,7 @@ cudaError_t cudaMalloc(void **p, size_t n) {
     *(size_t *)*p = n; /* the size, 16 bytes before the block (alignment kept), for cudaFree */
     *p = (char *)*p + 16;
     emu_allocated += n;
+    if (emu_allocated > emu_peak) emu_peak = emu_allocated;
     memset(*p, 0xFF, n); /* NaN garbage, as uninitialised device memory may hold */
     return cudaSuccess;
 }
