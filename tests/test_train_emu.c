@@ -184,10 +184,12 @@ static void test_resume(void **state) {
 
 /* cuda:N names a device (the emulator has one); an absent one, a bad value and a budget too
  * small are refused before anything starts. */
-/* --dtype bf16 (first slice: frozen linears in bf16 on tensor cores, the rest fp32) follows the
- * fp32 CPU run's losses within 2% at every step, for lora+ with S2 and lora with full attention;
- * --train full and the CPU refuse it. Tolerance: bf16 weights carry 2^-9 relative rounding, which
- * moves a ~6 nats loss by well under 1%; 2% is the issue's bound. */
+/* --dtype bf16 (first slice: frozen linears and attention in bf16 on tensor cores, the rest fp32)
+ * follows the fp32 CPU run's losses at every step, for lora+ with S2 and lora with full
+ * attention; --train full and the CPU refuse it. Tolerance 2e-3 relative, tighter than the
+ * issue's 2%: this fixture's random model predicts nearly uniformly (loss ~ log V), so even a
+ * dropped residual moves its loss by only 2% (checked by hand); bf16's 2^-9 relative rounding of
+ * weights and attention inputs moves it by about 2e-5 (measured), 100 times under the bound. */
 static void test_bf16_follows_cpu(void **state) {
     const char *cases[] = {"--steps 4", "--steps 4 --train lora --attn full"};
     for (int i = 0; i < 2; i++) {
@@ -206,8 +208,8 @@ static void test_bf16_follows_cpu(void **state) {
             worst = fmax(worst, fabs(la - lb) / fabs(la));
             any = fmax(any, fabs(la - lb));
         }
-        printf("bf16 %s: worst relative loss difference %.2e (bound 2e-2)\n", cases[i], worst);
-        assert_true(worst <= 2e-2);
+        printf("bf16 %s: worst relative loss difference %.2e (bound 2e-3)\n", cases[i], worst);
+        assert_true(worst <= 2e-3);
         assert_true(any > 0); /* it did run in bf16: the losses are not the fp32 run's */
         json_decref(ma);
         json_decref(mb);
