@@ -48,13 +48,20 @@ static bf16_io carve_io(const attn_params *p, void *scratch) {
     return io;
 }
 
-extern "C" void attention_bf16_io_forward_cuda(float *out, float *lse, const float *q, const float *k, const float *v,
-                                               const attn_params *p, void *scratch) {
+/* The scratch carved, and q, k, v rounded into it. */
+static bf16_io qkv_to_bf16(const float *q, const float *k, const float *v, const attn_params *p, void *scratch) {
     size_t nq = (size_t)p->B * p->Tq * p->H * p->hd, nk = (size_t)p->B * p->Tk * p->KV * p->hd;
     bf16_io io = carve_io(p, scratch);
     bf16_from_f32_cuda(io.q, q, nq);
     bf16_from_f32_cuda(io.k, k, nk);
     bf16_from_f32_cuda(io.v, v, nk);
+    return io;
+}
+
+extern "C" void attention_bf16_io_forward_cuda(float *out, float *lse, const float *q, const float *k, const float *v,
+                                               const attn_params *p, void *scratch) {
+    size_t nq = (size_t)p->B * p->Tq * p->H * p->hd;
+    bf16_io io = qkv_to_bf16(q, k, v, p, scratch);
     attention_forward_bf16_cuda(io.out, lse, io.q, io.k, io.v, p);
     bf16_to_f32_cuda(out, io.out, nq);
 }
@@ -62,11 +69,8 @@ extern "C" void attention_bf16_io_forward_cuda(float *out, float *lse, const flo
 extern "C" void attention_bf16_io_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *out,
                                                 const float *lse, const float *q, const float *k, const float *v,
                                                 const attn_params *p, void *scratch) {
-    size_t nq = (size_t)p->B * p->Tq * p->H * p->hd, nk = (size_t)p->B * p->Tk * p->KV * p->hd;
-    bf16_io io = carve_io(p, scratch);
-    bf16_from_f32_cuda(io.q, q, nq);
-    bf16_from_f32_cuda(io.k, k, nk);
-    bf16_from_f32_cuda(io.v, v, nk);
+    size_t nq = (size_t)p->B * p->Tq * p->H * p->hd;
+    bf16_io io = qkv_to_bf16(q, k, v, p, scratch);
     bf16_from_f32_cuda(io.out, out, nq); /* out is the forward's bf16 output widened: exact */
     bf16_from_f32_cuda(io.dout, dout, nq);
     attention_backward_bf16_cuda(dq, dk, dv, io.dout, io.out, lse, io.q, io.k, io.v, p);
