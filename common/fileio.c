@@ -323,13 +323,20 @@ void lqa_kill_point(const char *point) {
     if (++count >= nth) _exit(137);
 }
 
-double lqa_mem_available_bytes(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
+void lqa_meminfo(double *available, double *total) {
+    double kb;
     char line[256];
-    double kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
-    fclose(f);
-    return kb * 1024.0;
+    *available = *total = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    while (f && fgets(line, sizeof line, f)) {
+        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) *available = kb * 1024.0;
+        if (sscanf(line, "MemTotal: %lf kB", &kb) == 1) *total = kb * 1024.0;
+    }
+    if (f) fclose(f);
+}
+
+double lqa_mem_available_bytes(void) {
+    double available, total;
+    lqa_meminfo(&available, &total);
+    return available;
 }

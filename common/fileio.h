@@ -32,6 +32,8 @@ int lqa_dir_is_empty(const char *path);
 char *lqa_path_join(const char *dir, const char *name);
 /* fsync a directory so a rename inside it is durable. */
 void lqa_fsync_dir(const char *dir);
+/* MemAvailable and MemTotal of /proc/meminfo in bytes; 0 when unknown. */
+void lqa_meminfo(double *available, double *total);
 /* MemAvailable of /proc/meminfo in bytes; 0 when unknown. */
 double lqa_mem_available_bytes(void);
 

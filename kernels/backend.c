@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fileio.h"
 #include "kernels/crossentropy.h"
 #include "kernels/embedding.h"
 #include "kernels/lora.h"
@@ -27,14 +28,8 @@ static void cpu_sync(void) {}
 
 /* MemAvailable / MemTotal of /proc/meminfo (0 when unreadable). */
 static void cpu_mem_info(size_t *free_bytes, size_t *total_bytes) {
-    double avail = 0, total = 0, kb;
-    char line[256];
-    FILE *f = fopen("/proc/meminfo", "r");
-    while (f && fgets(line, sizeof line, f)) {
-        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) avail = kb * 1024.0;
-        if (sscanf(line, "MemTotal: %lf kB", &kb) == 1) total = kb * 1024.0;
-    }
-    if (f) fclose(f);
+    double avail, total;
+    lqa_meminfo(&avail, &total);
     *free_bytes = (size_t)avail;
     *total_bytes = (size_t)total;
 }

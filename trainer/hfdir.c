@@ -438,14 +438,11 @@ int lqa_hf_carry_side_files(const char *src_dir, const char *dir, lqa_err *err) 
  * lacks (tokenizer.json is only ever carried over). */
 static int write_tokenizer_side_files(const char *dir, const char *src_dir, const lqa_config *c,
                                       const char *tokenizer_path, lqa_err *err) {
-    int rc = 0, have[4] = {0};
-    for (int i = 0; i < 4 && !rc; i++) {
+    int rc = lqa_hf_carry_side_files(src_dir, dir, err), have[4];
+    for (int i = 0; i < 4; i++) {
         char *src = lqa_path_join(src_dir, TOKENIZER_SIDE_FILES[i]);
-        char *dst = lqa_path_join(dir, TOKENIZER_SIDE_FILES[i]);
         have[i] = lqa_path_exists(src);
-        if (have[i] && strcmp(src, dst)) rc = lqa_hf_copy_file(src, dst, err);
         free(src);
-        free(dst);
     }
     if (rc || (have[0] && have[2] && have[3])) return rc;
     lqa_tokenizer *t = lqa_tok_load(tokenizer_path, NULL); /* for the pieces' names; defaults without it */
