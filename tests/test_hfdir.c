@@ -495,7 +495,15 @@ static void test_same_loss_4x_and_5x_configs(void **state) {
     double d = rel_max_diff(g4, g0, n);
     printf("# theta 5e5 scaled vs theta 10000: loss %.9g vs %.9g, logits differ by %.3g of their largest\n", l4, l0,
            d);
-    if (!(d > 1e-3)) fail_msg("the rope settings did not change the logits: %.3g", d);
+    /* The same config computes bit-identical logits (checked above), so any difference well over
+     * float rounding shows the settings were applied; how large it is depends on the random model
+     * (0.00035 to 0.05 seen), so the bound is not tied to one draw. */
+    if (!(d > 1e-5)) fail_msg("the rope settings did not change the logits: %.3g", d);
+    lqa_model back;
+    assert_int_equal(lqa_hf_load(d5, &back, &err), 0);
+    assert_true(back.cfg.rope_theta == 500000.0f);
+    assert_true(back.cfg.rope_scale == m.cfg.rope_scale);
+    lqa_model_free(&back);
     free(g4), free(g5), free(g0);
     lqa_model_free(&m);
     free(d4), free(d5), free(d0);
