@@ -43,7 +43,7 @@ NVCCFLAGS := -O2 -g -std=c++17 -arch=$(CUDA_ARCH) -I. -Xcompiler -fopenmp,-Wall
 CU_SRC := $(wildcard kernels/cuda/*.cu)
 endif
 
-AREAS := common ingest dataset kernels trainer eval
+AREAS := common store ingest dataset kernels model trainer eval
 LIB_C := $(filter-out %/main.c,$(foreach d,$(AREAS),$(wildcard $(d)/*.c)))
 LIB_CXX := $(foreach d,$(AREAS),$(wildcard $(d)/*.cc))
 LIB_OBJ := $(LIB_C:%.c=$(BUILD)/obj/%.o) $(LIB_CXX:%.cc=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.cu.o)

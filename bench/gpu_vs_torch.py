@@ -23,7 +23,7 @@ import os
 import sys
 import time
 
-# The shapes of lqa-sft's presets (trainer/presets.c) with LLaMA's 32000-token vocabulary.
+# The shapes of lqa-sft's presets (model/presets.c) with LLaMA's 32000-token vocabulary.
 MODELS = {
     "tinyllama-1.1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
                            num_attention_heads=32, num_key_value_heads=4, vocab_size=32000),

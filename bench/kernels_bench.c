@@ -20,7 +20,7 @@
 #include "kernels/attention.h"
 #include "kernels/common.h"
 #include "kernels/matmul.h"
-#include "trainer/model.h"
+#include "model/model.h"
 
 static double now(void) {
     struct timespec ts;

@@ -3,7 +3,7 @@
 #ifndef LQA_BENCH_STEP_COST_H
 #define LQA_BENCH_STEP_COST_H
 
-#include "trainer/model.h"
+#include "model/model.h"
 
 typedef struct lqa_step_flops {
     double total, attention;

@@ -19,7 +19,7 @@
 #include "common/progress.h"
 #include "dataset/shards.h"
 #include "dataset/tokenizer.h"
-#include "ingest/store.h"
+#include "store/store.h"
 
 #define BATCH_BYTES (32u << 20) /* documents tokenized together between two writes */
 #define BATCH_DOCS 512

@@ -11,7 +11,7 @@
  * was expected; nothing in a shard can make the reader crash or allocate without bound.
  *
  * Records carry token ids, a loss mask (1 = the token is a target, the HF labels convention of
- * trainer/model.h) and a segment table (provenance: qa id, doc id, token span). In packed shards
+ * model/model.h) and a segment table (provenance: qa id, doc id, token span). In packed shards
  * (LQA_SHARD_PACKED) segments are attention boundaries: segment_ids[t] = segment index, and -1
  * for tokens outside any segment. Otherwise every token has segment id 0. */
 #ifndef LQA_SHARDS_H
@@ -62,7 +62,7 @@ typedef struct lqa_record {
 } lqa_record;
 void lqa_record_free(lqa_record *r);
 
-/* Copies a record into one row of an lqa_batch (trainer/model.h) of T tokens. Positions past
+/* Copies a record into one row of an lqa_batch (model/model.h) of T tokens. Positions past
  * the record are padding: token pad_token (any valid id: LLaMA has no pad id), loss mask 0,
  * segment id -1, so the trainer masks padding by segment and mask, never by a pad id. A record
  * longer than T is cut to T. Returns the number of record tokens placed. */

@@ -9,7 +9,7 @@
 #include "dataset/build.h"
 #include "dataset/shards.h"
 #include "dataset/tokenizer.h"
-#include "ingest/store.h"
+#include "store/store.h"
 
 typedef struct qa_ref {
     int64_t id, doc_id;

@@ -1,4 +1,4 @@
-/* infer.c: KV-cache inference for lqa-eval on the model core (trainer/model.c): prefill in chunks
+/* infer.c: KV-cache inference for lqa-eval on the model core (model/model.c): prefill in chunks
  * of up to CHUNK tokens and one-token decoding both run lqa_model_forward_kv, the training step's
  * layer code and ops, on the model's backend (CPU or CUDA: where lqa_model_to_backend put it).
  * Attention is the kernel's Tq < Tk form over the cached keys, so a decoded token costs

@@ -1,4 +1,4 @@
-/* infer.h: inference for lqa-eval: a LLaMA model (trainer/model.h layout) plus an optional LoRA
+/* infer.h: inference for lqa-eval: a LLaMA model (model/model.h layout) plus an optional LoRA
  * adapter applied WITHOUT merging (y = x W^T + (alpha/r) (x A^T) B^T), full causal attention,
  * and a KV cache so that each decoded token costs time linear in the context (one query row
  * against the cached keys) instead of recomputing the whole prefix.
@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "common/check.h"
-#include "trainer/model.h"
+#include "model/model.h"
 
 typedef struct lqa_infer lqa_infer;
 

@@ -17,8 +17,8 @@
 #include "eval/infer.h"
 #include "eval/report.h"
 #include "eval/tasks.h"
-#include "trainer/adapter.h"
-#include "trainer/hfdir.h"
+#include "model/adapter.h"
+#include "model/hfdir.h"
 
 #define MAX_LIST 64
 

@@ -11,7 +11,7 @@
 #include "common/rng.h"
 #include "dataset/tokenizer.h"
 #include "eval/infer.h"
-#include "ingest/store.h"
+#include "store/store.h"
 
 /* What every task shares: the model session (its cache holds up to ctx tokens), tokenizer,
  * store (NULL when none was given) and the user's settings. */

@@ -25,7 +25,7 @@
 #include "ingest/input.h"
 #include "ingest/parse.h"
 #include "ingest/pipe.h"
-#include "ingest/store.h"
+#include "store/store.h"
 
 static const char *const ADD_USAGE =
     "usage: lqa-ingest add --db DB [options] PATH...\n"

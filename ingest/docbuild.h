@@ -26,7 +26,7 @@
 #include <stddef.h>
 
 #include "common/buf.h"
-#include "ingest/doc.h"
+#include "store/doc.h"
 
 #define LQA_DB_MAX_LEVELS 32
 

@@ -17,7 +17,7 @@
 #include "common/fileio.h"
 #include "common/json.h"
 #include "ingest/cli.h"
-#include "ingest/store.h"
+#include "store/store.h"
 
 static const char *const EXPORT_USAGE =
     "usage: lqa-ingest export --db DB --format longalpaca|jsonl [--split S] [--kinds LIST] -o FILE\n"

@@ -10,7 +10,7 @@
 
 #include "common/check.h"
 #include "common/rng.h"
-#include "ingest/doc.h"
+#include "store/doc.h"
 
 /* Generator kinds; also the names accepted by --generators and stored in qa.kind. */
 enum {

@@ -6,7 +6,7 @@
 #define LQA_PARSE_H
 
 #include "common/check.h"
-#include "ingest/doc.h"
+#include "store/doc.h"
 
 /* Called once per parsed document. The parser frees doc after the sink returns.
  * Return 0 to go on, non-zero to stop parsing this input. */

@@ -11,7 +11,7 @@
 #include "common/json.h"
 #include "common/escape.h"
 #include "ingest/cli.h"
-#include "ingest/store.h"
+#include "store/store.h"
 
 static const char *const STATS_USAGE =
     "usage: lqa-ingest stats --db DB [--json]\n"

@@ -25,7 +25,28 @@ fuzz-shard: $(FUZZ_OUT)/fuzz_shard $(FUZZ_OUT)/make_seeds
 
 fuzz: fuzz-shard
 
-# Issue 16: safetensors headers, checkpoints' state.json, shard manifests, model config.json.
+# The text parser and the QA-set importers.
+FUZZ_INGEST_SRC := ingest/text.c ingest/qaset.c ingest/input.c ingest/docbuild.c store/doc.c common/check.c \
+                   common/buf.c common/hash.c common/escape.c common/fileio.c
+FUZZ_INGEST_LIBS := -larchive -ljansson -lutf8proc -lxxhash -lnettle -lz -lbz2 -llzma -lzstd -lsqlite3 -lm
+FUZZ_INGEST_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined
+$(FUZZ_OUT)/fuzz_ingest_%: tests/fuzz/fuzz_ingest_%.c $(FUZZ_INGEST_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_INGEST_FLAGS) $< $(FUZZ_INGEST_SRC) $(FUZZ_INGEST_LIBS) -o $@
+
+.PHONY: fuzz-ingest
+fuzz-ingest: $(FUZZ_OUT)/fuzz_ingest_text $(FUZZ_OUT)/fuzz_ingest_qaset
+	@mkdir -p $(FUZZ_OUT)/ingest-text-corpus $(FUZZ_OUT)/ingest-qaset-corpus
+	cp tests/fixtures/text/* $(FUZZ_OUT)/ingest-text-corpus/
+	cp tests/fixtures/qaset/* $(FUZZ_OUT)/ingest-qaset-corpus/
+	for c in gzip bzip2 xz zstd; do $$c -c tests/fixtures/qaset/alpaca.json > $(FUZZ_OUT)/ingest-qaset-corpus/alpaca.$$c; done
+	$(FUZZ_OUT)/fuzz_ingest_text -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	    -print_final_stats=1 $(FUZZ_OUT)/ingest-text-corpus
+	$(FUZZ_OUT)/fuzz_ingest_qaset -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	    -print_final_stats=1 $(FUZZ_OUT)/ingest-qaset-corpus
+fuzz: fuzz-ingest
+
+# Untrusted file headers: safetensors headers, checkpoints' state.json, shard manifests, model config.json.
 FUZZ_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined
 FUZZ_COMMON_SRC := common/check.c common/escape.c common/fileio.c common/json.c common/hash.c common/rng.c
 FUZZ_COMMON_LIBS := -ljansson -lzstd -lxxhash -lnettle -lsqlite3 -lm
@@ -43,7 +64,7 @@ $(FUZZ_OUT)/fuzz_manifest: tests/fuzz/fuzz_manifest.c dataset/shards.c dataset/s
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $^ $(FUZZ_COMMON_LIBS) -o $@
 
-$(FUZZ_OUT)/fuzz_config: tests/fuzz/fuzz_config.c trainer/hfdir.c common/safetensors.c common/log.c $(FUZZ_COMMON_SRC)
+$(FUZZ_OUT)/fuzz_config: tests/fuzz/fuzz_config.c model/hfdir.c common/safetensors.c common/log.c $(FUZZ_COMMON_SRC)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $^ $(FUZZ_COMMON_LIBS) -o $@
 
@@ -70,7 +91,7 @@ fuzz: fuzz-safetensors fuzz-state fuzz-manifest fuzz-config
 # formats share tests/fuzz/fuzz_ingest_xml.c built with -DFUZZ_FORMAT; MediaWiki and EPUB read a
 # memory file through the input layer. Seeds: tests/fixtures/xml, and EPUBs zipped from them.
 FUZZ_XML_FORMATS := html docbook jats tei mallard
-FUZZ_XML_SRC := $(wildcard ingest/xml*.c) ingest/docbuild.c ingest/doc.c ingest/input.c ingest/text.c \
+FUZZ_XML_SRC := $(wildcard ingest/xml*.c) ingest/docbuild.c store/doc.c ingest/input.c ingest/text.c \
                 common/check.c common/escape.c common/fileio.c common/buf.c common/hash.c
 FUZZ_XML_LIBS := $(shell pkg-config --libs libxml-2.0 2>/dev/null || echo -lxml2) -larchive -ljansson -lutf8proc \
                  -lxxhash -lnettle -lz -lbz2 -llzma -lzstd -lsqlite3 -lm

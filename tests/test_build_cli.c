@@ -14,7 +14,7 @@
 #include "dataset/build.h"
 #include "dataset/shards.h"
 #include "dataset/tokenizer.h"
-#include "ingest/store.h"
+#include "store/store.h"
 #include "tests/test_shards_fixture.h"
 
 static char g_db[512], g_tok[512], g_dir[512];

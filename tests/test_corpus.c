@@ -17,7 +17,7 @@
 
 #include "common/fileio.h"
 #include "common/progress.h"
-#include "ingest/store.h"
+#include "store/store.h"
 
 typedef struct walk {
     lqa_store *s;

@@ -18,9 +18,9 @@
 #include "dataset/shards.h"
 #include "dataset/tokenizer.h"
 #include "eval/tasks.h"
-#include "ingest/store.h"
-#include "trainer/adapter.h"
-#include "trainer/hfdir.h"
+#include "store/store.h"
+#include "model/adapter.h"
+#include "model/hfdir.h"
 
 static const char *g_dir;
 static char *g_tok, *g_model, *g_model_other, *g_adapter, *g_adapter_other, *g_db, *g_empty_db;

@@ -18,7 +18,7 @@
 #include "common/fileio.h"
 #include "common/progress.h"
 #include "common/rng.h"
-#include "ingest/store.h"
+#include "store/store.h"
 #include "tests/test_prose.h"
 #include "tests/test_sql_util.h"
 

@@ -17,7 +17,7 @@
 #include "common/fileio.h"
 #include "common/hash.h"
 #include "common/rng.h"
-#include "ingest/store.h"
+#include "store/store.h"
 #include "tests/test_sql_util.h"
 
 static lqa_rng g_rng;

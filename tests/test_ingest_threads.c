@@ -16,7 +16,7 @@
 
 #include "common/fileio.h"
 #include "common/rng.h"
-#include "ingest/store.h"
+#include "store/store.h"
 #include "tests/test_prose.h"
 #include "tests/test_sql_util.h"
 

@@ -20,7 +20,7 @@
 #include "common/rng.h"
 #include "ingest/input.h"
 #include "ingest/parse.h"
-#include "ingest/store.h"
+#include "store/store.h"
 #include "tests/test_sql_util.h"
 
 static lqa_rng g_rng;

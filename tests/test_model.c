@@ -1,4 +1,4 @@
-/* test_model.c: the whole tiny LLaMA of trainer/model.c: finite-difference gradients for each
+/* test_model.c: the whole tiny LLaMA of model/model.c: finite-difference gradients for each
  * trainable set (lora+, lora, full) and attention mode (full, S2, with packed segments), frozen
  * tensors untouched, LoRA with B = 0 equal to the base model, merge equal to base + adapter,
  * checkpointing on = off bitwise, determinism, no dependence on later tokens, packed records
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common/rng.h"
-#include "trainer/model.h"
+#include "model/model.h"
 #include "trainer/train.h"
 #include "tests/test_kernels_fd.h"
 

@@ -12,9 +12,9 @@
 #include "common/buf.h"
 #include "common/json.h"
 #include "common/rng.h"
-#include "trainer/adapter.h"
+#include "model/adapter.h"
 #include "trainer/plan.h"
-#include "trainer/presets.h"
+#include "model/presets.h"
 
 static lqa_rng rng;
 

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "tests/test_train_fixture.h"
-#include "trainer/hfdir.h"
+#include "model/hfdir.h"
 
 static char *g_model;
 static const char *g_dir;

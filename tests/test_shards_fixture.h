@@ -11,7 +11,7 @@
 #include "common/hash.h"
 #include "common/rng.h"
 #include "dataset/tokenizer.h"
-#include "ingest/store.h"
+#include "store/store.h"
 #include "tests/testutil.h"
 
 /* Appends n_words random words (syllables, digits, punctuation, some non-ASCII) to b. */

@@ -13,7 +13,7 @@
 
 #include "common/hash.h"
 #include "common/rng.h"
-#include "ingest/store.h"
+#include "store/store.h"
 
 static char *tmp_path(const char *name) {
     static int n;

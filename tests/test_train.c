@@ -12,8 +12,8 @@
 
 #include "common/safetensors.h"
 #include "tests/test_train_fixture.h"
-#include "trainer/adapter.h"
-#include "trainer/hfdir.h"
+#include "model/adapter.h"
+#include "model/hfdir.h"
 #include "trainer/train.h"
 
 static const char *g_dir;

@@ -9,7 +9,7 @@
 #include "common/fileio.h"
 #include "common/hash.h"
 #include "common/log.h"
-#include "trainer/hfdir.h"
+#include "model/hfdir.h"
 #include "trainer/run.h"
 
 void train_batch_alloc(batch_buf *bb, int B, int T) {

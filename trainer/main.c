@@ -18,11 +18,11 @@
 #include "common/safetensors.h"
 #include "dataset/tokenizer.h"
 #include "kernels/common.h"
-#include "trainer/adapter.h"
+#include "model/adapter.h"
 #include "trainer/dist.h"
-#include "trainer/hfdir.h"
+#include "model/hfdir.h"
 #include "trainer/plan.h"
-#include "trainer/presets.h"
+#include "model/presets.h"
 #include "trainer/train.h"
 
 enum { EXIT_USAGE = 2 };

@@ -10,7 +10,7 @@
 
 #include "common/fileio.h"
 #include "common/json.h"
-#include "trainer/adapter.h"
+#include "model/adapter.h"
 #include "trainer/dist.h"
 
 typedef enum {

@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 #include "common/check.h"
-#include "trainer/model.h"
+#include "model/model.h"
 #include "trainer/optim.h"
 
 typedef struct lqa_train_opts {

@@ -9,9 +9,9 @@
 
 #include "kernels/common.h"
 #include "kernels/crossentropy_bf16.h"
-#include "trainer/adapter.h"
-#include "trainer/hfdir.h"
-#include "trainer/presets.h"
+#include "model/adapter.h"
+#include "model/hfdir.h"
+#include "model/presets.h"
 #include "trainer/train.h"
 
 /* What the CUDA backend allocates for itself during training: the sum-of-squares partials

@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "trainer/model.h"
+#include "model/model.h"
 
 /* FP32: the fp32 run (exact). BF16: the design's bf16 layout (no run allocates it yet).
  * BF16_RUN: what `lqa-sft train --dtype bf16` allocates today (exact): the fp32 layout plus a bf16

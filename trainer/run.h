@@ -10,7 +10,7 @@
 #include "common/check.h"
 #include "common/rng.h"
 #include "dataset/shards.h"
-#include "trainer/model.h"
+#include "model/model.h"
 #include "trainer/optim.h"
 #include "trainer/train.h"
 

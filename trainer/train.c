@@ -17,11 +17,11 @@
 #include "common/progress.h"
 #include "common/rng.h"
 #include "common/safetensors.h"
-#include "trainer/adapter.h"
+#include "model/adapter.h"
 #include "trainer/dist.h"
-#include "trainer/hfdir.h"
+#include "model/hfdir.h"
 #include "trainer/plan.h"
-#include "trainer/presets.h"
+#include "model/presets.h"
 #include "trainer/run.h"
 
 /* ---- model -------------------------------------------------------------------------------- */

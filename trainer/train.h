@@ -10,7 +10,7 @@
  *                        data position, elapsed; with several --data dirs also
  *                        every source's position and the mixing RNG); written to a temp dir, then renamed;
  *                        checkpoints/latest names the newest
- *   final/               lora/lora+: the PEFT adapter (trainer/adapter.h) + lqa_training.json;
+ *   final/               lora/lora+: the PEFT adapter (model/adapter.h) + lqa_training.json;
  *                        full: a full HF model directory
  * --resume continues from checkpoints/latest exactly: the same later losses bit for bit on CPU
  * with the same thread count. */
@@ -21,7 +21,7 @@
 
 #include "common/check.h"
 #include "common/rng.h"
-#include "trainer/model.h"
+#include "model/model.h"
 #include "trainer/optim.h"
 #include "trainer/options.h"
 

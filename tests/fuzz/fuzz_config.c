@@ -1,7 +1,7 @@
-/* fuzz_config.c: libFuzzer target for a model folder's config.json (trainer/hfdir.c,
+/* fuzz_config.c: libFuzzer target for a model folder's config.json (model/hfdir.c,
  * lqa_hf_read_config): the input is written as config.json and read back; a clean refusal or a
  * config whose sizes are positive, never a crash. hfdir.c's loading and saving need the model
- * (trainer/model.c, the kernels, BLAS); config reading never calls them, so the three model
+ * (model/model.c, the kernels, BLAS); config reading never calls them, so the three model
  * functions it names are stubs here that trap if reached. */
 #include <stddef.h>
 #include <stdint.h>
@@ -11,8 +11,8 @@
 
 #include "common/fileio.h"
 #include "dataset/tokenizer.h"
-#include "trainer/hfdir.h"
-#include "trainer/model.h"
+#include "model/hfdir.h"
+#include "model/model.h"
 
 void lqa_model_alloc(lqa_model *m, const lqa_config *cfg) { __builtin_trap(); }
 void lqa_model_free(lqa_model *m) { __builtin_trap(); }

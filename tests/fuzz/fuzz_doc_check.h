@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "ingest/doc.h"
+#include "store/doc.h"
 
 static int fuzz_boundary(const lqa_doc *d, size_t off) {
     return off == d->text.len || ((unsigned char)d->text.data[off] & 0xc0) != 0x80;

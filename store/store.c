@@ -1,7 +1,7 @@
 /* store.c: the LongQA store on SQLite (WAL): schema creation, version check and migration,
  * the write API used by lqa-ingest and the read API used by lqa-build and lqa-eval.
  * The schema is documented in docs/STORE.md; keep the two in step. */
-#include "ingest/store.h"
+#include "store/store.h"
 
 #include <pthread.h>
 #include <sqlite3.h>

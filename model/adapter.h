@@ -18,7 +18,7 @@
 #define LQA_ADAPTER_H
 
 #include "common/check.h"
-#include "trainer/model.h"
+#include "model/model.h"
 
 typedef struct lqa_adapter_config {
     int rank;

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "common/check.h"
-#include "ingest/doc.h"
+#include "store/doc.h"
 
 typedef struct lqa_store lqa_store;
 

@@ -1,6 +1,6 @@
 /* hfdir.c: HF LLaMA model directories: config.json <-> lqa_config, parameters by HF tensor name
  * through common/safetensors, tokenizer.model. See hfdir.h. */
-#include "trainer/hfdir.h"
+#include "model/hfdir.h"
 
 #include <math.h>
 #include <stdio.h>

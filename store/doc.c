@@ -1,5 +1,5 @@
 /* doc.c: lifetime of an lqa_doc (see doc.h): init to empty, free everything it owns. */
-#include "ingest/doc.h"
+#include "store/doc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* adapter.c: PEFT-compatible LoRA adapter directories (adapter_config.json,
  * adapter_model.safetensors, trainable_params.safetensors): save, load with shape checks, and
  * the --lora-targets list. See adapter.h. */
-#include "trainer/adapter.h"
+#include "model/adapter.h"
 
 #include <math.h>
 #include <stdio.h>

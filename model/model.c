@@ -1,4 +1,4 @@
-/* trainer/model.c: the LLaMA model of model.h, the one model core of lqa-sft and lqa-eval: tensor
+/* model/model.c: the LLaMA model of model.h, the one model core of lqa-sft and lqa-eval: tensor
  * tables (the only place the layout is computed), random init, LoRA, one forward + backward on
  * a token batch, and the KV-cache forward of inference, all built from the ops in kernels/ and
  * called through a backend table (kernels/backend.h: CPU or CUDA, chosen at run time; the
@@ -16,7 +16,7 @@
  * checkpointing the layer inputs and attention outputs are kept and one layer's other
  * activations are recomputed in the backward; without it every layer's activations are kept.
  */
-#include "trainer/model.h"
+#include "model/model.h"
 
 #include <math.h>
 #include <omp.h>

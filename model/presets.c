@@ -1,5 +1,5 @@
 /* presets.c: the model shapes `lqa-sft init --preset` knows (see presets.h). */
-#include "trainer/presets.h"
+#include "model/presets.h"
 
 #include <string.h>
 

@@ -4,7 +4,7 @@
 #ifndef LQA_PRESETS_H
 #define LQA_PRESETS_H
 
-#include "trainer/model.h"
+#include "model/model.h"
 
 typedef struct lqa_preset {
     const char *name;

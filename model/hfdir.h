@@ -15,7 +15,7 @@
 
 #include "common/check.h"
 #include "common/safetensors.h"
-#include "trainer/model.h"
+#include "model/model.h"
 
 /* Parses DIR/config.json; errors name the file and the key that is missing, of the wrong type
  * or not implemented (a RoPE type other than default / linear / llama3). */
