@@ -1,0 +1,417 @@
+/* model/step.c: one forward + backward of the model on a token batch (lqa_model_step_ws), the
+ * logits, and the KV-cache forward of inference, in the memory workspace.c carves; the layer
+ * math is in the header comment of model.c. */
+#include "model/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/step_mem.h"
+
+/* ---- forward / backward of one layer ------------------------------------------------------- */
+
+/* What a step computes gradients for. */
+typedef struct grad_sel {
+    float *d_params, *d_lora; /* NULL: not computed */
+    int compact;              /* d_params in lora+'s compact layout (lqa_grads.compact) */
+    int base_linears;         /* full: gradients of every linear weight */
+    int norms_embed;          /* lora+ / full: norms and embedding */
+} grad_sel;
+
+/* A linear layer of layer l (tensor k) with its LoRA branch when k is a target. */
+typedef struct linear {
+    const float *W, *A, *B;
+    const void *W16;  /* bf16 copy of W (frozen, --dtype bf16), or NULL */
+    float *dW, *dA, *dB;
+    int in, out;
+    float *t; /* saved x A^T */
+} linear;
+
+static linear linear_of(const lqa_model *m, int l, int k, const layer_acts *la, const grad_sel *gs) {
+    linear lin = {0};
+    int64_t out, in;
+    lqa_layer_tensor_shape(&m->cfg, k, &out, &in);
+    lin.in = (int)in;
+    lin.out = (int)out;
+    size_t off = m->tensors[layer_tensor_index(l, k)].offset;
+    lin.W = m->params + off;
+    if (gs && gs->base_linears) lin.dW = lqa_grad_at(gs->d_params, gs->compact, m, layer_tensor_index(l, k));
+    if (m->params16 && !(gs && gs->base_linears)) lin.W16 = (const char *)m->params16 + 2 * off;
+    for (int i = 0; i < N_LORA_TARGETS; i++) {
+        if (lqa_lora_layer_tensor[i] != k) continue;
+        int t = lqa_lora_index(m, l, i);
+        if (t < 0) break;
+        size_t ao = m->lora_tensors[t].offset, bo = m->lora_tensors[t + 1].offset;
+        lin.A = m->lora + ao;
+        lin.B = m->lora + bo;
+        lin.t = la->lora_t[i];
+        if (gs && gs->d_lora) lin.dA = gs->d_lora + ao, lin.dB = gs->d_lora + bo;
+    }
+    return lin;
+}
+
+typedef struct step_ctx {
+    const lqa_model *m;
+    const lqa_backend *be;
+    int B, T, N;
+    attn_params ap;
+    step_mem *s;
+    grad_sel gs;
+    lqa_kv *kv;        /* inference: keys and values go to the cache at kv_pos0, attention reads it */
+    int kv_pos0;
+    const float *att_k, *att_v; /* what attention reads (the cache's layer); NULL: la->k, la->v */
+} step_ctx;
+
+/* y = x W^T (+ the LoRA branch); accumulate: y += instead. */
+static void linear_forward(const step_ctx *c, const linear *lin, float *y, const float *x, int accumulate) {
+    const lqa_model *m = c->m;
+    if (lin->W16)
+        c->be->linear_bf16_forward(y, x, lin->W16, c->N, lin->in, lin->out, accumulate, c->s->x16);
+    else
+        c->be->matmul_forward(y, x, lin->W, c->N, lin->in, lin->out, accumulate);
+    if (lin->A)
+        c->be->lora_forward(y, lin->t, x, lin->A, lin->B, c->N, lin->in, lin->out, m->lora_rank,
+                            m->lora_alpha / m->lora_rank);
+}
+
+/* dx += dy W_eff; weight gradients where selected. */
+static void linear_backward(const step_ctx *c, const linear *lin, float *dx, const float *dy, const float *x) {
+    const lqa_model *m = c->m;
+    if (lin->W16)
+        c->be->linear_bf16_backward(dx, dy, lin->W16, c->N, lin->in, lin->out, c->s->x16);
+    else
+        c->be->matmul_backward(dx, lin->dW, dy, x, lin->W, c->N, lin->in, lin->out);
+    if (lin->A)
+        c->be->lora_backward(dx, lin->dA, lin->dB, dy, x, lin->t, lin->A, lin->B, c->N, lin->in, lin->out,
+                             m->lora_rank, m->lora_alpha / m->lora_rank, c->s->lora_scratch);
+}
+
+/* Points the shared activations' attention output at layer l's saved slot (checkpointing). */
+static void use_saved_attention(const step_ctx *c, int l, layer_acts *la) {
+    if (!c->s->att_saved) return;
+    size_t N = (size_t)c->N, Hq = (size_t)c->m->cfg.n_heads * (c->m->cfg.dim / c->m->cfg.n_heads);
+    la->att = c->s->att_saved + (size_t)l * N * Hq;
+    la->lse = c->s->lse_saved + (size_t)l * N * c->m->cfg.n_heads;
+}
+
+/* recompute: the backward's rerun of a checkpointed layer; the attention output is the saved
+ * one (bitwise what the first forward computed), so attention_forward is skipped. */
+static void layer_forward(const step_ctx *c, int l, layer_acts *la, const float *x, float *xout, int recompute) {
+    const lqa_model *m = c->m;
+    const lqa_backend *be = c->be;
+    const lqa_config *cfg = &m->cfg;
+    int N = c->N, D = cfg->dim, hd = cfg->dim / cfg->n_heads, F = cfg->hidden_dim;
+    be->rmsnorm_forward(la->xn1, la->rstd1, x, layer_w(m, l, T_LN1), N, D, cfg->rms_eps);
+    linear q = linear_of(m, l, T_Q, la, NULL), k = linear_of(m, l, T_K, la, NULL), v = linear_of(m, l, T_V, la, NULL);
+    linear_forward(c, &q, la->q, la->xn1, 0);
+    linear_forward(c, &k, la->k, la->xn1, 0);
+    linear_forward(c, &v, la->v, la->xn1, 0);
+    be->rope_forward(la->q, c->s->cos_t, c->s->sin_t, c->B, c->T, cfg->n_heads, hd);
+    be->rope_forward(la->k, c->s->cos_t, c->s->sin_t, c->B, c->T, cfg->n_kv_heads, hd);
+    if (!recompute && m->params16)
+        be->attention_bf16_forward(la->att, la->lse, la->q, c->att_k ? c->att_k : la->k, c->att_v ? c->att_v : la->v,
+                                   &c->ap, c->s->attn16);
+    else if (!recompute)
+        be->attention_forward(la->att, la->lse, la->q, c->att_k ? c->att_k : la->k, c->att_v ? c->att_v : la->v,
+                              &c->ap, c->s->attn_scratch);
+    linear o = linear_of(m, l, T_O, la, NULL);
+    be->copy(la->x2, x, sizeof(float) * (size_t)N * D);
+    linear_forward(c, &o, la->x2, la->att, 1); /* x2 = x + att Wo^T */
+    be->rmsnorm_forward(la->xn2, la->rstd2, la->x2, layer_w(m, l, T_LN2), N, D, cfg->rms_eps);
+    linear g = linear_of(m, l, T_GATE, la, NULL), u = linear_of(m, l, T_UP, la, NULL);
+    linear_forward(c, &g, la->g, la->xn2, 0);
+    linear_forward(c, &u, la->u, la->xn2, 0);
+    be->swiglu_forward(la->h, la->g, la->u, (size_t)N * F);
+    linear d = linear_of(m, l, T_DOWN, la, NULL);
+    be->copy(xout, la->x2, sizeof(float) * (size_t)N * D);
+    linear_forward(c, &d, xout, la->h, 1); /* x' = x2 + h Wd^T */
+}
+
+/* On entry s->dx holds dL/d(layer output); on exit dL/d(layer input). */
+static void layer_backward(const step_ctx *c, int l, const layer_acts *la, const float *x) {
+    const lqa_model *m = c->m;
+    const lqa_backend *be = c->be;
+    const lqa_config *cfg = &m->cfg;
+    step_mem *s = c->s;
+    int N = c->N, D = cfg->dim, hd = cfg->dim / cfg->n_heads, F = cfg->hidden_dim;
+    size_t Hq = (size_t)cfg->n_heads * hd, Hkv = (size_t)cfg->n_kv_heads * hd, f = sizeof(float);
+    const grad_sel *gs = &c->gs;
+    float *dnorm1 = NULL, *dnorm2 = NULL;
+    if (gs->norms_embed) {
+        dnorm1 = lqa_grad_at(gs->d_params, gs->compact, m, layer_tensor_index(l, T_LN1));
+        dnorm2 = lqa_grad_at(gs->d_params, gs->compact, m, layer_tensor_index(l, T_LN2));
+    }
+    /* MLP */
+    linear d = linear_of(m, l, T_DOWN, la, gs), g = linear_of(m, l, T_GATE, la, gs), u = linear_of(m, l, T_UP, la, gs);
+    be->zero(s->dh, f * N * F);
+    linear_backward(c, &d, s->dh, s->dx, la->h);
+    be->zero(s->dg, f * N * F);
+    be->zero(s->du, f * N * F);
+    be->swiglu_backward(s->dg, s->du, s->dh, la->g, la->u, (size_t)N * F);
+    be->zero(s->dxn, f * N * D);
+    linear_backward(c, &g, s->dxn, s->dg, la->xn2);
+    linear_backward(c, &u, s->dxn, s->du, la->xn2);
+    be->rmsnorm_backward(s->dx, dnorm2, s->dxn, la->x2, layer_w(m, l, T_LN2), la->rstd2, N, D);
+    /* attention */
+    linear o = linear_of(m, l, T_O, la, gs);
+    be->zero(s->datt, f * N * Hq);
+    linear_backward(c, &o, s->datt, s->dx, la->att);
+    be->zero(s->dq, f * N * Hq);
+    be->zero(s->dk, f * N * Hkv);
+    be->zero(s->dv, f * N * Hkv);
+    if (m->params16)
+        be->attention_bf16_backward(s->dq, s->dk, s->dv, s->datt, la->att, la->lse, la->q, la->k, la->v, &c->ap,
+                                    s->attn16);
+    else
+        be->attention_backward(s->dq, s->dk, s->dv, s->datt, la->att, la->lse, la->q, la->k, la->v, &c->ap,
+                               s->attn_scratch);
+    be->rope_backward(s->dq, s->cos_t, s->sin_t, c->B, c->T, cfg->n_heads, hd);
+    be->rope_backward(s->dk, s->cos_t, s->sin_t, c->B, c->T, cfg->n_kv_heads, hd);
+    linear q = linear_of(m, l, T_Q, la, gs), k = linear_of(m, l, T_K, la, gs), v = linear_of(m, l, T_V, la, gs);
+    be->zero(s->dxn, f * N * D);
+    linear_backward(c, &q, s->dxn, s->dq, la->xn1);
+    linear_backward(c, &k, s->dxn, s->dk, la->xn1);
+    linear_backward(c, &v, s->dxn, s->dv, la->xn1);
+    be->rmsnorm_backward(s->dx, dnorm1, s->dxn, x, layer_w(m, l, T_LN1), la->rstd1, N, D);
+}
+
+/* ---- the step -------------------------------------------------------------------------------- */
+
+/* Checks the batch's tokens, builds its targets on the host (targets[b*T+t] = the token row t
+ * predicts, token t+1 when loss_mask[t+1] = 1, else -1; a target across a segment boundary or
+ * on padding does not count) and the list of target rows, and uploads tokens, segment ids,
+ * targets and rows. Returns the target count. */
+static long stage_batch(lqa_workspace *ws, const lqa_model *m, const lqa_batch *b) {
+    size_t N = (size_t)b->B * b->T;
+    for (size_t n = 0; n < N; n++)
+        lqaCheck(b->tokens[n] >= 0 && b->tokens[n] < m->cfg.vocab_size, "token %d at %zu outside vocab [0, %d)",
+                 b->tokens[n], n, m->cfg.vocab_size);
+    long count = 0;
+    for (int bi = 0; bi < b->B; bi++)
+        for (int t = 0; t < b->T; t++) {
+            size_t n = (size_t)bi * b->T + t;
+            int ok = t + 1 < b->T && b->loss_mask && b->loss_mask[n + 1];
+            if (ok && b->segment_ids) ok = b->segment_ids[n] >= 0 && b->segment_ids[n + 1] == b->segment_ids[n];
+            ws->targets_h[n] = ok ? b->tokens[n + 1] : -1;
+            if (ok) ws->rows_h[count++] = (int32_t)n;
+        }
+    const lqa_backend *be = ws->be;
+    step_mem *s = &ws->s;
+    be->to_device(s->tokens, b->tokens, sizeof(int32_t) * N);
+    if (b->segment_ids) be->to_device(s->seg, b->segment_ids, sizeof(int32_t) * N);
+    be->to_device(s->targets, ws->targets_h, sizeof(int32_t) * N);
+    be->to_device(s->rows, ws->rows_h, sizeof(int32_t) * (size_t)count);
+    return count;
+}
+
+/* Inference: layer l's new keys and values are written straight into the cache rows pos0..
+ * (their projections and RoPE land there), and attention reads the cache from position 0. */
+struct lqa_kv {
+    lqa_workspace *ws;  /* forward workspace for up to `chunk` tokens (B = 1) */
+    int max_len, chunk;
+    float *k, *v;       /* backend: [L][max_len][KV*hd] each */
+    float *logits;      /* backend: [chunk, V] */
+};
+
+static void kv_layer(step_ctx *c, int l, layer_acts *la) {
+    const lqa_config *cfg = &c->m->cfg;
+    size_t kvd = (size_t)cfg->n_kv_heads * (cfg->dim / cfg->n_heads), layer = (size_t)c->kv->max_len * kvd;
+    c->att_k = c->kv->k + l * layer;
+    c->att_v = c->kv->v + l * layer;
+    la->k = c->kv->k + l * layer + (size_t)c->kv_pos0 * kvd;
+    la->v = c->kv->v + l * layer + (size_t)c->kv_pos0 * kvd;
+}
+
+/* Runs the forward through every layer and the final norm; keeps what the backward needs. */
+static void forward_all(step_ctx *c, int keep_all) {
+    const lqa_model *m = c->m;
+    const lqa_config *cfg = &m->cfg;
+    step_mem *s = c->s;
+    size_t ND = (size_t)c->N * cfg->dim;
+    c->be->embedding_forward(s->xs, s->tokens, m->params, c->N, cfg->dim);
+    for (int l = 0; l < cfg->n_layers; l++) {
+        layer_acts *la = &s->acts[keep_all ? l : 0];
+        use_saved_attention(c, l, la);
+        if (c->kv) kv_layer(c, l, la);
+        layer_forward(c, l, la, s->xs + l * ND, s->xs + (l + 1) * ND, 0);
+    }
+    c->be->rmsnorm_forward(s->xf, s->rstdf, s->xs + cfg->n_layers * ND,
+                           m->params + m->tensors[final_norm_index(m)].offset, c->N, cfg->dim, cfg->rms_eps);
+}
+
+/* Carves ws for the batch, stages it and fills the step context; returns the target count. */
+static long begin_step(step_ctx *c, lqa_workspace *ws, const lqa_model *m, const lqa_batch *b,
+                       const lqa_step_opts *o, int backward) {
+    lqa_err err;
+    if (o && lqa_model_check_opts(m, b->T, o, &err) != 0) lqa_fatal("%s", err.msg);
+    lqaCheck(ws->be == lqa_model_backend(m), "workspace on %s, model on %s", ws->be->name, lqa_model_backend(m)->name);
+    lqa_step_threads(o);
+    memset(c, 0, sizeof *c);
+    c->m = m;
+    c->be = ws->be;
+    c->B = b->B;
+    c->T = b->T;
+    c->N = b->B * b->T;
+    c->s = lqa_workspace_carve(ws, m, b->B, b->T, o, backward);
+    lqa_workspace_rope(ws, &m->cfg, b->T, 0);
+    long count = stage_batch(ws, m, b);
+    c->ap = lqa_step_attn(m, b->B, b->T, o, b->segment_ids ? c->s->seg : NULL);
+    return count;
+}
+
+void lqa_model_step_ws(lqa_model *m, lqa_workspace *ws, const lqa_batch *b, const lqa_step_opts *o, lqa_grads *g,
+                       double *loss_acc) {
+    step_ctx c;
+    int backward = g != NULL;
+    long count = begin_step(&c, ws, m, b, o, backward);
+    const lqa_backend *be = c.be;
+    const lqa_config *cfg = &m->cfg;
+    step_mem *s = c.s;
+    int keep_all = s->n_acts > 1;
+    forward_all(&c, keep_all);
+    if (count == 0) return;
+    if (backward) {
+        c.gs.d_params = g->d_params;
+        c.gs.compact = g->compact;
+        c.gs.d_lora = m->lora ? g->d_lora : NULL;
+        c.gs.base_linears = o->train == LQA_TRAIN_FULL;
+        c.gs.norms_embed = o->train != LQA_TRAIN_LORA;
+    }
+    size_t lm_off = lm_head_offset(m), ND = (size_t)c.N * cfg->dim;
+    int lm_trained = c.gs.d_params && (o->train == LQA_TRAIN_FULL || (cfg->tie_embeddings && c.gs.norms_embed));
+    size_t lm_index = cfg->tie_embeddings ? 0 : final_norm_index(m) + 1;
+    float *dW_lm = lm_trained ? lqa_grad_at(c.gs.d_params, c.gs.compact, m, lm_index) : NULL;
+    if (backward) be->zero(s->dxf, sizeof(float) * ND);
+    be->zero(s->loss_sum, sizeof(double));
+    be->crossentropy_fused_rows(backward ? s->dxf : NULL, dW_lm, s->xf, m->params + lm_off, s->targets, s->rows,
+                                (int)count, cfg->dim, cfg->vocab_size, 1.0f / count, s->ce_chunk, s->ce_scratch,
+                                s->loss_sum);
+    if (loss_acc) be->crossentropy_mean_add(loss_acc, s->loss_sum, count);
+    if (!backward) return;
+    size_t fn = m->tensors[final_norm_index(m)].offset;
+    float *dnorm = c.gs.norms_embed ? lqa_grad_at(c.gs.d_params, c.gs.compact, m, final_norm_index(m)) : NULL;
+    be->zero(s->dx, sizeof(float) * ND);
+    be->rmsnorm_backward(s->dx, dnorm, s->dxf, s->xs + cfg->n_layers * ND, m->params + fn, s->rstdf, c.N, cfg->dim);
+    for (int l = cfg->n_layers - 1; l >= 0; l--) {
+        layer_acts *la = &s->acts[keep_all ? l : 0];
+        if (!keep_all) { /* recompute the checkpointed layer */
+            use_saved_attention(&c, l, la);
+            layer_forward(&c, l, la, s->xs + l * ND, s->xs + (l + 1) * ND, s->att_saved != NULL);
+        }
+        layer_backward(&c, l, la, s->xs + l * ND);
+    }
+    float *dwte = c.gs.norms_embed ? lqa_grad_at(c.gs.d_params, c.gs.compact, m, 0) : NULL;
+    if (dwte) be->embedding_backward(dwte, s->dx, s->tokens, c.N, cfg->dim);
+}
+
+float lqa_model_step(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o, lqa_grads *g) {
+    lqa_workspace *ws = lqa_workspace_new(m, b->B, b->T, o, g != NULL);
+    ws->be->zero(ws->loss_acc, sizeof(double));
+    lqa_model_step_ws(m, ws, b, o, g, ws->loss_acc);
+    double loss;
+    ws->be->to_host(&loss, ws->loss_acc, sizeof loss);
+    lqa_workspace_free(ws);
+    return (float)loss;
+}
+
+float *lqa_model_logits(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o) {
+    lqa_workspace *ws = lqa_workspace_new(m, b->B, b->T, o, 0);
+    step_ctx c;
+    begin_step(&c, ws, m, b, o, 0);
+    forward_all(&c, 0);
+    size_t NV = (size_t)c.N * m->cfg.vocab_size;
+    float *logits = lqa_malloc(sizeof(float) * NV);
+    float *dev = ws->be->host_memory ? logits : ws->be->alloc(sizeof(float) * NV);
+    ws->be->matmul_forward(dev, c.s->xf, m->params + lm_head_offset(m), c.N, m->cfg.dim, m->cfg.vocab_size, 0);
+    if (dev != logits) {
+        ws->be->to_host(logits, dev, sizeof(float) * NV);
+        ws->be->free(dev);
+    }
+    lqa_workspace_free(ws);
+    return logits;
+}
+
+/* ---- inference with a KV cache -------------------------------------------------------------- */
+
+lqa_kv *lqa_kv_new(const lqa_model *m, int max_len, int chunk, int threads) {
+    const lqa_config *cfg = &m->cfg;
+    lqa_kv *kv = lqa_calloc(1, sizeof *kv);
+    kv->max_len = max_len;
+    kv->chunk = chunk < max_len ? chunk : max_len;
+    lqa_step_opts o = {.attn = LQA_ATTN_FULL, .threads = threads};
+    kv->ws = lqa_workspace_new(m, 1, kv->chunk, &o, 0);
+    const lqa_backend *be = kv->ws->be;
+    size_t cache = (size_t)cfg->n_layers * max_len * cfg->n_kv_heads * (cfg->dim / cfg->n_heads);
+    kv->k = be->alloc(sizeof(float) * cache);
+    kv->v = be->alloc(sizeof(float) * cache);
+    kv->logits = be->alloc(sizeof(float) * (size_t)kv->chunk * cfg->vocab_size);
+    return kv;
+}
+
+void lqa_kv_free(lqa_kv *kv) {
+    if (!kv) return;
+    const lqa_backend *be = kv->ws->be;
+    be->free(kv->k);
+    be->free(kv->v);
+    be->free(kv->logits);
+    lqa_workspace_free(kv->ws);
+    free(kv);
+}
+
+int lqa_kv_chunk(const lqa_kv *kv) {
+    return kv->chunk;
+}
+
+void lqa_model_forward_kv(lqa_model *m, lqa_kv *kv, const int32_t *tokens, int n, int pos0, int threads,
+                          float *logits, int logits_from, const int32_t *targets, double *nll) {
+    const lqa_config *cfg = &m->cfg;
+    lqaCheck(n >= 1 && n <= kv->chunk && pos0 >= 0 && pos0 + n <= kv->max_len,
+             "KV forward of %d tokens at %d: the cache holds %d positions, chunks of %d", n, pos0, kv->max_len,
+             kv->chunk);
+    lqa_workspace *ws = kv->ws;
+    lqa_step_opts o = {.attn = LQA_ATTN_FULL, .threads = threads};
+    lqa_step_threads(&o);
+    step_ctx c;
+    memset(&c, 0, sizeof c);
+    c.m = m;
+    c.be = ws->be;
+    c.B = 1;
+    c.T = n;
+    c.N = n;
+    c.s = lqa_workspace_carve(ws, m, 1, n, &o, 0);
+    c.kv = kv;
+    c.kv_pos0 = pos0;
+    c.ap = (attn_params){.B = 1, .Tq = n, .Tk = pos0 + n, .H = cfg->n_heads, .KV = cfg->n_kv_heads,
+                         .hd = cfg->dim / cfg->n_heads};
+    lqa_workspace_rope(ws, cfg, n, pos0);
+    for (int i = 0; i < n; i++)
+        lqaCheck(tokens[i] >= 0 && tokens[i] < cfg->vocab_size, "token %d at %d outside vocab [0, %d)", tokens[i], i,
+                 cfg->vocab_size);
+    ws->be->to_device(c.s->tokens, tokens, sizeof(int32_t) * (size_t)n);
+    forward_all(&c, 0);
+    const float *W = m->params + lm_head_offset(m);
+    if (logits && logits_from < n) {
+        int rows = n - logits_from;
+        size_t bytes = sizeof(float) * (size_t)rows * cfg->vocab_size;
+        ws->be->matmul_forward(kv->logits, c.s->xf + (size_t)logits_from * cfg->dim, W, rows, cfg->dim,
+                               cfg->vocab_size, 0);
+        ws->be->to_host(logits, kv->logits, bytes);
+    }
+    if (targets) { /* the NLL through the training loss's own fused op, forward only */
+        long count = 0;
+        for (int i = 0; i < n; i++) {
+            ws->targets_h[i] = targets[i];
+            if (targets[i] >= 0) ws->rows_h[count++] = i;
+        }
+        double sum = 0;
+        if (count > 0) {
+            ws->be->to_device(c.s->targets, ws->targets_h, sizeof(int32_t) * (size_t)n);
+            ws->be->to_device(c.s->rows, ws->rows_h, sizeof(int32_t) * (size_t)count);
+            ws->be->zero(c.s->loss_sum, sizeof(double));
+            ws->be->crossentropy_fused_rows(NULL, NULL, c.s->xf, W, c.s->targets, c.s->rows, (int)count, cfg->dim,
+                                            cfg->vocab_size, 0.0f, c.s->ce_chunk, c.s->ce_scratch, c.s->loss_sum);
+            ws->be->to_host(&sum, c.s->loss_sum, sizeof sum);
+        }
+        *nll += sum;
+    }
+}
