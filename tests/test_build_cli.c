@@ -15,7 +15,7 @@
 #include "dataset/shards.h"
 #include "dataset/tokenizer.h"
 #include "store/store.h"
-#include "tests/test_shards_fixture.h"
+#include "tests/test_shards_util.h"
 
 static char g_db[512], g_tok[512], g_dir[512];
 static const char *g_tool;

@@ -12,7 +12,7 @@
 #include "common/fileio.h"
 #include "common/json.h"
 #include "dataset/shards.h"
-#include "tests/test_shards_fixture.h"
+#include "tests/test_shards_util.h"
 
 static char g_db[512], g_tok[512], g_dir[512];
 static const char *g_tool;

@@ -22,7 +22,7 @@
 
 #include "common/progress.h"
 #include "common/safetensors.h"
-#include "tests/test_train_fixture.h"
+#include "tests/test_train_util.h"
 #include "trainer/dist.h"
 #ifdef LQA_CUDA
 #include "kernels/cuda/device.h"

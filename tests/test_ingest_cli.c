@@ -19,7 +19,7 @@
 #include "common/progress.h"
 #include "common/rng.h"
 #include "store/store.h"
-#include "tests/test_prose.h"
+#include "tests/test_prose_util.h"
 #include "tests/test_sql_util.h"
 
 /* A KJV-style book: "Book C:V text" lines (the text parser's verse mode). */

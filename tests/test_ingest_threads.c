@@ -17,7 +17,7 @@
 #include "common/fileio.h"
 #include "common/rng.h"
 #include "store/store.h"
-#include "tests/test_prose.h"
+#include "tests/test_prose_util.h"
 #include "tests/test_sql_util.h"
 
 static char g_inputs[600];

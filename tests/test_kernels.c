@@ -20,7 +20,7 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
-#include "tests/test_kernels_fd.h"
+#include "tests/test_fd_util.h"
 
 static lqa_rng rng;
 

@@ -14,7 +14,7 @@
 #include "common/rng.h"
 #include "kernels/attention.h"
 #include "kernels/common.h"
-#include "tests/test_kernels_fd.h"
+#include "tests/test_fd_util.h"
 
 static lqa_rng rng;
 

@@ -13,7 +13,7 @@
 #include "common/rng.h"
 #include "model/model.h"
 #include "trainer/train.h"
-#include "tests/test_kernels_fd.h"
+#include "tests/test_fd_util.h"
 
 static lqa_rng rng;
 static int setup(void **state) {

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tests/test_train_fixture.h"
+#include "tests/test_train_util.h"
 #include "model/hfdir.h"
 
 static char *g_model;

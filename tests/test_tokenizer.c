@@ -9,7 +9,7 @@
 #include "common/fileio.h"
 #include "common/hash.h"
 #include "dataset/tokenizer.h"
-#include "tests/test_shards_fixture.h"
+#include "tests/test_shards_util.h"
 
 static const char *g_model;
 static uint64_t g_seed;

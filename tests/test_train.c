@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common/safetensors.h"
-#include "tests/test_train_fixture.h"
+#include "tests/test_train_util.h"
 #include "model/adapter.h"
 #include "model/hfdir.h"
 #include "trainer/train.h"

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "common/safetensors.h"
-#include "tests/test_train_fixture.h"
+#include "tests/test_train_util.h"
 
 static const char *g_dir;
 static char *g_tok, *g_model, *g_data, g_emu[4096];

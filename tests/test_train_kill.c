@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tests/test_train_fixture.h"
+#include "tests/test_train_util.h"
 #include "trainer/ckpt.h"
 
 static const char *g_dir;

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/test_train_fixture.h"
+#include "tests/test_train_util.h"
 #include "trainer/train.h"
 
 static const char *g_dir;

@@ -1,4 +1,4 @@
-/* test_robust.c: hostile and damaged inputs below the tools (issue 16): safetensors headers with
+/* test_hostile_files.c: hostile and damaged inputs below the tools (issue 16): safetensors headers with
  * overlapping or overflowing entries, shard manifests that contradict their shards, a shard
  * directory read under a small open-file limit, a full disk while writing a shard, atomic folders
  * and the temporary folders of killed processes, a missing file named as missing, NaN through
@@ -18,7 +18,7 @@
 #include "common/json.h"
 #include "common/safetensors.h"
 #include "kernels/fastmath.h"
-#include "tests/test_train_fixture.h"
+#include "tests/test_train_util.h"
 
 static uint64_t g_seed;
 

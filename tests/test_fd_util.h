@@ -1,8 +1,8 @@
-/* test_kernels_fd.h: finite-difference helpers shared by the kernel and model tests (header
+/* test_fd_util.h: finite-difference helpers shared by the kernel and model tests (header
  * only, static inline). fd_check compares an analytic gradient with central differences of a
  * scalar loss at random coordinates. */
-#ifndef LQA_TEST_KERNELS_FD_H
-#define LQA_TEST_KERNELS_FD_H
+#ifndef LQA_TEST_FD_UTIL_H
+#define LQA_TEST_FD_UTIL_H
 
 #include <math.h>
 #include <stdarg.h>

@@ -1,7 +1,7 @@
-/* test_shards_fixture.h: fixtures shared by the dataset tests (test_tokenizer, test_shards,
+/* test_shards_util.h: fixtures shared by the dataset tests (test_tokenizer, test_shards,
  * test_build_cli): random English-like text from a seed, and a small tokenizer trained on it. */
-#ifndef LQA_TEST_SHARDS_FIXTURE_H
-#define LQA_TEST_SHARDS_FIXTURE_H
+#ifndef LQA_TEST_SHARDS_UTIL_H
+#define LQA_TEST_SHARDS_UTIL_H
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,9 +1,9 @@
-/* test_prose.h: random prose fixtures for the ingest tests (test_ingest_cli,
+/* test_prose_util.h: random prose fixtures for the ingest tests (test_ingest_cli,
  * test_ingest_threads): words with an occasional multi-byte character, sentences, and Markdown
  * files with headings. Deterministic from the caller's rng. Header-only: the test binaries link
  * only testutil.c. */
-#ifndef LQA_TEST_PROSE_H
-#define LQA_TEST_PROSE_H
+#ifndef LQA_TEST_PROSE_UTIL_H
+#define LQA_TEST_PROSE_UTIL_H
 
 #include "common/buf.h"
 #include "common/rng.h"

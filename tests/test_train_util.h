@@ -1,8 +1,8 @@
-/* test_train_fixture.h: fixtures of the trainer tests (test_train, test_hfdir, test_sft_cli): a
+/* test_train_util.h: fixtures of the trainer tests (test_train, test_hfdir, test_sft_cli): a
  * small tokenizer, a model made by the real `lqa-sft init`, and shard directories written with
  * the real shard writer (records of a repeated random motif, so a tiny model can learn them). */
-#ifndef LQA_TEST_TRAIN_FIXTURE_H
-#define LQA_TEST_TRAIN_FIXTURE_H
+#ifndef LQA_TEST_TRAIN_UTIL_H
+#define LQA_TEST_TRAIN_UTIL_H
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +13,7 @@
 #include "common/json.h"
 #include "common/rng.h"
 #include "dataset/shards.h"
-#include "tests/test_shards_fixture.h"
+#include "tests/test_shards_util.h"
 
 /* Runs a command, failing the test (with its output) when the exit status differs from want. */
 static inline void run_expect(int want, lqa_buf *out, const char *cmd) {
