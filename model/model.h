@@ -108,8 +108,14 @@ void lqa_model_shape(lqa_model *m, const lqa_config *cfg);
 void lqa_model_shape_lora(lqa_model *m, int targets, int rank, float alpha);
 /* Builds the tensor table and allocates params (uninitialised, host memory) for cfg. */
 void lqa_model_alloc(lqa_model *m, const lqa_config *cfg);
-/* Random init as HF LLaMA does (normal(0, 0.02) for linears and embedding, norms = 1). */
+/* Random init as HF LLaMA does (normal(0, 0.02) for linears and embedding, norms = 1), in the
+ * memory of the model's backend (a device model is filled through a 64 MB host slab: the same
+ * values, and no host copy of the model). */
 void lqa_model_init_random(lqa_model *m, uint64_t seed);
+/* For a model built from its shape (lqa_model_shape, params not allocated; LoRA, if any, added
+ * on the host): moves LoRA to be and allocates params there, uninitialised. With
+ * lqa_model_init_random, a random model straight in device memory. */
+void lqa_model_alloc_on(lqa_model *m, const lqa_backend *be);
 /* Adds LoRA tensors (A ~ Kaiming-uniform as PEFT, B = 0). */
 void lqa_model_add_lora(lqa_model *m, int targets, int rank, float alpha, uint64_t seed);
 void lqa_model_free(lqa_model *m);
