@@ -121,48 +121,62 @@ static size_t lm_head_offset(const lqa_model *m) {
     return m->cfg.tie_embeddings ? 0 : m->tensors[final_norm_index(m) + 1].offset;
 }
 
-enum { INIT_CHUNK = 1 << 16 };
-
-/* Elements [from, from + n) of a tensor of std-normal values, from a multiple of INIT_CHUNK: a
- * stream is seeded per (tensor, chunk), so the values are the same whatever the thread count and
- * however the tensor is cut into slabs. */
-static void fill_normal(float *x, size_t from, size_t n, float std, uint64_t seed, uint64_t tensor) {
-    size_t c0 = from / INIT_CHUNK, nchunks = (n + INIT_CHUNK - 1) / INIT_CHUNK;
+/* Seeds a stream per (tensor, chunk) so init is the same whatever the thread count. */
+static void fill_normal(float *x, size_t n, float std, uint64_t seed, uint64_t tensor) {
+    enum { CHUNK = 1 << 16 };
+    size_t nchunks = (n + CHUNK - 1) / CHUNK;
 #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < nchunks; c++) {
         lqa_rng r;
-        lqa_rng_seed(&r, seed ^ (tensor << 32 | (c0 + c)) * 0x9E3779B97F4A7C15ull);
-        size_t e = (c + 1) * INIT_CHUNK < n ? (c + 1) * INIT_CHUNK : n;
-        for (size_t i = c * INIT_CHUNK; i < e; i++) x[i] = std * lqa_rng_normal(&r);
+        lqa_rng_seed(&r, seed ^ (tensor << 32 | c) * 0x9E3779B97F4A7C15ull);
+        size_t e = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
+        for (size_t i = c * CHUNK; i < e; i++) x[i] = std * lqa_rng_normal(&r);
     }
-}
-
-/* Elements [from, from + n) of tensor t's initial values into x (host memory). */
-static void init_values(const lqa_model *m, int t, float *x, size_t from, size_t n, uint64_t seed) {
-    if (m->tensors[t].ndim == 1) /* RMSNorm weights */
-        for (size_t i = 0; i < n; i++) x[i] = 1.0f;
-    else
-        fill_normal(x, from, n, 0.02f, seed, (uint64_t)t);
 }
 
 void lqa_model_init_random(lqa_model *m, uint64_t seed) {
+    lqaCheck(lqa_model_backend(m)->host_memory, "init: the model is in %s memory", lqa_model_backend(m)->name);
+    for (int t = 0; t < m->n_tensors; t++) {
+        lqa_tensor_info *ti = &m->tensors[t];
+        float *x = m->params + ti->offset;
+        if (ti->ndim == 1) /* RMSNorm weights */
+            for (size_t i = 0; i < ti->numel; i++) x[i] = 1.0f;
+        else
+            fill_normal(x, ti->numel, 0.02f, seed, (uint64_t)t);
+    }
+}
+
+/* Norms 1; every matrix cut from one tile of normal(0, 0.02) values, starting at a place of its
+ * own and wrapping around. On a device the tile is uploaded once and the rest are device copies. */
+void lqa_model_init_tiled(lqa_model *m, uint64_t seed) {
+    enum { TILE_MAX = 1 << 24 }; /* 64 MB */
     const lqa_backend *be = lqa_model_backend(m);
-    /* in device memory through one host slab at a time: a 7B model never has a host copy */
-    enum { SLAB = 256 * INIT_CHUNK };
-    float *slab = be->host_memory ? NULL : lqa_malloc(sizeof(float) * SLAB);
+    size_t tile_n = 0, norm_n = 0;
+    for (int t = 0; t < m->n_tensors; t++) {
+        size_t *most = m->tensors[t].ndim == 1 ? &norm_n : &tile_n;
+        if (m->tensors[t].numel > *most) *most = m->tensors[t].numel;
+    }
+    if (tile_n > TILE_MAX) tile_n = TILE_MAX;
+    float *host = lqa_malloc(sizeof(float) * (tile_n > norm_n ? tile_n : norm_n));
+    fill_normal(host, tile_n, 0.02f, seed, 0);
+    float *tile = be->alloc(sizeof(float) * tile_n);
+    be->to_device(tile, host, sizeof(float) * tile_n);
+    for (size_t i = 0; i < norm_n; i++) host[i] = 1.0f;
     for (int t = 0; t < m->n_tensors; t++) {
         const lqa_tensor_info *ti = &m->tensors[t];
-        if (be->host_memory) {
-            init_values(m, t, m->params + ti->offset, 0, ti->numel, seed);
+        float *x = m->params + ti->offset;
+        if (ti->ndim == 1) {
+            be->to_device(x, host, sizeof(float) * ti->numel);
             continue;
         }
-        for (size_t from = 0; from < ti->numel; from += SLAB) {
-            size_t n = ti->numel - from < SLAB ? ti->numel - from : SLAB;
-            init_values(m, t, slab, from, n, seed);
-            be->to_device(m->params + ti->offset + from, slab, sizeof(float) * n);
+        size_t start = (size_t)((uint64_t)(t + 1) * 0x9E3779B97F4A7C15ull % tile_n);
+        for (size_t done = 0, k; done < ti->numel; done += k, start = 0) {
+            k = ti->numel - done < tile_n - start ? ti->numel - done : tile_n - start;
+            be->copy(x + done, tile + start, sizeof(float) * k);
         }
     }
-    free(slab);
+    be->free(tile);
+    free(host);
 }
 
 void lqa_model_alloc_on(lqa_model *m, const lqa_backend *be) {

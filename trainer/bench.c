@@ -66,15 +66,16 @@ static int bench_config(const lqa_train_opts *o, lqa_config *cfg, lqa_err *err) 
     return 0;
 }
 
-/* The model on be: a preset's random weights generated in be's memory (lqa_model_init_random
- * stages them through one host slab), or the folder loaded and moved. */
+/* The model on be: a preset's random weights made in be's memory (lqa_model_init_tiled: one
+ * 64 MB upload, the rest device copies; the host never holds the model), or the folder loaded
+ * and moved. */
 static int bench_model(const lqa_train_opts *o, const lqa_config *cfg, const lqa_backend *be, lqa_model *m,
                        lqa_err *err) {
     if (o->preset) {
         lqa_model_shape(m, cfg);
         if (o->train != LQA_TRAIN_FULL) lqa_model_add_lora(m, o->lora_targets, o->lora_rank, o->lora_alpha, o->seed);
         lqa_model_alloc_on(m, be);
-        lqa_model_init_random(m, o->seed);
+        lqa_model_init_tiled(m, o->seed);
     } else {
         if (lqa_load_for_training(o, m, err)) return -1;
         lqa_model_to_backend(m, be);
