@@ -126,7 +126,7 @@ add_row() {
         step=$(field "$j" step_s) peak_gib=$(field "$j" peak_gib)
     fi
     [ "$mfu" = null ] && mfu=""
-    [ -n "$tps" ] && [ "$tps" != null ] || { tps=""; err=${err:-failed}; }
+    if [ -z "$tps" ] || [ "$tps" = null ]; then tps="" err=${err:-failed}; fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$side" "$m" "$c" "$a" "$probe" "$([ -n "$tps" ] && echo 1 || echo 0)" \
         "$tps" "$step" "$peak_gib" "$mfu" "$err" | tee -a "$rows"
     [ -n "$tps" ]
