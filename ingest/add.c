@@ -1,4 +1,4 @@
-/* add.c: `lqa-ingest add`: walks the inputs (lqa_walker, ingest/input.h: directories recursively,
+/* add.c: `lqa-ingest add`: walks the inputs (lqa_walker, ingest/walk.h: directories recursively,
  * sorted, links kept inside the tree, filtered), parses each through lqa_parse_path (or
  * lqa_parse_manual for a --join manual), runs the QA generators and
  * stores the documents with their sections and pairs in batched transactions (a batch holds
@@ -22,9 +22,9 @@
 #include "common/progress.h"
 #include "ingest/cli.h"
 #include "ingest/gen.h"
-#include "ingest/input.h"
 #include "ingest/parse.h"
 #include "ingest/pipe.h"
+#include "ingest/walk.h"
 #include "store/store.h"
 
 static const char *const ADD_USAGE =
@@ -134,7 +134,7 @@ static void count_kind(add_ctx *c, const char *kind) {
     c->kinds[c->n_kinds++] = (kind_count){lqa_strdup(kind), 1};
 }
 
-/* ---- input walk (ingest/input.h: lqa_walker) ---- */
+/* ---- input walk (ingest/walk.h: lqa_walker) ---- */
 
 static void push_item(add_ctx *c, const char *path, const char *source, const char *index, double bytes) {
     if (c->n_items == c->cap_items)

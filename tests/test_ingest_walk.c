@@ -19,6 +19,7 @@
 #include "common/fileio.h"
 #include "common/rng.h"
 #include "ingest/input.h"
+#include "ingest/walk.h"
 #include "ingest/parse.h"
 #include "store/store.h"
 #include "tests/test_sql_util.h"
