@@ -76,6 +76,8 @@ static const char *const ADD_USAGE =
 typedef struct input_item {
     char *path, *source, *index;
     double bytes;
+    lqa_input_pin pin; /* a file: what the walk found (ingest/input.h) */
+    int pinned;
 } input_item;
 
 typedef struct kind_count {
@@ -136,16 +138,19 @@ static void count_kind(add_ctx *c, const char *kind) {
 
 /* ---- input walk (ingest/walk.h: lqa_walker) ---- */
 
-static void push_item(add_ctx *c, const char *path, const char *source, const char *index, double bytes) {
+static void push_item(add_ctx *c, const char *path, const char *source, const char *index, double bytes,
+                      const lqa_input_pin *pin) {
     if (c->n_items == c->cap_items)
         c->items = lqa_realloc(c->items, (size_t)(c->cap_items = c->cap_items ? 2 * c->cap_items : 64) * sizeof *c->items);
-    c->items[c->n_items++] = (input_item){lqa_strdup(path), lqa_strdup(source), index ? lqa_strdup(index) : NULL, bytes};
+    c->items[c->n_items++] = (input_item){lqa_strdup(path), lqa_strdup(source), index ? lqa_strdup(index) : NULL, bytes,
+                                          pin ? *pin : (lqa_input_pin){0}, pin != NULL};
 }
 
 /* The default source is the first directory below the PATH argument, else the PATH's name. */
-static void on_input(void *ctx, const char *path, const char *top, const char *index, double bytes) {
+static void on_input(void *ctx, const char *path, const char *top, const char *index, double bytes,
+                     const lqa_input_pin *pin) {
     add_ctx *c = ctx;
-    push_item(c, path, top ? top : c->walk_root_name, index, bytes);
+    push_item(c, path, top ? top : c->walk_root_name, index, bytes, pin);
 }
 
 /* A failed input is reported once, here, as it is met (and counted in the summary). */
@@ -329,6 +334,7 @@ static void work_unit(void *ctx, int worker, int unit, lqa_pipe_out *out) {
     add_worker *w = &c->workers[worker];
     w->out = out;
     w->it = &c->items[unit];
+    w->po.pin = w->it->pinned ? &w->it->pin : NULL; /* the parser's opens check it is still the walk's file */
     lqa_err err = {{0}};
     int rc = w->it->index ? lqa_parse_manual(w->it->index, &w->po, prepare_doc, w, &err)
                           : lqa_parse_path(w->it->path, &w->po, prepare_doc, w, &err);

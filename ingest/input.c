@@ -4,7 +4,8 @@
  * offset in the compressed file where the data went wrong. Concatenated streams (multi-member
  * gzip, pbzip2 output, several zstd frames, xz --concatenated) decode as one. A stream that ends
  * before its end marker is an error ("truncated"), never a silent short read. Only regular
- * files are opened (lqa_open_regular, common/fileio.h: a FIFO is refused, never waited on).
+ * files are opened (lqa_input_open_fd: a FIFO is refused, never waited on; a walked input must
+ * still be the file the walk found).
  * The walker of input trees is ingest/walk.c. */
 #include "ingest/input.h"
 
@@ -125,8 +126,22 @@ static void end_decoder(lqa_input *in) {
     }
 }
 
-lqa_input *lqa_input_open(const char *path, lqa_err *err) {
-    int fd = lqa_open_regular(path, err);
+int lqa_input_open_fd(const char *path, const lqa_input_pin *pin, lqa_err *err) {
+    if (!pin) return lqa_open_regular(path, err);
+    struct stat st;
+    int fd = lqa_open_regular_ex(path, pin->via_link ? 0 : O_NOFOLLOW, &st, err);
+    if (fd < 0) return -1;
+    if ((uint64_t)st.st_dev != pin->dev || (uint64_t)st.st_ino != pin->ino) {
+        close(fd);
+        return lqa_err_set(err, "%s: cannot open: not the file the input walk found (replaced since), refusing", path);
+    }
+    return fd;
+}
+
+lqa_input *lqa_input_open(const char *path, lqa_err *err) { return lqa_input_open_pinned(path, NULL, err); }
+
+lqa_input *lqa_input_open_pinned(const char *path, const lqa_input_pin *pin, lqa_err *err) {
+    int fd = lqa_input_open_fd(path, pin, err);
     if (fd < 0) return NULL;
     FILE *f = fdopen(fd, "rb");
     if (!f) {
@@ -322,9 +337,9 @@ fail:
  * through 64 KiB buffers. Returns 1 when done, 0 when the stream path must read it (it cannot
  * be opened, is no regular file, is over max_bytes, is compressed, changed size while read);
  * the stream path then reports any error. */
-static int read_plain(const char *path, size_t max_bytes, char **data, size_t *len) {
+static int read_plain(const char *path, const lqa_input_pin *pin, size_t max_bytes, char **data, size_t *len) {
     struct stat st;
-    int fd = lqa_open_regular(path, NULL);
+    int fd = lqa_input_open_fd(path, pin, NULL);
     if (fd < 0) return 0;
     if (fstat(fd, &st) != 0 || (uint64_t)st.st_size > max_bytes) {
         close(fd);
@@ -352,10 +367,15 @@ static int read_plain(const char *path, size_t max_bytes, char **data, size_t *l
 }
 
 int lqa_input_read_all(const char *path, size_t max_bytes, char **data, size_t *len, lqa_err *err) {
+    return lqa_input_read_all_pinned(path, NULL, max_bytes, data, len, err);
+}
+
+int lqa_input_read_all_pinned(const char *path, const lqa_input_pin *pin, size_t max_bytes, char **data, size_t *len,
+                              lqa_err *err) {
     *data = NULL;
     *len = 0;
-    if (read_plain(path, max_bytes, data, len)) return 0;
-    lqa_input *in = lqa_input_open(path, err);
+    if (read_plain(path, pin, max_bytes, data, len)) return 0;
+    lqa_input *in = lqa_input_open_pinned(path, pin, err);
     if (!in) return -1;
     lqa_buf b = {0};
     int rc = 0;
@@ -392,8 +412,10 @@ int lqa_input_read_all(const char *path, size_t max_bytes, char **data, size_t *
 
 #define EPUB_SNIFF_ENTRIES 10000
 
-int lqa_input_is_epub_container(const char *path) {
-    int fd = lqa_open_regular(path, NULL);
+int lqa_input_is_epub_container(const char *path) { return lqa_input_is_epub_container_pinned(path, NULL); }
+
+int lqa_input_is_epub_container_pinned(const char *path, const lqa_input_pin *pin) {
+    int fd = lqa_input_open_fd(path, pin, NULL);
     if (fd < 0) return 0;
     struct archive *a = archive_read_new();
     mallocCheck(a);

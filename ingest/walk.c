@@ -1,11 +1,13 @@
 /* walk.c: the input tree walker of ingest/walk.h: symlinks kept inside the named root,
- * directories visited once by device and inode, non-regular files skipped unopened, names in
- * byte order, and the --include/--exclude globs and default excludes. */
+ * directories visited once by device and inode and listed through checked descriptors,
+ * non-regular files skipped unopened, each input pinned for the opener, names in byte order, and
+ * the --include/--exclude globs and default excludes. */
 #include "ingest/walk.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
 #include <stdint.h>
@@ -14,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/fileio.h"
 
@@ -111,13 +114,17 @@ static const char *file_kind(mode_t mode) {
 
 static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* Sorted entry names of dir (hidden ones skipped): 0, or -1 (errno set) when it cannot be read.
- * An empty directory gives n = 0 and names = NULL. */
-static int list_dir(const char *dir, char ***names_out, int *n) {
+/* Sorted entry names of the open directory dir_fd (hidden ones skipped): 0, or -1 (errno set)
+ * when it cannot be read. An empty directory gives n = 0 and names = NULL. */
+static int list_dir(int dir_fd, char ***names_out, int *n) {
     *n = 0;
     *names_out = NULL;
-    DIR *d = opendir(dir);
-    if (!d) return -1;
+    int fd = dup(dir_fd); /* closedir closes it; dir_fd stays open for the entries' fstatat */
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
     char **names = NULL;
     int cap = 0;
     struct dirent *e;
@@ -289,8 +296,14 @@ static int inside_root(const lqa_walker *w, const char *real) {
     return strncmp(real, w->root_real, n) == 0 && (real[n] == '\0' || real[n] == '/');
 }
 
+static int same_file(const struct stat *a, const struct stat *b) {
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
 /* An entry that lstat found to be a symbolic link: its target's stat when it is to be
- * followed, else 0 after a warning. */
+ * followed, else 0 after a warning. The target's stat must be the stat of its real path: a
+ * link retargeted between the two looks up is not followed (its identity is what the opener
+ * checks later, so it must be the file found inside the tree). */
 static int follow_link(lqa_walker *w, const char *path, struct stat *st) {
     if (stat(path, st) != 0) {
         w->counts.not_regular++;
@@ -299,7 +312,8 @@ static int follow_link(lqa_walker *w, const char *path, struct stat *st) {
     }
     if (w->o.follow_symlinks) return 1;
     char *real = realpath(path, NULL);
-    int in = real && inside_root(w, real);
+    struct stat real_st;
+    int in = real && inside_root(w, real) && stat(real, &real_st) == 0 && same_file(st, &real_st);
     if (!in) {
         w->counts.links_out++;
         walk_warn(w, "%s: symbolic link to %s leaves the input tree, not followed (--follow-symlinks follows it)",
@@ -328,16 +342,19 @@ static int index_ok(lqa_walker *w, const char *index) {
 
 /* ---- the walk ---- */
 
-static void walk_dir(lqa_walker *w, const char *path, const struct stat *st, const char *top, int depth);
+static void walk_dir(lqa_walker *w, const char *path, const struct stat *st, int via_link, const char *top, int depth);
 
-/* One entry of a directory (or the PATH itself at depth 0, where nothing is filtered). */
-static void walk_entry(lqa_walker *w, const char *path, const char *name, const char *top, int depth,
+/* One entry of the directory open as dir_fd (or the PATH itself at depth 0, dir_fd AT_FDCWD,
+ * where nothing is filtered). The entry is looked up in the directory the walk opened and
+ * checked, not by its path again: a parent swapped for a link meanwhile cannot redirect it. */
+static void walk_entry(lqa_walker *w, int dir_fd, const char *path, const char *name, const char *top, int depth,
                        char *const *sibs, int n_sibs) {
     struct stat st;
-    if (lstat(path, &st) != 0) {
+    if (fstatat(dir_fd, depth == 0 ? path : name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
         walk_failed(w, "%s: cannot read: %s", path, strerror(errno));
         return;
     }
+    int via_link = S_ISLNK(st.st_mode) || w->o.follow_symlinks;
     if (S_ISLNK(st.st_mode) && !(depth == 0 ? stat(path, &st) == 0 : follow_link(w, path, &st))) {
         if (depth == 0) walk_failed(w, "%s: cannot read: %s", path, strerror(errno));
         return;
@@ -347,7 +364,7 @@ static void walk_entry(lqa_walker *w, const char *path, const char *name, const 
     if (S_ISDIR(st.st_mode)) {
         if (depth > 0 && any_glob(w->o.exclude, w->o.n_exclude, rel, name)) return;
         if (depth > 0 && !w->o.no_default_excludes && default_exclude_dir(name)) return;
-        walk_dir(w, path, &st, depth == 1 ? name : top, depth);
+        walk_dir(w, path, &st, via_link, depth == 1 ? name : top, depth);
         return;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -360,7 +377,8 @@ static void walk_entry(lqa_walker *w, const char *path, const char *name, const 
         return;
     }
     if (depth > 0 && !take_file(w, rel, name, sibs, n_sibs)) return;
-    w->fns.input(w->ctx, path, depth >= 2 ? top : NULL, NULL, (double)st.st_size);
+    lqa_input_pin pin = {(uint64_t)st.st_dev, (uint64_t)st.st_ino, via_link};
+    w->fns.input(w->ctx, path, depth >= 2 ? top : NULL, NULL, (double)st.st_size, &pin);
 }
 
 static double dir_bytes(const char *dir, char *const *names, int n) {
@@ -374,7 +392,21 @@ static double dir_bytes(const char *dir, char *const *names, int n) {
     return total;
 }
 
-static void walk_dir(lqa_walker *w, const char *path, const struct stat *st, const char *top, int depth) {
+/* Opens the directory the walk found at path (st): not a link unless the walk followed one, and
+ * the same directory by device and inode, so what is listed is what was checked. */
+static int open_dir(lqa_walker *w, const char *path, const struct stat *st, int via_link) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (via_link ? 0 : O_NOFOLLOW));
+    struct stat now;
+    if (fd >= 0 && (fstat(fd, &now) != 0 || !same_file(&now, st))) {
+        close(fd);
+        walk_failed(w, "%s: %s", path, "replaced during the walk, not listed");
+        return -1;
+    }
+    if (fd < 0) walk_failed(w, "%s: cannot list directory: %s", path, strerror(errno));
+    return fd;
+}
+
+static void walk_dir(lqa_walker *w, const char *path, const struct stat *st, int via_link, const char *top, int depth) {
     if (!dir_set_add(&w->seen, (uint64_t)st->st_dev, (uint64_t)st->st_ino)) {
         w->counts.revisits++;
         return;
@@ -383,11 +415,14 @@ static void walk_dir(lqa_walker *w, const char *path, const struct stat *st, con
         walk_failed(w, "%s: directories nested more than %s deep, expected a shallower tree", path, "64");
         return;
     }
+    int dir_fd = open_dir(w, path, st, via_link);
+    if (dir_fd < 0) return;
     char **names;
     int n;
-    if (list_dir(path, &names, &n) != 0) {
+    if (list_dir(dir_fd, &names, &n) != 0) {
         walk_failed(w, "%s: cannot list directory: %s", path, strerror(errno));
         free_names(names, n);
+        close(dir_fd);
         return;
     }
     char *index = w->o.join ? manual_index(path, names, n) : NULL;
@@ -396,17 +431,19 @@ static void walk_dir(lqa_walker *w, const char *path, const struct stat *st, con
         index = NULL;
     }
     if (index) {
-        w->fns.input(w->ctx, path, depth >= 1 ? top : NULL, index, dir_bytes(path, names, n));
+        w->fns.input(w->ctx, path, depth >= 1 ? top : NULL, index, dir_bytes(path, names, n), NULL);
         free(index);
         free_names(names, n);
+        close(dir_fd);
         return;
     }
     for (int i = 0; i < n; i++) {
         char *child = lqa_path_join(path, names[i]);
-        walk_entry(w, child, names[i], top, depth + 1, names, n);
+        walk_entry(w, dir_fd, child, names[i], top, depth + 1, names, n);
         free(child);
     }
     free_names(names, n);
+    close(dir_fd);
 }
 
 void lqa_walker_run(lqa_walker *w, const char *path) {
@@ -419,6 +456,6 @@ void lqa_walker_run(lqa_walker *w, const char *path) {
     if (!w->root_real) w->root_real = lqa_strdup(copy);
     w->root_len = n;
     const char *base = strrchr(copy, '/');
-    walk_entry(w, copy, base && base[1] ? base + 1 : copy, NULL, 0, NULL, 0);
+    walk_entry(w, AT_FDCWD, copy, base && base[1] ? base + 1 : copy, NULL, 0, NULL, 0);
     free(copy);
 }

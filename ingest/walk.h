@@ -5,6 +5,8 @@
 #ifndef LQA_WALK_H
 #define LQA_WALK_H
 
+#include "ingest/input.h"
+
 /* Walks a PATH argument: a file is one input; a directory is walked recursively in byte order of
  * names, hidden entries skipped, and is safe on hostile trees:
  *  - symbolic links are followed only while they stay inside the named root (its real path),
@@ -13,7 +15,12 @@
  *    warning) without being opened, and one named as PATH is a failed input;
  *  - every directory is entered once (device + inode), so `..` links and link cycles cost one
  *    visit each, never an exponential walk;
- *  - an empty directory is no failure.
+ *  - an empty directory is no failure;
+ *  - what is checked is what is used: a directory is listed through a descriptor opened without
+ *    following a link (unless the walk followed one) and checked to be the directory found, its
+ *    entries looked up in it (fstatat), and each file is handed on with its pin (device, inode),
+ *    which every later open checks (ingest/input.h), so a name swapped for a link, a FIFO or
+ *    another file between the walk and the read is refused, never followed.
  * Files met in a tree (not a PATH named by the user) are filtered: an --exclude glob skips a
  * file or a whole directory; with --include globs a file must match one; by default what is not
  * a document is skipped (stylesheets, scripts, images, fonts, media, archives, search indexes,
@@ -33,8 +40,11 @@ typedef struct lqa_walk_opts {
 
 typedef struct lqa_walk_fns {
     /* An input: a file, or (join) a manual directory with its index page. top is the name of the
-     * first directory below the root it lies in, NULL for the root itself and its own files. */
-    void (*input)(void *ctx, const char *path, const char *top, const char *index, double bytes);
+     * first directory below the root it lies in, NULL for the root itself and its own files. pin:
+     * what a file must still be when it is opened (lqa_parse_opts.pin; the parser checks it, so a
+     * name swapped after the walk is refused); NULL for a manual directory. */
+    void (*input)(void *ctx, const char *path, const char *top, const char *index, double bytes,
+                  const lqa_input_pin *pin);
     /* A PATH or directory that cannot be read, once per path; reason is the whole message. */
     void (*failed)(void *ctx, const char *reason);
     /* Something skipped that the user may want to know about (a link leaving the tree, a FIFO). */
