@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/escape.h"
 #include "common/fileio.h"
 #include "common/hash.h"
 #include "common/log.h"
@@ -501,7 +502,8 @@ static void print_summary(const add_ctx *c, double secs) {
 }
 
 static int usage_error(const char *msg) {
-    fprintf(stderr, "lqa-ingest add: %s\n\n%s", msg, ADD_USAGE);
+    lqa_eprintf("lqa-ingest add: %s", msg);
+    fprintf(stderr, "\n%s", ADD_USAGE);
     return LQA_EXIT_USAGE;
 }
 
@@ -568,7 +570,11 @@ int lqa_cmd_add(int argc, char **argv) {
         case 'L': wo.follow_symlinks = 1; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(ADD_USAGE, stdout); return LQA_EXIT_OK;
-        default: return usage_error("unknown option");
+        default: {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "unknown option or missing value '%s'", lqa_bad_option(argc, argv));
+            return usage_error(msg);
+        }
         }
     }
     if (!db) return usage_error("--db DB is required");
