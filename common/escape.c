@@ -1,6 +1,7 @@
 /* escape.c: see escape.h. */
 #include "common/escape.h"
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -84,12 +85,34 @@ void lqa_escape_inplace(char *s, size_t cap) {
     memcpy(s, tmp, strlen(tmp) + 1);
 }
 
-void lqa_eprintf(const char *fmt, ...) {
+static void print_line(FILE *f, const char *fmt, va_list ap) {
     char line[4096];
+    vsnprintf(line, sizeof line, fmt, ap);
+    lqa_escape_inplace(line, sizeof line);
+    fprintf(f, "%s\n", line);
+}
+
+void lqa_eprintf(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    print_line(stderr, fmt, ap);
     va_end(ap);
-    lqa_escape_inplace(line, sizeof line);
-    fprintf(stderr, "%s\n", line);
+}
+
+void lqa_oprintf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    print_line(stdout, fmt, ap);
+    va_end(ap);
+}
+
+const char *lqa_bad_option(int argc, char *const argv[]) {
+    static char short_opt[3];
+    const char *arg = optind >= 1 && optind <= argc ? argv[optind - 1] : "";
+    /* a short option (maybe inside a cluster like -xq, where optind has not moved on): optopt */
+    if (optopt > ' ' && optopt < 127 && strncmp(arg, "--", 2) != 0) {
+        snprintf(short_opt, sizeof short_opt, "-%c", optopt);
+        return short_opt;
+    }
+    return arg;
 }

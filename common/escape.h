@@ -20,5 +20,11 @@ int lqa_escape_clean(const char *s);
 /* Prints one line to stderr: the formatted message, escaped, then a newline (for messages that
  * name files outside lqa_err and lqa_log). */
 void lqa_eprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same on stdout (a report line that names the user's file or query). */
+void lqa_oprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The argument getopt refused (an unknown option, or one missing its value): "--name...", or
+ * "-c" for a short option. getopt's own message would print it raw, so the tools set opterr = 0
+ * and name it in their own message, which they print escaped. */
+const char *lqa_bad_option(int argc, char *const argv[]);
 
 #endif

@@ -14,8 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int lqa_open_regular(const char *path, lqa_err *err) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+int lqa_open_regular(const char *path, lqa_err *err) { return lqa_open_regular_ex(path, 0, NULL, err); }
+
+int lqa_open_regular_ex(const char *path, int flags, struct stat *st_out, lqa_err *err) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | flags);
+    if (fd < 0 && errno == ELOOP && (flags & O_NOFOLLOW))
+        return lqa_err_set(err, "%s: cannot open: a symbolic link, not followed (expected a regular file)", path);
     if (fd < 0) return lqa_err_set(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -30,6 +34,7 @@ int lqa_open_regular(const char *path, lqa_err *err) {
     }
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    if (st_out) *st_out = st;
     return fd;
 }
 

@@ -44,6 +44,10 @@ int lqa_same_path(const char *a, const char *b);
  * block open() forever, a directory or device is never data), without blocking. Returns the fd,
  * or -1 with "PATH: cannot open: REASON" in err. */
 int lqa_open_regular(const char *path, lqa_err *err);
+/* The same with extra open flags (O_NOFOLLOW: a symbolic link is refused, by name) and the
+ * descriptor's stat in st_out (may be NULL): what was opened, not what the name was before. */
+struct stat;
+int lqa_open_regular_ex(const char *path, int flags, struct stat *st_out, lqa_err *err);
 
 /* Atomic directory: every writer of a folder (checkpoints, final/, shard and model directories)
  * builds it in PATH.tmp-PID and lqa_atomic_dir_commit puts it in place: renamed when PATH is

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/escape.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "dataset/build.h"
@@ -92,8 +93,16 @@ static int want_help(int argc, char **argv, const char *usage) {
 }
 
 static int usage_error(const char *usage, const char *msg) {
-    fprintf(stderr, "lqa-build: %s\n\n%s", msg, usage);
+    lqa_eprintf("lqa-build: %s", msg);
+    fprintf(stderr, "\n%s", usage);
     return EXIT_USAGE;
+}
+
+/* getopt refused an argument: named escaped (opterr is 0, getopt would print it raw). */
+static int bad_option(const char *usage, int argc, char **argv) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "unknown option or missing value '%s'", lqa_bad_option(argc, argv));
+    return usage_error(usage, msg);
 }
 
 static int parse_long(const char *s, long long lo, long long hi, long long *out) {
@@ -128,18 +137,18 @@ static int cmd_tokenizer(int argc, char **argv) {
         case 't':
             if (parse_long(optarg, 0, 1024, &threads)) return usage_error(USAGE_TOKENIZER, "--threads: expected 0..1024");
             break;
-        default: return usage_error(USAGE_TOKENIZER, "unknown option");
+        default: return bad_option(USAGE_TOKENIZER, argc, argv);
         }
     }
     if (!db || !out || !vocab) return usage_error(USAGE_TOKENIZER, "--db, --vocab-size and -o are required");
     lqa_err err;
     if (lqa_build_tokenizer(db, split, (int)vocab, (uint64_t)seed, (int)threads, out, keep_text, &err) != 0) {
-        fprintf(stderr, "lqa-build tokenizer: %s\n", err.msg);
+        lqa_eprintf("lqa-build tokenizer: %s", err.msg);
         return EXIT_ERR;
     }
     lqa_tokenizer *t = lqa_tok_load(out, &err);
     if (!t) {
-        fprintf(stderr, "lqa-build tokenizer: %s\n", err.msg);
+        lqa_eprintf("lqa-build tokenizer: %s", err.msg);
         return EXIT_ERR;
     }
     log_info("%s: %d pieces, sha256 %s", out, lqa_tok_vocab_size(t), lqa_tok_sha256(t));
@@ -186,7 +195,7 @@ static int cmd_shards(int argc, char **argv) {
             if (parse_long(optarg, 1, 1LL << 32, &v)) return usage_error(USAGE_SHARDS, "--shard-records: expected >= 1");
             o.shard_records = (uint64_t)v;
             break;
-        default: return usage_error(USAGE_SHARDS, "unknown option");
+        default: return bad_option(USAGE_SHARDS, argc, argv);
         }
     }
     if (!o.db || !o.tokenizer || !o.out_dir || !o.kind || !o.max_len)
@@ -195,7 +204,7 @@ static int cmd_shards(int argc, char **argv) {
         return usage_error(USAGE_SHARDS, "--split: expected train, valid, test or all");
     lqa_err err;
     if (lqa_build_shards(&o, &err) != 0) {
-        fprintf(stderr, "lqa-build shards: %s\n", err.msg);
+        lqa_eprintf("lqa-build shards: %s", err.msg);
         return EXIT_ERR;
     }
     return EXIT_OK;
@@ -222,7 +231,7 @@ static int parse_dir_args(int argc, char **argv, const char *usage, dir_args *a)
         case 'r':
             if (parse_long(optarg, 0, 1LL << 62, &a->record)) return usage_error(usage, "--record: expected an index >= 0");
             break;
-        default: return usage_error(usage, "unknown option");
+        default: return bad_option(usage, argc, argv);
         }
     }
     if (optind != argc - 1) return usage_error(usage, "expected exactly one shard directory");
@@ -238,14 +247,14 @@ static int cmd_verify(int argc, char **argv) {
     lqa_err err;
     long problems = lqa_verify_dir(a.dir, a.tokenizer, a.db, &err);
     if (problems < 0) {
-        fprintf(stderr, "lqa-build verify: %s\n", err.msg);
+        lqa_eprintf("lqa-build verify: %s", err.msg);
         return EXIT_ERR;
     }
     if (problems > 0) {
-        fprintf(stderr, "lqa-build verify: %s: %ld problem(s)\n", a.dir, problems);
+        lqa_eprintf("lqa-build verify: %s: %ld problem(s)", a.dir, problems);
         return EXIT_ERR;
     }
-    printf("%s: ok\n", a.dir);
+    lqa_oprintf("%s: ok", a.dir);
     return EXIT_OK;
 }
 
@@ -288,7 +297,7 @@ static int cmd_inspect(int argc, char **argv) {
     lqa_err err;
     lqa_shards *d = lqa_shards_open(a.dir, NULL, &err);
     if (!d) {
-        fprintf(stderr, "lqa-build inspect: %s\n", err.msg);
+        lqa_eprintf("lqa-build inspect: %s", err.msg);
         return EXIT_ERR;
     }
     if (a.record < 0) {
@@ -302,12 +311,12 @@ static int cmd_inspect(int argc, char **argv) {
     lqa_record r = {0};
     rc = EXIT_ERR;
     if (!t) {
-        fprintf(stderr, "lqa-build inspect: %s (give --tokenizer)\n", err.msg);
+        lqa_eprintf("lqa-build inspect: %s (give --tokenizer)", err.msg);
     } else if (strcmp(lqa_tok_sha256(t), lqa_shards_get_info(d)->tokenizer_hex) != 0) {
-        fprintf(stderr, "lqa-build inspect: %s: tokenizer sha256 %s, the shards were built with %s\n", tpath,
+        lqa_eprintf("lqa-build inspect: %s: tokenizer sha256 %s, the shards were built with %s", tpath,
                 lqa_tok_sha256(t), lqa_shards_get_info(d)->tokenizer_hex);
     } else if (lqa_shards_read(d, (uint64_t)a.record, &r, &err) != 0 || print_record(t, &r, &err) != 0) {
-        fprintf(stderr, "lqa-build inspect: %s\n", err.msg);
+        lqa_eprintf("lqa-build inspect: %s", err.msg);
     } else {
         rc = EXIT_OK;
     }
@@ -325,7 +334,7 @@ static int cmd_stats(int argc, char **argv) {
     lqa_err err;
     lqa_shards *d = lqa_shards_open(a.dir, NULL, &err);
     if (!d) {
-        fprintf(stderr, "lqa-build stats: %s\n", err.msg);
+        lqa_eprintf("lqa-build stats: %s", err.msg);
         return EXIT_ERR;
     }
     const json_t *m = lqa_shards_manifest(d);
@@ -357,17 +366,18 @@ static int cmd_stats(int argc, char **argv) {
             printf("  %8lld-%-8lld %lld\n", lqa_json_int(bin, "min", 0), lqa_json_int(bin, "max", 0),
                    lqa_json_int(bin, "count", 0));
         const json_t *tok = json_object_get(m, "tokenizer");
-        printf("tokenizer %s (sha256 %s, vocab %lld)\n", lqa_json_str(tok, "path", "?"), lqa_json_str(tok, "sha256", "?"),
-               lqa_json_int(tok, "vocab_size", 0));
+        lqa_oprintf("tokenizer %s (sha256 %s, vocab %lld)", lqa_json_str(tok, "path", "?"), lqa_json_str(tok, "sha256", "?"),
+                    lqa_json_int(tok, "vocab_size", 0));
         const json_t *set = json_object_get(m, "settings");
-        printf("settings: db %s, split %s, max_len %lld, zstd level %lld\n", lqa_json_str(set, "db", "?"),
-               lqa_json_str(set, "split", "?"), lqa_json_int(set, "max_len", 0), lqa_json_int(set, "zstd_level", 0));
+        lqa_oprintf("settings: db %s, split %s, max_len %lld, zstd level %lld", lqa_json_str(set, "db", "?"),
+                    lqa_json_str(set, "split", "?"), lqa_json_int(set, "max_len", 0), lqa_json_int(set, "zstd_level", 0));
     }
     lqa_shards_close(d);
     return EXIT_OK;
 }
 
 int main(int argc, char **argv) {
+    opterr = 0; /* getopt would print a refused option raw: bad_option names it, escaped */
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(USAGE, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
@@ -378,7 +388,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "verify")) return cmd_verify(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "stats")) return cmd_stats(argc - 1, argv + 1);
-    fprintf(stderr, "lqa-build: unknown command '%s', expected tokenizer, shards, verify, inspect or stats\n\n%s",
-            cmd, USAGE);
+    lqa_eprintf("lqa-build: unknown command '%s', expected tokenizer, shards, verify, inspect or stats", cmd);
+    fprintf(stderr, "\n%s", USAGE);
     return EXIT_USAGE;
 }

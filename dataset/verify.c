@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/escape.h"
 #include "dataset/build.h"
 #include "dataset/shards.h"
 #include "dataset/tokenizer.h"
@@ -112,7 +113,7 @@ static long check_round_trip(lqa_shards *d, const char *dir, const char *db, lqa
         for (uint32_t s = 0; s < rec.n_segments; s++) {
             const lqa_segment *g = &rec.segments[s];
             if (check_example(&rt, rec.tokens + g->start, rec.loss_mask + g->start, g->len, g->qa_id, &e) != 0) {
-                fprintf(stderr, "verify: %s: record %llu: %s\n", dir, (unsigned long long)i, e.msg);
+                lqa_eprintf("verify: %s: record %llu: %s", dir, (unsigned long long)i, e.msg);
                 problems++;
             }
         }
@@ -139,13 +140,13 @@ long lqa_verify_dir(const char *dir, const char *tokenizer, const char *db, lqa_
     for (uint64_t i = 0; i < lqa_shards_count(d); i++) {
         lqa_err e;
         if (lqa_shards_read(d, i, &rec, &e) != 0) {
-            fprintf(stderr, "verify: %s\n", e.msg);
+            lqa_eprintf("verify: %s", e.msg);
             problems++;
             continue;
         }
         char *text = NULL;
         if (tok && lqa_tok_decode(tok, rec.tokens, rec.n_tokens, &text, &e) != 0) {
-            fprintf(stderr, "verify: %s: record %llu: %s\n", dir, (unsigned long long)i, e.msg);
+            lqa_eprintf("verify: %s: record %llu: %s", dir, (unsigned long long)i, e.msg);
             problems++;
         }
         free(text);

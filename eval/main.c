@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/escape.h"
 #include "common/fileio.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -68,7 +69,7 @@ static int parse_ints(const char *opt, const char *s, int *out, int *n) {
         char *end;
         long v = strtol(p, &end, 10);
         if (end == p || v <= 0 || (*end && *end != ',') || *n == MAX_LIST) {
-            fprintf(stderr, "lqa-eval: %s \"%s\": expected a comma list of positive integers\n", opt, s);
+            lqa_eprintf("lqa-eval: %s \"%s\": expected a comma list of positive integers", opt, s);
             return -1;
         }
         out[(*n)++] = (int)v;
@@ -83,7 +84,7 @@ static int parse_depths(const char *s, double *out, int *n) {
         char *end;
         double v = strtod(p, &end);
         if (end == p || v < 0 || v > 1 || (*end && *end != ',') || *n == MAX_LIST) {
-            fprintf(stderr, "lqa-eval: --depths \"%s\": expected a comma list of numbers in [0, 1]\n", s);
+            lqa_eprintf("lqa-eval: --depths \"%s\": expected a comma list of numbers in [0, 1]", s);
             return -1;
         }
         out[(*n)++] = v;
@@ -96,7 +97,7 @@ static int parse_int(const char *opt, const char *s, int min, int *out) {
     char *end;
     long v = strtol(s, &end, 10);
     if (*s == '\0' || *end || v < min || v > 1 << 30) {
-        fprintf(stderr, "lqa-eval: %s \"%s\": expected an integer >= %d\n", opt, s, min);
+        lqa_eprintf("lqa-eval: %s \"%s\": expected an integer >= %d", opt, s, min);
         return -1;
     }
     *out = (int)v;
@@ -149,12 +150,15 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         case 'g': o->device = optarg; break;
         case 'o': o->out = optarg; break;
         case 'h': usage(stdout); exit(0);
-        default: usage(stderr); return -1;
+        default:
+            lqa_eprintf("lqa-eval run: unknown option or missing value \"%s\"", lqa_bad_option(argc, argv));
+            usage(stderr);
+            return -1;
         }
         if (bad) return -1;
     }
     if (optind < argc) {
-        fprintf(stderr, "lqa-eval run: unexpected argument \"%s\"\n", argv[optind]);
+        lqa_eprintf("lqa-eval run: unexpected argument \"%s\"", argv[optind]);
         return -1;
     }
     if (!o->model || !o->out) {
@@ -162,7 +166,7 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         return -1;
     }
     if (strcmp(o->filler, "paper") && strcmp(o->filler, "store")) {
-        fprintf(stderr, "lqa-eval run: --filler \"%s\": expected paper or store\n", o->filler);
+        lqa_eprintf("lqa-eval run: --filler \"%s\": expected paper or store", o->filler);
         return -1;
     }
     if (!o->tasks) o->tasks = o->db ? "qa,passkey,ppl" : "passkey";
@@ -187,7 +191,7 @@ static int check_tasks(const char *list) {
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         if (!((len == 2 && !strncmp(p, "qa", 2)) || (len == 7 && !strncmp(p, "passkey", 7)) ||
               (len == 3 && !strncmp(p, "ppl", 3)))) {
-            fprintf(stderr, "lqa-eval run: --tasks: unknown task \"%.*s\"; expected qa, passkey or ppl\n", (int)len, p);
+            lqa_eprintf("lqa-eval run: --tasks: unknown task \"%.*s\"; expected qa, passkey or ppl", (int)len, p);
             return -1;
         }
         p = comma ? comma + 1 : NULL;
@@ -263,7 +267,7 @@ static int run_tasks(const run_opts *o, lqa_eval_ctx *e, json_t *tasks) {
         }
         if (rc) {
             /* one task's failure does not lose the others' results */
-            fprintf(stderr, "lqa-eval: %s\n", err.msg);
+            lqa_eprintf("lqa-eval: %s", err.msg);
             json_object_set_new(tasks, names[t], json_pack("{s:s}", "error", err.msg));
             failed = 1;
         } else {
@@ -333,7 +337,7 @@ static int cmd_run(int argc, char **argv) {
     rc = failed;
     goto done;
 fail:
-    fprintf(stderr, "lqa-eval: %s\n", err.msg);
+    lqa_eprintf("lqa-eval: %s", err.msg);
 done:
     lqa_infer_free(inf);
     if (store) lqa_store_close(store);
@@ -351,7 +355,7 @@ static int cmd_report(int argc, char **argv) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--notes") && i + 1 < argc) notes = argv[++i];
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
-        else if (argv[i][0] == '-') { fprintf(stderr, "lqa-eval report: unknown option \"%s\"\n", argv[i]); return 2; }
+        else if (argv[i][0] == '-') { lqa_eprintf("lqa-eval report: unknown option \"%s\"", argv[i]); return 2; }
         else if (n < MAX_LIST) inputs[n++] = argv[i];
     }
     if (!out || n == 0) {
@@ -360,7 +364,7 @@ static int cmd_report(int argc, char **argv) {
     }
     lqa_err err;
     if (lqa_eval_report(inputs, n, notes, out, &err)) {
-        fprintf(stderr, "lqa-eval: %s\n", err.msg);
+        lqa_eprintf("lqa-eval: %s", err.msg);
         return 1;
     }
     log_info("wrote %s/report.md and %s/report.html", out, out);
@@ -387,7 +391,7 @@ static int cmd_bench(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads") && !last) { if (parse_int("--threads", argv[++i], 0, &threads)) return 2; }
         else if (!strcmp(argv[i], "--decode") && !last) { if (parse_int("--decode", argv[++i], 1, &decode)) return 2; }
         else if (!strcmp(argv[i], "--device") && !last) device = argv[++i];
-        else { fprintf(stderr, "lqa-eval bench: unexpected \"%s\"; expected --model DIR [--lengths L,...] [--decode N] [--threads N] [--device D]\n", argv[i]); return 2; }
+        else { lqa_eprintf("lqa-eval bench: unexpected \"%s\"; expected --model DIR [--lengths L,...] [--decode N] [--threads N] [--device D]", argv[i]); return 2; }
     }
     if (!model || parse_ints("--lengths", lengths_s, lengths, &n_lengths)) {
         fprintf(stderr, "lqa-eval bench: expected --model MODEL_DIR\n");
@@ -397,7 +401,7 @@ static int cmd_bench(int argc, char **argv) {
     lqa_model m = {0};
     const lqa_backend *be = lqa_backend_open(device, &err);
     if (!be || lqa_hf_load(model, &m, &err)) {
-        fprintf(stderr, "lqa-eval: %s\n", err.msg);
+        lqa_eprintf("lqa-eval: %s", err.msg);
         return 1;
     }
     lqa_model_to_backend(&m, be);
@@ -431,12 +435,13 @@ static int cmd_bench(int argc, char **argv) {
         free(logits);
         lqa_infer_free(inf);
     }
-    if (rc) fprintf(stderr, "lqa-eval: %s\n", err.msg);
+    if (rc) lqa_eprintf("lqa-eval: %s", err.msg);
     lqa_model_free(&m);
     return rc;
 }
 
 int main(int argc, char **argv) {
+    opterr = 0; /* getopt would print a refused option raw: parse_run names it, escaped */
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -444,7 +449,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "run")) return cmd_run(argc - 1, argv + 1);
     if (!strcmp(argv[1], "report")) return cmd_report(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
-    fprintf(stderr, "lqa-eval: unknown command \"%s\"; expected run or report\n", argv[1]);
+    lqa_eprintf("lqa-eval: unknown command \"%s\"; expected run or report", argv[1]);
     usage(stderr);
     return 2;
 }

@@ -1,4 +1,4 @@
-/* add.c: `lqa-ingest add`: walks the inputs (lqa_walker, ingest/input.h: directories recursively,
+/* add.c: `lqa-ingest add`: walks the inputs (lqa_walker, ingest/walk.h: directories recursively,
  * sorted, links kept inside the tree, filtered), parses each through lqa_parse_path (or
  * lqa_parse_manual for a --join manual), runs the QA generators and
  * stores the documents with their sections and pairs in batched transactions (a batch holds
@@ -16,15 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/escape.h"
 #include "common/fileio.h"
 #include "common/hash.h"
 #include "common/log.h"
 #include "common/progress.h"
 #include "ingest/cli.h"
 #include "ingest/gen.h"
-#include "ingest/input.h"
 #include "ingest/parse.h"
 #include "ingest/pipe.h"
+#include "ingest/walk.h"
 #include "store/store.h"
 
 static const char *const ADD_USAGE =
@@ -76,6 +77,8 @@ static const char *const ADD_USAGE =
 typedef struct input_item {
     char *path, *source, *index;
     double bytes;
+    lqa_input_pin pin; /* a file: what the walk found (ingest/input.h) */
+    int pinned;
 } input_item;
 
 typedef struct kind_count {
@@ -134,18 +137,21 @@ static void count_kind(add_ctx *c, const char *kind) {
     c->kinds[c->n_kinds++] = (kind_count){lqa_strdup(kind), 1};
 }
 
-/* ---- input walk (ingest/input.h: lqa_walker) ---- */
+/* ---- input walk (ingest/walk.h: lqa_walker) ---- */
 
-static void push_item(add_ctx *c, const char *path, const char *source, const char *index, double bytes) {
+static void push_item(add_ctx *c, const char *path, const char *source, const char *index, double bytes,
+                      const lqa_input_pin *pin) {
     if (c->n_items == c->cap_items)
         c->items = lqa_realloc(c->items, (size_t)(c->cap_items = c->cap_items ? 2 * c->cap_items : 64) * sizeof *c->items);
-    c->items[c->n_items++] = (input_item){lqa_strdup(path), lqa_strdup(source), index ? lqa_strdup(index) : NULL, bytes};
+    c->items[c->n_items++] = (input_item){lqa_strdup(path), lqa_strdup(source), index ? lqa_strdup(index) : NULL, bytes,
+                                          pin ? *pin : (lqa_input_pin){0}, pin != NULL};
 }
 
 /* The default source is the first directory below the PATH argument, else the PATH's name. */
-static void on_input(void *ctx, const char *path, const char *top, const char *index, double bytes) {
+static void on_input(void *ctx, const char *path, const char *top, const char *index, double bytes,
+                     const lqa_input_pin *pin) {
     add_ctx *c = ctx;
-    push_item(c, path, top ? top : c->walk_root_name, index, bytes);
+    push_item(c, path, top ? top : c->walk_root_name, index, bytes, pin);
 }
 
 /* A failed input is reported once, here, as it is met (and counted in the summary). */
@@ -329,6 +335,7 @@ static void work_unit(void *ctx, int worker, int unit, lqa_pipe_out *out) {
     add_worker *w = &c->workers[worker];
     w->out = out;
     w->it = &c->items[unit];
+    w->po.pin = w->it->pinned ? &w->it->pin : NULL; /* the parser's opens check it is still the walk's file */
     lqa_err err = {{0}};
     int rc = w->it->index ? lqa_parse_manual(w->it->index, &w->po, prepare_doc, w, &err)
                           : lqa_parse_path(w->it->path, &w->po, prepare_doc, w, &err);
@@ -495,7 +502,8 @@ static void print_summary(const add_ctx *c, double secs) {
 }
 
 static int usage_error(const char *msg) {
-    fprintf(stderr, "lqa-ingest add: %s\n\n%s", msg, ADD_USAGE);
+    lqa_eprintf("lqa-ingest add: %s", msg);
+    fprintf(stderr, "\n%s", ADD_USAGE);
     return LQA_EXIT_USAGE;
 }
 
@@ -562,7 +570,11 @@ int lqa_cmd_add(int argc, char **argv) {
         case 'L': wo.follow_symlinks = 1; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(ADD_USAGE, stdout); return LQA_EXIT_OK;
-        default: return usage_error("unknown option");
+        default: {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "unknown option or missing value '%s'", lqa_bad_option(argc, argv));
+            return usage_error(msg);
+        }
         }
     }
     if (!db) return usage_error("--db DB is required");

@@ -203,7 +203,10 @@ int lqa_cmd_export(int argc, char **argv) {
         case 'k': kinds = optarg; break;
         case 'o': outp = optarg; break;
         case 'h': fputs(EXPORT_USAGE, stdout); return LQA_EXIT_OK;
-        default: fputs(EXPORT_USAGE, stderr); return LQA_EXIT_USAGE;
+        default:
+            lqa_eprintf("lqa-ingest export: unknown option or missing value '%s'", lqa_bad_option(argc, argv));
+            fputs(EXPORT_USAGE, stderr);
+            return LQA_EXIT_USAGE;
         }
     }
     int jsonl = format && !strcmp(format, "jsonl");

@@ -1,7 +1,7 @@
 /* input.h: a byte stream over a file that is transparently decompressed (.gz .bz2 .xz .zst,
  * recognised by magic bytes, not by name), for the streaming parsers (MediaWiki, JSON arrays);
- * only regular files are opened (a FIFO is refused without blocking). And the walker of input
- * trees (lqa_walk): what `lqa-ingest add PATH...` takes from a directory. */
+ * only regular files are opened (a FIFO is refused without blocking). The walker that finds the
+ * inputs in a directory tree is ingest/walk.h. */
 #ifndef LQA_INPUT_H
 #define LQA_INPUT_H
 
@@ -11,6 +11,26 @@
 #include "common/check.h"
 
 typedef struct lqa_input lqa_input;
+
+/* What an input must be when it is opened: the file the walk found (ingest/walk.h). Between the
+ * walk and the open a name can be swapped for a symbolic link (to /etc/shadow), a FIFO or another
+ * file; the opener checks the descriptor it got, never the name again: opened with O_NOFOLLOW
+ * (unless the walk reached the file through a link), O_NONBLOCK and O_CLOEXEC, then it must be a
+ * regular file with the walk's device and inode, or it is refused naming the file. */
+typedef struct lqa_input_pin {
+    uint64_t dev, ino;
+    int via_link; /* the walk followed a symbolic link to it (inside the tree, or --follow-symlinks) */
+} lqa_input_pin;
+
+/* Opens path for reading its bytes: a regular file (a FIFO is refused without blocking) and,
+ * with a pin, the pinned one; pin NULL: any regular file (a PATH named by the user, links
+ * followed). Returns the fd, or -1 with "PATH: cannot open: REASON" in err (err may be NULL). */
+int lqa_input_open_fd(const char *path, const lqa_input_pin *pin, lqa_err *err);
+
+/* The stream and whole-file reads below, with the pin checked at the open (NULL: none). */
+lqa_input *lqa_input_open_pinned(const char *path, const lqa_input_pin *pin, lqa_err *err);
+int lqa_input_read_all_pinned(const char *path, const lqa_input_pin *pin, size_t max_bytes, char **data, size_t *len,
+                              lqa_err *err);
 
 lqa_input *lqa_input_open(const char *path, lqa_err *err);
 /* Reads up to n bytes; returns bytes read, 0 at end, -1 on error (err set: truncated or corrupt
@@ -25,63 +45,6 @@ void lqa_input_close(lqa_input *in);
 /* An EPUB recognised by its container: a zip archive holding META-INF/container.xml, whatever
  * the order of its entries (the spec puts "mimetype" first; many tools do not). */
 int lqa_input_is_epub_container(const char *path);
-
-/* ---- the input tree walker ----------------------------------------------------------------------
- * Walks a PATH argument: a file is one input; a directory is walked recursively in byte order of
- * names, hidden entries skipped, and is safe on hostile trees:
- *  - symbolic links are followed only while they stay inside the named root (its real path),
- *    unless follow_symlinks; a link leaving the tree is skipped with a warning;
- *  - only regular files are inputs: a FIFO, socket or device met in a tree is skipped (with a
- *    warning) without being opened, and one named as PATH is a failed input;
- *  - every directory is entered once (device + inode), so `..` links and link cycles cost one
- *    visit each, never an exponential walk;
- *  - an empty directory is no failure.
- * Files met in a tree (not a PATH named by the user) are filtered: an --exclude glob skips a
- * file or a whole directory; with --include globs a file must match one; by default what is not
- * a document is skipped (stylesheets, scripts, images, fonts, media, archives, search indexes,
- * Sphinx _sources/_static, changelogs, and text twins like page.txt.gz or page.md of a
- * page.html beside it): a file matching an --include is taken even then. A glob without '/'
- * matches the entry's name, one with '/' the path below the root (fnmatch, '*' crosses '/'). */
-
-typedef struct lqa_walk_opts {
-    int follow_symlinks;
-    int join;                     /* a directory holding index.html (or index.*.html) is one input */
-    int no_default_excludes;
-    const char *const *include;
-    int n_include;
-    const char *const *exclude;
-    int n_exclude;
-} lqa_walk_opts;
-
-typedef struct lqa_walk_fns {
-    /* An input: a file, or (join) a manual directory with its index page. top is the name of the
-     * first directory below the root it lies in, NULL for the root itself and its own files. */
-    void (*input)(void *ctx, const char *path, const char *top, const char *index, double bytes);
-    /* A PATH or directory that cannot be read, once per path; reason is the whole message. */
-    void (*failed)(void *ctx, const char *reason);
-    /* Something skipped that the user may want to know about (a link leaving the tree, a FIFO). */
-    void (*warn)(void *ctx, const char *msg);
-} lqa_walk_fns;
-
-typedef struct lqa_walk_counts {
-    long excluded;      /* files skipped by --include/--exclude */
-    long not_documents; /* files skipped by the default excludes (twins included) */
-    long links_out;     /* symbolic links leaving the tree, not followed */
-    long not_regular;   /* FIFOs, sockets, devices, broken links met in a tree */
-    long revisits;      /* directories reached again (.. links, cycles), not walked again */
-} lqa_walk_counts;
-
-typedef struct lqa_walker lqa_walker;
-/* One walker for all PATHs of a run: a directory reached from two PATHs is walked once. */
-lqa_walker *lqa_walker_new(const lqa_walk_opts *opts, const lqa_walk_fns *fns, void *ctx);
-void lqa_walker_run(lqa_walker *w, const char *path);
-const lqa_walk_counts *lqa_walker_counts(const lqa_walker *w);
-void lqa_walker_free(lqa_walker *w);
-/* The default exclusion of a file name (its name only, no directory): the reason, or NULL when
- * it may be a document. */
-const char *lqa_walk_default_exclude(const char *name);
-/* The glob match used by --include/--exclude: rel is the path below the root, name its last
- * component. */
-int lqa_walk_glob_match(const char *glob, const char *rel, const char *name);
+int lqa_input_is_epub_container_pinned(const char *path, const lqa_input_pin *pin);
 
 #endif

@@ -1,7 +1,9 @@
 /* main.c: lqa-ingest, documents in, LongQA store out. Dispatches to the subcommands of cli.h. */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "common/escape.h"
 #include "ingest/cli.h"
 
 static const char *const USAGE =
@@ -21,6 +23,7 @@ static const char *const USAGE =
     "`lqa-ingest COMMAND --help` describes each command. Docs: docs/INGEST.md, docs/STORE.md.\n";
 
 int main(int argc, char **argv) {
+    opterr = 0; /* getopt would print a refused option raw: each command names it, escaped */
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(USAGE, argc < 2 ? stderr : stdout);
         return argc < 2 ? LQA_EXIT_USAGE : LQA_EXIT_OK;
@@ -30,6 +33,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "stats")) return lqa_cmd_stats(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return lqa_cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "search")) return lqa_cmd_search(argc - 1, argv + 1);
-    fprintf(stderr, "lqa-ingest: unknown command '%s', expected add, stats, export or search\n\n%s", cmd, USAGE);
+    lqa_eprintf("lqa-ingest: unknown command '%s', expected add, stats, export or search", cmd);
+    fprintf(stderr, "\n%s", USAGE);
     return LQA_EXIT_USAGE;
 }

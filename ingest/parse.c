@@ -28,9 +28,12 @@ const char *const lqa_formats[] = {"auto",     "html",      "docbook", "jats",  
 
 /* ---- sniffing -------------------------------------------------------------------------------- */
 
+static const lqa_input_pin *pin_of(const lqa_parse_opts *opts) { return opts ? opts->pin : NULL; }
+
 /* Reads up to cap decompressed bytes from the start of path. */
-static int read_head(const char *path, char *head, size_t cap, size_t *n, const char **codec, lqa_err *err) {
-    lqa_input *in = lqa_input_open(path, err);
+static int read_head(const char *path, const lqa_input_pin *pin, char *head, size_t cap, size_t *n, const char **codec,
+                     lqa_err *err) {
+    lqa_input *in = lqa_input_open_pinned(path, pin, err);
     if (!in) return -1;
     *n = 0;
     while (*n < cap) {
@@ -98,8 +101,8 @@ static int looks_like_json(const char *s, size_t n) {
     return strchr("{[\"-0123456789tfn]", s[i]) != NULL;
 }
 
-static const char *sniff_format(const char *path, const char *head, size_t n, lqa_err *err) {
-    if (is_epub(head, n) || (n >= 4 && !memcmp(head, "PK\x03\x04", 4) && lqa_input_is_epub_container(path)))
+static const char *sniff_format(const char *path, const lqa_input_pin *pin, const char *head, size_t n, lqa_err *err) {
+    if (is_epub(head, n) || (n >= 4 && !memcmp(head, "PK\x03\x04", 4) && lqa_input_is_epub_container_pinned(path, pin)))
         return "epub"; /* a zip with mimetype first, or any zip holding META-INF/container.xml */
     if (check_text_bytes(path, head, n, err) < 0) return NULL;
     size_t i = 0;
@@ -192,7 +195,7 @@ static int parse_text_family(const char *path, const char *fmt, const lqa_parse_
                              void *ctx, lqa_err *err) {
     char *data;
     size_t len;
-    if (lqa_input_read_all(path, MAX_WHOLE_DOC, &data, &len, err) < 0) return -1;
+    if (lqa_input_read_all_pinned(path, pin_of(opts), MAX_WHOLE_DOC, &data, &len, err) < 0) return -1;
     int rc = check_text_bytes(path, data, len, err);
     if (rc == 0) {
         warn_invalid_utf8(path, data, len, opts);
@@ -206,7 +209,7 @@ static int parse_xml_family(const char *path, const char *fmt, const lqa_parse_o
                             void *ctx, lqa_err *err) {
     char *data;
     size_t len;
-    if (lqa_input_read_all(path, MAX_WHOLE_DOC, &data, &len, err) < 0) return -1;
+    if (lqa_input_read_all_pinned(path, pin_of(opts), MAX_WHOLE_DOC, &data, &len, err) < 0) return -1;
     int rc = lqa_xml_parse_buffer(path, data, len, fmt, opts, sink, ctx, err);
     free(data);
     return rc;
@@ -214,7 +217,7 @@ static int parse_xml_family(const char *path, const char *fmt, const lqa_parse_o
 
 static int parse_mediawiki(const char *path, const lqa_parse_opts *opts, lqa_doc_sink sink, void *ctx,
                            lqa_err *err) {
-    lqa_input *in = lqa_input_open(path, err);
+    lqa_input *in = lqa_input_open_pinned(path, pin_of(opts), err);
     if (!in) return -1;
     int rc = lqa_xml_parse_mediawiki(path, in, opts, sink, ctx, err);
     lqa_input_close(in);
@@ -243,13 +246,13 @@ int lqa_parse_path(const char *path, const lqa_parse_opts *opts, lqa_doc_sink si
     char *head = lqa_malloc(SNIFF_BYTES + 1);
     size_t n = 0;
     const char *codec = "none";
-    int rc = read_head(path, head, SNIFF_BYTES, &n, &codec, err);
+    int rc = read_head(path, pin_of(opts), head, SNIFF_BYTES, &n, &codec, err);
     if (rc == 0 && n == 0)
         rc = lqa_err_set(err, "%s:1: empty file%s, expected a document", path,
                          strcmp(codec, "none") ? " (after decompression)" : "");
     const char *fmt = forced;
     if (rc == 0 && !fmt) {
-        fmt = sniff_format(path, head, n, err);
+        fmt = sniff_format(path, pin_of(opts), head, n, err);
         if (!fmt) rc = -1;
     }
     free(head);

@@ -6,6 +6,7 @@
 #define LQA_PARSE_H
 
 #include "common/check.h"
+#include "ingest/input.h"
 #include "store/doc.h"
 
 /* Called once per parsed document. The parser frees doc after the sink returns.
@@ -24,6 +25,8 @@ typedef struct lqa_parse_opts {
     int join_by_chapter;     /* lqa_parse_manual: one document per chapter (each entry of the index
                                 page's table of contents with the pages below it; a Mallard guide
                                 with its topics) instead of one for the whole manual */
+    const lqa_input_pin *pin; /* the file the input walk found (ingest/input.h): every open of
+                                 the input checks it is still that file; NULL: none */
 } lqa_parse_opts;
 
 /* Parses one file. Returns 0, or -1 with err = "FILE:LINE: what was wrong, what was expected".

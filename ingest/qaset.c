@@ -297,8 +297,9 @@ static int scan_at_eof(const char *path, const array_scan *sc, lqa_err *err) {
                        path, sc->line, sc->n_elems);
 }
 
-int lqa_json_array_stream(const char *path, lqa_json_element_fn fn, void *ctx, lqa_err *err) {
-    lqa_input *in = lqa_input_open(path, err);
+int lqa_json_array_stream(const char *path, const lqa_input_pin *pin, lqa_json_element_fn fn, void *ctx,
+                          lqa_err *err) {
+    lqa_input *in = lqa_input_open_pinned(path, pin, err);
     if (!in) return -1;
     array_scan sc = {.state = BEFORE_ARRAY, .line = 1};
     char *chunk = lqa_malloc(READ_CHUNK);
@@ -329,8 +330,8 @@ int lqa_json_array_stream(const char *path, lqa_json_element_fn fn, void *ctx, l
 
 /* Calls fn with each non-blank line (without its newline). A last line without a newline is
  * still a line; fn's parse error then names it. */
-static int jsonl_stream(const char *path, lqa_json_element_fn fn, void *ctx, lqa_err *err) {
-    lqa_input *in = lqa_input_open(path, err);
+static int jsonl_stream(const char *path, const lqa_input_pin *pin, lqa_json_element_fn fn, void *ctx, lqa_err *err) {
+    lqa_input *in = lqa_input_open_pinned(path, pin, err);
     if (!in) return -1;
     char *chunk = lqa_malloc(READ_CHUNK);
     lqa_buf line = {0};
@@ -381,6 +382,7 @@ static json_t *parse_element(const char *path, const char *json, size_t len, lon
 typedef struct record_ctx {
     const char *path;
     const lqa_parse_opts *opts;
+    const lqa_input_pin *pin; /* opts->pin */
     lqa_doc_sink sink;
     void *sink_ctx;
     import_stats st;
@@ -469,8 +471,8 @@ static int alpaca_record(const char *json, size_t len, long line, void *vctx, lq
 
 static int parse_alpaca(const char *path, const char *first, record_ctx *rc, lqa_err *err) {
     /* LongAlpaca and Alpaca ship as one array; some copies are JSON lines */
-    if (*first == '[') return lqa_json_array_stream(path, alpaca_record, rc, err);
-    return jsonl_stream(path, alpaca_record, rc, err);
+    if (*first == '[') return lqa_json_array_stream(path, rc->pin, alpaca_record, rc, err);
+    return jsonl_stream(path, rc->pin, alpaca_record, rc, err);
 }
 
 /* ---- LongBench JSONL ------------------------------------------------------------------------------- */
@@ -935,7 +937,7 @@ static int only_space(const char *s, size_t n) {
 static int parse_whole(const char *path, const char *format, record_ctx *rc, lqa_err *err) {
     char *data;
     size_t len;
-    if (lqa_input_read_all(path, LQA_QASET_MAX_FILE, &data, &len, err) < 0) return -1;
+    if (lqa_input_read_all_pinned(path, rc->pin, LQA_QASET_MAX_FILE, &data, &len, err) < 0) return -1;
     json_error_t je;
     json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK, &je);
     size_t end = root ? (size_t)je.position : 0;
@@ -946,11 +948,11 @@ static int parse_whole(const char *path, const char *format, record_ctx *rc, lqa
     if (!root) return lqa_err_set(err, "%s:%d: invalid JSON: %s", path, je.line, je.text);
     if (!strcmp(format, "qasper") && is_qasper_paper(root) && rest) {
         json_decref(root);
-        return jsonl_stream(path, qasper_line, rc, err);
+        return jsonl_stream(path, rc->pin, qasper_line, rc, err);
     }
     if (!strcmp(format, "squad") && is_squad_flat(root)) {
         json_decref(root);
-        int ret = jsonl_stream(path, squad_flat_line, rc, err);
+        int ret = jsonl_stream(path, rc->pin, squad_flat_line, rc, err);
         flush_squad_article(rc); /* the articles completed before an error are kept */
         return ret;
     }
@@ -965,8 +967,8 @@ static int parse_whole(const char *path, const char *format, record_ctx *rc, lqa
 }
 
 /* First non-blank byte of the (decompressed) file: '[' for an array, '{' for lines/objects. */
-static int first_byte(const char *path, char *out, lqa_err *err) {
-    lqa_input *in = lqa_input_open(path, err);
+static int first_byte(const char *path, const lqa_input_pin *pin, char *out, lqa_err *err) {
+    lqa_input *in = lqa_input_open_pinned(path, pin, err);
     if (!in) return -1;
     char buf[4096];
     long got;
@@ -980,14 +982,14 @@ static int first_byte(const char *path, char *out, lqa_err *err) {
 
 int lqa_qaset_parse(const char *path, const char *format, const lqa_parse_opts *opts, lqa_doc_sink sink, void *ctx,
                     lqa_err *err) {
-    record_ctx rc = {.path = path, .opts = opts, .sink = sink, .sink_ctx = ctx};
+    record_ctx rc = {.path = path, .opts = opts, .pin = opts ? opts->pin : NULL, .sink = sink, .sink_ctx = ctx};
     int ret;
     if (!strcmp(format, "alpaca")) {
         char first;
-        ret = first_byte(path, &first, err);
+        ret = first_byte(path, rc.pin, &first, err);
         if (ret == 0) ret = parse_alpaca(path, &first, &rc, err);
     } else if (!strcmp(format, "longbench")) {
-        ret = jsonl_stream(path, longbench_record, &rc, err);
+        ret = jsonl_stream(path, rc.pin, longbench_record, &rc, err);
         /* the last document is complete even when a later line failed */
         flush_pending(&rc);
     } else if (!strcmp(format, "squad") || !strcmp(format, "qasper")) {

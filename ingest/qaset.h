@@ -28,6 +28,7 @@ int lqa_qaset_parse(const char *path, const char *format, const lqa_parse_opts *
  * the middle is an error naming the line, after the complete elements were handed on. fn returns
  * 0 to go on, 1 to stop, -1 on error (err set). Exposed for tests and other JSON-array readers. */
 typedef int (*lqa_json_element_fn)(const char *json, size_t len, long line, void *ctx, lqa_err *err);
-int lqa_json_array_stream(const char *path, lqa_json_element_fn fn, void *ctx, lqa_err *err);
+int lqa_json_array_stream(const char *path, const lqa_input_pin *pin, lqa_json_element_fn fn, void *ctx,
+                          lqa_err *err);
 
 #endif

@@ -304,7 +304,8 @@ int lqa_cmd_stats(int argc, char **argv) {
         if (opt == 'd') db = optarg;
         else if (opt == 'j') as_json = 1;
         else if (opt == 'h') return fputs(STATS_USAGE, stdout), LQA_EXIT_OK;
-        else return fputs(STATS_USAGE, stderr), LQA_EXIT_USAGE;
+        else return lqa_eprintf("lqa-ingest stats: unknown option or missing value '%s'", lqa_bad_option(argc, argv)),
+                    fputs(STATS_USAGE, stderr), LQA_EXIT_USAGE;
     }
     if (!db || optind != argc) return fprintf(stderr, "lqa-ingest stats: --db DB is required, no other arguments\n\n%s", STATS_USAGE), LQA_EXIT_USAGE;
     lqa_store *s = open_store("stats", db);
@@ -333,7 +334,8 @@ int lqa_cmd_search(int argc, char **argv) {
         if (opt == 'd') db = optarg;
         else if (opt == 'n') limit = atoi(optarg);
         else if (opt == 'h') return fputs(SEARCH_USAGE, stdout), LQA_EXIT_OK;
-        else return fputs(SEARCH_USAGE, stderr), LQA_EXIT_USAGE;
+        else return lqa_eprintf("lqa-ingest search: unknown option or missing value '%s'", lqa_bad_option(argc, argv)),
+                    fputs(SEARCH_USAGE, stderr), LQA_EXIT_USAGE;
     }
     if (!db || optind != argc - 1 || limit < 1)
         return fprintf(stderr, "lqa-ingest search: expected --db DB and one QUERY\n\n%s", SEARCH_USAGE), LQA_EXIT_USAGE;
@@ -372,7 +374,7 @@ int lqa_cmd_search(int argc, char **argv) {
                 db, sqlite3_errmsg(sdb), sqlite3_extended_errcode(sdb), db);
         status = LQA_EXIT_FATAL;
     } else if (!hits) {
-        printf("no sections match '%s'\n", argv[optind]);
+        lqa_oprintf("no sections match '%s'", argv[optind]);
     }
     sqlite3_finalize(st);
     lqa_store_close(s);

@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -38,13 +39,16 @@ static const epub_entry *epub_find(const epub *b, const char *name) {
 }
 
 /* Reads every file entry into memory (EPUBs are small; the caps refuse bombs). */
-static int epub_load(const char *path, epub *b, lqa_err *err) {
+static int epub_load(const char *path, const lqa_input_pin *pin, epub *b, lqa_err *err) {
+    int fd = lqa_input_open_fd(path, pin, err);
+    if (fd < 0) return -1;
     struct archive *a = archive_read_new();
     mallocCheck(a);
     archive_read_support_format_zip(a);
-    if (archive_read_open_filename(a, path, 64 * 1024) != ARCHIVE_OK) {
+    if (archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK) {
         int rc = lqa_err_set(err, "%s: not a readable zip archive (%s), expected an EPUB", path, archive_error_string(a));
         archive_read_free(a);
+        close(fd);
         return rc;
     }
     struct archive_entry *entry;
@@ -88,6 +92,7 @@ static int epub_load(const char *path, epub *b, lqa_err *err) {
     if (rc == 0 && r != ARCHIVE_EOF)
         rc = lqa_err_set(err, "%s: corrupt zip archive (%s), expected an EPUB", path, archive_error_string(a));
     archive_read_free(a);
+    close(fd);
     return rc;
 }
 
@@ -183,7 +188,7 @@ int lqa_xml_parse_epub(const char *path, const lqa_parse_opts *opts, lqa_doc_sin
     lqa_xml_global_init();
     epub b = {0};
     char *opf_path = NULL, *title = NULL, **pages = NULL;
-    int n_pages = 0, rc = epub_load(path, &b, err);
+    int n_pages = 0, rc = epub_load(path, opts ? opts->pin : NULL, &b, err);
     if (rc == 0) rc = rootfile_path(path, &b, opts, &opf_path, err);
     const epub_entry *opf = NULL;
     if (rc == 0 && !(opf = epub_find(&b, opf_path)))

@@ -663,9 +663,23 @@ static void test_bad_input(void **state) {
     free(keep), free(dir);
 }
 
+/* A value holding a newline cannot forge an "error:" line: getopt's refusals, unknown commands
+ * and the folders named in messages are printed escaped. */
+static void test_newline_in_argument_escaped(void **state) {
+    static const char *const cases[] = {
+        "tokenizer --%s",
+        "shards --%s",
+        "verify --%s",
+        "verify %s",
+        "%s",
+    };
+    lqa_test_cli_not_forged("lqa-build", cases, sizeof cases / sizeof *cases);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tokenizer_cli_is_deterministic),
+        cmocka_unit_test(test_newline_in_argument_escaped),
         cmocka_unit_test(test_sft_round_trip),
         cmocka_unit_test(test_too_long_records_dropped_and_counted),
         cmocka_unit_test(test_sft_keeps_anchor_with_evidence),

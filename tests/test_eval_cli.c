@@ -438,9 +438,27 @@ static void test_cuda_device_matches_cpu(void **state) {
     free(out[1]);
 }
 
+/* A value holding a newline cannot forge an "error:" line: bad option values, getopt's
+ * refusals, unknown tasks and commands print what the user gave escaped. */
+static void test_newline_in_argument_escaped(void **state) {
+    static const char *const cases[] = {
+        "run --model m -o r.json --filler %s",
+        "run --model m -o r.json --tasks %s",
+        "run --model m -o r.json --lengths %s",
+        "run --model m -o r.json --depths %s",
+        "run --model m -o r.json --trials %s",
+        "run --model m -o r.json --%s",
+        "run --model m -o r.json extra%s",
+        "report r.json -%s",
+        "%s",
+    };
+    lqa_test_cli_not_forged("lqa-eval", cases, sizeof cases / sizeof *cases);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_all_tasks_writes_results),
+        cmocka_unit_test(test_newline_in_argument_escaped),
         cmocka_unit_test(test_ppl_tokens_caps_each_document),
         cmocka_unit_test(test_missing_adapter_file),
         cmocka_unit_test(test_adapter_for_another_base_model),

@@ -411,11 +411,26 @@ static void test_kill9_then_rerun_completes(void **state) {
     free(dir);
 }
 
+/* A value holding a newline cannot forge an "error:" line: getopt's refusals, bad values, unknown
+ * commands and queries print what the user gave escaped. */
+static void test_newline_in_argument_escaped(void **state) {
+    static const char *const cases[] = {
+        "add --db d.db --%s",
+        "add --db d.db --split %s .",
+        "export --db d.db --%s",
+        "stats --%s",
+        "search --db d.db --%s",
+        "%s",
+    };
+    lqa_test_cli_not_forged("lqa-ingest", cases, sizeof cases / sizeof *cases);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_inputs_run_goes_on), cmocka_unit_test(test_rerun_adds_nothing),
         cmocka_unit_test(test_export_and_stats),       cmocka_unit_test(test_generators_and_cap),
         cmocka_unit_test(test_help_and_usage),
+        cmocka_unit_test(test_newline_in_argument_escaped),
         cmocka_unit_test(test_kill9_then_rerun_completes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

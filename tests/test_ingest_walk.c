@@ -19,6 +19,7 @@
 #include "common/fileio.h"
 #include "common/rng.h"
 #include "ingest/input.h"
+#include "ingest/walk.h"
 #include "ingest/parse.h"
 #include "store/store.h"
 #include "tests/test_sql_util.h"
@@ -69,7 +70,8 @@ typedef struct walked {
     int n;
 } walked;
 
-static void on_input(void *ctx, const char *path, const char *top, const char *index, double bytes) {
+static void on_input(void *ctx, const char *path, const char *top, const char *index, double bytes,
+                     const lqa_input_pin *pin) {
     walked *w = ctx;
     size_t rl = strlen(w->root);
     lqa_buf_printf(&w->inputs, "%s\n", strncmp(path, w->root, rl) == 0 ? path + rl + (path[rl] == '/') : path);
@@ -445,6 +447,146 @@ static void test_epub_found_by_container(void **state) {
     }
 }
 
+/* ---- the walk-then-open race ---- */
+
+typedef struct pinned_inputs {
+    char *path[16];
+    lqa_input_pin pin[16];
+    int n;
+} pinned_inputs;
+
+static void on_pinned_input(void *ctx, const char *path, const char *top, const char *index, double bytes,
+                            const lqa_input_pin *pin) {
+    pinned_inputs *p = ctx;
+    assert_non_null(pin);
+    assert_true(p->n < 16);
+    p->path[p->n] = lqa_strdup(path);
+    p->pin[p->n++] = *pin;
+}
+static void on_pinned_failed(void *ctx, const char *msg) { fail_msg("walk failed: %s", msg); }
+
+/* The walked path ending in name, and its pin. */
+static const char *pinned_path(const pinned_inputs *p, const char *name, const lqa_input_pin **pin) {
+    size_t n = strlen(name);
+    for (int i = 0; i < p->n; i++) {
+        size_t l = strlen(p->path[i]);
+        if (l > n && p->path[i][l - n - 1] == '/' && !strcmp(p->path[i] + l - n, name)) {
+            *pin = &p->pin[i];
+            return p->path[i];
+        }
+    }
+    fail_msg("%s was not walked", name);
+    return NULL;
+}
+
+static int keep_text(lqa_doc *d, void *ctx) {
+    lqa_buf_append(ctx, d->text.data, d->text.len);
+    return 0;
+}
+
+/* Parses the walked input ending in name as add does (the walk's pin checked at every open);
+ * returns the parser's result, the documents' text in text. */
+static int parse_pinned(const pinned_inputs *p, const char *name, lqa_buf *text, lqa_err *err) {
+    const lqa_input_pin *pin;
+    const char *path = pinned_path(p, name, &pin);
+    lqa_buf_clear(text);
+    lqa_buf_puts(text, "");
+    lqa_parse_opts o = {.pin = pin};
+    int rc = lqa_parse_path(path, &o, keep_text, text, err);
+    printf("# %s: %s\n", name, rc ? err->msg : "parsed");
+    return rc;
+}
+
+static void assert_refused(const pinned_inputs *p, const char *name, const char *why, const char *secret) {
+    lqa_buf text = {0};
+    lqa_err err;
+    assert_int_equal(parse_pinned(p, name, &text, &err), -1);
+    assert_non_null(strstr(err.msg, name)); /* names the file */
+    assert_non_null(strstr(err.msg, why));
+    assert_null(strstr(text.data, secret));
+    lqa_buf_free(&text);
+}
+
+static void replace_with_link(const char *root, const char *name, const char *target) {
+    char *p = lqa_path_join(root, name);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(symlink(target, p), 0);
+    free(p);
+}
+
+/* A name the walk found to be a regular file inside the tree is swapped before it is opened, as
+ * a racing writer would: for a link to a secret outside (as to /etc/shadow), a FIFO, another
+ * file renamed over it; its folder swapped for a link to a folder outside; an in-tree link
+ * retargeted outside. Each open is refused naming the file, nothing blocks, the secret reaches
+ * no document; the files left alone still parse with their pins. */
+static void test_swap_after_walk_refused(void **state) {
+    char *outside = tmp("%s", "swap-outside"), *root = tmp("%s", "swap-tree");
+    char secret[64];
+    snprintf(secret, sizeof secret, "Secret%016llx", (unsigned long long)lqa_rng_u64(&g_rng));
+    lqa_buf b = {0};
+    lqa_buf_printf(&b, "The %s sits outside the tree. It must never be read through a swapped name.\n", secret);
+    char *secret_file = lqa_path_join(outside, "shadow.txt"), *outside_sub = lqa_path_join(outside, "sub");
+    lqa_test_write(secret_file, b.data, b.len);
+    char *outside_d = lqa_path_join(outside_sub, "d.txt");
+    lqa_test_write(outside_d, b.data, b.len);
+    static const char *const names[] = {"a.txt", "b.txt", "c.txt", "e.txt", "f.txt", "sub/d.txt"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char *p = lqa_path_join(root, names[i]);
+        write_doc(p);
+        free(p);
+    }
+    char *link = lqa_path_join(root, "link.txt"), *fresh = lqa_path_join(root, ".fresh");
+    assert_int_equal(symlink("e.txt", link), 0); /* inside the tree: followed, pinned to e.txt */
+
+    pinned_inputs in = {0};
+    static const lqa_walk_fns fns = {on_pinned_input, on_pinned_failed, NULL};
+    lqa_walker *k = lqa_walker_new(NULL, &fns, &in);
+    lqa_walker_run(k, root);
+    lqa_walker_free(k);
+    assert_int_equal(in.n, 7);
+
+    lqa_buf text = {0};
+    lqa_err err;
+    for (int i = 0; i < in.n; i++) { /* before any swap, every input parses with its pin */
+        const char *slash = strrchr(in.path[i], '/');
+        if (parse_pinned(&in, slash + 1, &text, &err) != 0) fail_msg("%s", err.msg);
+    }
+
+    replace_with_link(root, "a.txt", secret_file);
+    char *fifo = lqa_path_join(root, "b.txt");
+    assert_int_equal(unlink(fifo), 0);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    write_doc(fresh); /* a new file renamed over c.txt: another inode */
+    char *c = lqa_path_join(root, "c.txt");
+    assert_int_equal(rename(fresh, c), 0);
+    char *sub = lqa_path_join(root, "sub"), *sub_away = lqa_path_join(root, ".sub-away");
+    assert_int_equal(rename(sub, sub_away), 0);
+    assert_int_equal(symlink(outside_sub, sub), 0);
+    replace_with_link(root, "link.txt", secret_file);
+
+    assert_refused(&in, "a.txt", "symbolic link, not followed", secret);
+    assert_refused(&in, "b.txt", "a FIFO", secret);
+    assert_refused(&in, "c.txt", "not the file the input walk found", secret);
+    assert_refused(&in, "sub/d.txt", "not the file the input walk found", secret);
+    assert_refused(&in, "link.txt", "not the file the input walk found", secret);
+    /* the lower-level reads check the pin too */
+    const lqa_input_pin *pin;
+    const char *a = pinned_path(&in, "a.txt", &pin);
+    char *data;
+    size_t len;
+    assert_int_equal(lqa_input_read_all_pinned(a, pin, 1 << 20, &data, &len, &err), -1);
+    assert_null(lqa_input_open_pinned(a, pin, &err));
+    /* untouched inputs still parse */
+    assert_int_equal(parse_pinned(&in, "e.txt", &text, &err), 0);
+    assert_true(text.len > 0);
+    assert_int_equal(parse_pinned(&in, "f.txt", &text, &err), 0);
+
+    for (int i = 0; i < in.n; i++) free(in.path[i]);
+    lqa_buf_free(&b), lqa_buf_free(&text);
+    free(outside), free(root), free(secret_file), free(outside_sub), free(outside_d), free(link), free(fresh);
+    free(fifo), free(c), free(sub), free(sub_away);
+}
+
 int main(void) {
     lqa_rng_seed(&g_rng, lqa_test_seed());
     const struct CMUnitTest tests[] = {
@@ -455,6 +597,7 @@ int main(void) {
         cmocka_unit_test(test_empty_directory_is_no_failure),
         cmocka_unit_test(test_include_exclude_defaults),
         cmocka_unit_test(test_epub_found_by_container),
+        cmocka_unit_test(test_swap_after_walk_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -68,6 +68,22 @@ static void test_usage_errors(void **state) {
     expect(2, NULL, "merge --model %s", g_model);
 }
 
+/* A value holding a newline cannot forge an "error:" line: usage errors, getopt's refusals and
+ * unknown names and commands print what the user gave escaped. */
+static void test_newline_in_argument_escaped(void **state) {
+    static const char *const cases[] = {
+        "init --preset %s --tokenizer t -o m",
+        "init --preset tiny --ctx %s --tokenizer t -o m",
+        "train --model x --data y --out z --ctx 8 --train %s",
+        "train --model x --data y --out z --ctx 8 --%s",
+        "merge --model x --dtype %s -o y",
+        "plan --ctx 8 --preset %s",
+        "plan --ctx 8 --preset tiny --device %s",
+        "%s",
+    };
+    lqa_test_cli_not_forged("lqa-sft", cases, sizeof cases / sizeof *cases);
+}
+
 static void write_text(const char *name, const char *text) {
     char *p = lqa_path_join(g_dir, name);
     lqa_test_write(p, text, strlen(text));
@@ -197,6 +213,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_names_the_contract_options),
         cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_newline_in_argument_escaped),
         cmocka_unit_test(test_bad_batch_json),
         cmocka_unit_test(test_missing_adapter_and_model),
         cmocka_unit_test(test_merge_ctx_only_interpolates),

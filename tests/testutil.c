@@ -94,3 +94,23 @@ uint64_t lqa_test_seed(void) {
     }
     return seed;
 }
+
+void lqa_test_cli_not_forged(const char *tool, const char *const *cases, size_t n_cases) {
+    char forged[64], value[96], escaped[96], line_start[96];
+    snprintf(forged, sizeof forged, "error: forged%08x", (unsigned)(lqa_test_seed() & 0xffffffffu));
+    snprintf(value, sizeof value, "'x\n%s'", forged); /* a newline inside the shell's quotes */
+    snprintf(escaped, sizeof escaped, "x\\n%s", forged);
+    snprintf(line_start, sizeof line_start, "\n%s", forged);
+    for (size_t i = 0; i < n_cases; i++) {
+        char args[512];
+        snprintf(args, sizeof args, cases[i], value);
+        lqa_buf out = {0};
+        int rc = lqa_test_run(&out, "%s %s", lqa_test_tool(tool), args);
+        const char *o = out.data ? out.data : "";
+        if (rc == 0) fail_msg("%s %s: exit 0", tool, args);
+        if (!strstr(o, escaped)) fail_msg("%s %s: the value is not shown escaped:\n%s", tool, args, o);
+        if (strstr(o, line_start) || !strncmp(o, forged, strlen(forged)))
+            fail_msg("%s %s: a line begins with the forged text:\n%s", tool, args, o);
+        lqa_buf_free(&out);
+    }
+}

@@ -25,5 +25,9 @@ const char *lqa_test_fixtures(void);
 /* A seed for "fresh random inputs": $LQA_TEST_SEED if set, else time-based; printed once so a
  * failure can be reproduced. */
 uint64_t lqa_test_seed(void);
+/* Runs the built tool once per case, a printf format whose %s becomes a quoted argument holding
+ * a newline then "error: forged<random>": each run must fail (exit non-zero), show the value
+ * escaped ("\\nerror: forged...") and print no line that begins with the forged text. */
+void lqa_test_cli_not_forged(const char *tool, const char *const *cases, size_t n_cases);
 
 #endif

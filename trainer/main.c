@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/escape.h"
 #include "common/fileio.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -27,15 +28,17 @@
 
 enum { EXIT_USAGE = 2 };
 
+/* arg is the user's (a path, an option value): the line is printed escaped (common/escape.h). */
 static int usage_error(const char *cmd, const char *fmt, const char *arg) {
-    fprintf(stderr, "lqa-sft %s: ", cmd);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n(see lqa-sft %s --help)\n", cmd);
+    char msg[2048];
+    snprintf(msg, sizeof msg, fmt, arg);
+    lqa_eprintf("lqa-sft %s: %s", cmd, msg);
+    fprintf(stderr, "(see lqa-sft %s --help)\n", cmd);
     return EXIT_USAGE;
 }
 
 static int fail(const lqa_err *err) {
-    fprintf(stderr, "lqa-sft: error: %s\n", err->msg);
+    lqa_eprintf("lqa-sft: error: %s", err->msg);
     return 1;
 }
 
@@ -112,7 +115,7 @@ static int cmd_init(int argc, char **argv) {
             if (parse_long(optarg, 1, 1L << 30, &shard_mb)) return usage_error("init", "--shard-size '%s': expected MB", optarg);
             break;
         case O_HELP: init_help(); return 0;
-        default: return usage_error("init", "%s", "unknown option");
+        default: return usage_error("init", "unknown option or missing value '%s'", lqa_bad_option(argc, argv));
         }
     }
     if (!preset || !tok || !out) return usage_error("init", "%s", "--preset, --tokenizer and -o are required");
@@ -163,7 +166,7 @@ static int cmd_train(int argc, char **argv) {
         }
         if (c == 'o') c = lqa_train_opts_val("out");
         int r = c == '?' ? 1 : lqa_train_opts_apply(&o, c, optarg, &err);
-        if (r > 0) return usage_error("train", "%s", "unknown option");
+        if (r > 0) return usage_error("train", "unknown option or missing value '%s'", lqa_bad_option(argc, argv));
         if (r < 0) return usage_error("train", "%s", err.msg);
     }
     if (!o.model_dir || !o.data_dir || !o.out_dir || !o.ctx)
@@ -221,7 +224,7 @@ static int cmd_merge(int argc, char **argv) {
             if (parse_long(optarg, 1, 1L << 30, &shard_mb)) return usage_error("merge", "--shard-size '%s': expected MB", optarg);
             break;
         case O_HELP: merge_help(); return 0;
-        default: return usage_error("merge", "%s", "unknown option");
+        default: return usage_error("merge", "unknown option or missing value '%s'", lqa_bad_option(argc, argv));
         }
     }
     if (!model || !out || (!adapter && !ctx))
@@ -342,7 +345,7 @@ static int cmd_grad(int argc, char **argv) {
         else if (c == O_BATCH) batch_path = optarg;
         else {
             int r = c == '?' ? 1 : lqa_train_opts_apply(&o, c, optarg, &err);
-            if (r > 0) return usage_error("grad", "%s", "unknown option");
+            if (r > 0) return usage_error("grad", "unknown option or missing value '%s'", lqa_bad_option(argc, argv));
             if (r < 0) return usage_error("grad", "%s", err.msg);
         }
     }
@@ -405,7 +408,7 @@ static int cmd_bench(int argc, char **argv) {
             return 0;
         }
         int r = c == '?' ? 1 : lqa_train_opts_apply(&o, c, optarg, &err);
-        if (r > 0) return usage_error("bench", "%s", "unknown option");
+        if (r > 0) return usage_error("bench", "unknown option or missing value '%s'", lqa_bad_option(argc, argv));
         if (r < 0) return usage_error("bench", "%s", err.msg);
     }
     if (!o.model_dir == !o.preset || !o.ctx)
@@ -430,6 +433,7 @@ static void main_help(void) {
 
 int main(int argc, char **argv) {
     lqa_prefer_passive_openmp(argv);
+    opterr = 0; /* getopt would print a refused option raw: usage_error names it, escaped */
     if (argc < 2) {
         main_help();
         return EXIT_USAGE;
@@ -446,7 +450,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "grad")) return cmd_grad(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "plan")) return lqa_plan_main(argc - 1, argv + 1);
-    fprintf(stderr, "lqa-sft: unknown command '%s'\n", cmd);
+    lqa_eprintf("lqa-sft: unknown command '%s'", cmd);
     main_help();
     return EXIT_USAGE;
 }

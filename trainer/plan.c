@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/escape.h"
 #include "kernels/common.h"
 #include "kernels/crossentropy_bf16.h"
 #include "model/adapter.h"
@@ -158,10 +159,11 @@ static void plan_help(void) {
 enum { P_MODEL = 256, P_PRESET, P_CTX, P_DEVICE, P_DTYPE, P_TRAIN, P_ATTN, P_MB, P_JSON, P_GROUP, P_RANK,
        P_ALPHA, P_TARGETS, P_CKPT, P_THREADS, P_RANKS, P_HELP };
 
+/* arg is the user's: the line is printed escaped (common/escape.h). */
 static int plan_usage(const char *fmt, const char *arg) {
-    fprintf(stderr, "lqa-sft plan: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (lqa-sft plan --help)\n");
+    char msg[2048];
+    snprintf(msg, sizeof msg, fmt, arg);
+    lqa_eprintf("lqa-sft plan: %s (lqa-sft plan --help)", msg);
     return 2;
 }
 
@@ -273,7 +275,7 @@ int lqa_plan_main(int argc, char **argv) {
         case P_RANKS:
             if (parse_int(optarg, 1, 1 << 20, &o.ranks)) return plan_usage("--ranks '%s': expected a count", optarg);
             break;
-        default: return plan_usage("%s", "unknown option");
+        default: return plan_usage("unknown option or missing value '%s'", lqa_bad_option(argc, argv));
         }
     }
     if (!o.ctx || !model == !preset) return plan_usage("%s", "--ctx and one of --model or --preset are required");
