@@ -2,7 +2,7 @@
  * are put in a memory file and read as every QA-set format (streamed Alpaca arrays, LongBench
  * lines, SQuAD, Qasper; compressed when the bytes begin with a codec's magic). Each must give
  * documents whose evidence spans lie in the text and hold the main answer, or a clean error;
- * never a crash or a leak. Built by mk/ingestio.mk. */
+ * never a crash or a leak. Built by mk/fuzz.mk. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* fuzz_ingest_text.c: libFuzzer target for the text/Markdown parser (ingest/text.c) and the
  * content sniffers: any bytes, parsed as plain text and as Markdown, must give a document whose
  * every recorded span lies inside its text on UTF-8 boundaries and holds what it names, or a
- * clean error; never a crash, a leak or an out-of-range span. Built by mk/ingestio.mk. */
+ * clean error; never a crash, a leak or an out-of-range span. Built by mk/fuzz.mk. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
