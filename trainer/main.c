@@ -420,7 +420,7 @@ static int cmd_bench(int argc, char **argv) {
     const lqa_backend *be = lqa_backend_open(o.device ? o.device : "cpu", &err);
     if (!be) return fail(&err);
     lqa_model m;
-    if (lqa_load_for_training(&o, &m, &err)) return fail(&err);
+    if (lqa_load_for_training_on(&o, be, &m, &err)) return fail(&err);
     lqa_model_to_backend(&m, be);
     if (o.dtype_bf16 && lqa_model_use_bf16(&m, o.train, &err)) {
         lqa_model_free(&m);
