@@ -208,10 +208,10 @@ static void print_plan(const lqa_plan *p, const char *what, int json, const lqa_
     for (int i = 0; i < 8; i++)
         printf("  %-12s %16zu bytes  %9.3f GB  %9.3f GiB\n", kinds[i], vals[i], gb(vals[i]), gib(vals[i]));
     if (run)
-        printf("  (bf16: the design's layout, not allocated by any run yet as a whole: today's `train --dtype\n"
-               "   bf16` allocates exactly %zu bytes, %.3f GB, of which weights %zu bytes, %.3f GB: frozen\n"
-               "   GEMM weights bf16, embedding and norms fp32)\n", run_total, gb(run_total), run->weights,
-               gb(run->weights));
+        printf("  (bf16: the design's layout, not allocated by any run yet as a whole. Today's `train --dtype\n"
+               "   bf16` allocates exactly %zu bytes, %.3f GB; its weights: %zu bytes,\n"
+               "   %.3f GB, the frozen GEMM weights in bf16, the embedding and norms in fp32)\n", run_total,
+               gb(run_total), run->weights, gb(run->weights));
 }
 
 int lqa_plan_main(int argc, char **argv) {
