@@ -320,8 +320,8 @@ void lqa_model_step_ws(lqa_model *m, lqa_workspace *ws, const lqa_batch *b, cons
     if (!backward) return;
     float *dnorm = c.gs.norms_embed ? lqa_grad_at(c.gs.d_params, c.gs.compact, m, final_norm_index(m)) : NULL;
     be->zero(s->dx, sizeof(float) * ND);
-    be->rmsnorm_backward(s->dx, dnorm, s->dxf, s->xs + cfg->n_layers * ND, lqa_model_base_f32(m, (int)final_norm_index(m)), s->rstdf,
-                         c.N, cfg->dim);
+    const float *wf = lqa_model_base_f32(m, (int)final_norm_index(m));
+    be->rmsnorm_backward(s->dx, dnorm, s->dxf, s->xs + cfg->n_layers * ND, wf, s->rstdf, c.N, cfg->dim);
     for (int l = cfg->n_layers - 1; l >= 0; l--) {
         layer_acts *la = &s->acts[keep_all ? l : 0];
         if (!keep_all) { /* recompute the checkpointed layer */
