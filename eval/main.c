@@ -48,6 +48,8 @@ static void usage(FILE *f) {
           "                       the test split holds long documents on purpose)\n"
           "  --threads N          CPU threads (default: all)\n"
           "  --device D           cpu (default), cuda or cuda:N: where the model runs (prefill and decode)\n"
+          "  --dtype fp32|bf16    bf16 (cuda only): frozen weights bf16 on the device, loaded straight from\n"
+          "                       the shards; embedding, norms and the adapter fp32 (default fp32)\n"
           "  --ctx N              evaluation context (default: the model's max_position_embeddings, which\n"
           "                       carries rope_scaling for an interpolated model); longer is an error\n"
           "                       unless --extrapolate\n"
@@ -106,6 +108,7 @@ static int parse_int(const char *opt, const char *s, int min, int *out) {
 
 typedef struct run_opts {
     const char *model, *adapter, *db, *split, *tasks, *out, *name, *filler, *device;
+    int bf16; /* --dtype bf16 */
     int lengths[MAX_LIST], n_lengths;
     double depths[MAX_LIST];
     int n_depths, trials, stride, max_new, limit, threads, ctx, extrapolate, ppl_tokens;
@@ -119,7 +122,7 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         {"filler", 1, 0, 'f'}, {"stride", 1, 0, 'S'}, {"max-new-tokens", 1, 0, 'n'}, {"limit", 1, 0, 'l'},
         {"threads", 1, 0, 'j'}, {"ctx", 1, 0, 'c'}, {"seed", 1, 0, 'r'}, {"name", 1, 0, 'N'},
         {"extrapolate", 0, 0, 'X'}, {"device", 1, 0, 'g'}, {"ppl-tokens", 1, 0, 'P'}, {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"dtype", 1, 0, 'y'}, {0, 0, 0, 0}};
     *o = (run_opts){.split = "test", .filler = "paper", .trials = 5, .stride = 256, .max_new = 32, .seed = 1234,
                     .device = "cpu"};
     o->n_depths = 5;
@@ -148,6 +151,13 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         case 'N': o->name = optarg; break;
         case 'X': o->extrapolate = 1; break;
         case 'g': o->device = optarg; break;
+        case 'y':
+            if (strcmp(optarg, "fp32") && strcmp(optarg, "bf16")) {
+                fprintf(stderr, "lqa-eval run: --dtype '%s': expected fp32 or bf16\n", optarg);
+                bad = 1;
+            }
+            o->bf16 = !strcmp(optarg, "bf16");
+            break;
         case 'o': o->out = optarg; break;
         case 'h': usage(stdout); exit(0);
         default:
@@ -233,11 +243,12 @@ static json_t *settings_json(const run_opts *o) {
     json_t *lengths = json_array(), *depths = json_array();
     for (int i = 0; i < o->n_lengths; i++) json_array_append_new(lengths, json_integer(o->lengths[i]));
     for (int i = 0; i < o->n_depths; i++) json_array_append_new(depths, json_real(o->depths[i]));
-    return json_pack("{s:s, s:s?, s:s, s:o, s:o, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:I, s:s}", "tasks",
+    return json_pack("{s:s, s:s?, s:s, s:o, s:o, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:I, s:s, s:s}", "tasks",
                      o->tasks, "db", o->db, "split", o->split, "lengths", lengths, "depths", depths, "trials",
                      o->trials, "filler", o->filler, "stride", o->stride, "max_new_tokens", o->max_new, "limit",
                      o->limit, "ppl_tokens", o->ppl_tokens, "threads", o->threads, "ctx", o->ctx, "extrapolate",
-                     o->extrapolate, "seed", (json_int_t)o->seed, "device", o->device);
+                     o->extrapolate, "seed", (json_int_t)o->seed, "device", o->device, "dtype",
+                     o->bf16 ? "bf16" : "fp32");
 }
 
 /* Default lengths: 1024, 2048, ... up to ctx, and ctx itself. */
@@ -287,7 +298,16 @@ static int cmd_run(int argc, char **argv) {
     lqa_infer *inf = NULL;
     int rc = 1;
     char *tok_path = NULL;
-    if (lqa_hf_load(o.model, &m, &err)) goto fail;
+    const lqa_backend *be = lqa_backend_open(o.device, &err);
+    if (!be) goto fail;
+    if (o.bf16) { /* the bf16 layout, frozen weights straight to the device (model.h) */
+        lqa_config cfg;
+        if (lqa_hf_read_config(o.model, &cfg, &err) || lqa_model_bf16_check(be, &cfg, LQA_TRAIN_LORA, &err) ||
+            lqa_hf_load_bf16(o.model, &m, be, &err))
+            goto fail;
+    } else if (lqa_hf_load(o.model, &m, &err)) {
+        goto fail;
+    }
     if (o.adapter && lqa_adapter_load(o.adapter, &m, &err)) goto fail;
     if (!(tok_path = lqa_hf_tokenizer_path(o.model, &err)) || !(tok = lqa_tok_load(tok_path, &err))) goto fail;
     if (lqa_tok_vocab_size(tok) > m.cfg.vocab_size) {
@@ -309,8 +329,6 @@ static int cmd_run(int argc, char **argv) {
     if (o.n_lengths == 0) default_lengths(&o);
     if (o.db && !(store = lqa_store_open(o.db, 0, &err))) goto fail;
     if (lqa_hf_check_kv_cache(o.model, &m.cfg, o.ctx, &err)) goto fail;
-    const lqa_backend *be = lqa_backend_open(o.device, &err);
-    if (!be) goto fail;
     lqa_model_to_backend(&m, be); /* prefill and decode run where the model is */
     if (!(inf = lqa_infer_new(&m, o.ctx, o.threads, &err))) goto fail;
     lqa_eval_ctx e = {inf, tok, m.cfg.vocab_size, lqa_tok_bos_id(tok), lqa_tok_eos_id(tok), o.ctx, store, o.split,
@@ -343,7 +361,7 @@ done:
     if (store) lqa_store_close(store);
     if (tok) lqa_tok_free(tok);
     free(tok_path);
-    if (m.params) lqa_model_free(&m);
+    if (m.tensors) lqa_model_free(&m);
     return rc;
 }
 

@@ -81,6 +81,12 @@ typedef struct lqa_backend {
     void (*attention_bf16_backward)(float *dq, float *dk, float *dv, const float *dout, const float *out,
                                     const float *lse, const float *q, const float *k, const float *v,
                                     const attn_params *p, void *scratch);
+    /* the fused lm_head + cross-entropy of crossentropy_fused_rows on a frozen bf16 W16 [V, D]
+     * (kernels/crossentropy_bf16.h): x rounded to bf16, logits, loss and dlogits fp32, dx += ;
+     * scratch: crossentropy_bf16_scratch_bytes(chunk, D, V) bytes */
+    void (*crossentropy_bf16_rows)(float *dx, const float *x, const void *W16, const int32_t *targets,
+                                   const int32_t *rows, int n_rows, int D, int V, float grad_scale, int chunk,
+                                   void *scratch, double *loss_sum);
 } lqa_backend;
 
 /* The CPU backend (always there). */

@@ -18,6 +18,13 @@ size_t crossentropy_bf16_scratch_bytes(int chunk, int D, int V);
 double crossentropy_fused_bf16_cuda(float *dx, float *dW, const lqa_bf16 *x, const lqa_bf16 *W,
                                     const int32_t *targets, int N, int D, int V, float grad_scale, int chunk,
                                     void *scratch);
+/* The model's form (kernels/backend.h crossentropy_bf16_rows; crossentropy_fused_rows' contract
+ * with a frozen bf16 W): x fp32 [N, D], its target rows (rows[0..n_rows), device) rounded to bf16
+ * per chunk; the losses ADDED to *loss_sum (device) in row order; dx (may be NULL) += . Nothing
+ * waits for the device. */
+void crossentropy_fused_rows_bf16_cuda(float *dx, const float *x, const void *W16, const int32_t *targets,
+                                       const int32_t *rows, int n_rows, int D, int V, float grad_scale, int chunk,
+                                       void *scratch, double *loss_sum);
 #endif
 
 #endif

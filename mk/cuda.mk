@@ -44,13 +44,13 @@ $(EMU_DIR)/%.cc: kernels/cuda/%.cu
 	sed -e 's/extern __shared__ float smem\[\];/float *smem = (float *)emu_dyn_smem;/' \
 	    -e 's/\([A-Za-z_][A-Za-z0-9_]*\)<<</emu_launcher(\1, /g' -e 's/>>>(/)(/g' $< >$@
 $(EMU_DIR)/%.o: $(EMU_DIR)/%.cc $(EMU_HEADERS)
-	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+	$(CXX) $(EMU_CXXFLAGS) -MMD -MP -MMD -MP -c $< -o $@
 $(EMU_DIR)/emu_runtime.o: kernels/cuda/emu/emu.cc $(EMU_HEADERS)
 	@mkdir -p $(dir $@)
-	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+	$(CXX) $(EMU_CXXFLAGS) -MMD -MP -MMD -MP -c $< -o $@
 $(EMU_DIR)/tests/%.o: tests/%.c tests/test_cuda_util.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -DLQA_CUDA -DLQA_CUDA_EMU $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) -DLQA_CUDA -DLQA_CUDA_EMU $(CFLAGS) -MMD -MP -MMD -MP -c $< -o $@
 $(EMU_DIR)/tests/%: $(EMU_DIR)/tests/%.o $(BUILD)/obj/tests/testutil.o $(EMU_KERNELS) $(EMU_DIR)/emu_runtime.o $(BUILD)/liblqa.a
 	$(CC) $(LDFLAGS) -fsanitize=address,undefined $^ $(LDLIBS) -lcmocka -o $@
 
@@ -76,18 +76,18 @@ EMUT_TEST_BIN := $(patsubst tests/%.c,$(EMUT)/tests/%,$(wildcard tests/test_cuda
 
 $(EMUT)/kobj/%.o: $(EMU_DIR)/%.cc $(EMU_HEADERS)
 	@mkdir -p $(dir $@)
-	$(CXX) $(EMUT_CXXFLAGS) -c $< -o $@
+	$(CXX) $(EMUT_CXXFLAGS) -MMD -MP -MMD -MP -c $< -o $@
 $(EMUT)/kobj/emu_runtime.o: kernels/cuda/emu/emu.cc $(EMU_HEADERS)
 	@mkdir -p $(dir $@)
-	$(CXX) $(EMUT_CXXFLAGS) -c $< -o $@
+	$(CXX) $(EMUT_CXXFLAGS) -MMD -MP -MMD -MP -c $< -o $@
 $(EMUT)/kobj/backend_c.o: kernels/backend.c $(wildcard kernels/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -DLQA_CUDA -DLQA_CUDA_EMU $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) -DLQA_CUDA -DLQA_CUDA_EMU $(CFLAGS) -MMD -MP -MMD -MP -c $< -o $@
 # dist.c again without NCCL (mk/mpi.mk): the emulator has no NCCL, and device buffers there are
 # host memory, so MPI alone reduces them
 $(EMUT)/kobj/dist_c.o: trainer/dist.c trainer/dist.h $(BUILD)/dist.flags
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(filter-out -DLQA_NCCL,$(DIST_FLAGS)) $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(filter-out -DLQA_NCCL,$(DIST_FLAGS)) $(CFLAGS) -MMD -MP -MMD -MP -c $< -o $@
 $(EMUT)/liblqa-emu.a: $(EMUT_C_OBJ) $(EMUT)/kobj/backend_c.o $(EMUT)/kobj/dist_c.o $(EMUT_KERNELS)
 	@rm -f $@
 	ar rcs $@ $^
@@ -97,10 +97,16 @@ $(EMUT)/lqa-eval: $(BUILD)/obj/eval/main.o $(EMUT)/liblqa-emu.a
 	$(CC) $(LDFLAGS) $^ $(filter-out -lcublas -lcudart -lnccl,$(LDLIBS)) -o $@
 $(EMUT)/tests/%.o: tests/%.c tests/test_cuda_util.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -DLQA_CUDA -DLQA_CUDA_EMU $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) -DLQA_CUDA -DLQA_CUDA_EMU $(CFLAGS) -MMD -MP -MMD -MP -c $< -o $@
 $(EMUT)/tests/%: $(EMUT)/tests/%.o $(BUILD)/obj/tests/testutil.o $(EMUT)/liblqa-emu.a
 	$(CC) $(LDFLAGS) $^ $(filter-out -lcublas -lcudart -lnccl,$(LDLIBS)) -lcmocka -o $@
 
 .PHONY: cuda-emu cuda-emu-tests
 cuda-emu: $(EMUT)/lqa-sft $(EMUT)/lqa-eval
 cuda-emu-tests: $(EMUT_TEST_BIN)
+
+# header dependencies of every object above (-MMD), so a changed header rebuilds what includes it
+-include $(shell find $(EMU_DIR) $(EMUT) -name '*.d' 2>/dev/null)
+
+# header dependencies of every object above (-MMD), so a changed header rebuilds what includes it
+-include $(shell find $(EMU_DIR) $(EMUT) -name '*.d' 2>/dev/null)

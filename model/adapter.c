@@ -127,11 +127,16 @@ int lqa_adapter_read_config(const char *dir, lqa_adapter_config *c, lqa_err *err
 
 /* ---- save ---------------------------------------------------------------------------------- */
 
-static void fill_entry(lqa_st_entry *e, const lqa_tensor_info *ti, const float *buf) {
+static void fill_entry(lqa_st_entry *e, const lqa_tensor_info *ti, const float *data) {
     e->name = ti->name;
     e->ndim = ti->ndim;
     for (int d = 0; d < ti->ndim; d++) e->shape[d] = ti->shape[d];
-    e->data = buf + ti->offset;
+    e->data = data;
+}
+
+/* Base tensor t, fp32 (params, or params_lp in the bf16 layout: embedding and norms). */
+static void fill_base_entry(lqa_st_entry *e, const lqa_model *m, int t) {
+    fill_entry(e, &m->tensors[t], lqa_model_base_f32(m, t));
 }
 
 /* The base tensors that lora+ trains besides LoRA: the embedding and every RMSNorm weight. */
@@ -151,12 +156,13 @@ int lqa_adapter_save(const char *dir, const lqa_model *m, lqa_train_set train, c
     int n = m->n_lora_tensors;
     lqa_st_entry *e = lqa_calloc((size_t)(m->n_lora_tensors + m->n_tensors), sizeof *e);
     char (*names)[160] = lqa_calloc((size_t)m->n_tensors, sizeof *names);
-    for (int i = 0; i < m->n_lora_tensors; i++) fill_entry(&e[i], &m->lora_tensors[i], m->lora);
+    for (int i = 0; i < m->n_lora_tensors; i++)
+        fill_entry(&e[i], &m->lora_tensors[i], m->lora + m->lora_tensors[i].offset);
     /* lora+: the trained embedding and norms go into the adapter as PEFT saves modules_to_save,
      * so PeftModel.from_pretrained(base, dir) alone is the whole trained model */
     for (int i = 0; train == LQA_TRAIN_LORA_PLUS && i < m->n_tensors; i++)
         if (lqa_is_lora_plus_tensor(m->tensors[i].name)) {
-            fill_entry(&e[n], &m->tensors[i], m->params);
+            fill_base_entry(&e[n], m, i);
             peft_name(names[i], sizeof names[i], m->tensors[i].name);
             e[n++].name = names[i];
         }
@@ -164,7 +170,7 @@ int lqa_adapter_save(const char *dir, const lqa_model *m, lqa_train_set train, c
     const lqa_tensor_info *emb = NULL;
     if (train == LQA_TRAIN_LORA_PLUS && m->cfg.tie_embeddings &&
         lqa_model_tensor((lqa_model *)m, "model.embed_tokens.weight", &emb)) {
-        fill_entry(&e[n], emb, m->params);
+        fill_base_entry(&e[n], m, 0);
         e[n++].name = PEFT_PREFIX_S "lm_head.weight";
     }
     char *path = lqa_path_join(dir, "adapter_model.safetensors");

@@ -11,6 +11,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "dataset/tokenizer.h"
+#include "kernels/bf16.h"
 
 /* ---- config.json --------------------------------------------------------------------------- */
 
@@ -144,7 +145,7 @@ static int parse_rope(const char *path, json_t *j, lqa_config *cfg, lqa_err *err
 
 /* Refuses shapes whose parameters cannot be counted in size_t or need more memory than the
  * machine has, before anything is allocated for them. */
-static int check_param_bytes(const char *path, const lqa_config *c, lqa_err *err) {
+static int check_param_bytes(const char *path, const lqa_config *c, int host_fp32, lqa_err *err) {
     size_t D = (size_t)c->dim, hd = D / (size_t)c->n_heads, F = (size_t)c->hidden_dim, V = (size_t)c->vocab_size;
     size_t q, kv, t1, t2, t3, layer, n, bytes;
     int ovf = __builtin_mul_overflow((size_t)c->n_heads, hd, &q) | __builtin_mul_overflow((size_t)c->n_kv_heads, hd, &kv);
@@ -156,7 +157,7 @@ static int check_param_bytes(const char *path, const lqa_config *c, lqa_err *err
     if (ovf)
         return lqa_err_set(err, "%s: the parameter count of hidden_size %d, intermediate_size %d, num_hidden_layers "
                            "%d, vocab_size %d overflows", path, c->dim, c->hidden_dim, c->n_layers, c->vocab_size);
-    double avail = lqa_mem_available_bytes();
+    double avail = host_fp32 ? lqa_mem_available_bytes() : 0;
     if (avail > 0 && (double)bytes > avail)
         return lqa_err_set(err, "%s: the model's parameters need %.1f GiB (hidden_size %d, intermediate_size %d, "
                            "num_hidden_layers %d, vocab_size %d) but %.1f GiB are available", path,
@@ -313,21 +314,30 @@ static int shapes_equal(const lqa_tensor_info *ti, const lqa_st_tensor *t) {
     return 1;
 }
 
+static int check_shape(const char *where, const lqa_tensor_info *ti, const lqa_st_tensor *t, lqa_err *err) {
+    if (shapes_equal(ti, t)) return 0;
+    char have[96], want[96];
+    format_shape(have, sizeof have, t->ndim, t->shape);
+    format_shape(want, sizeof want, ti->ndim, ti->shape);
+    return lqa_err_set(err, "%s: tensor %s has shape %s, expected %s", where, ti->name, have, want);
+}
+
+/* Refuses non-finite values: x holds elements first.. of tensor ti. */
+static int check_finite(const char *where, const lqa_tensor_info *ti, const float *x, size_t n, size_t first,
+                        lqa_err *err) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return lqa_err_set(err, "%s: tensor %s holds %s at element %zu; refusing a model with non-finite weights",
+                               where, ti->name, isnan(x[i]) ? "NaN" : "Inf", first + i);
+    return 0;
+}
+
 /* Copies tensor t (any dtype) into dst after checking it has ti's shape. */
 static int load_tensor(const char *where, const lqa_tensor_info *ti, const lqa_st_tensor *t, float *dst,
                        lqa_err *err) {
-    if (!shapes_equal(ti, t)) {
-        char have[96], want[96];
-        format_shape(have, sizeof have, t->ndim, t->shape);
-        format_shape(want, sizeof want, ti->ndim, ti->shape);
-        return lqa_err_set(err, "%s: tensor %s has shape %s, expected %s", where, ti->name, have, want);
-    }
+    if (check_shape(where, ti, t, err)) return -1;
     lqa_st_to_f32(t, dst);
-    for (size_t i = 0; i < ti->numel; i++)
-        if (!isfinite(dst[i]))
-            return lqa_err_set(err, "%s: tensor %s holds %s at element %zu; refusing a model with non-finite weights",
-                               where, ti->name, isnan(dst[i]) ? "NaN" : "Inf", i);
-    return 0;
+    return check_finite(where, ti, dst, ti->numel, 0, err);
 }
 
 int lqa_hf_load(const char *dir, lqa_model *m, lqa_err *err) {
@@ -335,7 +345,7 @@ int lqa_hf_load(const char *dir, lqa_model *m, lqa_err *err) {
     memset(m, 0, sizeof *m);
     if (lqa_hf_read_config(dir, &cfg, err)) return -1;
     char *cpath = lqa_path_join(dir, "config.json");
-    int big = check_param_bytes(cpath, &cfg, err);
+    int big = check_param_bytes(cpath, &cfg, 1, err);
     free(cpath);
     if (big) return -1;
     lqa_st_reader r;
@@ -352,6 +362,79 @@ int lqa_hf_load(const char *dir, lqa_model *m, lqa_err *err) {
         const lqa_tensor_info *ti;
         if (!lqa_model_tensor(m, r.tensors[i].name, &ti)) log_debug("%s: ignoring tensor %s", dir, r.tensors[i].name);
     }
+    lqa_st_close(&r);
+    if (rc) lqa_model_free(m);
+    return rc;
+}
+
+/* ---- parameters in the bf16 layout --------------------------------------------------------- */
+
+/* The bf16 load converts through host staging of this many elements (16 MiB fp32 + 8 MiB bf16),
+ * whatever the tensor's size. */
+enum { BF16_STAGE_ELEMS = 1 << 22 };
+
+/* Elements first..first+n of t (F32, F16 or BF16 at any alignment) as fp32 into out. */
+static void st_range_f32(const lqa_st_tensor *t, size_t first, size_t n, float *out) {
+    const unsigned char *p = (const unsigned char *)t->data;
+    if (t->dtype == LQA_ST_F32) {
+        memcpy(out, p + 4 * first, 4 * n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * (first + i), 2);
+        out[i] = t->dtype == LQA_ST_F16 ? lqa_f16_to_f32(h) : lqa_bf16_to_f32(h);
+    }
+}
+
+/* Tensor t into the bf16 layout: fp32 into params_lp (host), or rounded to bf16 and uploaded
+ * into params16 stage by stage. */
+static int load_tensor_bf16(const char *where, lqa_model *m, int i, const lqa_st_tensor *t, float *f32,
+                            lqa_bf16 *b16, lqa_err *err) {
+    const lqa_tensor_info *ti = &m->tensors[i];
+    if (check_shape(where, ti, t, err)) return -1;
+    for (size_t first = 0; first < ti->numel; first += BF16_STAGE_ELEMS) {
+        size_t n = ti->numel - first < BF16_STAGE_ELEMS ? ti->numel - first : BF16_STAGE_ELEMS;
+        if (ti->lp_offset != LQA_NOT_LORA_PLUS) {
+            float *dst = m->params_lp + ti->lp_offset + first;
+            st_range_f32(t, first, n, dst);
+            if (check_finite(where, ti, dst, n, first, err)) return -1;
+            continue;
+        }
+        st_range_f32(t, first, n, f32);
+        if (check_finite(where, ti, f32, n, first, err)) return -1;
+        lqa_bf16_from_floats(b16, f32, n);
+        m->be16->to_device((char *)m->params16 + 2 * (ti->b16_offset + first), b16, 2 * n);
+    }
+    return 0;
+}
+
+int lqa_hf_load_bf16(const char *dir, lqa_model *m, const lqa_backend *be, lqa_err *err) {
+    lqa_config cfg;
+    memset(m, 0, sizeof *m);
+    if (lqa_hf_read_config(dir, &cfg, err)) return -1;
+    char *cpath = lqa_path_join(dir, "config.json");
+    int big = check_param_bytes(cpath, &cfg, 0, err); /* the device's memory is the trainer's check */
+    free(cpath);
+    if (big) return -1;
+    lqa_st_reader r;
+    if (lqa_st_open_dir(&r, dir, err)) return -1;
+    lqa_model_alloc_bf16(m, &cfg, be);
+    float *f32 = lqa_malloc(sizeof(float) * BF16_STAGE_ELEMS);
+    lqa_bf16 *b16 = lqa_malloc(sizeof(lqa_bf16) * BF16_STAGE_ELEMS);
+    int rc = 0;
+    for (int i = 0; i < m->n_tensors && !rc; i++) {
+        const lqa_st_tensor *t = lqa_st_find(&r, m->tensors[i].name);
+        if (!t) rc = lqa_err_set(err, "%s: tensor %s is missing from the model's safetensors", dir, m->tensors[i].name);
+        else rc = load_tensor_bf16(dir, m, i, t, f32, b16, err);
+    }
+    for (int i = 0; i < r.n_tensors && !rc; i++) {
+        int known = 0;
+        for (int k = 0; k < m->n_tensors && !known; k++) known = !strcmp(m->tensors[k].name, r.tensors[i].name);
+        if (!known) log_debug("%s: ignoring tensor %s", dir, r.tensors[i].name);
+    }
+    free(f32);
+    free(b16);
     lqa_st_close(&r);
     if (rc) lqa_model_free(m);
     return rc;

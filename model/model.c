@@ -89,13 +89,16 @@ void lqa_model_shape(lqa_model *m, const lqa_config *cfg) {
     m->n_params = off;
     /* lora+ trains the embedding and the norms (the 1-d tensors): adapter.c's
      * lqa_is_lora_plus_tensor names the same set; a tied lm_head is the embedding */
-    size_t lp = 0;
+    size_t lp = 0, b16 = 0;
     for (int t = 0; t < n; t++) {
         lqa_tensor_info *ti = &m->tensors[t];
         ti->lp_offset = (t == 0 || ti->ndim == 1) ? lp : LQA_NOT_LORA_PLUS;
+        ti->b16_offset = ti->lp_offset == LQA_NOT_LORA_PLUS ? b16 : LQA_NOT_BF16; /* the bf16 layout */
         if (ti->lp_offset != LQA_NOT_LORA_PLUS) lp += ti->numel;
+        else b16 += ti->numel;
     }
     m->n_lora_plus = lp;
+    m->n_params16 = b16;
 }
 
 void lqa_model_alloc(lqa_model *m, const lqa_config *cfg) {
@@ -117,7 +120,8 @@ static void fill_normal(float *x, size_t n, float std, uint64_t seed, uint64_t t
 }
 
 void lqa_model_init_random(lqa_model *m, uint64_t seed) {
-    lqaCheck(lqa_model_backend(m)->host_memory, "init: the model is in %s memory", lqa_model_backend(m)->name);
+    lqaCheck(lqa_model_backend(m)->host_memory && m->params, "init: the model is in %s memory%s",
+             lqa_model_backend(m)->name, m->params ? "" : ", in the bf16 layout");
     for (int t = 0; t < m->n_tensors; t++) {
         lqa_tensor_info *ti = &m->tensors[t];
         float *x = m->params + ti->offset;
@@ -129,7 +133,9 @@ void lqa_model_init_random(lqa_model *m, uint64_t seed) {
 }
 
 /* Norms 1; every matrix cut from one tile of normal(0, 0.02) values, starting at a place of its
- * own and wrapping around. On a device the tile is uploaded once and the rest are device copies. */
+ * own and wrapping around. On a device the tile is uploaded once and the rest are device copies.
+ * In the bf16 layout (lqa_model_alloc_bf16) the bf16 tensors are cut from the tile rounded once,
+ * so they equal the fp32 init rounded to bf16. */
 void lqa_model_init_tiled(lqa_model *m, uint64_t seed) {
     enum { TILE_MAX = 1 << 24 }; /* 64 MB */
     const lqa_backend *be = lqa_model_backend(m);
@@ -143,20 +149,30 @@ void lqa_model_init_tiled(lqa_model *m, uint64_t seed) {
     fill_normal(host, tile_n, 0.02f, seed, 0);
     float *tile = be->alloc(sizeof(float) * tile_n);
     be->to_device(tile, host, sizeof(float) * tile_n);
+    char *tile16 = NULL;
+    if (!m->params) {
+        lqaCheck(m->params16 && m->be16 == be, "init: the model has no parameters on %s", be->name);
+        tile16 = be->alloc(2 * tile_n);
+        be->to_bf16(tile16, tile, tile_n);
+    }
     for (size_t i = 0; i < norm_n; i++) host[i] = 1.0f;
     for (int t = 0; t < m->n_tensors; t++) {
         const lqa_tensor_info *ti = &m->tensors[t];
-        float *x = m->params + ti->offset;
+        float *x = lqa_model_base_f32(m, t);
         if (ti->ndim == 1) {
             be->to_device(x, host, sizeof(float) * ti->numel);
             continue;
         }
+        /* fp32 (x) or bf16 (y) destination, 4 or 2 bytes an element */
+        char *dst = x ? (char *)x : (char *)m->params16 + 2 * ti->b16_offset, *src = x ? (char *)tile : tile16;
+        size_t esize = x ? sizeof(float) : 2;
         size_t start = (size_t)((uint64_t)(t + 1) * 0x9E3779B97F4A7C15ull % tile_n);
         for (size_t done = 0, k; done < ti->numel; done += k, start = 0) {
             k = ti->numel - done < tile_n - start ? ti->numel - done : tile_n - start;
-            be->copy(x + done, tile + start, sizeof(float) * k);
+            be->copy(dst + esize * done, src + esize * start, esize * k);
         }
     }
+    be->free(tile16);
     be->free(tile);
     free(host);
 }
@@ -214,8 +230,9 @@ void lqa_model_add_lora(lqa_model *m, int targets, int rank, float alpha, uint64
 
 void lqa_model_free(lqa_model *m) {
     const lqa_backend *be = lqa_model_backend(m);
-    be->free(m->params16);
+    if (m->be16) m->be16->free(m->params16);
     be->free(m->params);
+    be->free(m->params_lp);
     free(m->tensors);
     be->free(m->lora);
     free(m->lora_tensors);
@@ -227,8 +244,9 @@ float *lqa_model_tensor(lqa_model *m, const char *name, const lqa_tensor_info **
              lqa_model_backend(m)->name);
     for (int t = 0; t < m->n_tensors; t++)
         if (strcmp(m->tensors[t].name, name) == 0) {
-            if (info) *info = &m->tensors[t];
-            return m->params + m->tensors[t].offset;
+            float *p = lqa_model_base_f32(m, t);
+            if (p && info) *info = &m->tensors[t];
+            return p;
         }
     for (int t = 0; t < m->n_lora_tensors; t++)
         if (strcmp(m->lora_tensors[t].name, name) == 0) {
@@ -253,6 +271,7 @@ void lqa_model_merge_lora(lqa_model *m) {
     if (!m->lora) return;
     lqaCheck(lqa_model_backend(m)->host_memory, "merge: the model is in %s memory; bring it to the host",
              lqa_model_backend(m)->name);
+    lqaCheck(m->params, "merge: the model is in the bf16 layout; merging needs its fp32 weights");
     float scale = m->lora_alpha / m->lora_rank;
     for (int l = 0; l < m->cfg.n_layers; l++)
         for (int i = 0; i < N_LORA_TARGETS; i++) {
@@ -341,28 +360,62 @@ static float *move_floats(float *p, size_t n, const lqa_backend *from, const lqa
     return q;
 }
 
+float *lqa_model_base_f32(const lqa_model *m, int t) {
+    const lqa_tensor_info *ti = &m->tensors[t];
+    if (m->params) return m->params + ti->offset;
+    if (m->params_lp && ti->lp_offset != LQA_NOT_LORA_PLUS) return m->params_lp + ti->lp_offset;
+    return NULL;
+}
+
 void lqa_model_to_backend(lqa_model *m, const lqa_backend *be) {
     const lqa_backend *from = lqa_model_backend(m);
     if (from == be) return;
-    from->free(m->params16); /* files and the host work on fp32 */
-    m->params16 = NULL;
     m->params = move_floats(m->params, m->n_params, from, be);
+    m->params_lp = move_floats(m->params_lp, m->n_lora_plus, from, be);
     m->lora = move_floats(m->lora, m->n_lora, from, be);
     m->be = be;
 }
 
-int lqa_model_use_bf16(lqa_model *m, lqa_train_set train, lqa_err *err) {
-    const lqa_backend *be = lqa_model_backend(m);
-    if (!be->linear_bf16_forward || !be->to_bf16 || !be->attention_bf16_forward)
+int lqa_model_bf16_check(const lqa_backend *be, const lqa_config *cfg, lqa_train_set train, lqa_err *err) {
+    if (!be->linear_bf16_forward || !be->to_bf16 || !be->attention_bf16_forward || !be->crossentropy_bf16_rows)
         return lqa_err_set(err, "--dtype bf16: the %s backend has no bf16 kernels; use --device cuda", be->name);
-    int hd = m->cfg.dim / m->cfg.n_heads;
+    int hd = cfg->dim / cfg->n_heads;
     if (hd % 16 != 0 || hd > 128)
         return lqa_err_set(err, "--dtype bf16: head dim %d; the bf16 attention takes multiples of 16 up to 128", hd);
     if (train == LQA_TRAIN_FULL)
         return lqa_err_set(err, "--dtype bf16 with --train full: not yet (the bf16 weights would need refreshing "
                                 "after every optimizer step); use lora+ or lora, or --dtype fp32");
-    be->free(m->params16);
-    m->params16 = be->alloc(2 * m->n_params);
-    be->to_bf16(m->params16, m->params, m->n_params);
+    return 0;
+}
+
+void lqa_model_alloc_bf16(lqa_model *m, const lqa_config *cfg, const lqa_backend *be) {
+    lqa_model_shape(m, cfg);
+    m->params_lp = lqa_calloc(m->n_lora_plus, sizeof(float));
+    m->be16 = be;
+    m->params16 = be->alloc(2 * m->n_params16);
+}
+
+int lqa_model_use_bf16(lqa_model *m, lqa_train_set train, lqa_err *err) {
+    const lqa_backend *be = lqa_model_backend(m);
+    if (lqa_model_bf16_check(be, &m->cfg, train, err)) return -1;
+    if (!m->params) {
+        lqaCheck(m->be16 == be, "--dtype bf16: the model's bf16 weights are in %s memory, the model in %s",
+                 m->be16 ? m->be16->name : "no", be->name);
+        return 0;
+    }
+    /* tensor by tensor, so the fp32 buffer is the only full copy and it goes at the end */
+    m->be16 = be;
+    m->params16 = be->alloc(2 * m->n_params16);
+    m->params_lp = be->alloc(sizeof(float) * m->n_lora_plus);
+    for (int t = 0; t < m->n_tensors; t++) {
+        const lqa_tensor_info *ti = &m->tensors[t];
+        const float *src = m->params + ti->offset;
+        if (ti->lp_offset != LQA_NOT_LORA_PLUS)
+            be->copy(m->params_lp + ti->lp_offset, src, sizeof(float) * ti->numel);
+        else
+            be->to_bf16((char *)m->params16 + 2 * ti->b16_offset, src, ti->numel);
+    }
+    be->free(m->params);
+    m->params = NULL;
     return 0;
 }

@@ -77,16 +77,24 @@ typedef struct lqa_tensor_info {
     size_t numel;
     size_t lp_offset;    /* base tensors: offset in lora+'s compact gradient buffer (embedding and
                             norms, in params order); LQA_NOT_LORA_PLUS when lora+ does not train it */
+    size_t b16_offset;   /* base tensors: offset in elements into params16 (--dtype bf16), for every
+                            tensor without an lp_offset (the linears, an untied lm_head);
+                            LQA_NOT_BF16 for the others (fp32 in params_lp) */
 } lqa_tensor_info;
 #define LQA_NOT_LORA_PLUS ((size_t)-1)
+#define LQA_NOT_BF16 ((size_t)-1)
 
 typedef struct lqa_model {
     lqa_config cfg;
     const lqa_backend *be;          /* where params and lora live (NULL: the CPU's host memory) */
-    float *params;                  /* base parameters, layout above */
-    void *params16;                 /* --dtype bf16 (CUDA): a bf16 copy of params, read by the frozen
-                                       linears' GEMMs (lqa_model_use_bf16); NULL: fp32 everywhere */
+    float *params;                  /* base parameters, layout above (NULL in the bf16 layout) */
+    /* --dtype bf16 (CUDA), the bf16 layout (params NULL): every frozen GEMM weight (b16_offset)
+     * in bf16, the embedding and norms (lp_offset, lora+'s compact layout) in fp32 */
+    void *params16;                 /* n_params16 bf16 values on be16; NULL: fp32 everywhere */
+    float *params_lp;               /* n_lora_plus floats in the model's backend memory */
+    const lqa_backend *be16;        /* whose memory holds params16 (it does not move) */
     size_t n_params;
+    size_t n_params16;              /* elements of the tensors with a b16_offset */
     size_t n_lora_plus;             /* floats of the base tensors lora+ trains (embedding, norms) */
     lqa_tensor_info *tensors;       /* n_tensors entries describing params */
     int n_tensors;
@@ -125,17 +133,31 @@ void lqa_model_add_lora(lqa_model *m, int targets, int rank, float alpha, uint64
 void lqa_model_free(lqa_model *m);
 /* The backend whose memory holds params and lora (the CPU's unless moved). */
 const lqa_backend *lqa_model_backend(const lqa_model *m);
-/* Moves params and lora into be's memory (the other copy is freed). Loading, saving, init, LoRA
- * creation and merging work on the host: a trainer loads, moves to the device, and moves back
- * (or downloads what it writes) for files. */
+/* Moves params (or params_lp) and lora into be's memory (the other copy is freed); params16 stays
+ * where it is. Loading, saving, init, LoRA creation and merging work on the host: a trainer
+ * loads, moves to the device, and moves back (or downloads what it writes) for files. */
 void lqa_model_to_backend(lqa_model *m, const lqa_backend *be);
-/* --dtype bf16, first slice: the frozen linear weights are multiplied in bf16 on tensor cores
- * (a bf16 copy of params in device memory; the fp32 params stay for the trained tensors, the
- * loss and files; activations stay fp32). Needs a backend with bf16 GEMMs (CUDA) and a model
- * whose linears do not train (lora, lora+): -1 with err set otherwise. Dropped when the model
- * moves to another backend. */
+
+/* --dtype bf16: the bf16 layout above. The frozen GEMM weights are bf16 on the device and read by
+ * tensor cores (the linears, the lm_head's chunked cross-entropy); the embedding gather and the
+ * norms read fp32, and what trains (LoRA A/B; embedding and norms for lora+) has fp32 masters
+ * (params_lp, lora). A tied lm_head is the fp32 embedding (the fp32 cross-entropy reads it).
+ * 0 when be and train allow it: a backend with bf16 kernels (CUDA), a head dim the bf16
+ * attention takes, frozen linears (lora, lora+); -1 with err set otherwise. */
+int lqa_model_bf16_check(const lqa_backend *be, const lqa_config *cfg, lqa_train_set train, lqa_err *err);
+/* The bf16 layout for cfg: the tensor table, params_lp zeroed in host memory, params16
+ * (uninitialised) on be; params NULL. The loader (lqa_hf_load_bf16) fills both. */
+void lqa_model_alloc_bf16(lqa_model *m, const lqa_config *cfg, const lqa_backend *be);
+/* Converts an fp32 model (params in the memory of its backend, which has the bf16 kernels) to the
+ * bf16 layout in that memory, and frees params (for models made in memory: random init,
+ * tests, bench; files load with lqa_hf_load_bf16). lqa_model_bf16_check's errors; a model
+ * already in the bf16 layout is checked only. */
 int lqa_model_use_bf16(lqa_model *m, lqa_train_set train, lqa_err *err);
-/* Looks a tensor up by name in params or lora (host memory only); NULL when absent. */
+/* Base tensor t's fp32 values in the model's backend memory: params, or params_lp in the bf16
+ * layout; NULL for a tensor held in bf16 only. */
+float *lqa_model_base_f32(const lqa_model *m, int t);
+/* Looks a tensor up by name in params (params_lp) or lora (host memory only); NULL when absent
+ * (or, in the bf16 layout, held in bf16 only). */
 float *lqa_model_tensor(lqa_model *m, const char *name, const lqa_tensor_info **info);
 
 /* A batch of B sequences of T tokens. loss_mask[b*T+t] = 1: token t is a target predicted from

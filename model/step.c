@@ -33,10 +33,9 @@ static linear linear_of(const lqa_model *m, int l, int k, const layer_acts *la, 
     lqa_layer_tensor_shape(&m->cfg, k, &out, &in);
     lin.in = (int)in;
     lin.out = (int)out;
-    size_t off = m->tensors[layer_tensor_index(l, k)].offset;
-    lin.W = m->params + off;
+    lin.W = layer_w(m, l, k);
     if (gs && gs->base_linears) lin.dW = lqa_grad_at(gs->d_params, gs->compact, m, layer_tensor_index(l, k));
-    if (m->params16 && !(gs && gs->base_linears)) lin.W16 = (const char *)m->params16 + 2 * off;
+    if (!(gs && gs->base_linears)) lin.W16 = base_w16(m, layer_tensor_index(l, k));
     for (int i = 0; i < N_LORA_TARGETS; i++) {
         if (lqa_lora_layer_tensor[i] != k) continue;
         int t = lqa_lora_index(m, l, i);
@@ -175,6 +174,37 @@ static void layer_backward(const step_ctx *c, int l, const layer_acts *la, const
     be->rmsnorm_backward(s->dx, dnorm1, s->dxn, x, layer_w(m, l, T_LN1), la->rstd1, N, D);
 }
 
+/* ---- the lm_head ---------------------------------------------------------------------------- */
+
+/* The chunked lm_head + cross-entropy of the target rows (crossentropy_fused_rows' contract):
+ * a frozen bf16 head (the bf16 layout, untied) on tensor cores, else the fp32 one (fp32 models, a
+ * tied head: the fp32 embedding, trained by lora+). */
+static void head_loss(const step_ctx *c, float *dx, float *dW, const float *xf, const int32_t *targets,
+                      const int32_t *rows, long count, float grad_scale) {
+    const lqa_model *m = c->m;
+    const lqa_config *cfg = &m->cfg;
+    const void *W16 = base_w16(m, lm_head_index(m));
+    step_mem *s = c->s;
+    if (W16 && !dW)
+        c->be->crossentropy_bf16_rows(dx, xf, W16, targets, rows, (int)count, cfg->dim, cfg->vocab_size, grad_scale,
+                                      s->ce_chunk, s->ce_scratch, s->loss_sum);
+    else
+        c->be->crossentropy_fused_rows(dx, dW, xf, lqa_model_base_f32(m, (int)lm_head_index(m)), targets, rows,
+                                       (int)count, cfg->dim, cfg->vocab_size, grad_scale, s->ce_chunk, s->ce_scratch,
+                                       s->loss_sum);
+}
+
+/* logits [rows, V] = x W_head^T (fp32 out; a bf16 head reads x rounded to bf16, as the loss does). */
+static void head_logits(const step_ctx *c, float *logits, const float *x, int rows) {
+    const lqa_model *m = c->m;
+    const void *W16 = base_w16(m, lm_head_index(m));
+    if (W16)
+        c->be->linear_bf16_forward(logits, x, W16, rows, m->cfg.dim, m->cfg.vocab_size, 0, c->s->x16);
+    else
+        c->be->matmul_forward(logits, x, lqa_model_base_f32(m, (int)lm_head_index(m)), rows, m->cfg.dim,
+                              m->cfg.vocab_size, 0);
+}
+
 /* ---- the step -------------------------------------------------------------------------------- */
 
 /* Checks the batch's tokens, builds its targets on the host (targets[b*T+t] = the token row t
@@ -228,7 +258,9 @@ static void forward_all(step_ctx *c, int keep_all) {
     const lqa_config *cfg = &m->cfg;
     step_mem *s = c->s;
     size_t ND = (size_t)c->N * cfg->dim;
-    c->be->embedding_forward(s->xs, s->tokens, m->params, c->N, cfg->dim);
+    lqaCheck(!m->params16 || m->be16 == c->be, "the model's bf16 weights are in %s memory, its step runs on %s",
+             m->be16 ? m->be16->name : "no", c->be->name);
+    c->be->embedding_forward(s->xs, s->tokens, lqa_model_base_f32(m, 0), c->N, cfg->dim);
     for (int l = 0; l < cfg->n_layers; l++) {
         layer_acts *la = &s->acts[keep_all ? l : 0];
         use_saved_attention(c, l, la);
@@ -236,7 +268,7 @@ static void forward_all(step_ctx *c, int keep_all) {
         layer_forward(c, l, la, s->xs + l * ND, s->xs + (l + 1) * ND, 0);
     }
     c->be->rmsnorm_forward(s->xf, s->rstdf, s->xs + cfg->n_layers * ND,
-                           m->params + m->tensors[final_norm_index(m)].offset, c->N, cfg->dim, cfg->rms_eps);
+                           lqa_model_base_f32(m, (int)final_norm_index(m)), c->N, cfg->dim, cfg->rms_eps);
 }
 
 /* Carves ws for the batch, stages it and fills the step context; returns the target count. */
@@ -277,21 +309,19 @@ void lqa_model_step_ws(lqa_model *m, lqa_workspace *ws, const lqa_batch *b, cons
         c.gs.base_linears = o->train == LQA_TRAIN_FULL;
         c.gs.norms_embed = o->train != LQA_TRAIN_LORA;
     }
-    size_t lm_off = lm_head_offset(m), ND = (size_t)c.N * cfg->dim;
+    size_t ND = (size_t)c.N * cfg->dim;
     int lm_trained = c.gs.d_params && (o->train == LQA_TRAIN_FULL || (cfg->tie_embeddings && c.gs.norms_embed));
-    size_t lm_index = cfg->tie_embeddings ? 0 : final_norm_index(m) + 1;
+    size_t lm_index = lm_head_index(m);
     float *dW_lm = lm_trained ? lqa_grad_at(c.gs.d_params, c.gs.compact, m, lm_index) : NULL;
     if (backward) be->zero(s->dxf, sizeof(float) * ND);
     be->zero(s->loss_sum, sizeof(double));
-    be->crossentropy_fused_rows(backward ? s->dxf : NULL, dW_lm, s->xf, m->params + lm_off, s->targets, s->rows,
-                                (int)count, cfg->dim, cfg->vocab_size, 1.0f / count, s->ce_chunk, s->ce_scratch,
-                                s->loss_sum);
+    head_loss(&c, backward ? s->dxf : NULL, dW_lm, s->xf, s->targets, s->rows, count, 1.0f / count);
     if (loss_acc) be->crossentropy_mean_add(loss_acc, s->loss_sum, count);
     if (!backward) return;
-    size_t fn = m->tensors[final_norm_index(m)].offset;
     float *dnorm = c.gs.norms_embed ? lqa_grad_at(c.gs.d_params, c.gs.compact, m, final_norm_index(m)) : NULL;
     be->zero(s->dx, sizeof(float) * ND);
-    be->rmsnorm_backward(s->dx, dnorm, s->dxf, s->xs + cfg->n_layers * ND, m->params + fn, s->rstdf, c.N, cfg->dim);
+    const float *wf = lqa_model_base_f32(m, (int)final_norm_index(m));
+    be->rmsnorm_backward(s->dx, dnorm, s->dxf, s->xs + cfg->n_layers * ND, wf, s->rstdf, c.N, cfg->dim);
     for (int l = cfg->n_layers - 1; l >= 0; l--) {
         layer_acts *la = &s->acts[keep_all ? l : 0];
         if (!keep_all) { /* recompute the checkpointed layer */
@@ -322,7 +352,7 @@ float *lqa_model_logits(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o
     size_t NV = (size_t)c.N * m->cfg.vocab_size;
     float *logits = lqa_malloc(sizeof(float) * NV);
     float *dev = ws->be->host_memory ? logits : ws->be->alloc(sizeof(float) * NV);
-    ws->be->matmul_forward(dev, c.s->xf, m->params + lm_head_offset(m), c.N, m->cfg.dim, m->cfg.vocab_size, 0);
+    head_logits(&c, dev, c.s->xf, c.N);
     if (dev != logits) {
         ws->be->to_host(logits, dev, sizeof(float) * NV);
         ws->be->free(dev);
@@ -389,12 +419,10 @@ void lqa_model_forward_kv(lqa_model *m, lqa_kv *kv, const int32_t *tokens, int n
                  cfg->vocab_size);
     ws->be->to_device(c.s->tokens, tokens, sizeof(int32_t) * (size_t)n);
     forward_all(&c, 0);
-    const float *W = m->params + lm_head_offset(m);
     if (logits && logits_from < n) {
         int rows = n - logits_from;
         size_t bytes = sizeof(float) * (size_t)rows * cfg->vocab_size;
-        ws->be->matmul_forward(kv->logits, c.s->xf + (size_t)logits_from * cfg->dim, W, rows, cfg->dim,
-                               cfg->vocab_size, 0);
+        head_logits(&c, kv->logits, c.s->xf + (size_t)logits_from * cfg->dim, rows);
         ws->be->to_host(logits, kv->logits, bytes);
     }
     if (targets) { /* the NLL through the training loss's own fused op, forward only */
@@ -408,8 +436,7 @@ void lqa_model_forward_kv(lqa_model *m, lqa_kv *kv, const int32_t *tokens, int n
             ws->be->to_device(c.s->targets, ws->targets_h, sizeof(int32_t) * (size_t)n);
             ws->be->to_device(c.s->rows, ws->rows_h, sizeof(int32_t) * (size_t)count);
             ws->be->zero(c.s->loss_sum, sizeof(double));
-            ws->be->crossentropy_fused_rows(NULL, NULL, c.s->xf, W, c.s->targets, c.s->rows, (int)count, cfg->dim,
-                                            cfg->vocab_size, 0.0f, c.s->ce_chunk, c.s->ce_scratch, c.s->loss_sum);
+            head_loss(&c, NULL, NULL, c.s->xf, c.s->targets, c.s->rows, count, 0.0f);
             ws->be->to_host(&sum, c.s->loss_sum, sizeof sum);
         }
         *nll += sum;

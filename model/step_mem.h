@@ -27,13 +27,19 @@ float *lqa_grad_at(float *d_params, int compact, const lqa_model *m, size_t t);
 int lqa_s2_group(int T, float ratio);
 
 static inline size_t layer_tensor_index(int l, int k) { return 1 + (size_t)l * N_LAYER_TENSORS + k; }
+/* fp32 weights of layer l's tensor k (NULL when held in bf16 only: the bf16 layout's linears). */
 static inline float *layer_w(const lqa_model *m, int l, int k) {
-    return m->params + m->tensors[layer_tensor_index(l, k)].offset;
+    return lqa_model_base_f32(m, (int)layer_tensor_index(l, k));
+}
+/* Base tensor t in bf16 (params16), or NULL when the model holds it in fp32. */
+static inline const void *base_w16(const lqa_model *m, size_t t) {
+    size_t o = m->tensors[t].b16_offset;
+    return m->params16 && o != LQA_NOT_BF16 ? (const char *)m->params16 + 2 * o : NULL;
 }
 static inline size_t final_norm_index(const lqa_model *m) { return 1 + (size_t)m->cfg.n_layers * N_LAYER_TENSORS; }
 /* lm_head: its own tensor, or the embedding when tied. */
-static inline size_t lm_head_offset(const lqa_model *m) {
-    return m->cfg.tie_embeddings ? 0 : m->tensors[final_norm_index(m) + 1].offset;
+static inline size_t lm_head_index(const lqa_model *m) {
+    return m->cfg.tie_embeddings ? 0 : final_norm_index(m) + 1;
 }
 
 static inline int has_lora(const lqa_model *m) {

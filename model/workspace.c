@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels/crossentropy.h"
+#include "kernels/crossentropy_bf16.h"
 #include "model/step_mem.h"
 
 typedef struct arena {
@@ -99,7 +100,12 @@ static void plan_step(arena *a, step_mem *s, layer_acts *acts, const lqa_model *
     attn_params ap = lqa_step_attn(m, B, T, o, NULL);
     s->attn_scratch = TAKE_F(a, be->attention_scratch_floats(&ap));
     s->ce_chunk = ce_chunk_rows((int)N, c->vocab_size);
-    s->ce_scratch = TAKE_F(a, crossentropy_scratch_floats(s->ce_chunk, c->dim, c->vocab_size));
+    size_t ce_bytes = sizeof(float) * crossentropy_scratch_floats(s->ce_chunk, c->dim, c->vocab_size);
+    if (m->params16) { /* a bf16 head's loss (step.c head_loss) carves the same scratch its own way */
+        size_t b16 = crossentropy_bf16_scratch_bytes(s->ce_chunk, c->dim, c->vocab_size);
+        ce_bytes = b16 > ce_bytes ? b16 : ce_bytes;
+    }
+    s->ce_scratch = take(a, ce_bytes);
     if (m->params16) {
         size_t widest = D > Hq ? D : Hq;
         s->x16 = take(a, 2 * N * (widest > F ? widest : F));

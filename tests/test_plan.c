@@ -120,6 +120,16 @@ static void test_llama2_7b_100k(void **state) {
     print_message("# llama2-7b lora+ s2 100k bf16: %.3f GB\n", total / 1e9);
     assert_true(total > 40e9 && total < 80e9);
     assert_true(json_is_false(json_object_get(j, "allocated_by_run")));
+    /* today's run's weights (the bf16 layout of model.h): every frozen GEMM weight in bf16, the
+     * trained embedding and norms counted as trainables, no fp32 copy of anything frozen */
+    const lqa_preset *pr = lqa_preset_find("llama2-7b");
+    lqa_model shape;
+    lqa_model_shape(&shape, &pr->cfg);
+    size_t run_weights = (size_t)lqa_json_int(j, "bf16_run_weights", -1);
+    print_message("# today's run: weights %.3f GB (bf16 of %zu frozen values)\n", run_weights / 1e9, shape.n_params16);
+    assert_true(run_weights == 2 * shape.n_params16);
+    assert_true(shape.n_params16 + shape.n_lora_plus == shape.n_params);
+    lqa_model_free(&shape);
     json_decref(j);
     lqa_buf_clear(&out);
     assert_int_equal(lqa_test_run(&out, "%s plan --preset llama2-7b --ctx 100000 --device cuda --dtype fp32 --json",

@@ -67,17 +67,24 @@ static int bench_config(const lqa_train_opts *o, lqa_config *cfg, lqa_err *err) 
 }
 
 /* The model on be: a preset's random weights made in be's memory (lqa_model_init_tiled: one
- * 64 MB upload, the rest device copies; the host never holds the model), or the folder loaded
- * and moved. */
+ * 64 MB upload, the rest device copies; the host never holds the model; with bf16 made in the
+ * bf16 layout, so the device never holds fp32 frozen weights either), or the folder loaded
+ * and moved (with --dtype bf16 loaded straight into the device bf16 layout). */
 static int bench_model(const lqa_train_opts *o, const lqa_config *cfg, const lqa_backend *be, lqa_model *m,
                        lqa_err *err) {
-    if (o->preset) {
+    if (o->preset && o->dtype_bf16) { /* straight into the bf16 layout: no fp32 copy of the frozen weights */
+        if (lqa_model_bf16_check(be, cfg, o->train, err)) return -1;
+        lqa_model_alloc_bf16(m, cfg, be);
+        lqa_model_add_lora(m, o->lora_targets, o->lora_rank, o->lora_alpha, o->seed);
+        lqa_model_to_backend(m, be);
+        lqa_model_init_tiled(m, o->seed);
+    } else if (o->preset) {
         lqa_model_shape(m, cfg);
         if (o->train != LQA_TRAIN_FULL) lqa_model_add_lora(m, o->lora_targets, o->lora_rank, o->lora_alpha, o->seed);
         lqa_model_alloc_on(m, be);
         lqa_model_init_tiled(m, o->seed);
     } else {
-        if (lqa_load_for_training(o, m, err)) return -1;
+        if (lqa_load_for_training_on(o, be, m, err)) return -1;
         lqa_model_to_backend(m, be);
     }
     if (o->dtype_bf16 && lqa_model_use_bf16(m, o->train, err)) {

@@ -59,7 +59,9 @@ static size_t trained_base(const lqa_model *m, lqa_train_set train) {
 
 /* fp32, and today's --dtype bf16 run: exactly what the run allocates (train.c's setup). m is a
  * shape (nothing allocated); for BF16_RUN its params16 is marked so the planner sizes the bf16
- * staging, as lqa_model_use_bf16 makes the run's. */
+ * staging, as the run's bf16 layout does. The run's bf16 layout (model.h): frozen GEMM weights
+ * bf16 (params16), embedding and norms fp32 (params_lp; lora+ trains them, lora keeps them
+ * frozen), LoRA fp32. */
 static void plan_fp32(lqa_model *m, const lqa_plan_opts *o, const lqa_backend *be, lqa_plan *p) {
     int bf16_run = o->dtype == LQA_PLAN_BF16_RUN;
     static char marker;
@@ -75,7 +77,7 @@ static void plan_fp32(lqa_model *m, const lqa_plan_opts *o, const lqa_backend *b
     p->workspace = ws - p->checkpoints;
     p->runtime = TRAINER_SCALARS_BYTES + (be->host_memory ? 0 : CUDA_SUMSQ_BYTES);
     if (bf16_run) {
-        p->weights += 2 * m->n_params; /* the bf16 copy */
+        p->weights = 2 * m->n_params16 + 4 * (m->n_lora_plus - base_trained) + 4 * (m->n_lora - lora);
         p->runtime += CUDA_LT_WORKSPACE_BYTES;
         m->params16 = NULL;
     }
@@ -134,6 +136,8 @@ int lqa_plan_training(const lqa_config *cfg, const lqa_plan_opts *o, const lqa_b
     memset(p, 0, sizeof *p);
     if (o->dtype != LQA_PLAN_FP32 && be->host_memory)
         return lqa_err_set(err, "--dtype bf16 is the CUDA layout: plan it with --device cuda");
+    if (o->dtype == LQA_PLAN_BF16_RUN && o->train == LQA_TRAIN_FULL)
+        return lqa_err_set(err, "--dtype bf16 with --train full: the run refuses it (not yet)");
     lqa_model shape; /* the model's layout alone: nothing allocated */
     lqa_model_shape(&shape, cfg);
     if (o->train != LQA_TRAIN_FULL) lqa_model_shape_lora(&shape, o->lora_targets, o->lora_rank, o->lora_alpha);
@@ -178,7 +182,8 @@ static int parse_int(const char *s, long lo, long hi, int *out) {
 static double gb(size_t b) { return (double)b / 1e9; }
 static double gib(size_t b) { return (double)b / (1024.0 * 1024 * 1024); }
 
-static void print_plan(const lqa_plan *p, const char *what, int json, size_t run_total) {
+static void print_plan(const lqa_plan *p, const char *what, int json, const lqa_plan *run) {
+    size_t run_total = run ? run->total : 0;
     const char *kinds[] = {"weights", "trainables", "gradients", "optimizer", "checkpoints", "workspace", "runtime",
                            "total"};
     size_t vals[] = {p->weights, p->trainables, p->gradients, p->optimizer, p->checkpoints, p->workspace, p->runtime,
@@ -190,7 +195,10 @@ static void print_plan(const lqa_plan *p, const char *what, int json, size_t run
         json_object_set_new(j, "base_params", json_integer((json_int_t)p->n_params));
         json_object_set_new(j, "trained_params", json_integer((json_int_t)p->n_trained));
         for (int i = 0; i < 8; i++) json_object_set_new(j, kinds[i], json_integer((json_int_t)vals[i]));
-        if (run_total) json_object_set_new(j, "bf16_run_total", json_integer((json_int_t)run_total));
+        if (run) {
+            json_object_set_new(j, "bf16_run_total", json_integer((json_int_t)run_total));
+            json_object_set_new(j, "bf16_run_weights", json_integer((json_int_t)run->weights));
+        }
         char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
         printf("%s\n", text);
         free(text);
@@ -201,10 +209,11 @@ static void print_plan(const lqa_plan *p, const char *what, int json, size_t run
     printf("  base params %zu, trained params %zu\n", p->n_params, p->n_trained);
     for (int i = 0; i < 8; i++)
         printf("  %-12s %16zu bytes  %9.3f GB  %9.3f GiB\n", kinds[i], vals[i], gb(vals[i]), gib(vals[i]));
-    if (!p->allocated)
-        printf("  (bf16: the design's layout, not allocated by any run yet: today's `train --dtype bf16` is a\n"
-               "   first slice that keeps the fp32 layout and adds a bf16 copy of the weights: %zu bytes,\n"
-               "   %.3f GB, exactly)\n", run_total, gb(run_total));
+    if (run)
+        printf("  (bf16: the design's layout, not allocated by any run yet as a whole. Today's `train --dtype\n"
+               "   bf16` allocates exactly %zu bytes, %.3f GB; its weights: %zu bytes,\n"
+               "   %.3f GB, the frozen GEMM weights in bf16, the embedding and norms in fp32)\n", run_total,
+               gb(run_total), run->weights, gb(run->weights));
 }
 
 int lqa_plan_main(int argc, char **argv) {
@@ -306,13 +315,13 @@ int lqa_plan_main(int argc, char **argv) {
              preset ? preset : model, o.ctx, o.micro_batch, lqa_train_set_name(o.train),
              o.step.attn == LQA_ATTN_S2 ? "S2" : "full", o.dtype == LQA_PLAN_BF16 ? "bf16" : "fp32", be->name,
              o.step.checkpointing ? "on" : "off");
-    size_t run_total = 0;
+    lqa_plan rp;
+    int have_run = 0;
     if (o.dtype == LQA_PLAN_BF16) { /* and what today's --dtype bf16 run allocates */
         lqa_plan_opts ro = o;
-        lqa_plan rp;
         ro.dtype = LQA_PLAN_BF16_RUN;
-        if (lqa_plan_training(&cfg, &ro, be, &rp, &err) == 0) run_total = rp.total;
+        have_run = lqa_plan_training(&cfg, &ro, be, &rp, &err) == 0;
     }
-    print_plan(&p, what, json, run_total);
+    print_plan(&p, what, json, have_run ? &rp : NULL);
     return 0;
 }

@@ -35,7 +35,18 @@ float lqa_apply_position_interpolation(lqa_config *cfg, int ctx) {
 }
 
 int lqa_load_for_training(const lqa_train_opts *o, lqa_model *m, lqa_err *err) {
-    if (lqa_hf_load(o->model_dir, m, err)) return -1;
+    return lqa_load_for_training_on(o, NULL, m, err);
+}
+
+int lqa_load_for_training_on(const lqa_train_opts *o, const lqa_backend *be, lqa_model *m, lqa_err *err) {
+    if (o->dtype_bf16 && be) { /* the bf16 layout, loaded straight into be's memory */
+        lqa_config cfg;
+        if (lqa_hf_read_config(o->model_dir, &cfg, err) || lqa_model_bf16_check(be, &cfg, o->train, err) ||
+            lqa_hf_load_bf16(o->model_dir, m, be, err))
+            return -1;
+    } else if (lqa_hf_load(o->model_dir, m, err)) {
+        return -1;
+    }
     int rc = 0;
     if (o->adapter_dir) {
         /* the adapter's own interpolation first; a longer ctx then extends from there */
@@ -53,7 +64,7 @@ void lqa_for_each_trainable(lqa_model *m, lqa_train_set train, const lqa_grads *
     for (int i = 0; i < m->n_tensors; i++) {
         const lqa_tensor_info *ti = &m->tensors[i];
         if (train == LQA_TRAIN_LORA || (train == LQA_TRAIN_LORA_PLUS && !lqa_is_lora_plus_tensor(ti->name))) continue;
-        fn(ctx, ti, m->params ? m->params + ti->offset : NULL, lqa_grads_tensor(g, m, i), 0);
+        fn(ctx, ti, m->params || m->params_lp ? lqa_model_base_f32(m, i) : NULL, lqa_grads_tensor(g, m, i), 0);
     }
     if (train == LQA_TRAIN_FULL) return;
     for (int i = 0; i < m->n_lora_tensors; i++) {
@@ -416,7 +427,7 @@ static void run_free(train_run *r) {
     if (r->be) r->be->free(r->scalars);
     if (r->be) lqa_grads_free(&r->g, r->be);
     train_data_free(r);
-    if (r->m.params) lqa_model_free(&r->m);
+    if (r->m.tensors) lqa_model_free(&r->m);
     free(r->ckpt_dir);
 }
 
@@ -440,7 +451,7 @@ static int setup_and_run(train_run *r, lqa_err *err) {
     lqa_apply_position_interpolation(&cfg, o->ctx);
     mem_estimate me = estimate_memory(&cfg, o, &so, r->be);
     if (check_memory(&me, o, r->be, err) || train_prepare_out_dir(r, err)) return -1;
-    if (lqa_load_for_training(o, &r->m, err)) return -1;
+    if (lqa_load_for_training_on(o, r->be, &r->m, err)) return -1;
     if (r->m.cfg.rope_scale != 1.0f)
         log_info("position interpolation: ctx %d, rope scale %g", o->ctx, (double)r->m.cfg.rope_scale);
     if (lqa_model_check_opts(&r->m, o->ctx, &so, err)) return -1;

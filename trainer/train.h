@@ -42,6 +42,9 @@ float lqa_apply_position_interpolation(lqa_config *cfg, int ctx);
  * sets (o->lora_targets, lora_rank, lora_alpha, seeded by o->seed), then applies position
  * interpolation for o->ctx (0: none). */
 int lqa_load_for_training(const lqa_train_opts *o, lqa_model *m, lqa_err *err);
+/* The same; with o->dtype_bf16 and a backend be, in the bf16 layout (lqa_hf_load_bf16: frozen
+ * weights bf16 in be's memory, after lqa_model_bf16_check), the rest on the host as before. */
+int lqa_load_for_training_on(const lqa_train_opts *o, const lqa_backend *be, lqa_model *m, lqa_err *err);
 
 /* Calls fn for each tensor that `train` trains: base tensors (HF names) then LoRA (PEFT names). */
 typedef void (*lqa_trainable_fn)(void *ctx, const lqa_tensor_info *ti, float *param, float *grad, int is_lora);

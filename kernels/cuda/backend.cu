@@ -6,6 +6,7 @@
 
 extern "C" {
 #include "kernels/backend.h"
+#include "kernels/crossentropy_bf16.h"
 #include "kernels/matmul_bf16.h"
 }
 
@@ -56,6 +57,7 @@ static lqa_backend cuda_backend(int dev) {
     b.attention_bf16_scratch_bytes = attention_bf16_io_scratch_bytes;
     b.attention_bf16_forward = attention_bf16_io_forward_cuda;
     b.attention_bf16_backward = attention_bf16_io_backward_cuda;
+    b.crossentropy_bf16_rows = crossentropy_fused_rows_bf16_cuda;
     return b;
 }
 

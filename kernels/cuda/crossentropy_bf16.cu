@@ -10,6 +10,7 @@
 #include "kernels/cuda/internal.cuh"
 
 extern "C" {
+#include "kernels/crossentropy.h"
 #include "kernels/crossentropy_bf16.h"
 #include "kernels/matmul_bf16.h"
 }
@@ -80,4 +81,56 @@ extern "C" double crossentropy_fused_bf16_cuda(float *dx, float *dW, const lqa_b
     }
     free(host_t), free(rows), free(chunk_t), free(host_losses);
     return total;
+}
+
+/* For the c target rows idx[0..c) of fp32 x: xg[i] = bf16(x[idx[i]]), tg[i] = targets[idx[i]]. */
+__global__ void ceb_gather_rows_kernel(__nv_bfloat16 *xg, int32_t *tg, const float *x, const int32_t *targets,
+                                       const int32_t *idx, int c, int D) {
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (size_t)c * D) return;
+    size_t i = e / D, j = e % D;
+    xg[e] = __float2bfloat16_rn(x[(size_t)idx[i] * D + j]);
+    if (j == 0) tg[i] = targets[idx[i]];
+}
+
+/* *loss_sum += losses[0..c) in order, on one thread (the fp32 path's order, no atomics). */
+__global__ void ceb_sum_kernel(double *loss_sum, const float *losses, int c) {
+    double s = *loss_sum;
+    for (int i = 0; i < c; i++) s += losses[i];
+    *loss_sum = s;
+}
+
+extern "C" void crossentropy_fused_rows_bf16_cuda(float *dx, const float *x, const void *W16,
+                                                  const int32_t *targets, const int32_t *rows, int n_rows, int D,
+                                                  int V, float grad_scale, int chunk, void *scratch,
+                                                  double *loss_sum) {
+    size_t ch = (size_t)chunk;
+    char *at = (char *)scratch; /* crossentropy_bf16_scratch_bytes' areas; the row indices are rows */
+    float *logits = (float *)take(&at, ch * V * 4);
+    lqa_bf16 *dlogits = (lqa_bf16 *)take(&at, ch * V * 2);
+    lqa_bf16 *xg = (lqa_bf16 *)take(&at, ch * D * 2);
+    float *dxg = (float *)take(&at, ch * D * 4);
+    float *losses = (float *)take(&at, ch * 4);
+    take(&at, ch * 4);
+    int32_t *tg = (int32_t *)take(&at, ch * 4);
+    const lqa_bf16 *W = (const lqa_bf16 *)W16;
+    for (int start = 0; start < n_rows; start += chunk) {
+        int c = n_rows - start < chunk ? n_rows - start : chunk;
+        size_t cd = (size_t)c * D;
+        const int32_t *idx = rows + start;
+        ceb_gather_rows_kernel<<<lqa_blocks_for(cd, CEB_THREADS), CEB_THREADS>>>((__nv_bfloat16 *)xg, tg, x,
+                                                                                 targets, idx, c, D);
+        cudaCheckLaunch();
+        crossentropy_logits_bf16_cuda(logits, xg, W, c, D, V);
+        crossentropy_forward_cuda(losses, logits, tg, c, V);
+        ceb_sum_kernel<<<1, 1>>>(loss_sum, losses, c);
+        cudaCheckLaunch();
+        if (!dx) continue;
+        crossentropy_backward_cuda(logits, tg, c, V, grad_scale); /* in place: dlogits, fp32 */
+        bf16_from_f32_cuda(dlogits, logits, (size_t)c * V);
+        lqa_cuda_zero(dxg, sizeof(float) * cd);
+        matmul_bf16_backward_cuda(dxg, NULL, dlogits, xg, W, c, D, V);
+        lqa_rows_scatter_add_kernel<<<lqa_blocks_for(cd, CEB_THREADS), CEB_THREADS>>>(dx, dxg, idx, c, D);
+        cudaCheckLaunch();
+    }
 }
