@@ -78,7 +78,7 @@ static double measured(const char *table, const char *prefix) {
 static void test_lqa_side_measured_without_python(void **state) {
     double peak = 0.2 + (double)(lqa_test_seed() % 1000) / 1000;
     char env[256];
-    snprintf(env, sizeof env, "PYTHON=/nonexistent/python3 PEAK_TFLOPS=%.3f ATTNS=s2 PROBE_CTXS=64,8388608", peak);
+    snprintf(env, sizeof env, "LQA_EMU_DEVICE_MIB=4096 PYTHON=/nonexistent/python3 PEAK_TFLOPS=%.3f ATTNS=s2 PROBE_CTXS=64,8388608", peak);
     char *t = run_script(env, "no_python");
     assert_non_null(strstr(t, "torch side not measured: /nonexistent/python3 not found"));
     assert_null(strstr(t, "lqa side not measured"));
@@ -114,7 +114,7 @@ static void test_torch_rows_and_ratio(void **state) {
     assert_int_equal(lqa_test_run(&log, "chmod +x %s", py), 0);
     lqa_buf_free(&log);
     char env[1200];
-    snprintf(env, sizeof env, "PYTHON=%s ATTNS=full PROBE_CTXS=8388608", py);
+    snprintf(env, sizeof env, "LQA_EMU_DEVICE_MIB=4096 PYTHON=%s ATTNS=full PROBE_CTXS=8388608", py);
     char *t = run_script(env, "fake_python");
     assert_null(strstr(t, "not measured"));
     double torch_tps, step, gib;

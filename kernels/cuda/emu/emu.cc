@@ -206,7 +206,13 @@ void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void(void)>
 
 /* ---- runtime ---- */
 
-static const size_t emu_device_memory = (size_t)16 << 30; /* what cudaGetDeviceProperties reports */
+/* The emulated device's memory: 16 GiB, or $LQA_EMU_DEVICE_MIB (tests that need a model not to fit) */
+static size_t emu_device_memory_of_env(void) {
+    const char *v = getenv("LQA_EMU_DEVICE_MIB");
+    long long mib = v ? atoll(v) : 0;
+    return mib > 0 ? (size_t)mib << 20 : (size_t)16 << 30;
+}
+static const size_t emu_device_memory = emu_device_memory_of_env();
 
 const char *cudaGetErrorName(cudaError_t e) {
     return e == cudaSuccess ? "cudaSuccess" : e == cudaErrorMemoryAllocation ? "cudaErrorMemoryAllocation" : "cudaErrorInvalidValue";
