@@ -78,26 +78,34 @@ max_ctx=0
 for ctx in $CTXS; do [ "$ctx" -gt "$max_ctx" ] && max_ctx=$ctx; done
 "$SFT" init --preset "$PRESET" --tokenizer "$W/tok.model" --ctx $((max_ctx + 64)) -o "$W/bench-model" \
     >>"$OUT_DIR/init.log" 2>&1 || { echo "gpu_train: init of the bench model failed" >&2; exit 1; }
+# shellcheck disable=SC2317 # called through bench_row
 field() { grep -o "\"$2\": *[-0-9.e+]*" <<<"$1" | head -1 | sed 's/.*: *//'; }
 step "3-4. lqa-sft bench and lqa-eval bench at ctx $CTXS"
 rows=""
-for ctx in $CTXS; do
-    for attn in s2 full; do
-        if j=$("$SFT" bench --model "$W/bench-model" --ctx "$ctx" --attn "$attn" --steps 2 --device "$DEVICE" 2>>"$OUT_DIR/bench.log"); then
-            echo "$j" >>"$OUT_DIR/bench.jsonl"
-            rows+="| train | $ctx | $attn | $(field "$j" tokens_per_s) tok/s | $(field "$j" device_mem_used_mib) MiB |"$'\n'
-        else
-            rows+="| train | $ctx | $attn | failed (bench.log) | |"$'\n'
-            fail=1
-        fi
-    done
-    if j=$("$EVAL" bench --model "$W/bench-model" --lengths "$ctx" --decode 32 --device "$DEVICE" 2>>"$OUT_DIR/bench.log"); then
+# bench_row WHAT CTX ATTN CELLS COMMAND...: runs one bench command, keeps its JSON line and adds
+# its table row (CELLS JSON prints the speed and memory cells), or a failed row.
+bench_row() {
+    local what=$1 ctx=$2 attn=$3 cells=$4 j
+    shift 4
+    if j=$("$@" 2>>"$OUT_DIR/bench.log"); then
         echo "$j" >>"$OUT_DIR/bench.jsonl"
-        rows+="| prefill / decode | $ctx | full | $(field "$j" prefill_tok_s) / $(field "$j" decode_tok_s) tok/s | |"$'\n'
+        rows+="| $what | $ctx | $attn | $("$cells" "$j") |"$'\n'
     else
-        rows+="| prefill / decode | $ctx | full | failed (bench.log) | |"$'\n'
+        rows+="| $what | $ctx | $attn | failed (bench.log) | |"$'\n'
         fail=1
     fi
+}
+# shellcheck disable=SC2317 # called through bench_row
+train_cells() { echo "$(field "$1" tokens_per_s) tok/s | $(field "$1" device_mem_used_mib) MiB"; }
+# shellcheck disable=SC2317
+eval_cells() { echo "$(field "$1" prefill_tok_s) / $(field "$1" decode_tok_s) tok/s | "; }
+for ctx in $CTXS; do
+    for attn in s2 full; do
+        bench_row train "$ctx" "$attn" train_cells \
+            "$SFT" bench --model "$W/bench-model" --ctx "$ctx" --attn "$attn" --steps 2 --device "$DEVICE"
+    done
+    bench_row "prefill / decode" "$ctx" full eval_cells \
+        "$EVAL" bench --model "$W/bench-model" --lengths "$ctx" --decode 32 --device "$DEVICE"
 done
 
 {

@@ -609,7 +609,7 @@ int lqa_cmd_add(int argc, char **argv) {
     for (int i = 0; i < c.n_items; i++) total += sizes[i] = c.items[i].bytes;
     c.db_path = db;
     c.po = (lqa_parse_opts){.format = format, .max_text_node = 16u << 20, .max_depth = 256, .warn = on_warning,
-                            .join_by_chapter = by_chapter};
+                            .join_by_chapter = by_chapter, .follow_symlinks = wo.follow_symlinks};
     c.workers = lqa_calloc((size_t)c.threads, sizeof *c.workers);
     for (int i = 0; i < c.threads; i++) {
         c.workers[i] = (add_worker){.c = &c, .po = c.po};

@@ -3,7 +3,10 @@
  * follows the table of contents from the index page depth-first (each page's own TOC links
  * after it, first visit wins) and appends the pages no TOC links to, by name;
  * lqa_parse_joined parses the pages in that order into ONE document, keeping every page's
- * headings as sections. */
+ * headings as sections. What is checked is what is read: each page is checked once (check_page:
+ * a regular file inside the manual's folder) and pinned by device and inode, and its read opens
+ * it through ingest/input.h with that pin, so a page swapped since for a link out of the folder,
+ * a FIFO or another file is refused, never read. */
 #include "ingest/xml_internal.h"
 
 #include <dirent.h>
@@ -26,6 +29,7 @@
  * thousands of pages. The index is only kept for lists that are searched (the order). */
 typedef struct page_list {
     char **paths; /* real paths */
+    lqa_input_pin *pins; /* parallel to paths: what each page was checked to be (check_page) */
     int n, cap;
     int *slots;   /* open addressing over paths, -1 = empty; NULL when unindexed */
     int n_slots;
@@ -64,11 +68,14 @@ static int list_find(const page_list *l, const char *path) {
 
 static int list_has(const page_list *l, const char *path) { return list_find(l, path) >= 0; }
 
-static void list_add(page_list *l, const char *path) {
+/* Adds path with its pin (NULL: a name, no page). */
+static void list_add_pin(page_list *l, const char *path, const lqa_input_pin *pin) {
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 64;
         l->paths = lqa_realloc(l->paths, (size_t)l->cap * sizeof *l->paths);
+        l->pins = lqa_realloc(l->pins, (size_t)l->cap * sizeof *l->pins);
     }
+    l->pins[l->n] = pin ? *pin : (lqa_input_pin){0};
     l->paths[l->n++] = lqa_strdup(path);
     if (!l->slots) return;
     if (2 * l->n > l->n_slots) {
@@ -80,9 +87,12 @@ static void list_add(page_list *l, const char *path) {
     l->slots[h] = l->n - 1;
 }
 
+static void list_add(page_list *l, const char *path) { list_add_pin(l, path, NULL); }
+
 static void list_free(page_list *l) {
     for (int i = 0; i < l->n; i++) free(l->paths[i]);
     free(l->paths);
+    free(l->pins);
     free(l->slots);
     memset(l, 0, sizeof *l);
 }
@@ -92,11 +102,66 @@ static int is_html_name(const char *name) {
     return dot && (!strcasecmp(dot, ".html") || !strcasecmp(dot, ".htm") || !strcasecmp(dot, ".xhtml"));
 }
 
-/* Resolved link targets of one manual: a TOC links the same pages again and again (each
- * section of a page by its #fragment), and realpath costs a system call per path component. */
+/* The manual being read: its folder (a real path), which its pages do not leave unless
+ * follow_symlinks lets a page that is a symbolic link in it lead anywhere (--follow-symlinks). */
+typedef struct manual {
+    const char *root;
+    int follow_symlinks;
+} manual;
+
+static int same_file(const struct stat *a, const struct stat *b) {
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+static int path_inside(const char *real, const char *root) {
+    size_t rl = strlen(root);
+    if (rl == 1) return real[0] == '/'; /* the root is "/" */
+    return strncmp(real, root, rl) == 0 && (real[rl] == '/' || real[rl] == '\0');
+}
+
+static char *dir_of(const char *path) {
+    char *d = lqa_strdup(path);
+    char *slash = strrchr(d, '/');
+    if (slash) *slash = '\0';
+    else strcpy(d, ".");
+    return d;
+}
+
+/* A link followed by policy: name is a symbolic link whose own folder is inside the root. */
+static int followed_link(const manual *m, const char *name) {
+    char *dir = dir_of(name), *real_dir = realpath(dir, NULL);
+    int ok = real_dir && path_inside(real_dir, m->root);
+    free(dir);
+    free(real_dir);
+    return ok;
+}
+
+/* Whether the file named `name` is a page of the manual, and what it is: a regular file whose
+ * real path is inside the manual's folder (or, with follow_symlinks, a symbolic link in it to a
+ * regular file anywhere). Looked up as the walker does (ingest/walk.c follow_link): the file
+ * found by name must be the file at its real path, so a component swapped for a link between
+ * the look-ups is refused. Returns the real path with pin set (the page is read by that path,
+ * O_NOFOLLOW, and must still be that file), or NULL. */
+static char *check_page(const char *name, const manual *m, lqa_input_pin *pin) {
+    struct stat st, real_st;
+    if (lstat(name, &st) != 0) return NULL;
+    int link = S_ISLNK(st.st_mode);
+    if ((link && stat(name, &st) != 0) || !S_ISREG(st.st_mode)) return NULL;
+    char *real = realpath(name, NULL);
+    if (!real || lstat(real, &real_st) != 0 || !same_file(&st, &real_st) ||
+        !(path_inside(real, m->root) || (m->follow_symlinks && link && followed_link(m, name)))) {
+        free(real);
+        return NULL;
+    }
+    *pin = (lqa_input_pin){(uint64_t)st.st_dev, (uint64_t)st.st_ino, 0}; /* by its real path: no link */
+    return real;
+}
+
+/* Checked link targets of one manual: a TOC links the same pages again and again (each
+ * section of a page by its #fragment), and each check costs a realpath. */
 typedef struct link_cache {
     page_list keys; /* page_dir/relative path, as joined */
-    char **reals;   /* parallel to keys: the real path, or NULL when it does not qualify */
+    char **reals;   /* parallel to keys: the real path, or NULL when it is no page */
 } link_cache;
 
 static void cache_free(link_cache *lc) {
@@ -105,37 +170,25 @@ static void cache_free(link_cache *lc) {
     list_free(&lc->keys);
 }
 
-/* The real path of joined when it is a file inside root, or NULL. in_real_dir: joined is a
- * real directory + one name, so when that name is a regular file (not a symlink) joined is
- * already real: one lstat instead of realpath's readlink per path component. */
-static char *real_inside(const char *joined, const char *root, int in_real_dir) {
-    struct stat st;
-    int file = in_real_dir && lstat(joined, &st) == 0 && S_ISREG(st.st_mode);
-    char *real = file ? lqa_strdup(joined) : realpath(joined, NULL);
-    if (!real) return NULL;
-    size_t rl = strlen(root);
-    if (strncmp(real, root, rl) != 0 || (real[rl] != '/' && real[rl] != '\0') || (!file && lqa_is_dir(real))) {
-        free(real);
-        return NULL;
-    }
-    return real;
-}
-
-static char *cached_real(link_cache *lc, const char *joined, const char *root, int in_real_dir) {
+static char *cached_page(link_cache *lc, const char *joined, const manual *m, lqa_input_pin *pin) {
     int i = list_find(&lc->keys, joined);
     if (i < 0) {
-        char *real = real_inside(joined, root, in_real_dir);
+        lqa_input_pin p = {0};
+        char *real = check_page(joined, m, &p);
         int cap = lc->keys.cap;
-        list_add(&lc->keys, joined);
+        list_add_pin(&lc->keys, joined, &p);
         if (lc->keys.cap != cap) lc->reals = lqa_realloc(lc->reals, (size_t)lc->keys.cap * sizeof *lc->reals);
         i = lc->keys.n - 1;
         lc->reals[i] = real;
     }
+    *pin = lc->keys.pins[i];
     return lc->reals[i] ? lqa_strdup(lc->reals[i]) : NULL;
 }
 
-/* A link target as a real path inside root, or NULL (external, not HTML, missing, outside). */
-static char *resolve_link(const char *page_dir, const char *root, const char *href, link_cache *lc) {
+/* A link target as a checked page (its real path, pin set), or NULL (external, not HTML,
+ * missing, outside, not a regular file). */
+static char *resolve_link(const char *page_dir, const manual *m, const char *href, link_cache *lc,
+                          lqa_input_pin *pin) {
     if (!href || !*href || href[0] == '#' || strchr(href, ':')) return NULL; /* http:, mailto:, ... */
     size_t n = strcspn(href, "#?");
     if (n == 0) return NULL;
@@ -156,8 +209,7 @@ static char *resolve_link(const char *page_dir, const char *root, const char *hr
     rel[k] = '\0';
     if (!is_html_name(rel)) return NULL;
     char *joined = rel[0] == '/' ? lqa_strdup(rel) : lqa_path_join(page_dir, rel);
-    /* pages are real paths, so page_dir is a real directory */
-    char *real = cached_real(lc, joined, root, rel[0] != '/' && !strchr(rel, '/'));
+    char *real = cached_page(lc, joined, m, pin);
     free(joined);
     return real;
 }
@@ -279,12 +331,13 @@ static void joined_init(joined *j, const char *first_path, const lqa_parse_opts 
     j->w.html = 1;
 }
 
-static void joined_read_page(joined *j, const char *path, int nth) {
+/* pin: what the page was checked to be (NULL: a page named by the caller, any regular file). */
+static void joined_read_page(joined *j, const char *path, const lqa_input_pin *pin, int nth) {
     char *data;
     size_t len;
     lqa_err perr;
     xmlDoc *x = NULL;
-    if (lqa_input_read_all(path, MAX_PAGE_BYTES, &data, &len, &perr) == 0) {
+    if (lqa_input_read_all_pinned(path, pin, MAX_PAGE_BYTES, &data, &len, &perr) == 0) {
         x = lqa_html_read(path, data, len, j->opts, &perr);
         free(data);
     }
@@ -311,11 +364,11 @@ static int joined_finish(joined *j, const char *first_path, lqa_doc_sink sink, v
 
 /* The reading order's pages, in order (those without a TOC are parsed only once here). With
  * j (lqa_parse_manual) every page is parsed, once: for its TOC links and its text. */
-static int page_links(const char *path, page_list *hrefs, int is_index, int chapter, joined *j, size_t *text_added,
-                      lqa_err *err) {
+static int page_links(const char *path, const lqa_input_pin *pin, page_list *hrefs, int is_index, int chapter,
+                      joined *j, size_t *text_added, lqa_err *err) {
     char *data;
     size_t len;
-    if (lqa_input_read_all(path, MAX_PAGE_BYTES, &data, &len, err) < 0) return -1;
+    if (lqa_input_read_all_pinned(path, pin, MAX_PAGE_BYTES, &data, &len, err) < 0) return -1;
     joined_chapter(j, chapter, path);
     int may_toc = is_index || may_hold_toc(data, len);
     if (!j && !may_toc) { /* no TOC element can be there: skip the parse */
@@ -333,43 +386,39 @@ static int page_links(const char *path, page_list *hrefs, int is_index, int chap
     return 0;
 }
 
-static char *dir_of(const char *path) {
-    char *d = lqa_strdup(path);
-    char *slash = strrchr(d, '/');
-    if (slash) *slash = '\0';
-    else strcpy(d, ".");
-    return d;
-}
-
 /* Depth-first over TOC links with an explicit stack (manuals can be thousands of pages). Each
  * page's chapter: 0 for the index, a new one for each page the index links to, inherited by
  * every page reached below it; a "part" page (linked from the index, little text of its own,
  * a TOC of several entries: PostgreSQL's "Part II. The SQL Language") gives each of its
  * entries a chapter of its own instead. */
 #define PART_MAX_TEXT 2000
-static int follow_toc(const char *index_real, const char *root, page_list *order, joined *j, lqa_err *err) {
+static int follow_toc(const char *index_real, const lqa_input_pin *index_pin, const manual *m, page_list *order,
+                      joined *j, lqa_err *err) {
     page_list stack = {0};
     int *chapters = NULL, *depths = NULL, chap_cap = 0, next_chapter = 0; /* per stack entry */
     link_cache lc = {0};
     index_rebuild(&lc.keys);
-    list_add(&stack, index_real);
+    list_add_pin(&stack, index_real, index_pin);
     chapters = lqa_malloc((size_t)(chap_cap = 64) * sizeof *chapters);
     depths = lqa_malloc((size_t)chap_cap * sizeof *depths);
     chapters[0] = depths[0] = 0;
     int rc = 0;
     while (stack.n > 0 && order->n < MAX_PAGES) {
         char *page = stack.paths[--stack.n];
+        lqa_input_pin pin = stack.pins[stack.n];
         int chapter = chapters[stack.n], depth = depths[stack.n];
         if (list_has(order, page)) {
             free(page);
             continue;
         }
-        list_add(order, page);
+        list_add_pin(order, page, &pin);
         page_list hrefs = {0};
         lqa_err perr;
         int is_index = order->n == 1;
         size_t own_text = 0;
-        if (page_links(page, &hrefs, is_index, chapter, j, &own_text, &perr) < 0) {
+        /* the index: the caller's pin, or none (a PATH named by the user); a page: its check's */
+        const lqa_input_pin *open_pin = is_index ? index_pin : &pin;
+        if (page_links(page, open_pin, &hrefs, is_index, chapter, j, &own_text, &perr) < 0) {
             if (order->n == 1) rc = lqa_err_set(err, "%s", perr.msg); /* the index itself must parse */
             else if (j) joined_skip(j, &perr, order->n);
             free(page);
@@ -383,9 +432,10 @@ static int follow_toc(const char *index_real, const char *root, page_list *order
         if (is_index || part) next_chapter += hrefs.n;
         /* push in reverse so the first link is visited first */
         for (int i = hrefs.n - 1; i >= 0; i--) {
-            char *target = resolve_link(dir, root, hrefs.paths[i], &lc);
+            lqa_input_pin tpin;
+            char *target = resolve_link(dir, m, hrefs.paths[i], &lc, &tpin);
             if (target && !list_has(order, target)) {
-                list_add(&stack, target);
+                list_add_pin(&stack, target, &tpin);
                 if (stack.n > chap_cap) {
                     chap_cap *= 2;
                     chapters = lqa_realloc(chapters, (size_t)chap_cap * sizeof *chapters);
@@ -418,7 +468,8 @@ static int is_auxiliary(const char *name) {
     return 0;
 }
 
-static void append_unlinked(const char *root, page_list *order) {
+static void append_unlinked(const manual *m, page_list *order) {
+    const char *root = m->root;
     DIR *d = opendir(root);
     if (!d) return;
     page_list names = {0};
@@ -435,8 +486,9 @@ static void append_unlinked(const char *root, page_list *order) {
             free(joined);
             continue;
         }
-        char *real = real_inside(joined, root, 1); /* a link out of the manual is no page of it */
-        if (real && !list_has(order, real)) list_add(order, real);
+        lqa_input_pin pin;
+        char *real = check_page(joined, m, &pin); /* a link out of the manual is no page of it */
+        if (real && !list_has(order, real)) list_add_pin(order, real, &pin);
         free(real);
         free(joined);
     }
@@ -444,16 +496,19 @@ static void append_unlinked(const char *root, page_list *order) {
 }
 
 /* The reading order (see lqa_manual_reading_order) from the index's real path; with j, each
- * page of it is parsed once and walked into j as it is reached. */
-static int reading_order(const char *index_real, page_list *order, joined *j, lqa_err *err) {
+ * page of it is parsed once and walked into j as it is reached. index_pin: what the index must
+ * be (NULL: any regular file). */
+static int reading_order(const char *index_real, const lqa_input_pin *index_pin, int follow_symlinks,
+                         page_list *order, joined *j, lqa_err *err) {
     char *root = dir_of(index_real);
+    manual m = {root, follow_symlinks};
     index_rebuild(order); /* the visited set */
-    int rc = follow_toc(index_real, root, order, j, err);
+    int rc = follow_toc(index_real, index_pin, &m, order, j, err);
     int linked = order->n;
-    if (rc == 0) append_unlinked(root, order);
+    if (rc == 0) append_unlinked(&m, order);
     for (int i = linked; j && i < order->n; i++) {
         joined_chapter(j, -1, order->paths[i]); /* pages no TOC links to: a document of their own */
-        joined_read_page(j, order->paths[i], i + 1);
+        joined_read_page(j, order->paths[i], &order->pins[i], i + 1);
     }
     free(root);
     return rc;
@@ -465,7 +520,7 @@ int lqa_manual_reading_order(const char *index_path, char ***paths, int *n_paths
     char *index_real = realpath(index_path, NULL);
     if (!index_real) return lqa_err_set(err, "%s: cannot open: %s", index_path, strerror(errno));
     page_list order = {0};
-    int rc = reading_order(index_real, &order, NULL, err);
+    int rc = reading_order(index_real, NULL, 0, &order, NULL, err);
     free(index_real);
     if (rc < 0) {
         list_free(&order);
@@ -474,6 +529,7 @@ int lqa_manual_reading_order(const char *index_path, char ***paths, int *n_paths
     *paths = order.paths;
     *n_paths = order.n;
     free(order.slots);
+    free(order.pins);
     return 0;
 }
 
@@ -484,7 +540,7 @@ int lqa_parse_joined(const char *const *paths, int n_paths, const lqa_parse_opts
     if (n_paths <= 0) return lqa_err_set(err, "--join: no pages given, expected the pages of one manual");
     joined j;
     joined_init(&j, paths[0], opts);
-    for (int i = 0; i < n_paths; i++) joined_read_page(&j, paths[i], i + 1);
+    for (int i = 0; i < n_paths; i++) joined_read_page(&j, paths[i], NULL, i + 1);
     return joined_finish(&j, paths[0], sink, ctx, err);
 }
 
@@ -520,9 +576,12 @@ static int page_by_id(const mal_page *p, int n, const char *id) {
     return -1;
 }
 
-/* Reads every *.page of the directory (sorted by name); pages that do not parse are warned
- * about and left out. */
-static int mallard_pages(const char *dir, const lqa_parse_opts *opts, mal_page **out, lqa_err *err) {
+/* Reads every *.page of the manual's directory (sorted by name), each checked (check_page) and
+ * read with its pin, the index with index_pin; pages that do not parse are warned about and
+ * left out, names that are no page (a link out of the folder, a FIFO) skipped. */
+static int mallard_pages(const manual *m, const char *index_real, const lqa_input_pin *index_pin,
+                         const lqa_parse_opts *opts, mal_page **out, lqa_err *err) {
+    const char *dir = m->root;
     DIR *d = opendir(dir);
     if (!d) return lqa_err_set(err, "%s: cannot list directory: %s", dir, strerror(errno));
     page_list names = {0};
@@ -538,10 +597,18 @@ static int mallard_pages(const char *dir, const lqa_parse_opts *opts, mal_page *
         size_t len;
         lqa_err perr;
         xmlDoc *x = NULL;
-        if (lqa_input_read_all(path, MAX_PAGE_BYTES, &data, &len, &perr) == 0) {
+        lqa_input_pin pin;
+        int is_index = !strcmp(path, index_real);
+        char *real = is_index ? lqa_strdup(path) : check_page(path, m, &pin);
+        if (!real) {
+            free(path);
+            continue;
+        }
+        if (lqa_input_read_all_pinned(real, is_index ? index_pin : &pin, MAX_PAGE_BYTES, &data, &len, &perr) == 0) {
             x = lqa_xml_read(path, data, len, opts, &perr);
             free(data);
         }
+        free(real);
         xmlNode *root = x ? xmlDocGetRootElement(x) : NULL;
         if (!root || !xn_is(root, "page")) {
             if (x) xmlFreeDoc(x);
@@ -563,11 +630,12 @@ static int mallard_pages(const char *dir, const lqa_parse_opts *opts, mal_page *
 /* A Mallard help directory as one document (the index, then each guide followed by its topics),
  * or with join_by_chapter one per guide. A page belongs to the first guide it links to, a guide
  * to itself, a page linking to none to the index. */
-static int parse_mallard_dir(const char *index_real, const lqa_parse_opts *opts, lqa_doc_sink sink, void *ctx,
-                             lqa_err *err) {
+static int parse_mallard_dir(const char *index_real, const lqa_input_pin *index_pin, const lqa_parse_opts *opts,
+                             lqa_doc_sink sink, void *ctx, lqa_err *err) {
     char *dir = dir_of(index_real);
     mal_page *p = NULL;
-    int n = mallard_pages(dir, opts, &p, err);
+    manual m = {dir, opts && opts->follow_symlinks};
+    int n = mallard_pages(&m, index_real, index_pin, opts, &p, err);
     free(dir);
     if (n < 0) return -1;
     int index = -1;
@@ -617,8 +685,12 @@ int lqa_parse_manual(const char *index_path, const lqa_parse_opts *opts, lqa_doc
                      lqa_err *err) {
     char *index_real = realpath(index_path, NULL);
     if (!index_real) return lqa_err_set(err, "%s: cannot open: %s", index_path, strerror(errno));
+    /* the walk's pin of the index page: read by its real path, so no link is followed */
+    lqa_input_pin pin = opts && opts->pin ? *opts->pin : (lqa_input_pin){0};
+    pin.via_link = 0;
+    const lqa_input_pin *index_pin = opts && opts->pin ? &pin : NULL;
     if (is_page_name(index_real)) {
-        int rc = parse_mallard_dir(index_real, opts, sink, ctx, err);
+        int rc = parse_mallard_dir(index_real, index_pin, opts, sink, ctx, err);
         free(index_real);
         return rc;
     }
@@ -626,7 +698,7 @@ int lqa_parse_manual(const char *index_path, const lqa_parse_opts *opts, lqa_doc
     joined_init(&j, index_real, opts);
     j.sink = sink, j.ctx = ctx;
     page_list order = {0};
-    int rc = reading_order(index_real, &order, &j, err);
+    int rc = reading_order(index_real, index_pin, opts && opts->follow_symlinks, &order, &j, err);
     if (rc == 0) rc = joined_finish(&j, index_real, sink, ctx, err);
     else {
         lqa_db_finish(&j.w.b); /* frees the builder's state */

@@ -26,7 +26,10 @@ typedef struct lqa_parse_opts {
                                 page's table of contents with the pages below it; a Mallard guide
                                 with its topics) instead of one for the whole manual */
     const lqa_input_pin *pin; /* the file the input walk found (ingest/input.h): every open of
-                                 the input checks it is still that file; NULL: none */
+                                 the input checks it is still that file; NULL: none; for a
+                                 manual, the index page's) */
+    int follow_symlinks;     /* lqa_parse_manual: a page may be a symbolic link leading out of the
+                                manual's folder (--follow-symlinks); else such a page is no page of it */
 } lqa_parse_opts;
 
 /* Parses one file. Returns 0, or -1 with err = "FILE:LINE: what was wrong, what was expected".

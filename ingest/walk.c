@@ -324,19 +324,23 @@ static int follow_link(lqa_walker *w, const char *path, struct stat *st) {
 }
 
 /* A manual's index page must be a regular file, or a link that may be followed: the manual is
- * read from the folder of the index's real path. */
-static int index_ok(lqa_walker *w, const char *index) {
+ * read from the folder of the index's real path. pin: the index page found, which the manual's
+ * parser checks when it opens it (its other pages it checks itself, ingest/join.c). */
+static int index_ok(lqa_walker *w, const char *index, lqa_input_pin *pin) {
     struct stat st;
     if (lstat(index, &st) != 0) return 0;
-    if (S_ISLNK(st.st_mode)) { /* checked quietly: the folder's walk warns about the link */
+    int link = S_ISLNK(st.st_mode);
+    if (link) { /* checked quietly: the folder's walk warns about the link */
         if (stat(index, &st) != 0) return 0;
         if (!w->o.follow_symlinks) {
             char *real = realpath(index, NULL);
-            int in = real && inside_root(w, real);
+            struct stat real_st;
+            int in = real && inside_root(w, real) && stat(real, &real_st) == 0 && same_file(&st, &real_st);
             free(real);
             if (!in) return 0;
         }
     }
+    *pin = (lqa_input_pin){(uint64_t)st.st_dev, (uint64_t)st.st_ino, link || w->o.follow_symlinks};
     return S_ISREG(st.st_mode);
 }
 
@@ -426,12 +430,13 @@ static void walk_dir(lqa_walker *w, const char *path, const struct stat *st, int
         return;
     }
     char *index = w->o.join ? manual_index(path, names, n) : NULL;
-    if (index && !index_ok(w, index)) { /* an index linking out of the tree: walk the folder instead */
+    lqa_input_pin index_pin;
+    if (index && !index_ok(w, index, &index_pin)) { /* an index linking out of the tree: walk the folder instead */
         free(index);
         index = NULL;
     }
     if (index) {
-        w->fns.input(w->ctx, path, depth >= 1 ? top : NULL, index, dir_bytes(path, names, n), NULL);
+        w->fns.input(w->ctx, path, depth >= 1 ? top : NULL, index, dir_bytes(path, names, n), &index_pin);
         free(index);
         free_names(names, n);
         close(dir_fd);

@@ -41,8 +41,8 @@ typedef struct lqa_walk_opts {
 typedef struct lqa_walk_fns {
     /* An input: a file, or (join) a manual directory with its index page. top is the name of the
      * first directory below the root it lies in, NULL for the root itself and its own files. pin:
-     * what a file must still be when it is opened (lqa_parse_opts.pin; the parser checks it, so a
-     * name swapped after the walk is refused); NULL for a manual directory. */
+     * what a file (for a manual, its index page) must still be when it is opened
+     * (lqa_parse_opts.pin; the parser checks it, so a name swapped after the walk is refused). */
     void (*input)(void *ctx, const char *path, const char *top, const char *index, double bytes,
                   const lqa_input_pin *pin);
     /* A PATH or directory that cannot be read, once per path; reason is the whole message. */

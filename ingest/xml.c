@@ -141,6 +141,22 @@ static int check_size(const char *path, size_t len, lqa_err *err) {
 static xmlDoc *read_xml_checked(const char *path, const char *data, size_t len, const lqa_parse_opts *opts,
                                 lqa_err *err);
 
+/* A parser context (HTML when st->html) whose errors go to on_parse_error with st. */
+static xmlParserCtxtPtr new_checked_ctxt(parse_state *st) {
+    xmlParserCtxtPtr ctxt = st->html ? htmlNewParserCtxt() : xmlNewParserCtxt();
+    mallocCheck(ctxt);
+    ctxt->_private = st;
+    ctxt->sax->serror = on_parse_error;
+    ctxt->sax->initialized = XML_SAX2_MAGIC;
+    return ctxt;
+}
+
+static void free_checked_ctxt(xmlParserCtxtPtr ctxt, const parse_state *st) {
+    ctxt->_private = NULL;
+    if (st->html) htmlFreeParserCtxt(ctxt);
+    else xmlFreeParserCtxt(ctxt);
+}
+
 static xmlDoc *finish_read(xmlParserCtxtPtr ctxt, xmlDoc *doc, parse_state *st, int ok, lqa_err *err) {
     report_suppressed(st);
     if (!ok || !doc) {
@@ -156,9 +172,7 @@ static xmlDoc *finish_read(xmlParserCtxtPtr ctxt, xmlDoc *doc, parse_state *st, 
         xmlFreeDoc(doc);
         doc = NULL;
     }
-    ctxt->_private = NULL;
-    if (st->html) htmlFreeParserCtxt(ctxt);
-    else xmlFreeParserCtxt(ctxt);
+    free_checked_ctxt(ctxt, st);
     return doc;
 }
 
@@ -203,12 +217,8 @@ xmlDoc *lqa_xml_read(const char *path, const char *data, size_t len, const lqa_p
 }
 
 static xmlDoc *read_xml_checked(const char *path, const char *data, size_t len, const lqa_parse_opts *opts, lqa_err *err) {
-    xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
-    mallocCheck(ctxt);
     parse_state st = {.path = path, .opts = opts};
-    ctxt->_private = &st;
-    ctxt->sax->serror = on_parse_error;
-    ctxt->sax->initialized = XML_SAX2_MAGIC;
+    xmlParserCtxtPtr ctxt = new_checked_ctxt(&st);
     /* NONET: no network. NOENT, DTDLOAD, DTDATTR, XINCLUDE and HUGE are deliberately absent:
      * entities stay references, no external subset is read, libxml2's size limits apply. */
     int options = XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_BIG_LINES;
@@ -246,20 +256,15 @@ static int looks_like_xhtml(const char *data, size_t len) {
 
 static xmlDoc *try_xhtml_as_xml(const char *path, const char *data, size_t len, const lqa_parse_opts *opts) {
     if (!looks_like_xhtml(data, len)) return NULL;
-    xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
-    mallocCheck(ctxt);
     parse_state st = {.path = path, .opts = opts, .quiet = 1};
-    ctxt->_private = &st;
-    ctxt->sax->serror = on_parse_error;
-    ctxt->sax->initialized = XML_SAX2_MAGIC;
+    xmlParserCtxtPtr ctxt = new_checked_ctxt(&st);
     /* COMPACT keeps short text inside its node (one allocation less per text node, ~3 % of
      * the ingest's instructions): safe because the walkers only read the tree */
     int options = XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_BIG_LINES | XML_PARSE_COMPACT;
     xmlDoc *doc = xmlCtxtReadMemory(ctxt, data, (int)len, path, NULL, options);
     int ok = doc && ctxt->wellFormed && st.n_problems == 0 && xmlDocGetRootElement(doc) &&
              xn_is(xmlDocGetRootElement(doc), "html");
-    ctxt->_private = NULL;
-    xmlFreeParserCtxt(ctxt);
+    free_checked_ctxt(ctxt, &st);
     if (ok && lqa_xml_check_limits(path, xmlDocGetRootElement(doc), opts, NULL) < 0) ok = 0;
     if (!ok && doc) xmlFreeDoc(doc);
     return ok ? doc : NULL;
@@ -289,12 +294,8 @@ xmlDoc *lqa_html_read(const char *path, const char *data, size_t len, const lqa_
 
 static xmlDoc *read_html_checked(const char *path, const char *data, size_t len, const char *encoding,
                                  const lqa_parse_opts *opts, lqa_err *err) {
-    htmlParserCtxtPtr ctxt = htmlNewParserCtxt();
-    mallocCheck(ctxt);
     parse_state st = {.path = path, .opts = opts, .html = 1};
-    ctxt->_private = &st;
-    ctxt->sax->serror = on_parse_error;
-    ctxt->sax->initialized = XML_SAX2_MAGIC;
+    htmlParserCtxtPtr ctxt = new_checked_ctxt(&st);
     int options = HTML_PARSE_RECOVER | HTML_PARSE_NONET | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING;
     xmlDoc *doc = htmlCtxtReadMemory(ctxt, data, (int)len, path, encoding, options);
     int ok = doc && !st.error[0];

@@ -3,8 +3,9 @@
  * reach no document), a FIFO as PATH and inside a tree (nothing blocks), `..` links (each
  * directory walked once), a newline in a file name (no forged "error:" line), an empty
  * directory (no failure), the default excludes, --include/--exclude, compressed twins, an
- * EPUB whose first entry is not "mimetype" (found by its container), and the escaping of every
- * printed message (common/escape.h). */
+ * EPUB whose first entry is not "mimetype" (found by its container), the escaping of every
+ * printed message (common/escape.h), and the walk-then-open race: walked files and --join
+ * manual pages swapped after their check are refused. */
 #include "tests/testutil.h"
 
 #include <archive.h>
@@ -587,6 +588,132 @@ static void test_swap_after_walk_refused(void **state) {
     free(fifo), free(c), free(sub), free(sub_away);
 }
 
+/* ---- the same race in a --join manual ---- */
+
+/* A page of random words (a unique tag first), of at least min_bytes of text, linking to links. */
+static void write_page(const char *path, const char *title, size_t min_bytes, const char *links) {
+    lqa_buf b = {0};
+    lqa_buf_printf(&b, "<html><head><title>%s</title></head><body><h1>%s</h1>%s", title, title, links);
+    while (b.len < min_bytes) {
+        size_t n;
+        char *t = random_doc(&n);
+        lqa_buf_printf(&b, "<p>%s</p>\n", t);
+        free(t);
+    }
+    lqa_buf_puts(&b, "</body></html>\n");
+    lqa_test_write(path, b.data, b.len);
+    lqa_buf_free(&b);
+}
+
+typedef struct manual_run {
+    const char *root, *secret_page, *secret;
+    int docs;
+    lqa_buf text, warned;
+} manual_run;
+
+/* Swaps the manual's chapter pages when the first document (the index's chapter) is handed
+ * over: the TOC was read and every chapter checked, chapter 1 read, chapters 2 to 4 not yet. */
+static int swap_on_first_doc(lqa_doc *d, void *ctx) {
+    manual_run *r = ctx;
+    lqa_buf_append(&r->text, d->text.data, d->text.len);
+    if (r->docs++ > 0) return 0;
+    replace_with_link(r->root, "ch2.html", r->secret_page);
+    char *fifo = lqa_path_join(r->root, "ch3.html"), *fresh = lqa_path_join(r->root, ".fresh.html");
+    assert_int_equal(unlink(fifo), 0);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    write_page(fresh, "Fresh", 100, ""); /* another file renamed over ch4.html */
+    char *ch4 = lqa_path_join(r->root, "ch4.html");
+    assert_int_equal(rename(fresh, ch4), 0);
+    free(fifo), free(fresh), free(ch4);
+    return 0;
+}
+
+static void on_manual_warn(const char *msg, void *ctx) {
+    manual_run *r = ctx;
+    printf("# warning: %s\n", msg);
+    lqa_buf_printf(&r->warned, "%s\n", msg);
+}
+
+/* A --join manual's chapter pages are checked when the index's table of contents links them and
+ * read later: swapped in between (through the API, at the first document handed over) for a link
+ * to a secret page outside the manual, a FIFO, another file, each read is refused naming the
+ * page (the manual keeps the rest), nothing blocks, the secret reaches no document. The index
+ * page itself is pinned by the walk: swapped for a link outside after the walk, the manual is
+ * refused. */
+static void test_join_swap_after_check_refused(void **state) {
+    char *outside = tmp("%s", "join-outside"), *root = tmp("%s", "join-tree");
+    char *man = lqa_path_join(root, "manual");
+    manual_run r = {.root = man};
+    char secret[64];
+    snprintf(secret, sizeof secret, "Secret%016llx", (unsigned long long)lqa_rng_u64(&g_rng));
+    r.secret = secret;
+    lqa_buf b = {0};
+    lqa_buf_printf(&b, "<html><head><title>Shadow</title></head><body><h1>Shadow</h1><p>The %s sits outside "
+                       "the manual. It must never be read through a swapped page.</p></body></html>\n", secret);
+    char *secret_page = lqa_path_join(outside, "shadow.html"), *secret_index = lqa_path_join(outside, "index.html");
+    lqa_test_write(secret_page, b.data, b.len);
+    lqa_test_write(secret_index, b.data, b.len);
+    r.secret_page = secret_page;
+    static const char *const toc = "<div class=\"toc\"><ul><li><a href=\"ch1.html\">One</a></li><li><a href=\"ch2.html\">"
+                                   "Two</a></li><li><a href=\"ch3.html\">Three</a></li><li><a href=\"ch4.html\">Four"
+                                   "</a></li></ul></div>";
+    char *idx = lqa_path_join(man, "index.html");
+    write_page(idx, "Manual", 20000, toc); /* over MIN_CHAPTER_TEXT: chapter 1 starts a document */
+    for (int i = 1; i <= 4; i++) {
+        char name[32], title[32];
+        snprintf(name, sizeof name, "ch%d.html", i);
+        snprintf(title, sizeof title, "Chapter %d", i);
+        char *p = lqa_path_join(man, name);
+        write_page(p, title, 2000, "");
+        free(p);
+    }
+
+    pinned_inputs in = {0};
+    static const lqa_walk_fns fns = {on_pinned_input, on_pinned_failed, NULL};
+    lqa_walk_opts wo = {.join = 1};
+    lqa_walker *k = lqa_walker_new(&wo, &fns, &in);
+    lqa_walker_run(k, root);
+    lqa_walker_free(k);
+    assert_int_equal(in.n, 1); /* the manual, pinned by its index page */
+
+    lqa_parse_opts o = {.pin = &in.pin[0], .join_by_chapter = 1, .warn = on_manual_warn, .warn_ctx = &r};
+    lqa_buf_puts(&r.text, "");
+    lqa_buf_puts(&r.warned, "");
+    lqa_err err;
+    int rc = lqa_parse_manual(idx, &o, swap_on_first_doc, &r, &err);
+    if (rc != 0) fail_msg("%s", err.msg);
+    assert_true(r.docs >= 2);
+    assert_null(strstr(r.text.data, secret));
+    assert_non_null(strstr(r.text.data, "Chapter 1"));
+    assert_null(strstr(r.text.data, "Fresh"));
+    static const char *const refusals[][2] = {{"ch2.html", "symbolic link, not followed"},
+                                              {"ch3.html", "a FIFO"},
+                                              {"ch4.html", "not the file the input walk found"}};
+    for (int i = 0; i < 3; i++) {
+        char needle[64];
+        snprintf(needle, sizeof needle, "%s: cannot open", refusals[i][0]);
+        const char *w = strstr(r.warned.data, needle);
+        if (!w) fail_msg("no refusal of %s", refusals[i][0]);
+        const char *eol = strchr(w, '\n');
+        char *hit = strstr(w, refusals[i][1]);
+        assert_true(hit && hit < eol);
+    }
+
+    /* the index swapped after the walk for a link to an index outside */
+    replace_with_link(man, "index.html", secret_index);
+    lqa_buf_clear(&r.text);
+    lqa_buf_puts(&r.text, "");
+    r.docs = 1; /* no more swaps */
+    assert_int_equal(lqa_parse_manual(idx, &o, swap_on_first_doc, &r, &err), -1);
+    printf("# %s\n", err.msg);
+    assert_non_null(strstr(err.msg, "not the file the input walk found"));
+    assert_null(strstr(r.text.data, secret));
+
+    for (int i = 0; i < in.n; i++) free(in.path[i]);
+    lqa_buf_free(&b), lqa_buf_free(&r.text), lqa_buf_free(&r.warned);
+    free(outside), free(root), free(man), free(secret_page), free(secret_index), free(idx);
+}
+
 int main(void) {
     lqa_rng_seed(&g_rng, lqa_test_seed());
     const struct CMUnitTest tests[] = {
@@ -598,6 +725,7 @@ int main(void) {
         cmocka_unit_test(test_include_exclude_defaults),
         cmocka_unit_test(test_epub_found_by_container),
         cmocka_unit_test(test_swap_after_walk_refused),
+        cmocka_unit_test(test_join_swap_after_check_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

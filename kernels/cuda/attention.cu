@@ -190,13 +190,10 @@ __global__ void attn_backward_dkv_kernel(float *dk, float *dv, const float *dout
     float dk_acc[AT_MAXD], dv_acc[AT_MAXD];
 #pragma unroll
     for (int mm = 0; mm < AT_MAXD; mm++) dk_acc[mm] = dv_acc[mm] = 0.0f;
-    int off = p.Tk - p.Tq;
 
     for (int h = kvh * R; h < (kvh + 1) * R; h++) {
-        /* positions that can see keys [j_first, j_last]: causal from j_first on; S2 up to the end
-         * of the last key's group */
-        int pos_hi = p.group > 0 ? s2_end(p, h, j_last) - 1 : p.Tk - 1;
-        int i_lo = max(0, j_first - off), i_hi = min(p.Tq - 1, pos_hi - off);
+        int i_lo, i_hi;
+        query_range(p, h, j_first, j_last, &i_lo, &i_hi);
         const float *qh = q + (size_t)b * p.Tq * qstride + (size_t)h * hd;
         const float *doh = dout + (size_t)b * p.Tq * qstride + (size_t)h * hd;
         const float *oh = out + (size_t)b * p.Tq * qstride + (size_t)h * hd;

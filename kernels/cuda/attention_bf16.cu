@@ -281,10 +281,8 @@ __global__ void attn_bf16_dkv_kernel(float *dk, float *dv, const bf16 *dout, con
     float *strow = St + row * lds + half * 32, *dptrow = dPt + row * lds + half * 32;
     bf16 *ptrow = Pt + row * ldp + half * 32, *dstrow = dSt + row * ldp + half * 32;
     for (int h = kvh * R; h < (kvh + 1) * R; h++) {
-        /* positions that can see keys [j_first, j_last]: causal from j_first on; S2 up to the end
-         * of the last key's group */
-        int pos_hi = p.group > 0 ? s2_end(p, h, j_last) - 1 : p.Tk - 1;
-        int i_lo = max(0, j_first - off), i_hi = min(p.Tq - 1, pos_hi - off);
+        int i_lo, i_hi;
+        query_range(p, h, j_first, j_last, &i_lo, &i_hi);
         const bf16 *qh = q + (size_t)b * p.Tq * qstride + (size_t)h * hd;
         const bf16 *doh = dout + (size_t)b * p.Tq * qstride + (size_t)h * hd;
         const bf16 *oh = out + (size_t)b * p.Tq * qstride + (size_t)h * hd;

@@ -50,4 +50,13 @@ __device__ __forceinline__ void key_range(const attn_dev &p, int h, int pos_firs
     *j_hi = pos_last;
 }
 
+/* Queries [*i_lo, *i_hi] (indices into q, inclusive) of head h that can see some key of
+ * [j_first, j_last]: causal from j_first on; with S2, up to the end of the last key's group. */
+__device__ __forceinline__ void query_range(const attn_dev &p, int h, int j_first, int j_last, int *i_lo,
+                                            int *i_hi) {
+    int off = p.Tk - p.Tq, pos_hi = p.group > 0 ? s2_end(p, h, j_last) - 1 : p.Tk - 1;
+    *i_lo = max(0, j_first - off);
+    *i_hi = min(p.Tq - 1, pos_hi - off);
+}
+
 #endif

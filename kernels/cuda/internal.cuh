@@ -49,48 +49,42 @@ static inline unsigned lqa_blocks_for(size_t n, int threads) {
 
 /* ---- reductions (blockDim.x a multiple of 32, at most 1024) ---- */
 
-__device__ __forceinline__ float lqa_warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+/* The two reductions' operators. */
+struct lqa_op_sum {
+    __device__ __forceinline__ float operator()(float a, float b) const { return a + b; }
+};
+struct lqa_op_max {
+    __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+template <class Op> __device__ __forceinline__ float lqa_warp_reduce(float v, Op op) {
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
-__device__ __forceinline__ float lqa_warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
-/* Sum over the block, returned to every thread. Uses 33 floats of shared memory; safe to call
- * repeatedly (it synchronises before reusing its buffer). */
-__device__ __forceinline__ float lqa_block_sum(float v) {
+/* op over the block (identity: op's neutral value, for the lanes past the last warp), returned
+ * to every thread. Uses 33 floats of shared memory per Op; safe to call repeatedly (it
+ * synchronises before reusing its buffer). */
+template <class Op> __device__ __forceinline__ float lqa_block_reduce(float v, float identity, Op op) {
     __shared__ float part[32];
     __shared__ float total;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-    v = lqa_warp_sum(v);
+    v = lqa_warp_reduce(v, op);
     __syncthreads(); /* a previous call may still be reading part/total */
     if (lane == 0) part[warp] = v;
     __syncthreads();
     if (warp == 0) {
-        float s = lane < nwarps ? part[lane] : 0.0f;
-        s = lqa_warp_sum(s);
+        float s = lane < nwarps ? part[lane] : identity;
+        s = lqa_warp_reduce(s, op);
         if (lane == 0) total = s;
     }
     __syncthreads();
     return total;
 }
-__device__ __forceinline__ float lqa_block_max(float v) {
-    __shared__ float part[32];
-    __shared__ float total;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-    v = lqa_warp_max(v);
-    __syncthreads();
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        float s = lane < nwarps ? part[lane] : -INFINITY;
-        s = lqa_warp_max(s);
-        if (lane == 0) total = s;
-    }
-    __syncthreads();
-    return total;
-}
+
+__device__ __forceinline__ float lqa_warp_sum(float v) { return lqa_warp_reduce(v, lqa_op_sum()); }
+__device__ __forceinline__ float lqa_warp_max(float v) { return lqa_warp_reduce(v, lqa_op_max()); }
+__device__ __forceinline__ float lqa_block_sum(float v) { return lqa_block_reduce(v, 0.0f, lqa_op_sum()); }
+__device__ __forceinline__ float lqa_block_max(float v) { return lqa_block_reduce(v, -INFINITY, lqa_op_max()); }
 
 /* dx[idx[i]] += dxg[i] for the c rows of a chunk (the chunked cross-entropy's dx, fp32 and
  * bf16 paths alike); the rows idx[0..c) are distinct, so no two threads add into one element. */
