@@ -111,11 +111,13 @@ $(FUZZ_OUT)/fuzz_xml_epub: tests/fuzz/fuzz_ingest_epub.c tests/fuzz/fuzz_doc_che
 	$(FUZZ_CC) $(FUZZ_XML_FLAGS) $< $(FUZZ_XML_SRC) $(FUZZ_XML_LIBS) -o $@
 
 # Seed corpora: every fixture for every XML format (the parsers must survive each other's
-# markup), the dump for MediaWiki, two small EPUBs (mimetype first, and mimetype last).
+# markup), the HTML findings of tests/fuzz/findings, the dump for MediaWiki, two small EPUBs
+# (mimetype first, and mimetype last).
 .PHONY: fuzz-xml-seeds fuzz-xml
 fuzz-xml-seeds:
 	@for f in $(FUZZ_XML_FORMATS) mediawiki epub; do mkdir -p $(FUZZ_OUT)/xml-$$f-corpus; done
 	@for f in $(FUZZ_XML_FORMATS); do cp tests/fixtures/xml/* $(FUZZ_OUT)/xml-$$f-corpus/; done
+	@cp tests/fuzz/findings/*.html $(FUZZ_OUT)/xml-html-corpus/ # fixed findings: every run replays them
 	@cp tests/fixtures/xml/mediawiki.xml $(FUZZ_OUT)/xml-mediawiki-corpus/
 	@gzip -c tests/fixtures/xml/mediawiki.xml > $(FUZZ_OUT)/xml-mediawiki-corpus/mediawiki.xml.gz
 	@tests/fuzz/make_epub_seeds.sh $(FUZZ_OUT)/xml-epub-corpus
