@@ -370,6 +370,30 @@ static void test_mutated_fixtures(void **state) {
     free(data), free(dir), free(path), free(mp);
 }
 
+/* A page that declares another charset (in any case) is decoded from it; without the
+ * declaration the same byte is invalid UTF-8 and becomes U+FFFD. */
+static void test_html_declared_charset(void **state) {
+    static const char *const decls[] = {"charset=iso-8859-1", "CHARSET=ISO-8859-1", "Charset = \"latin1\""};
+    for (int k = 0; k < 4; k++) {
+        char word[16];
+        int n = 3 + (int)lqa_rng_below(&rng, 8);
+        for (int i = 0; i < n; i++) word[i] = (char)('a' + lqa_rng_below(&rng, 26));
+        word[n] = '\0';
+        lqa_buf h = {0}, want = {0};
+        lqa_buf_puts(&h, "<html><head>");
+        if (k < 3) lqa_buf_printf(&h, "<meta http-equiv=\"Content-Type\" content=\"text/html; %s\">", decls[k]);
+        lqa_buf_printf(&h, "</head><body><h1>T</h1><p>caf\xE9 %s</p></body></html>\n", word);
+        lqa_buf_printf(&want, "caf%s %s", k < 3 ? "\xC3\xA9" : "\xEF\xBF\xBD", word);
+        xt_docs c = {0};
+        assert_int_equal(xt_parse_buffer("latin1.html", h.data, h.len, "html", &c), 0);
+        assert_int_equal(c.n, 1);
+        xt_check_invariants(&c.docs[0]);
+        assert_non_null(strstr(c.docs[0].text.data, want.data));
+        xt_docs_free(&c);
+        lqa_buf_free(&h), lqa_buf_free(&want);
+    }
+}
+
 /* The fuzzer's finding (tests/fuzz/findings/html-table-cell-span.html): an empty cell with a
  * colspan whose first column is empty in every row (so dropped as a layout column) while its
  * last column holds text in other rows. Its continuation slot took the span of the cell that
@@ -476,6 +500,7 @@ int main(void) {
         cmocka_unit_test(test_no_libxml2_output_on_stderr),
         cmocka_unit_test(test_mutated_fixtures),
         cmocka_unit_test(test_table_colspan_over_dropped_column),
+        cmocka_unit_test(test_html_declared_charset),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
