@@ -10,10 +10,15 @@ json_t *lqa_json_load_file(const char *path, lqa_err *err) {
     char *text; /* read first, so a missing file says so instead of "invalid JSON" */
     size_t n;
     if (lqa_read_file(path, &text, &n, err)) return NULL;
+    json_t *j = lqa_json_load_buffer(text, n, path, err);
+    free(text);
+    return j;
+}
+
+json_t *lqa_json_load_buffer(const char *text, size_t n, const char *what, lqa_err *err) {
     json_error_t je;
     json_t *j = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
-    free(text);
-    if (!j) lqa_err_set(err, "%s:%d:%d: invalid JSON: %s", path, je.line, je.column, je.text);
+    if (!j) lqa_err_set(err, "%s:%d:%d: invalid JSON: %s", what, je.line, je.column, je.text);
     return j;
 }
 

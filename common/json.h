@@ -9,6 +9,8 @@
 
 json_t *lqa_json_load_file(const char *path, lqa_err *err);
 json_t *lqa_json_load_string(const char *text, const char *what, lqa_err *err);
+/* n bytes of JSON from memory (a file already read, a fuzzer's input); errors name what. */
+json_t *lqa_json_load_buffer(const char *text, size_t n, const char *what, lqa_err *err);
 /* Writes obj (indented, keys in insertion order) to path atomically. */
 int lqa_json_write_file(const char *path, const json_t *obj, lqa_err *err);
 

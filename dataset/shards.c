@@ -388,9 +388,7 @@ static lqa_shard *shard_open(lqa_shard *s, lqa_err *err) {
         lqa_err_set(err, "%s: %llu bytes, too short for a shard (header and footer need %u)", s->name,
                     (unsigned long long)s->size, LQA_SHARD_HEADER_SIZE + LQA_SHARD_FOOTER_SIZE);
     } else if (read_at(s, 0, h, sizeof h, err) == 0 && parse_header(s, h, err) == 0 && parse_tail(s, h, err) == 0) {
-        s->dctx = ZSTD_createDCtx();
-        mallocCheck(s->dctx);
-        return s;
+        return s; /* the zstd context comes with the first read: a directory opens every shard */
     }
     lqa_shard_close(s);
     return NULL;
@@ -510,6 +508,10 @@ int lqa_shard_read(lqa_shard *s, uint64_t i, lqa_record *rec, lqa_err *err) {
                            (unsigned long long)off, (unsigned long long)i,
                            content == ZSTD_CONTENTSIZE_ERROR ? "is not a valid frame" : "holds another size", raw_n);
     grow(&rec->raw, &rec->cap_raw, raw_n, 1);
+    if (!s->dctx) {
+        s->dctx = ZSTD_createDCtx();
+        mallocCheck(s->dctx);
+    }
     size_t got = ZSTD_decompressDCtx(s->dctx, rec->raw, raw_n, s->comp, comp_n);
     if (ZSTD_isError(got) || got != raw_n)
         return lqa_err_set(err, "%s:%llu: record %llu: zstd frame does not decode (%s)", s->name,

@@ -108,6 +108,10 @@ typedef struct lqa_shards lqa_shards;
  * "packed", "template", tokenizer "vocab_size", "records" and "tokens" (where present) equal to
  * what the shard headers say. */
 lqa_shards *lqa_shards_open(const char *dir, const char *tokenizer_sha256, lqa_err *err);
+/* The same with manifest.json's n bytes given in memory (read by lqa_shards_open; a fuzzer's
+ * input); the shards are still DIR's files. */
+lqa_shards *lqa_shards_open_manifest(const char *dir, const char *manifest, size_t n, const char *tokenizer_sha256,
+                                     lqa_err *err);
 uint64_t lqa_shards_count(const lqa_shards *d);
 const lqa_shard_info *lqa_shards_get_info(const lqa_shards *d); /* totals over all shards */
 const json_t *lqa_shards_manifest(const lqa_shards *d);

@@ -152,11 +152,22 @@ static int check_manifest_fields(lqa_shards *d, lqa_err *err) {
 }
 
 lqa_shards *lqa_shards_open(const char *dir, const char *tokenizer_sha256, lqa_err *err) {
+    char *mpath = lqa_path_join(dir, "manifest.json"), *text = NULL;
+    size_t n;
+    lqa_shards *d = NULL;
+    if (lqa_read_file(mpath, &text, &n, err) == 0) d = lqa_shards_open_manifest(dir, text, n, tokenizer_sha256, err);
+    free(text);
+    free(mpath);
+    return d;
+}
+
+lqa_shards *lqa_shards_open_manifest(const char *dir, const char *manifest, size_t n, const char *tokenizer_sha256,
+                                     lqa_err *err) {
     lqa_shards *d = lqa_calloc(1, sizeof *d);
     d->dir = lqa_strdup(dir);
     d->open_file = -1;
     char *mpath = lqa_path_join(dir, "manifest.json");
-    d->manifest = lqa_json_load_file(mpath, err);
+    d->manifest = lqa_json_load_buffer(manifest, n, mpath, err);
     free(mpath);
     int ok = d->manifest != NULL;
     if (ok && (strcmp(lqa_json_str(d->manifest, "format", ""), "lqa-shards") != 0 ||

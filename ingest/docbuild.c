@@ -450,13 +450,17 @@ static void drop_empty_columns(lqa_db_table *t) {
         for (int i = 0; i < t->n_rows; i++) {
             table_row *r = &t->rows[i];
             if (c >= r->n) continue;
+            int was_cont = r->cont[c];
             free(r->cells[c]);
             memmove(r->cells + c, r->cells + c + 1, (size_t)(r->n - c - 1) * sizeof *r->cells);
             memmove(r->cont + c, r->cont + c + 1, (size_t)(r->n - c - 1));
             r->n--;
             r->cells[r->n] = NULL;
             r->cont[r->n] = 0;
-            if (c < r->n && c == 0) r->cont[c] = 0; /* nothing to continue on the left */
+            /* A slot that continued the dropped one lost its head (an empty colspan cell whose
+             * last column is used by other rows): it starts a cell of its own, or it would
+             * continue, and take the span of, whatever cell now stands on its left. */
+            if (c < r->n && !was_cont) r->cont[c] = 0;
         }
     }
 }

@@ -231,7 +231,7 @@ static xmlDoc *read_xml_checked(const char *path, const char *data, size_t len, 
 static int html_other_charset(const char *data, size_t len) {
     size_t n = len < 4096 ? len : 4096;
     for (size_t i = 0; i + 8 < n; i++) {
-        if (strncasecmp(data + i, "charset", 7) != 0) continue;
+        if ((data[i] | 0x20) != 'c' || strncasecmp(data + i, "charset", 7) != 0) continue; /* a call per 'c' only */
         size_t j = i + 7;
         while (j < n && (data[j] == ' ' || data[j] == '=' || data[j] == '"' || data[j] == '\'')) j++;
         if (j >= n) return 0;

@@ -26,10 +26,12 @@ fuzz-shard: $(FUZZ_OUT)/fuzz_shard $(FUZZ_OUT)/make_seeds
 fuzz: fuzz-shard
 
 # The text parser and the QA-set importers.
+# ingest/parse.c holds lqa_parse_warn, and with it the dispatcher's links to the XML parsers.
 FUZZ_INGEST_SRC := ingest/text.c ingest/qaset.c ingest/input.c ingest/docbuild.c store/doc.c common/check.c \
-                   common/buf.c common/hash.c common/escape.c common/fileio.c
-FUZZ_INGEST_LIBS := -larchive -ljansson -lutf8proc -lxxhash -lnettle -lz -lbz2 -llzma -lzstd -lsqlite3 -lm
-FUZZ_INGEST_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined
+                   common/buf.c common/hash.c common/escape.c common/fileio.c ingest/parse.c $(wildcard ingest/xml*.c)
+FUZZ_INGEST_LIBS := $(shell pkg-config --libs libxml-2.0 2>/dev/null || echo -lxml2) -larchive -ljansson -lutf8proc \
+                    -lxxhash -lnettle -lz -lbz2 -llzma -lzstd -lsqlite3 -lm
+FUZZ_INGEST_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. $(XML_CFLAGS) -fsanitize=fuzzer,address,undefined
 $(FUZZ_OUT)/fuzz_ingest_%: tests/fuzz/fuzz_ingest_%.c $(FUZZ_INGEST_SRC)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_INGEST_FLAGS) $< $(FUZZ_INGEST_SRC) $(FUZZ_INGEST_LIBS) -o $@
@@ -91,8 +93,8 @@ fuzz: fuzz-safetensors fuzz-state fuzz-manifest fuzz-config
 # formats share tests/fuzz/fuzz_ingest_xml.c built with -DFUZZ_FORMAT; MediaWiki and EPUB read a
 # memory file through the input layer. Seeds: tests/fixtures/xml, and EPUBs zipped from them.
 FUZZ_XML_FORMATS := html docbook jats tei mallard
-FUZZ_XML_SRC := $(wildcard ingest/xml*.c) ingest/docbuild.c store/doc.c ingest/input.c ingest/text.c \
-                common/check.c common/escape.c common/fileio.c common/buf.c common/hash.c
+FUZZ_XML_SRC := $(wildcard ingest/xml*.c) ingest/docbuild.c store/doc.c ingest/input.c ingest/text.c ingest/parse.c \
+                ingest/qaset.c common/check.c common/escape.c common/fileio.c common/buf.c common/hash.c
 FUZZ_XML_LIBS := $(shell pkg-config --libs libxml-2.0 2>/dev/null || echo -lxml2) -larchive -ljansson -lutf8proc \
                  -lxxhash -lnettle -lz -lbz2 -llzma -lzstd -lsqlite3 -lm
 FUZZ_XML_FLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -I. $(XML_CFLAGS) -fsanitize=fuzzer,address,undefined
@@ -109,11 +111,13 @@ $(FUZZ_OUT)/fuzz_xml_epub: tests/fuzz/fuzz_ingest_epub.c tests/fuzz/fuzz_doc_che
 	$(FUZZ_CC) $(FUZZ_XML_FLAGS) $< $(FUZZ_XML_SRC) $(FUZZ_XML_LIBS) -o $@
 
 # Seed corpora: every fixture for every XML format (the parsers must survive each other's
-# markup), the dump for MediaWiki, two small EPUBs (mimetype first, and mimetype last).
+# markup), the HTML findings of tests/fuzz/findings, the dump for MediaWiki, two small EPUBs
+# (mimetype first, and mimetype last).
 .PHONY: fuzz-xml-seeds fuzz-xml
 fuzz-xml-seeds:
 	@for f in $(FUZZ_XML_FORMATS) mediawiki epub; do mkdir -p $(FUZZ_OUT)/xml-$$f-corpus; done
 	@for f in $(FUZZ_XML_FORMATS); do cp tests/fixtures/xml/* $(FUZZ_OUT)/xml-$$f-corpus/; done
+	@cp tests/fuzz/findings/*.html $(FUZZ_OUT)/xml-html-corpus/ # fixed findings: every run replays them
 	@cp tests/fixtures/xml/mediawiki.xml $(FUZZ_OUT)/xml-mediawiki-corpus/
 	@gzip -c tests/fixtures/xml/mediawiki.xml > $(FUZZ_OUT)/xml-mediawiki-corpus/mediawiki.xml.gz
 	@tests/fuzz/make_epub_seeds.sh $(FUZZ_OUT)/xml-epub-corpus

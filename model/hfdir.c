@@ -213,14 +213,22 @@ static int config_from_json(const char *path, json_t *j, lqa_config *cfg, lqa_er
     return parse_rope(path, j, cfg, err);
 }
 
-int lqa_hf_read_config(const char *dir, lqa_config *cfg, lqa_err *err) {
-    char *path = lqa_path_join(dir, "config.json");
-    json_t *j = lqa_json_load_file(path, err);
+int lqa_hf_parse_config(const char *path, const char *text, size_t n, lqa_config *cfg, lqa_err *err) {
+    json_t *j = lqa_json_load_buffer(text, n, path, err);
     int rc = -1;
-    if (!j) lqa_err_prefix(err, "model directory %s", dir);
-    else if (!json_is_object(j)) lqa_err_set(err, "%s: not a JSON object", path);
-    else rc = config_from_json(path, j, cfg, err);
+    if (j && !json_is_object(j)) lqa_err_set(err, "%s: not a JSON object", path);
+    else if (j) rc = config_from_json(path, j, cfg, err);
     if (j) json_decref(j);
+    return rc;
+}
+
+int lqa_hf_read_config(const char *dir, lqa_config *cfg, lqa_err *err) {
+    char *path = lqa_path_join(dir, "config.json"), *text = NULL;
+    size_t n;
+    int rc = lqa_read_file(path, &text, &n, err);
+    if (rc) lqa_err_prefix(err, "model directory %s", dir);
+    else rc = lqa_hf_parse_config(path, text, n, cfg, err);
+    free(text);
     free(path);
     return rc;
 }

@@ -20,6 +20,8 @@
 /* Parses DIR/config.json; errors name the file and the key that is missing, of the wrong type
  * or not implemented (a RoPE type other than default / linear / llama3). */
 int lqa_hf_read_config(const char *dir, lqa_config *cfg, lqa_err *err);
+/* The same from config.json's n bytes in memory; path names it in errors. */
+int lqa_hf_parse_config(const char *path, const char *text, size_t n, lqa_config *cfg, lqa_err *err);
 /* config.json as transformers writes it for LlamaForCausalLM (new reference), RoPE in the form
  * the config was read in (cfg->rope_hf5), 4.x's for a new model. */
 json_t *lqa_hf_config_json(const lqa_config *cfg, lqa_st_dtype dtype);

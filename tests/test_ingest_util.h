@@ -158,6 +158,7 @@ static inline void xt_check_invariants(const lqa_doc *d) {
         for (int i = 0; i < tb->n_rows * tb->n_cols; i++) {
             xt_check_span(d, tb->cell_spans[i]);
             if (tb->cells[i][0]) assert_true(xt_span_is(d, tb->cell_spans[i], tb->cells[i]));
+            else assert_true(tb->cell_spans[i].end == tb->cell_spans[i].start); /* located nowhere */
         }
     }
     for (int i = 0; i < d->n_defs; i++) {

@@ -370,6 +370,89 @@ static void test_mutated_fixtures(void **state) {
     free(data), free(dir), free(path), free(mp);
 }
 
+/* A page that declares another charset (in any case) is decoded from it; without the
+ * declaration the same byte is invalid UTF-8 and becomes U+FFFD. */
+static void test_html_declared_charset(void **state) {
+    static const char *const decls[] = {"charset=iso-8859-1", "CHARSET=ISO-8859-1", "Charset = \"latin1\""};
+    for (int k = 0; k < 4; k++) {
+        char word[16];
+        int n = 3 + (int)lqa_rng_below(&rng, 8);
+        for (int i = 0; i < n; i++) word[i] = (char)('a' + lqa_rng_below(&rng, 26));
+        word[n] = '\0';
+        lqa_buf h = {0}, want = {0};
+        lqa_buf_puts(&h, "<html><head>");
+        if (k < 3) lqa_buf_printf(&h, "<meta http-equiv=\"Content-Type\" content=\"text/html; %s\">", decls[k]);
+        lqa_buf_printf(&h, "</head><body><h1>T</h1><p>caf\xE9 %s</p></body></html>\n", word);
+        lqa_buf_printf(&want, "caf%s %s", k < 3 ? "\xC3\xA9" : "\xEF\xBF\xBD", word);
+        xt_docs c = {0};
+        assert_int_equal(xt_parse_buffer("latin1.html", h.data, h.len, "html", &c), 0);
+        assert_int_equal(c.n, 1);
+        xt_check_invariants(&c.docs[0]);
+        assert_non_null(strstr(c.docs[0].text.data, want.data));
+        xt_docs_free(&c);
+        lqa_buf_free(&h), lqa_buf_free(&want);
+    }
+}
+
+/* The fuzzer's finding (tests/fuzz/findings/html-table-cell-span.html): an empty cell with a
+ * colspan whose first column is empty in every row (so dropped as a layout column) while its
+ * last column holds text in other rows. Its continuation slot took the span of the cell that
+ * then stood on its left: an empty cell located at another cell's text. */
+static void test_table_colspan_over_dropped_column(void **state) {
+    for (int iter = 0; iter < 10; iter++) {
+        int span = 2 + (int)lqa_rng_below(&rng, 3), rows = 2 + (int)lqa_rng_below(&rng, 5);
+        int victim = (int)lqa_rng_below(&rng, (uint64_t)rows);
+        char words[8][2][16];
+        lqa_buf h = {0};
+        lqa_buf_puts(&h, "<html><body><h1>Tables</h1><table>\n");
+        for (int r = 0; r < rows; r++) {
+            for (int k = 0; k < 2; k++) {
+                int n = 3 + (int)lqa_rng_below(&rng, 8);
+                for (int i = 0; i < n; i++) words[r][k][i] = (char)('a' + lqa_rng_below(&rng, 26));
+                words[r][k][n] = '\0';
+            }
+            lqa_buf_printf(&h, "<tr><td>%s</td>", words[r][0]);
+            if (r == victim) lqa_buf_printf(&h, "<td colspan=\"%d\"></td>", span);
+            else {
+                for (int k = 1; k < span; k++) lqa_buf_puts(&h, "<td></td>");
+                lqa_buf_printf(&h, "<td>%s</td>", words[r][1]);
+            }
+            lqa_buf_puts(&h, "</tr>\n");
+        }
+        lqa_buf_puts(&h, "</table></body></html>\n");
+        xt_docs c = {0};
+        assert_int_equal(xt_parse_buffer("colspan.html", h.data, h.len, "html", &c), 0);
+        assert_int_equal(c.n, 1);
+        const lqa_doc *d = &c.docs[0];
+        xt_check_invariants(d);
+        assert_int_equal(d->n_tables, 1);
+        const lqa_table *t = &d->tables[0];
+        assert_int_equal(t->n_rows, rows);
+        assert_int_equal(t->n_cols, 2); /* the empty columns under the colspan's head are gone */
+        for (int r = 0; r < rows; r++) {
+            assert_string_equal(xt_cell(t, r, 0), words[r][0]);
+            assert_string_equal(xt_cell(t, r, 1), r == victim ? "" : words[r][1]);
+        }
+        xt_docs_free(&c);
+        lqa_buf_free(&h);
+    }
+    /* the reproducer itself, as the fuzz target parses it */
+    char *dir = lqa_path_join(lqa_test_fixtures(), "../fuzz/findings");
+    char *path = lqa_path_join(dir, "html-table-cell-span.html"), *data;
+    size_t len;
+    assert_int_equal(lqa_read_file(path, &data, &len, NULL), 0);
+    xt_docs c = {0};
+    lqa_parse_opts o = xt_opts(&c);
+    o.max_text_node = 1u << 20, o.max_depth = 256;
+    lqa_err err;
+    assert_int_equal(lqa_xml_parse_buffer(path, data, len, "html", &o, xt_sink, &c, &err), 0);
+    assert_int_equal(c.n, 1);
+    assert_true(c.docs[0].n_tables > 0);
+    xt_check_invariants(&c.docs[0]); /* every cell at its text, an empty one at none */
+    xt_docs_free(&c);
+    free(data), free(path), free(dir);
+}
+
 /* libxml2 must not print anything itself: every problem goes through our handlers. */
 static void test_no_libxml2_output_on_stderr(void **state) {
     char *log = lqa_path_join(lqa_test_tmpdir(), "stderr.log");
@@ -416,6 +499,8 @@ int main(void) {
         cmocka_unit_test(test_empty_and_binary_files),
         cmocka_unit_test(test_no_libxml2_output_on_stderr),
         cmocka_unit_test(test_mutated_fixtures),
+        cmocka_unit_test(test_table_colspan_over_dropped_column),
+        cmocka_unit_test(test_html_declared_charset),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
