@@ -81,6 +81,9 @@ typedef struct lqa_backend {
     void (*attention_bf16_backward)(float *dq, float *dk, float *dv, const float *dout, const float *out,
                                     const float *lse, const float *q, const float *k, const float *v,
                                     const attn_params *p, void *scratch);
+    /* to_bf16's widening counterpart (exact): dst[i] = the bf16 src[i] as fp32 (CUDA only; the
+     * CPU reference is lqa_bf16_to_floats, kernels/bf16.h) */
+    void (*from_bf16)(float *dst, const void *src, size_t n);
 } lqa_backend;
 
 /* The CPU backend (always there). */
