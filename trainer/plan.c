@@ -58,7 +58,7 @@ static size_t trained_base(const lqa_model *m, lqa_train_set train) {
 
 /* fp32, and today's --dtype bf16 run: exactly what the run allocates (train.c's setup). m is a
  * shape (nothing allocated); for BF16_RUN its params16 is marked so the planner sizes the bf16
- * staging, as lqa_model_use_bf16 makes the run's. */
+ * checkpoints and staging, as lqa_model_use_bf16 makes the run's. */
 static void plan_fp32(lqa_model *m, const lqa_plan_opts *o, const lqa_backend *be, lqa_plan *p) {
     int bf16_run = o->dtype == LQA_PLAN_BF16_RUN;
     static char marker;
@@ -201,8 +201,8 @@ static void print_plan(const lqa_plan *p, const char *what, int json, size_t run
         printf("  %-12s %16zu bytes  %9.3f GB  %9.3f GiB\n", kinds[i], vals[i], gb(vals[i]), gib(vals[i]));
     if (!p->allocated)
         printf("  (bf16: the design's layout, not allocated by any run yet: today's `train --dtype bf16` is a\n"
-               "   first slice that keeps the fp32 layout and adds a bf16 copy of the weights: %zu bytes,\n"
-               "   %.3f GB, exactly)\n", run_total, gb(run_total));
+               "   first slice that keeps fp32 activations (bf16 checkpoints) and adds a bf16 copy of the\n"
+               "   weights: %zu bytes, %.3f GB, exactly)\n", run_total, gb(run_total));
 }
 
 int lqa_plan_main(int argc, char **argv) {
