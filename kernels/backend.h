@@ -87,6 +87,9 @@ typedef struct lqa_backend {
     void (*crossentropy_bf16_rows)(float *dx, const float *x, const void *W16, const int32_t *targets,
                                    const int32_t *rows, int n_rows, int D, int V, float grad_scale, int chunk,
                                    void *scratch, double *loss_sum);
+    /* to_bf16's widening counterpart (exact): dst[i] = the bf16 src[i] as fp32 (CUDA only; the
+     * CPU reference is lqa_bf16_to_floats, kernels/bf16.h) */
+    void (*from_bf16)(float *dst, const void *src, size_t n);
 } lqa_backend;
 
 /* The CPU backend (always there). */

@@ -85,12 +85,50 @@ static void linear_backward(const step_ctx *c, const linear *lin, float *dx, con
                              m->lora_rank, m->lora_alpha / m->lora_rank, c->s->lora_scratch);
 }
 
-/* Points the shared activations' attention output at layer l's saved slot (checkpointing). */
+/* ---- the per-layer checkpoints (step_mem.h): fp32, or bf16 in bf16 runs ---- */
+
+static size_t att_floats(const step_ctx *c) {
+    return (size_t)c->N * c->m->cfg.n_heads * (c->m->cfg.dim / c->m->cfg.n_heads);
+}
+
+/* Whether the step keeps each layer's attention output (checkpointing with backward). */
+static int saves_attention(const step_mem *s) {
+    return s->att_saved || s->att16;
+}
+
+/* Points the shared activations' attention output (fp32 checkpoints) and lse at layer l's saved
+ * slots; bf16 checkpoints keep att in the layer's own buffer (save_attention / load_attention). */
 static void use_saved_attention(const step_ctx *c, int l, layer_acts *la) {
-    if (!c->s->att_saved) return;
-    size_t N = (size_t)c->N, Hq = (size_t)c->m->cfg.n_heads * (c->m->cfg.dim / c->m->cfg.n_heads);
-    la->att = c->s->att_saved + (size_t)l * N * Hq;
-    la->lse = c->s->lse_saved + (size_t)l * N * c->m->cfg.n_heads;
+    if (!saves_attention(c->s)) return;
+    if (c->s->att_saved) la->att = c->s->att_saved + (size_t)l * att_floats(c);
+    la->lse = c->s->lse_saved + (size_t)l * c->N * c->m->cfg.n_heads;
+}
+
+/* The forward's attention output of layer l into its bf16 slot (exact: the bf16 attention's
+ * output is bf16), and back for the recompute. No-ops without bf16 checkpoints. */
+static void save_attention(const step_ctx *c, int l, const layer_acts *la) {
+    if (c->s->att16) c->be->to_bf16((char *)c->s->att16 + 2 * (size_t)l * att_floats(c), la->att, att_floats(c));
+}
+static void load_attention(const step_ctx *c, int l, layer_acts *la) {
+    if (c->s->att16) c->be->from_bf16(la->att, (const char *)c->s->att16 + 2 * (size_t)l * att_floats(c), att_floats(c));
+}
+
+/* Layer l's input (l = L: the final residual) as fp32: the checkpoint itself, or in bf16 runs the
+ * bf16 checkpoint widened into x_in (the forward and the recompute read the same values). */
+static const float *layer_input(const step_ctx *c, int l) {
+    size_t ND = (size_t)c->N * c->m->cfg.dim;
+    if (!c->s->xs16) return c->s->xs + l * ND;
+    c->be->from_bf16(c->s->x_in, (const char *)c->s->xs16 + 2 * l * ND, ND);
+    return c->s->x_in;
+}
+/* Where layer l writes its output (l = -1: the embedding), and keep_output stores it as the next
+ * layer's checkpoint (bf16 runs: rounded to nearest even into xs16). */
+static float *layer_output(const step_ctx *c, int l) {
+    return c->s->xs16 ? c->s->x_out : c->s->xs + (l + 1) * (size_t)c->N * c->m->cfg.dim;
+}
+static void keep_output(const step_ctx *c, int l) {
+    size_t ND = (size_t)c->N * c->m->cfg.dim;
+    if (c->s->xs16) c->be->to_bf16((char *)c->s->xs16 + 2 * (l + 1) * ND, c->s->x_out, ND);
 }
 
 /* recompute: the backward's rerun of a checkpointed layer; the attention output is the saved
@@ -113,6 +151,8 @@ static void layer_forward(const step_ctx *c, int l, layer_acts *la, const float 
     else if (!recompute)
         be->attention_forward(la->att, la->lse, la->q, c->att_k ? c->att_k : la->k, c->att_v ? c->att_v : la->v,
                               &c->ap, c->s->attn_scratch);
+    if (recompute) load_attention(c, l, la);
+    else save_attention(c, l, la);
     linear o = linear_of(m, l, T_O, la, NULL);
     be->copy(la->x2, x, sizeof(float) * (size_t)N * D);
     linear_forward(c, &o, la->x2, la->att, 1); /* x2 = x + att Wo^T */
@@ -257,17 +297,18 @@ static void forward_all(step_ctx *c, int keep_all) {
     const lqa_model *m = c->m;
     const lqa_config *cfg = &m->cfg;
     step_mem *s = c->s;
-    size_t ND = (size_t)c->N * cfg->dim;
     lqaCheck(!m->params16 || m->be16 == c->be, "the model's bf16 weights are in %s memory, its step runs on %s",
              m->be16 ? m->be16->name : "no", c->be->name);
-    c->be->embedding_forward(s->xs, s->tokens, lqa_model_base_f32(m, 0), c->N, cfg->dim);
+    c->be->embedding_forward(layer_output(c, -1), s->tokens, lqa_model_base_f32(m, 0), c->N, cfg->dim);
+    keep_output(c, -1);
     for (int l = 0; l < cfg->n_layers; l++) {
         layer_acts *la = &s->acts[keep_all ? l : 0];
         use_saved_attention(c, l, la);
         if (c->kv) kv_layer(c, l, la);
-        layer_forward(c, l, la, s->xs + l * ND, s->xs + (l + 1) * ND, 0);
+        layer_forward(c, l, la, layer_input(c, l), layer_output(c, l), 0);
+        keep_output(c, l);
     }
-    c->be->rmsnorm_forward(s->xf, s->rstdf, s->xs + cfg->n_layers * ND,
+    c->be->rmsnorm_forward(s->xf, s->rstdf, layer_input(c, cfg->n_layers),
                            lqa_model_base_f32(m, (int)final_norm_index(m)), c->N, cfg->dim, cfg->rms_eps);
 }
 
@@ -321,14 +362,15 @@ void lqa_model_step_ws(lqa_model *m, lqa_workspace *ws, const lqa_batch *b, cons
     float *dnorm = c.gs.norms_embed ? lqa_grad_at(c.gs.d_params, c.gs.compact, m, final_norm_index(m)) : NULL;
     be->zero(s->dx, sizeof(float) * ND);
     const float *wf = lqa_model_base_f32(m, (int)final_norm_index(m));
-    be->rmsnorm_backward(s->dx, dnorm, s->dxf, s->xs + cfg->n_layers * ND, wf, s->rstdf, c.N, cfg->dim);
+    be->rmsnorm_backward(s->dx, dnorm, s->dxf, layer_input(&c, cfg->n_layers), wf, s->rstdf, c.N, cfg->dim);
     for (int l = cfg->n_layers - 1; l >= 0; l--) {
         layer_acts *la = &s->acts[keep_all ? l : 0];
-        if (!keep_all) { /* recompute the checkpointed layer */
+        const float *x = layer_input(&c, l);
+        if (!keep_all) { /* recompute the checkpointed layer (its output is written and not used) */
             use_saved_attention(&c, l, la);
-            layer_forward(&c, l, la, s->xs + l * ND, s->xs + (l + 1) * ND, s->att_saved != NULL);
+            layer_forward(&c, l, la, x, layer_output(&c, l), saves_attention(s));
         }
-        layer_backward(&c, l, la, s->xs + l * ND);
+        layer_backward(&c, l, la, x);
     }
     float *dwte = c.gs.norms_embed ? lqa_grad_at(c.gs.d_params, c.gs.compact, m, 0) : NULL;
     if (dwte) be->embedding_backward(dwte, s->dx, s->tokens, c.N, cfg->dim);

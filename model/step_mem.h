@@ -63,6 +63,14 @@ typedef struct step_mem {
      * L x [N, H] (selective recomputation: the backward recomputes the projections, not the
      * attention, which is most of a layer's forward at long ctx; memory stays linear) */
     float *att_saved, *lse_saved;
+    /* bf16 runs (m->params16): the same checkpoints in bf16, xs and att_saved NULL then. The
+     * forward rounds each layer's output into xs16 and every layer (and the backward's recompute)
+     * reads that bf16 value widened into x_in, so both see the same input; the bf16 attention's
+     * output is bf16-exact, so att16 loses nothing. lse stays fp32 (lse_saved). */
+    void *xs16;         /* (L+1) x [N, D] bf16 */
+    void *att16;        /* L x [N, H*hd] bf16 (checkpointing with backward) */
+    float *x_in, *x_out; /* [N, D]: a layer's input widened; its output before rounding (with
+                            backward x_out is dxn, dead between layers' backwards) */
     layer_acts *acts;   /* (host array) L sets (no checkpointing) or 1 set reused */
     int n_acts;
     float *xf, *rstdf;  /* final norm output, [N, D], [N] */

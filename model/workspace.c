@@ -35,8 +35,8 @@ static int ce_chunk_rows(int N, int V) {
     return c < N ? c : N;
 }
 
-/* own_attention = 0: att and lse point into the per-layer saved slots instead. */
-static void plan_acts(arena *a, layer_acts *la, const lqa_model *m, size_t N, int own_attention) {
+/* own_att / own_lse = 0: att / lse point into the per-layer saved slots instead. */
+static void plan_acts(arena *a, layer_acts *la, const lqa_model *m, size_t N, int own_att, int own_lse) {
     const lqa_config *c = &m->cfg;
     size_t D = c->dim, hd = c->dim / c->n_heads, Hq = c->n_heads * hd, Hkv = c->n_kv_heads * hd, F = c->hidden_dim;
     la->rstd1 = TAKE_F(a, N);
@@ -44,8 +44,8 @@ static void plan_acts(arena *a, layer_acts *la, const lqa_model *m, size_t N, in
     la->q = TAKE_F(a, N * Hq);
     la->k = TAKE_F(a, N * Hkv);
     la->v = TAKE_F(a, N * Hkv);
-    la->att = own_attention ? TAKE_F(a, N * Hq) : NULL;
-    la->lse = own_attention ? TAKE_F(a, N * c->n_heads) : NULL;
+    la->att = own_att ? TAKE_F(a, N * Hq) : NULL;
+    la->lse = own_lse ? TAKE_F(a, N * c->n_heads) : NULL;
     la->x2 = TAKE_F(a, N * D);
     la->rstd2 = TAKE_F(a, N);
     la->xn2 = TAKE_F(a, N * D);
@@ -81,20 +81,25 @@ static void plan_step(arena *a, step_mem *s, layer_acts *acts, const lqa_model *
     s->rows = TAKE_I(a, N);
     s->loss_sum = take(a, sizeof(double));
     size_t before = a->used;
-    s->xs = TAKE_F(a, (L + 1) * N * D);
+    int bf16 = m->params16 != NULL; /* checkpoints in bf16 (step_mem.h) */
+    if (bf16) s->xs16 = take(a, 2 * (L + 1) * N * D);
+    else s->xs = TAKE_F(a, (L + 1) * N * D);
     s->n_acts = (backward && !(o && o->checkpointing)) ? L : 1;
     int saved_attention = backward && s->n_acts == 1; /* (pointers are NULL while sizing) */
     if (saved_attention) {
-        s->att_saved = TAKE_F(a, (size_t)L * N * Hq);
+        if (bf16) s->att16 = take(a, 2 * (size_t)L * N * Hq);
+        else s->att_saved = TAKE_F(a, (size_t)L * N * Hq);
         s->lse_saved = TAKE_F(a, (size_t)L * N * c->n_heads);
     }
     a->saved += a->used - before;
     s->acts = acts;
-    for (int l = 0; l < s->n_acts; l++) {
+    for (int l = 0; l < s->n_acts; l++) { /* bf16: att widened from att16 into the layer's own */
         layer_acts tmp;
-        plan_acts(a, &tmp, m, N, !saved_attention);
+        plan_acts(a, &tmp, m, N, !saved_attention || bf16, !saved_attention);
         if (acts) acts[l] = tmp;
     }
+    if (bf16) s->x_in = TAKE_F(a, N * D);
+    if (bf16 && !backward) s->x_out = TAKE_F(a, N * D);
     s->xf = TAKE_F(a, N * D);
     s->rstdf = TAKE_F(a, N);
     attn_params ap = lqa_step_attn(m, B, T, o, NULL);
@@ -114,6 +119,7 @@ static void plan_step(arena *a, step_mem *s, layer_acts *acts, const lqa_model *
     if (!backward) return;
     s->dx = TAKE_F(a, N * D);
     s->dxn = TAKE_F(a, N * D);
+    if (bf16) s->x_out = s->dxn; /* free in the forward and in a recompute (the backward zeroes it) */
     s->dxf = TAKE_F(a, N * D);
     s->dq = TAKE_F(a, N * Hq);
     s->datt = TAKE_F(a, N * Hq);

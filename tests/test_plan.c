@@ -107,6 +107,34 @@ static void test_bf16_plan(void **state) {
     assert_true(tot[2] - tot[1] == tot[1] - tot[0]);
 }
 
+/* Today's --dtype bf16 run (BF16_RUN, exact: test_train_emu compares it with the emulated run's
+ * peak) keeps its checkpoints in bf16: the L + 1 layer inputs and, with checkpointing, each
+ * layer's attention output at 2 B (its lse at 4 B); everything else is the fp32 run's layout. */
+static void test_bf16_run_checkpoints(void **state) {
+    for (int k = 0; k < 20; k++) {
+        lqa_config c = random_config();
+        lqa_plan_opts o = random_opts((lqa_train_set)(k % 2 ? LQA_TRAIN_LORA : LQA_TRAIN_LORA_PLUS), LQA_PLAN_BF16_RUN);
+        const lqa_backend *be = lqa_plan_backend("cuda");
+        lqa_plan p, p32;
+        lqa_err err;
+        assert_int_equal(lqa_plan_training(&c, &o, be, &p, &err), 0);
+        assert_true(p.allocated);
+        size_t N = (size_t)o.micro_batch * o.ctx, L = c.n_layers, D = c.dim, H = c.n_heads;
+        size_t al = 256, up = al - 1;
+        size_t want = (2 * (L + 1) * N * D + up) / al * al; /* the planner's 256-byte alignment */
+        /* one layer: a single set of activations is the checkpointed layout either way */
+        if (o.step.checkpointing || L == 1) want += (2 * L * N * D + up) / al * al + (4 * L * N * H + up) / al * al;
+        if (p.checkpoints != want)
+            fail_msg("case %d (L %zu, N %zu, D %zu, ckpt %d): checkpoints %zu, expected %zu", k, L, N, D,
+                     o.step.checkpointing, p.checkpoints, want);
+        lqa_plan_opts o32 = o;
+        o32.dtype = LQA_PLAN_FP32;
+        assert_int_equal(lqa_plan_training(&c, &o32, be, &p32, &err), 0);
+        assert_true(p.checkpoints < p32.checkpoints);
+        assert_true(p.trainables == p32.trainables && p.gradients == p32.gradients && p.optimizer == p32.optimizer);
+    }
+}
+
 /* Issue 14's goal: LLaMA-2-7B, LoRA+, S2, ctx 100000 under 80 GB in bf16 (and not in fp32). */
 static void test_llama2_7b_100k(void **state) {
     lqa_buf out = {0};
@@ -159,6 +187,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_fp32_plan_is_the_runs_layout, setup),
         cmocka_unit_test_setup(test_bf16_plan, setup),
+        cmocka_unit_test_setup(test_bf16_run_checkpoints, setup),
         cmocka_unit_test_setup(test_llama2_7b_100k, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -59,9 +59,9 @@ static size_t trained_base(const lqa_model *m, lqa_train_set train) {
 
 /* fp32, and today's --dtype bf16 run: exactly what the run allocates (train.c's setup). m is a
  * shape (nothing allocated); for BF16_RUN its params16 is marked so the planner sizes the bf16
- * staging, as the run's bf16 layout does. The run's bf16 layout (model.h): frozen GEMM weights
- * bf16 (params16), embedding and norms fp32 (params_lp; lora+ trains them, lora keeps them
- * frozen), LoRA fp32. */
+ * checkpoints and staging, as the run's bf16 layout does. The run's bf16 layout (model.h): frozen GEMM
+ * weights bf16 (params16), embedding and norms fp32 (params_lp; lora+ trains them, lora keeps them
+ * frozen), LoRA fp32, the per-layer checkpoints bf16. */
 static void plan_fp32(lqa_model *m, const lqa_plan_opts *o, const lqa_backend *be, lqa_plan *p) {
     int bf16_run = o->dtype == LQA_PLAN_BF16_RUN;
     static char marker;
@@ -211,9 +211,9 @@ static void print_plan(const lqa_plan *p, const char *what, int json, const lqa_
         printf("  %-12s %16zu bytes  %9.3f GB  %9.3f GiB\n", kinds[i], vals[i], gb(vals[i]), gib(vals[i]));
     if (run)
         printf("  (bf16: the design's layout, not allocated by any run yet as a whole. Today's `train --dtype\n"
-               "   bf16` allocates exactly %zu bytes, %.3f GB; its weights: %zu bytes,\n"
-               "   %.3f GB, the frozen GEMM weights in bf16, the embedding and norms in fp32)\n", run_total,
-               gb(run_total), run->weights, gb(run->weights));
+               "   bf16` allocates exactly %zu bytes, %.3f GB; its weights: %zu bytes, %.3f GB, the frozen\n"
+               "   GEMM weights in bf16, the embedding and norms in fp32; its layer checkpoints in bf16)\n",
+               run_total, gb(run_total), run->weights, gb(run->weights));
 }
 
 int lqa_plan_main(int argc, char **argv) {

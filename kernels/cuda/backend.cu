@@ -19,6 +19,10 @@ static size_t cuda_attention_scratch(const attn_params *p) {
     return 0; /* attention_forward_cuda / backward_cuda take no scratch */
 }
 
+static void cuda_from_bf16(float *dst, const void *src, size_t n) {
+    bf16_to_f32_cuda(dst, (const lqa_bf16 *)src, n);
+}
+
 static lqa_backend cuda_backend(int dev) {
     lqa_backend b = {};
     b.name = "cuda";
@@ -58,6 +62,7 @@ static lqa_backend cuda_backend(int dev) {
     b.attention_bf16_forward = attention_bf16_io_forward_cuda;
     b.attention_bf16_backward = attention_bf16_io_backward_cuda;
     b.crossentropy_bf16_rows = crossentropy_fused_rows_bf16_cuda;
+    b.from_bf16 = cuda_from_bf16;
     return b;
 }
 
