@@ -81,6 +81,17 @@ typedef struct lqa_backend {
     void (*attention_bf16_backward)(float *dq, float *dk, float *dv, const float *dout, const float *out,
                                     const float *lse, const float *q, const float *k, const float *v,
                                     const attn_params *p, void *scratch);
+    /* LoRA on tensor cores (kernels/matmul_bf16.h): bf16 products, fp32 sums and outputs; A and
+     * B are the fp32 masters, rounded to bf16 into scratch (lora_bf16_scratch_bytes) per call.
+     * Called right after linear_bf16_forward/backward of the same linear: x16 (forward) and dy16
+     * (backward) are the bf16 activation those left in their scratch. t16 is x A^T in bf16 (N * r),
+     * written by the forward for the backward. The backward rounds x into x16 for dA after its
+     * last read of dy16 (the two may be one buffer); dx and dB may be NULL. */
+    void (*lora_bf16_forward)(float *y, void *t16, const void *x16, const float *A, const float *B, int N, int In,
+                              int Out, int r, float scale, void *scratch);
+    void (*lora_bf16_backward)(float *dx, float *dA, float *dB, const void *dy16, const float *x, void *x16,
+                               const void *t16, const float *A, const float *B, int N, int In, int Out, int r,
+                               float scale, void *scratch);
 } lqa_backend;
 
 /* The CPU backend (always there). */

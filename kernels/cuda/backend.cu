@@ -56,6 +56,8 @@ static lqa_backend cuda_backend(int dev) {
     b.attention_bf16_scratch_bytes = attention_bf16_io_scratch_bytes;
     b.attention_bf16_forward = attention_bf16_io_forward_cuda;
     b.attention_bf16_backward = attention_bf16_io_backward_cuda;
+    b.lora_bf16_forward = lora_bf16_io_forward_cuda;
+    b.lora_bf16_backward = lora_bf16_io_backward_cuda;
     return b;
 }
 
