@@ -90,6 +90,18 @@ typedef struct lqa_backend {
     /* to_bf16's widening counterpart (exact): dst[i] = the bf16 src[i] as fp32 (CUDA only; the
      * CPU reference is lqa_bf16_to_floats, kernels/bf16.h) */
     void (*from_bf16)(float *dst, const void *src, size_t n);
+    /* LoRA on tensor cores (kernels/matmul_bf16.h): bf16 products, fp32 sums and outputs; A and
+     * B are the fp32 masters, rounded to bf16 into scratch (lora_bf16_scratch_bytes) per call.
+     * Called right after linear_bf16_forward/backward of the same linear: x16 (forward) and dy16
+     * (backward) are the bf16 activation those left in their scratch. t16 is x A^T in bf16 (N * r),
+     * written by the forward for the backward. The backward rounds x into x16 for dA after its
+     * last read of dy16 (the two may be one buffer); dx, dA and dB may be NULL (LoRA frozen:
+     * dA and dB NULL, x not rounded). A backend with linear_bf16_* has these too. */
+    void (*lora_bf16_forward)(float *y, void *t16, const void *x16, const float *A, const float *B, int N, int In,
+                              int Out, int r, float scale, void *scratch);
+    void (*lora_bf16_backward)(float *dx, float *dA, float *dB, const void *dy16, const float *x, void *x16,
+                               const void *t16, const float *A, const float *B, int N, int In, int Out, int r,
+                               float scale, void *scratch);
 } lqa_backend;
 
 /* The CPU backend (always there). */

@@ -32,6 +32,10 @@ void lora_bf16_forward_cuda(void *y, lqa_dtype y_type, lqa_bf16 *t, const lqa_bf
 void lora_bf16_backward_cuda(float *dx, float *dA, float *dB, const lqa_bf16 *dy, const lqa_bf16 *x,
                              const lqa_bf16 *t, const lqa_bf16 *A, const lqa_bf16 *B, int N, int In, int Out, int r,
                              float scale, lqa_bf16 *scratch);
+/* The half of that backward that reads dy: dB += scale dy^T t (dB may be NULL); dt = scale dy B,
+ * rounded to bf16 (N * r). The rest is matmul_bf16_backward_cuda(dx, dA, dt, x, A, N, In, r). */
+void lora_bf16_dt_cuda(float *dB, lqa_bf16 *dt, const lqa_bf16 *dy, const lqa_bf16 *t, const lqa_bf16 *B, int N,
+                       int Out, int r, float scale);
 /* The chunked cross-entropy's logits: logits [rows, V] = x [rows, D] W [V, D]^T in fp32 (the
  * loss and its softmax are fp32). Its backward GEMMs are matmul_bf16_backward_cuda on the
  * dlogits rounded to bf16 (bf16_from_f32_cuda). */
@@ -50,6 +54,20 @@ void attention_bf16_io_forward_cuda(float *out, float *lse, const float *q, cons
 void attention_bf16_io_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *out,
                                      const float *lse, const float *q, const float *k, const float *v,
                                      const attn_params *p, void *scratch);
+/* LoRA behind fp32 masters (kernels/backend.h's lora_bf16_*): A and B rounded to bf16 into
+ * scratch on every call, then the products above; x16 / dy16 are the activations the frozen
+ * linear already rounded, t16 the bf16 t the backward reads back. */
+void lora_bf16_io_forward_cuda(float *y, void *t16, const void *x16, const float *A, const float *B, int N, int In,
+                               int Out, int r, float scale, void *scratch);
+void lora_bf16_io_backward_cuda(float *dx, float *dA, float *dB, const void *dy16, const float *x, void *x16,
+                                const void *t16, const float *A, const float *B, int N, int In, int Out, int r,
+                                float scale, void *scratch);
 #endif
+
+/* Bytes of lora_bf16_io_*'s scratch (any build; the planner sizes it): bf16 A [r, In] and B
+ * [Out, r], each 256-byte aligned, and for the backward (N > 0) dt [N, r]. */
+static inline size_t lora_bf16_scratch_bytes(size_t N, size_t In, size_t Out, size_t r) {
+    return ((2 * r * In + 255) & ~(size_t)255) + ((2 * Out * r + 255) & ~(size_t)255) + 2 * N * r;
+}
 
 #endif

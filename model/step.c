@@ -68,9 +68,13 @@ static void linear_forward(const step_ctx *c, const linear *lin, float *y, const
         c->be->linear_bf16_forward(y, x, lin->W16, c->N, lin->in, lin->out, accumulate, c->s->x16);
     else
         c->be->matmul_forward(y, x, lin->W, c->N, lin->in, lin->out, accumulate);
-    if (lin->A)
-        c->be->lora_forward(y, lin->t, x, lin->A, lin->B, c->N, lin->in, lin->out, m->lora_rank,
-                            m->lora_alpha / m->lora_rank);
+    if (!lin->A) return;
+    float scale = m->lora_alpha / m->lora_rank;
+    if (lin->W16) /* x16 holds x in bf16 from the line above; t is saved bf16 (in its fp32-sized slot) */
+        c->be->lora_bf16_forward(y, lin->t, c->s->x16, lin->A, lin->B, c->N, lin->in, lin->out, m->lora_rank, scale,
+                                 c->s->lora16);
+    else
+        c->be->lora_forward(y, lin->t, x, lin->A, lin->B, c->N, lin->in, lin->out, m->lora_rank, scale);
 }
 
 /* dx += dy W_eff; weight gradients where selected. */
@@ -80,9 +84,14 @@ static void linear_backward(const step_ctx *c, const linear *lin, float *dx, con
         c->be->linear_bf16_backward(dx, dy, lin->W16, c->N, lin->in, lin->out, c->s->x16);
     else
         c->be->matmul_backward(dx, lin->dW, dy, x, lin->W, c->N, lin->in, lin->out);
-    if (lin->A)
+    if (!lin->A) return;
+    float scale = m->lora_alpha / m->lora_rank;
+    if (lin->W16) /* x16 holds dy in bf16 from the line above; the LoRA backward then rounds x into it */
+        c->be->lora_bf16_backward(dx, lin->dA, lin->dB, c->s->x16, x, c->s->x16, lin->t, lin->A, lin->B, c->N,
+                                  lin->in, lin->out, m->lora_rank, scale, c->s->lora16);
+    else
         c->be->lora_backward(dx, lin->dA, lin->dB, dy, x, lin->t, lin->A, lin->B, c->N, lin->in, lin->out,
-                             m->lora_rank, m->lora_alpha / m->lora_rank, c->s->lora_scratch);
+                             m->lora_rank, scale, c->s->lora_scratch);
 }
 
 /* ---- the per-layer checkpoints (step_mem.h): fp32, or bf16 in bf16 runs ---- */

@@ -78,6 +78,7 @@ typedef struct step_mem {
     float *dx, *dxn, *dq, *dk, *dv, *datt, *dg, *du, *dh, *dxf, *lora_scratch;
     void *x16;             /* bf16 weights: an activation rounded to bf16, N * max(D, H*hd, F) */
     void *attn16;          /* bf16 attention: q, k, v, out, dout rounded to bf16 */
+    void *lora16;          /* bf16 LoRA: A, B rounded per call (+ dt [N, r] with backward) */
     float *attn_scratch, *ce_scratch;
     int ce_chunk;
 } step_mem;

@@ -10,6 +10,7 @@
 
 #include "kernels/crossentropy.h"
 #include "kernels/crossentropy_bf16.h"
+#include "kernels/matmul_bf16.h"
 #include "model/step_mem.h"
 
 typedef struct arena {
@@ -115,6 +116,8 @@ static void plan_step(arena *a, step_mem *s, layer_acts *acts, const lqa_model *
         size_t widest = D > Hq ? D : Hq;
         s->x16 = take(a, 2 * N * (widest > F ? widest : F));
         if (be->attention_bf16_scratch_bytes) s->attn16 = take(a, be->attention_bf16_scratch_bytes(&ap));
+        size_t io = widest > F ? widest : F; /* bounds every linear's In and Out */
+        if (has_lora(m)) s->lora16 = take(a, lora_bf16_scratch_bytes(backward ? N : 0, io, io, m->lora_rank));
     }
     if (!backward) return;
     s->dx = TAKE_F(a, N * D);
@@ -128,7 +131,7 @@ static void plan_step(arena *a, step_mem *s, layer_acts *acts, const lqa_model *
     s->dg = TAKE_F(a, N * F);
     s->du = TAKE_F(a, N * F);
     s->dh = TAKE_F(a, N * F);
-    s->lora_scratch = has_lora(m) ? TAKE_F(a, N * m->lora_rank) : NULL;
+    s->lora_scratch = has_lora(m) && !m->params16 ? TAKE_F(a, N * m->lora_rank) : NULL; /* bf16: in lora16 */
 }
 
 /* Bytes of a step's plan; *saved (may be NULL): of them, the per-layer checkpoints. */

@@ -10,6 +10,7 @@
 #include "common/escape.h"
 #include "kernels/common.h"
 #include "kernels/crossentropy_bf16.h"
+#include "kernels/matmul_bf16.h"
 #include "model/adapter.h"
 #include "model/hfdir.h"
 #include "model/presets.h"
@@ -86,9 +87,10 @@ static void plan_fp32(lqa_model *m, const lqa_plan_opts *o, const lqa_backend *b
 
 /* bf16: the design's layout (docs/CUDA.md "Memory plan"). Frozen GEMM weights bf16 (2 B), frozen
  * norms fp32; what trains has fp32 masters, gradients and moments, plus a bf16 copy when a GEMM
- * reads it (LoRA, a tied lm_head); the checkpoints are the layer inputs in bf16; the workspace
- * is one layer's recompute and backward (the MLP in row chunks), bf16 where values are only
- * read by a GEMM or attention, fp32 where values are summed. */
+ * reads it (a tied lm_head; LoRA's small A and B are rounded per call, into the workspace); the
+ * checkpoints are the layer inputs in bf16; the workspace is one layer's recompute and backward
+ * (the MLP in row chunks), bf16 where values are only read by a GEMM or attention, fp32 where
+ * values are summed. */
 static void plan_bf16(const lqa_model *m, const lqa_plan_opts *o, lqa_plan *p) {
     const lqa_config *c = &m->cfg;
     size_t N = (size_t)o->micro_batch * o->ctx, T = (size_t)o->ctx, D = c->dim, hd = D / c->n_heads,
@@ -96,7 +98,7 @@ static void plan_bf16(const lqa_model *m, const lqa_plan_opts *o, lqa_plan *p) {
            L = c->n_layers, V = c->vocab_size;
     size_t lora = o->train == LQA_TRAIN_FULL ? 0 : m->n_lora;
     p->n_trained = trained_base(m, o->train) + lora;
-    p->weights = 2 * m->n_lora; /* bf16 copies of A and B for the GEMMs */
+    p->weights = 0; /* LoRA's A and B: rounded to bf16 per call, into the workspace (below) */
     for (int t = 0; t < m->n_tensors; t++) {
         const lqa_tensor_info *ti = &m->tensors[t];
         int trained = o->train == LQA_TRAIN_FULL ||
@@ -109,6 +111,7 @@ static void plan_bf16(const lqa_model *m, const lqa_plan_opts *o, lqa_plan *p) {
     p->gradients = 4 * p->n_trained * (o->ranks > 1 ? 2 : 1);
     p->optimizer = 8 * p->n_trained;
     size_t r = m->n_lora ? (size_t)m->lora_rank : 0, n_targets = 0;
+    size_t io = F > D ? (F > Hq ? F : Hq) : (D > Hq ? D : Hq); /* every linear's In and Out at most */
     for (int i = 0; i < 7; i++) n_targets += m->n_lora && (m->lora_targets >> i & 1);
     /* one layer's forward values, live from its recompute through its backward */
     size_t layer = 2 * N * D + 4 * N + 2 * N * (Hq + 2 * Hkv) + 2 * N * Hq + 4 * N * H + 4 * N * D + 4 * N +
@@ -119,7 +122,7 @@ static void plan_bf16(const lqa_model *m, const lqa_plan_opts *o, lqa_plan *p) {
                       + 4 * N * D               /* dxn */
                       + 6 * N * Hq              /* datt fp32 + bf16 */
                       + 6 * N * (Hq + 2 * Hkv)  /* dq, dk, dv fp32 (attention's outputs) + bf16 */
-                      + 4 * N * r;              /* LoRA's dt */
+                      + lora_bf16_scratch_bytes(N, io, io, r); /* LoRA: bf16 A, B, dt */
     int ce_rows = (1 << 22) / (int)V < 16 ? 16 : (1 << 22) / (int)V > 1024 ? 1024 : (1 << 22) / (int)V;
     if ((size_t)ce_rows > N) ce_rows = (int)N;
     size_t head = 2 * N * D + 4 * N + 4 * N * D + crossentropy_bf16_scratch_bytes(ce_rows, (int)D, (int)V);

@@ -63,6 +63,8 @@ static lqa_backend cuda_backend(int dev) {
     b.attention_bf16_backward = attention_bf16_io_backward_cuda;
     b.crossentropy_bf16_rows = crossentropy_fused_rows_bf16_cuda;
     b.from_bf16 = cuda_from_bf16;
+    b.lora_bf16_forward = lora_bf16_io_forward_cuda;
+    b.lora_bf16_backward = lora_bf16_io_backward_cuda;
     return b;
 }
 

@@ -27,6 +27,41 @@ extern "C" void linear_bf16_backward_cuda(float *dx, const float *dy, const void
     matmul_bf16_backward_cuda(dx, NULL, dy16, NULL, (const lqa_bf16 *)W16, N, In, Out);
 }
 
+/* LoRA's scratch: bf16 A [r, In] and B [Out, r], rounded from the fp32 masters on every call
+ * (r (In + Out) values, nothing beside the N-sized products; a per-step copy would save that
+ * but needs a hook outside the layer's call), then dt [N, r] for the backward. */
+typedef struct lora16 {
+    lqa_bf16 *A, *B, *dt;
+} lora16;
+
+static lora16 lora_masters_to_bf16(const float *A, const float *B, int In, int Out, int r, void *scratch) {
+    lora16 s;
+    s.A = (lqa_bf16 *)scratch;
+    s.B = (lqa_bf16 *)((char *)scratch + lora_bf16_scratch_bytes(0, (size_t)In, 0, (size_t)r));
+    s.dt = (lqa_bf16 *)((char *)scratch + lora_bf16_scratch_bytes(0, (size_t)In, (size_t)Out, (size_t)r));
+    bf16_from_f32_cuda(s.A, A, (size_t)r * In);
+    bf16_from_f32_cuda(s.B, B, (size_t)Out * r);
+    return s;
+}
+
+/* y += scale (x A^T) B^T, fp32 y: the second product's epilogue accumulates (alpha scale, beta
+ * 1), so the LoRA output never takes a buffer or a pass of its own. */
+extern "C" void lora_bf16_io_forward_cuda(float *y, void *t16, const void *x16, const float *A, const float *B, int N,
+                                          int In, int Out, int r, float scale, void *scratch) {
+    lora16 s = lora_masters_to_bf16(A, B, In, Out, r, scratch);
+    lora_bf16_forward_cuda(y, LQA_F32, (lqa_bf16 *)t16, (const lqa_bf16 *)x16, s.A, s.B, N, In, Out, r, scale);
+}
+
+/* Everything that reads dy16 runs before x is rounded into x16, so the two may be one buffer. */
+extern "C" void lora_bf16_io_backward_cuda(float *dx, float *dA, float *dB, const void *dy16, const float *x,
+                                           void *x16, const void *t16, const float *A, const float *B, int N, int In,
+                                           int Out, int r, float scale, void *scratch) {
+    lora16 s = lora_masters_to_bf16(A, B, In, Out, r, scratch);
+    lora_bf16_dt_cuda(dB, s.dt, (const lqa_bf16 *)dy16, (const lqa_bf16 *)t16, s.B, N, Out, r, scale);
+    if (dA) bf16_from_f32_cuda((lqa_bf16 *)x16, x, (size_t)N * In);
+    matmul_bf16_backward_cuda(dx, dA, s.dt, (const lqa_bf16 *)x16, s.A, N, In, r);
+}
+
 /* bf16 copies: q and out [B, Tq, H, hd], k and v [B, Tk, KV, hd], dout like q (backward). */
 extern "C" size_t attention_bf16_io_scratch_bytes(const attn_params *p) {
     size_t nq = (size_t)p->B * p->Tq * p->H * p->hd, nk = (size_t)p->B * p->Tk * p->KV * p->hd;

@@ -101,10 +101,16 @@ extern "C" void lora_bf16_forward_cuda(void *y, lqa_dtype y_type, lqa_bf16 *t, c
 extern "C" void lora_bf16_backward_cuda(float *dx, float *dA, float *dB, const lqa_bf16 *dy, const lqa_bf16 *x,
                                         const lqa_bf16 *t, const lqa_bf16 *A, const lqa_bf16 *B, int N, int In,
                                         int Out, int r, float scale, lqa_bf16 *scratch) {
+    lora_bf16_dt_cuda(dB, scratch, dy, t, B, N, Out, r, scale);
+    matmul_bf16_backward_cuda(dx, dA, scratch, x, A, N, In, r);
+}
+
+/* The scale rides in alpha and the sums land in place (beta 1 into dB; dt rounded to bf16 in the
+ * epilogue), so neither output takes a pass of its own. */
+extern "C" void lora_bf16_dt_cuda(float *dB, lqa_bf16 *dt, const lqa_bf16 *dy, const lqa_bf16 *t, const lqa_bf16 *B,
+                                  int N, int Out, int r, float scale) {
     if (dB) gemm_bf16_cuda(1, 0, Out, r, N, scale, dy, Out, t, r, 1.0f, dB, LQA_F32, r);
-    lqa_bf16 *dt = scratch;
     gemm_bf16_cuda(0, 0, N, r, Out, scale, dy, Out, B, r, 0.0f, dt, LQA_BF16, r);
-    matmul_bf16_backward_cuda(dx, dA, dt, x, A, N, In, r);
 }
 
 extern "C" void crossentropy_logits_bf16_cuda(float *logits, const lqa_bf16 *x, const lqa_bf16 *W, int rows, int D,
