@@ -27,9 +27,11 @@ static void usage(FILE *f) {
           "  lqa-eval run --model MODEL_DIR [--adapter DIR] [--db DB --split test] [--tasks qa,passkey,ppl]\n"
           "               [--lengths 1024,2048,...] [--depths 0,0.25,0.5,0.75,1] [--trials N]\n"
           "               [--filler paper|store] [--stride 256] [--max-new-tokens N] [--limit N]\n"
-          "               [--ppl-tokens N] [--threads N] [--device cpu|cuda|cuda:N] [--ctx N] [--seed N] [--name LABEL] -o RESULTS.json\n"
+          "               [--ppl-tokens N] [--threads N] [--device cpu|cuda|cuda:N] [--dtype fp32|bf16] [--ctx N]\n"
+          "               [--seed N] [--name LABEL] -o RESULTS.json\n"
           "  lqa-eval report RESULTS.json... [--notes NOTES.tsv] -o REPORT_DIR\n"
           "  lqa-eval bench --model MODEL_DIR [--lengths 2048,8192] [--decode 64] [--threads N] [--device D]\n"
+          "                 [--dtype fp32|bf16]\n"
           "\n"
           "run options:\n"
           "  --model DIR          Hugging Face LLaMA directory (config.json, *.safetensors, tokenizer.model)\n"
@@ -47,6 +49,10 @@ static void usage(FILE *f) {
           "                       the test split holds long documents on purpose)\n"
           "  --threads N          CPU threads (default: all)\n"
           "  --device D           cpu (default), cuda or cuda:N: where the model runs (prefill and decode)\n"
+          "  --dtype fp32|bf16    bf16 (the default on cuda): the frozen linear weights in bf16 and attention\n"
+          "                       on tensor cores, the rest fp32 (docs/EVAL.md); fp32 (the default on the\n"
+          "                       CPU, which has no bf16) for checks. The model's head dim must be a multiple\n"
+          "                       of 16 up to 128 for bf16\n"
           "  --ctx N              evaluation context (default: the model's max_position_embeddings, which\n"
           "                       carries rope_scaling for an interpolated model); longer is an error\n"
           "                       unless --extrapolate\n"
@@ -57,7 +63,8 @@ static void usage(FILE *f) {
           "report: writes REPORT_DIR/report.md and REPORT_DIR/report.html (self-contained, inline SVG)\n"
           "  --notes FILE         a tab-separated table (first line the header, \"# text\" lines are\n"
           "                       paragraphs) shown as \"How these figures were made\" (the demo's stage times)\n"
-          "bench: prefill and decode speed on random tokens (wall and CPU time), one JSON line per length\n",
+          "bench: prefill and decode speed on random tokens (wall and CPU time), one JSON line per length;\n"
+          "       --device and --dtype as for run\n",
           f);
 }
 
@@ -105,6 +112,8 @@ static int parse_int(const char *opt, const char *s, int min, int *out) {
 
 typedef struct run_opts {
     const char *model, *adapter, *db, *split, *tasks, *out, *name, *filler, *device;
+    const char *dtype; /* --dtype as given (NULL: the device's default) */
+    int bf16;          /* the dtype the run uses (lqa_backend_dtype) */
     int lengths[MAX_LIST], n_lengths;
     double depths[MAX_LIST];
     int n_depths, trials, stride, max_new, limit, threads, ctx, extrapolate, ppl_tokens;
@@ -117,8 +126,8 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         {"tasks", 1, 0, 't'}, {"lengths", 1, 0, 'L'}, {"depths", 1, 0, 'D'}, {"trials", 1, 0, 'T'},
         {"filler", 1, 0, 'f'}, {"stride", 1, 0, 'S'}, {"max-new-tokens", 1, 0, 'n'}, {"limit", 1, 0, 'l'},
         {"threads", 1, 0, 'j'}, {"ctx", 1, 0, 'c'}, {"seed", 1, 0, 'r'}, {"name", 1, 0, 'N'},
-        {"extrapolate", 0, 0, 'X'}, {"device", 1, 0, 'g'}, {"ppl-tokens", 1, 0, 'P'}, {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"extrapolate", 0, 0, 'X'}, {"device", 1, 0, 'g'}, {"ppl-tokens", 1, 0, 'P'}, {"dtype", 1, 0, 'y'},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     *o = (run_opts){.split = "test", .filler = "paper", .trials = 5, .stride = 256, .max_new = 32, .seed = 1234,
                     .device = "cpu"};
     o->n_depths = 5;
@@ -147,6 +156,7 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         case 'N': o->name = optarg; break;
         case 'X': o->extrapolate = 1; break;
         case 'g': o->device = optarg; break;
+        case 'y': o->dtype = optarg; break;
         case 'o': o->out = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
@@ -163,6 +173,11 @@ static int parse_run(int argc, char **argv, run_opts *o) {
     }
     if (strcmp(o->filler, "paper") && strcmp(o->filler, "store")) {
         fprintf(stderr, "lqa-eval run: --filler \"%s\": expected paper or store\n", o->filler);
+        return -1;
+    }
+    lqa_err err;
+    if (lqa_backend_dtype(o->device, o->dtype, &o->bf16, &err)) {
+        fprintf(stderr, "lqa-eval run: %s\n", err.msg);
         return -1;
     }
     if (!o->tasks) o->tasks = o->db ? "qa,passkey,ppl" : "passkey";
@@ -229,11 +244,12 @@ static json_t *settings_json(const run_opts *o) {
     json_t *lengths = json_array(), *depths = json_array();
     for (int i = 0; i < o->n_lengths; i++) json_array_append_new(lengths, json_integer(o->lengths[i]));
     for (int i = 0; i < o->n_depths; i++) json_array_append_new(depths, json_real(o->depths[i]));
-    return json_pack("{s:s, s:s?, s:s, s:o, s:o, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:I, s:s}", "tasks",
+    return json_pack("{s:s, s:s?, s:s, s:o, s:o, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:I, s:s, s:s}", "tasks",
                      o->tasks, "db", o->db, "split", o->split, "lengths", lengths, "depths", depths, "trials",
                      o->trials, "filler", o->filler, "stride", o->stride, "max_new_tokens", o->max_new, "limit",
                      o->limit, "ppl_tokens", o->ppl_tokens, "threads", o->threads, "ctx", o->ctx, "extrapolate",
-                     o->extrapolate, "seed", (json_int_t)o->seed, "device", o->device);
+                     o->extrapolate, "seed", (json_int_t)o->seed, "device", o->device, "dtype",
+                     o->bf16 ? "bf16" : "fp32");
 }
 
 /* Default lengths: 1024, 2048, ... up to ctx, and ctx itself. */
@@ -241,6 +257,14 @@ static void default_lengths(run_opts *o) {
     o->n_lengths = 0;
     for (int l = 1024; l < o->ctx && o->n_lengths < MAX_LIST - 1; l *= 2) o->lengths[o->n_lengths++] = l;
     o->lengths[o->n_lengths++] = o->ctx;
+}
+
+/* --dtype bf16: a bf16 copy of the base weights for the frozen linears' tensor-core GEMMs and
+ * attention on tensor cores, prefill and KV-cache decode alike (lqa_model_use_bf16; the model is
+ * on its backend already, and the KV cache is made after this). LoRA stays fp32 and unmerged,
+ * as in training: the base counts as frozen (LQA_TRAIN_LORA). */
+static int use_dtype(lqa_model *m, int bf16, lqa_err *err) {
+    return bf16 ? lqa_model_use_bf16(m, LQA_TRAIN_LORA, err) : 0;
 }
 
 static int run_tasks(const run_opts *o, lqa_eval_ctx *e, json_t *tasks) {
@@ -308,6 +332,7 @@ static int cmd_run(int argc, char **argv) {
     const lqa_backend *be = lqa_backend_open(o.device, &err);
     if (!be) goto fail;
     lqa_model_to_backend(&m, be); /* prefill and decode run where the model is */
+    if (use_dtype(&m, o.bf16, &err)) goto fail;
     if (!(inf = lqa_infer_new(&m, o.ctx, o.threads, &err))) goto fail;
     lqa_eval_ctx e = {inf, tok, m.cfg.vocab_size, lqa_tok_bos_id(tok), lqa_tok_eos_id(tok), o.ctx, store, o.split,
                       o.max_new, o.limit, o.seed, o.ppl_tokens};
@@ -378,8 +403,8 @@ static double cpu_seconds(void) {
 /* lqa-eval bench: prefill and decode speed of a model at given context lengths, on random
  * tokens (no tokenizer or store needed). One JSON line per length on stdout. */
 static int cmd_bench(int argc, char **argv) {
-    const char *model = NULL, *lengths_s = "2048,8192", *device = "cpu";
-    int threads = 0, decode = 64, lengths[MAX_LIST], n_lengths;
+    const char *model = NULL, *lengths_s = "2048,8192", *device = "cpu", *dtype = NULL;
+    int threads = 0, decode = 64, lengths[MAX_LIST], n_lengths, bf16;
     for (int i = 1; i < argc; i++) {
         int last = i + 1 >= argc;
         if (!strcmp(argv[i], "--model") && !last) model = argv[++i];
@@ -387,20 +412,31 @@ static int cmd_bench(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads") && !last) { if (parse_int("--threads", argv[++i], 0, &threads)) return 2; }
         else if (!strcmp(argv[i], "--decode") && !last) { if (parse_int("--decode", argv[++i], 1, &decode)) return 2; }
         else if (!strcmp(argv[i], "--device") && !last) device = argv[++i];
-        else { fprintf(stderr, "lqa-eval bench: unexpected \"%s\"; expected --model DIR [--lengths L,...] [--decode N] [--threads N] [--device D]\n", argv[i]); return 2; }
+        else if (!strcmp(argv[i], "--dtype") && !last) dtype = argv[++i];
+        else { fprintf(stderr, "lqa-eval bench: unexpected \"%s\"; expected --model DIR [--lengths L,...] [--decode N] [--threads N] [--device D] [--dtype fp32|bf16]\n", argv[i]); return 2; }
     }
     if (!model || parse_ints("--lengths", lengths_s, lengths, &n_lengths)) {
         fprintf(stderr, "lqa-eval bench: expected --model MODEL_DIR\n");
         return 2;
     }
     lqa_err err;
+    if (lqa_backend_dtype(device, dtype, &bf16, &err)) {
+        fprintf(stderr, "lqa-eval bench: %s\n", err.msg);
+        return 2;
+    }
     lqa_model m = {0};
     const lqa_backend *be = lqa_backend_open(device, &err);
     if (!be || lqa_hf_load(model, &m, &err)) {
         fprintf(stderr, "lqa-eval: %s\n", err.msg);
+        if (m.params) lqa_model_free(&m);
         return 1;
     }
     lqa_model_to_backend(&m, be);
+    if (use_dtype(&m, bf16, &err)) {
+        fprintf(stderr, "lqa-eval: %s\n", err.msg);
+        lqa_model_free(&m);
+        return 1;
+    }
     int rc = 0;
     lqa_rng rng;
     lqa_rng_seed(&rng, 1);
@@ -423,9 +459,9 @@ static int cmd_bench(int argc, char **argv) {
         if (rc == 0)
             printf("{\"context\": %d, \"prefill_tokens\": %ld, \"prefill_s\": %.3f, \"prefill_tok_s\": %.1f, "
                    "\"decode_tokens\": %ld, \"decode_s\": %.3f, \"decode_tok_s\": %.2f, \"decode_ms_per_token\": %.3f, "
-                   "\"prefill_cpu_s\": %.3f, \"decode_cpu_ms_per_token\": %.3f}\n",
+                   "\"prefill_cpu_s\": %.3f, \"decode_cpu_ms_per_token\": %.3f, \"device\": \"%s\", \"dtype\": \"%s\"}\n",
                    L, pf_tok, pf_s, pf_tok / pf_s, dc_tok, dc_s, dc_tok / dc_s, 1000 * dc_s / dc_tok, c1 - c0,
-                   1000 * (c2 - c1) / decode);
+                   1000 * (c2 - c1) / decode, device, bf16 ? "bf16" : "fp32");
         fflush(stdout);
         free(tok);
         free(logits);
