@@ -82,8 +82,7 @@ $(BUILD)/liblqa.a: $(LIB_OBJ)
 
 $(BUILD)/lqa-ingest: $(BUILD)/obj/ingest/main.o $(BUILD)/liblqa.a
 $(BUILD)/lqa-build: $(BUILD)/obj/dataset/main.o $(BUILD)/liblqa.a
-# bench/step_cost.o: `lqa-sft bench`'s FLOP model and sgemm reference (measurement code, kept in bench/)
-$(BUILD)/lqa-sft: $(BUILD)/obj/trainer/main.o $(BUILD)/obj/bench/step_cost.o $(BUILD)/liblqa.a
+$(BUILD)/lqa-sft: $(BUILD)/obj/trainer/main.o $(BUILD)/liblqa.a
 $(BUILD)/lqa-eval: $(BUILD)/obj/eval/main.o $(BUILD)/liblqa.a
 # mimalloc first among the libraries, so its malloc is the one every library's calls resolve to
 $(BUILD)/lqa-ingest: LDLIBS := $(INGEST_MALLOC) $(LDLIBS)

@@ -13,8 +13,9 @@ One process per model: the timed configurations (ctx x attn) first, then (--prob
 context that fits: one S2 step at each --probe-ctx in ascending order until the first
 out-of-memory. Prints one JSON line per result on stdout:
   {"side": "torch", "model", "ctx", "attn", "ok", "tokens_per_s", "step_s", "peak_gib", "mfu", "error"}
-MFU counts the same model FLOPs for both sides (mfu_flops_per_token below), over the GPU's
-dense bf16 peak (H100/H200 SXM 989 TFLOP/s, A100 312; PEAK_TFLOPS overrides).
+MFU counts the same model FLOPs for both sides (mfu_flops_per_token below; lqa-sft's is
+lqa_model_flops_per_token in model/flops.c), over the dense bf16 peak in PEAK_TFLOPS (which
+gpu_vs_torch.sh sets from the GPU's name; without it no MFU). The script writes the table.
 
 --dry-run prints the plan and the FLOP counts without importing torch (tested without a GPU)."""
 import argparse
@@ -52,13 +53,9 @@ def mfu_flops_per_token(c, ctx, attn):
     return 6 * param_count(c) + 6 * c["num_hidden_layers"] * c["hidden_size"] * seen
 
 
-def peak_flops(name):
-    if os.environ.get("PEAK_TFLOPS"):
-        return float(os.environ["PEAK_TFLOPS"]) * 1e12
-    for key, tf in (("H200", 989.4), ("H100", 989.4), ("A100", 312.0)):
-        if key in name:
-            return tf * 1e12
-    return None
+def peak_flops():
+    tf = os.environ.get("PEAK_TFLOPS")
+    return float(tf) * 1e12 if tf else None
 
 
 def emit(**kw):
@@ -149,7 +146,7 @@ def run(args):
     t_build = time.time()
     torch_, tv, model, opt, s2_ok = build(args.model, max(args.ctx + args.probe_ctx))
     gpu = torch.cuda.get_device_name(0)
-    peak = peak_flops(gpu)
+    peak = peak_flops()
     c = MODELS[args.model]
     print(f"# torch {torch.__version__}, transformers {tv}, GPU {gpu}, model built in {time.time() - t_build:.1f}s",
           file=sys.stderr, flush=True)
@@ -194,73 +191,9 @@ def run(args):
             break
 
 
-# ---- the Markdown table (no torch needed) ----
-
-def lqa_fields(r, gpu):
-    """lqa-sft bench's JSON line (r["raw"]) mapped to the torch side's fields; MFU recomputed with
-    the same FLOP count as the torch side."""
-    raw = r.get("raw") or {}
-    tps = raw.get("tokens_per_s")
-    out = dict(ok=tps is not None, tokens_per_s=tps, step_s=raw.get("step_s_mean"),
-               error=None if tps is not None else raw.get("error", "failed (no JSON line)"))
-    if "peak_device_mib" in raw:
-        out["peak_gib"] = raw["peak_device_mib"] / 1024
-    elif "peak_gib" in raw:
-        out["peak_gib"] = raw["peak_gib"]
-    peak = peak_flops(gpu)
-    if tps is not None and peak:
-        out["mfu"] = mfu_flops_per_token(MODELS[r["model"]], r["ctx"], r["attn"]) * tps / peak
-    return out
-
-
-def table(path, gpu, notes):
-    rows = [json.loads(line) for line in open(path) if line.startswith("{")]
-    for r in rows:
-        if r["side"] == "lqa":
-            r.update(lqa_fields(r, gpu))
-
-    def fmt(v, f):
-        return f.format(v) if isinstance(v, (int, float)) else "-"
-
-    print("## LoRA+ training: lqa-sft vs transformers + PEFT (bf16, one GPU)\n")
-    print(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by bench/gpu_vs_torch.sh on {gpu}. "
-          "LoRA r 8 on q,k,v,o,\nembedding and norms trainable, gradient checkpointing, random weights, batch 1. "
-          "MFU = model\nFLOPs (6N + causal attention over ctx, or ctx/4 for S2; the same count for both sides) / "
-          "dense bf16 peak.")
-    for n in notes:
-        if n:
-            print(f"\n{n}")
-    print("\n| model | ctx | attn | side | tokens/s | step s | peak GiB | MFU | lqa / torch |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    timed = [r for r in rows if not r.get("probe")]
-    for r in timed:
-        if not r.get("ok"):
-            print(f"| {r['model']} | {r['ctx']} | {r['attn']} | {r['side']} | {r.get('error')} | | | | |")
-            continue
-        other = [o for o in timed if o["side"] == "torch" and o.get("ok")
-                 and (o["model"], o["ctx"], o["attn"]) == (r["model"], r["ctx"], r["attn"])]
-        ratio = f"{r['tokens_per_s'] / other[0]['tokens_per_s']:.2f}x" if r["side"] == "lqa" and other else ""
-        print(f"| {r['model']} | {r['ctx']} | {r['attn']} | {r['side']} | {fmt(r.get('tokens_per_s'), '{:.0f}')} | "
-              f"{fmt(r.get('step_s'), '{:.2f}')} | {fmt(r.get('peak_gib'), '{:.1f}')} | "
-              f"{fmt(r.get('mfu'), '{:.1%}')} | {ratio} |")
-    print("\nLongest context that fits (one S2 step, tried in ascending order until the first failure):\n")
-    for side in ("torch", "lqa"):
-        for m in sorted({r["model"] for r in rows}):
-            probes = [r for r in rows if r.get("probe") and r["side"] == side and r["model"] == m]
-            if not probes:
-                continue
-            fit = [r["ctx"] for r in probes if r.get("ok")]
-            fail = [f"{r['ctx']} ({r.get('error')})" for r in probes if not r.get("ok")]
-            print(f"- {side} {m}: " + (f"{max(fit)} fits" if fit else "nothing tried fits")
-                  + (f"; {fail[0]} does not" if fail else "; every size tried fits"))
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", choices=sorted(MODELS))
-    ap.add_argument("--table", metavar="RESULTS_JSONL", help="print the Markdown table of a run's JSON lines")
-    ap.add_argument("--gpu", default="unknown GPU", help="(with --table) the GPU's name")
-    ap.add_argument("--note", action="append", default=[], help="(with --table) a line printed above the table")
+    ap.add_argument("--model", choices=sorted(MODELS), required=True)
     ap.add_argument("--ctx", type=lambda s: [int(x) for x in s.split(",")], default=[8192, 32768])
     ap.add_argument("--attn", type=lambda s: s.split(","), default=["full", "s2"])
     ap.add_argument("--steps", type=int, default=2, help="timed steps per configuration (after one warm-up)")
@@ -269,11 +202,6 @@ def main():
     ap.add_argument("--budget", type=float, default=240, help="seconds; configurations past it are skipped")
     ap.add_argument("--dry-run", action="store_true")
     args = ap.parse_args()
-    if args.table:
-        table(args.table, args.gpu, args.note)
-        return
-    if not args.model:
-        ap.error("--model is required (or --table)")
     for ctx in args.ctx + args.probe_ctx:
         g = ctx * GROUP_RATIO
         if g != int(g) or int(g) % 2 or ctx % int(g):

@@ -91,7 +91,7 @@ $(EMUT)/kobj/dist_c.o: trainer/dist.c trainer/dist.h $(BUILD)/dist.flags
 $(EMUT)/liblqa-emu.a: $(EMUT_C_OBJ) $(EMUT)/kobj/backend_c.o $(EMUT)/kobj/dist_c.o $(EMUT_KERNELS)
 	@rm -f $@
 	ar rcs $@ $^
-$(EMUT)/lqa-sft: $(BUILD)/obj/trainer/main.o $(BUILD)/obj/bench/step_cost.o $(EMUT)/liblqa-emu.a
+$(EMUT)/lqa-sft: $(BUILD)/obj/trainer/main.o $(EMUT)/liblqa-emu.a
 	$(CC) $(LDFLAGS) $^ $(filter-out -lcublas -lcudart -lnccl,$(LDLIBS)) -o $@
 $(EMUT)/lqa-eval: $(BUILD)/obj/eval/main.o $(EMUT)/liblqa-emu.a
 	$(CC) $(LDFLAGS) $^ $(filter-out -lcublas -lcudart -lnccl,$(LDLIBS)) -o $@

@@ -128,6 +128,45 @@ void lqa_model_init_random(lqa_model *m, uint64_t seed) {
     }
 }
 
+/* Norms 1; every matrix cut from one tile of normal(0, 0.02) values, starting at a place of its
+ * own and wrapping around. On a device the tile is uploaded once and the rest are device copies. */
+void lqa_model_init_tiled(lqa_model *m, uint64_t seed) {
+    enum { TILE_MAX = 1 << 24 }; /* 64 MB */
+    const lqa_backend *be = lqa_model_backend(m);
+    size_t tile_n = 0, norm_n = 0;
+    for (int t = 0; t < m->n_tensors; t++) {
+        size_t *most = m->tensors[t].ndim == 1 ? &norm_n : &tile_n;
+        if (m->tensors[t].numel > *most) *most = m->tensors[t].numel;
+    }
+    if (tile_n > TILE_MAX) tile_n = TILE_MAX;
+    float *host = lqa_malloc(sizeof(float) * (tile_n > norm_n ? tile_n : norm_n));
+    fill_normal(host, tile_n, 0.02f, seed, 0);
+    float *tile = be->alloc(sizeof(float) * tile_n);
+    be->to_device(tile, host, sizeof(float) * tile_n);
+    for (size_t i = 0; i < norm_n; i++) host[i] = 1.0f;
+    for (int t = 0; t < m->n_tensors; t++) {
+        const lqa_tensor_info *ti = &m->tensors[t];
+        float *x = m->params + ti->offset;
+        if (ti->ndim == 1) {
+            be->to_device(x, host, sizeof(float) * ti->numel);
+            continue;
+        }
+        size_t start = (size_t)((uint64_t)(t + 1) * 0x9E3779B97F4A7C15ull % tile_n);
+        for (size_t done = 0, k; done < ti->numel; done += k, start = 0) {
+            k = ti->numel - done < tile_n - start ? ti->numel - done : tile_n - start;
+            be->copy(x + done, tile + start, sizeof(float) * k);
+        }
+    }
+    be->free(tile);
+    free(host);
+}
+
+void lqa_model_alloc_on(lqa_model *m, const lqa_backend *be) {
+    lqaCheck(!m->params, "lqa_model_alloc_on: the model has parameters already");
+    lqa_model_to_backend(m, be); /* LoRA, if any; params is NULL */
+    m->params = be->alloc(sizeof(float) * m->n_params);
+}
+
 void lqa_model_shape_lora(lqa_model *m, int targets, int rank, float alpha) {
     lqaCheck(rank > 0 && targets > 0 && targets < (1 << N_LORA_TARGETS), "LoRA: rank %d, targets 0x%x", rank,
              targets);

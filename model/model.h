@@ -110,6 +110,16 @@ void lqa_model_shape_lora(lqa_model *m, int targets, int rank, float alpha);
 void lqa_model_alloc(lqa_model *m, const lqa_config *cfg);
 /* Random init as HF LLaMA does (normal(0, 0.02) for linears and embedding, norms = 1). */
 void lqa_model_init_random(lqa_model *m, uint64_t seed);
+/* Random values for timing, in the memory of the model's backend: norms 1, and every matrix cut
+ * from one tile (at most 16M floats) of normal(0, 0.02) values at an offset of its own, wrapping
+ * around: init_random's statistics, but periodic. On a device it costs one 64 MB upload and device
+ * copies (a 7B model in about a second, where init_random would take a minute on the host and
+ * need a 27 GB host copy). Deterministic in seed; the same values on every backend. */
+void lqa_model_init_tiled(lqa_model *m, uint64_t seed);
+/* For a model built from its shape (lqa_model_shape, params not allocated; LoRA, if any, added
+ * on the host): moves LoRA to be and allocates params there, uninitialised. With
+ * lqa_model_init_tiled, a random model straight in device memory. */
+void lqa_model_alloc_on(lqa_model *m, const lqa_backend *be);
 /* Adds LoRA tensors (A ~ Kaiming-uniform as PEFT, B = 0). */
 void lqa_model_add_lora(lqa_model *m, int targets, int rank, float alpha, uint64_t seed);
 void lqa_model_free(lqa_model *m);

@@ -205,6 +205,7 @@ static void test_merge_equals_adapter(void **state) {
 }
 
 static void grads_for(lqa_model *m, const lqa_batch *b, lqa_step_opts o, float *loss, lqa_grads *g) {
+    *g = (lqa_grads){0}; /* the full layout (compact 0), whatever the caller's stack held */
     g->d_params = fd_zeros(m->n_params);
     g->d_lora = m->n_lora ? fd_zeros(m->n_lora) : NULL;
     *loss = lqa_model_step(m, b, &o, g);

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench/step_cost.h"
 #include "common/fileio.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -21,6 +20,7 @@
 #include "model/adapter.h"
 #include "trainer/dist.h"
 #include "model/hfdir.h"
+#include "trainer/bench.h"
 #include "trainer/plan.h"
 #include "model/presets.h"
 #include "trainer/train.h"
@@ -59,7 +59,7 @@ static int parse_dtype(const char *s, lqa_st_dtype *d) {
 
 /* ---- the training options (trainer/options.h) plus a command's own ------------------------- */
 
-enum { O_MODEL = 256, O_CTX, O_ADAPTER, O_BATCH, O_PRESET, O_TOK, O_SEED, O_DTYPE, O_SHARD, O_SGEMM, O_HELP };
+enum { O_MODEL = 256, O_CTX, O_ADAPTER, O_BATCH, O_PRESET, O_TOK, O_SEED, O_DTYPE, O_SHARD, O_HELP };
 
 /* The table's options of cmd, then extra (ending with its zero entry), into out. */
 static void training_longopts(unsigned cmd, const struct option *extra, struct option *out) {
@@ -391,29 +391,27 @@ static int cmd_grad(int argc, char **argv) {
 }
 
 
-static void bench_add_group(void *ctx, const lqa_tensor_info *ti, float *param, float *grad, int is_lora) {
-    lqa_optim_add(ctx, ti->name, param, grad, ti->numel, strstr(ti->name, "norm.weight") == NULL);
-}
-
-/* ---- bench: time training steps (forward+backward+AdamW) on random tokens ---------------- */
+/* ---- bench: time training steps (forward+backward+AdamW) on random tokens (trainer/bench.h) -- */
 
 static void bench_help(void) {
-    printf("usage: lqa-sft bench --model MODEL_DIR --ctx N [--steps 3] [--micro-batch 1] [--sgemm N] [flags]\n"
+    printf("usage: lqa-sft bench --model MODEL_DIR|--preset NAME --ctx N [--steps 3] [--micro-batch 1] [flags]\n"
            "Times training steps (forward + backward + AdamW) on random tokens and prints one JSON line:\n"
            "tokens/s, the step's matmul + attention FLOPs (as executed, recompute included), GFLOP/s,\n"
-           "peak RSS; with --sgemm N also OpenBLAS sgemm's GFLOP/s for N x N x N and for the model's\n"
-           "largest layer GEMM on the same threads. Training flags:\n");
+           "model FLOPs per token (6N + attention; MFU with --peak-tflops), peak RSS, device memory\n"
+           "(peak_device_mib: what the run took) and the memory plan. --preset NAME: random weights of\n"
+           "the preset's shape generated in the device's memory (no model folder). When the plan does\n"
+           "not fit the free memory it allocates nothing, prints {..., \"fits\": false, \"error\": ...}\n"
+           "and exits 3. Flags:\n");
     lqa_train_opts_help(stdout, LQA_CMD_BENCH);
 }
 
 static int cmd_bench(int argc, char **argv) {
-    static const struct option extra[] = {{"sgemm", 1, 0, O_SGEMM}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
-    struct option opts[LQA_OPT_MAX + 3];
+    static const struct option extra[] = {{"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    struct option opts[LQA_OPT_MAX + 2];
     training_longopts(LQA_CMD_BENCH, extra, opts);
     lqa_train_opts o;
     lqa_train_opts_default(&o);
     o.steps = 3;
-    long sgemm_n = 0;
     lqa_err err;
     int c, dtype_given = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -421,98 +419,18 @@ static int cmd_bench(int argc, char **argv) {
             bench_help();
             return 0;
         }
-        if (c == O_SGEMM) {
-            if (parse_long(optarg, 16, 1 << 15, &sgemm_n)) return usage_error("bench", "--sgemm '%s': expected a size", optarg);
-            continue;
-        }
         dtype_given |= c == lqa_train_opts_val("dtype");
         int r = c == '?' ? 1 : lqa_train_opts_apply(&o, c, optarg, &err);
         if (r > 0) return usage_error("bench", "%s", "unknown option");
         if (r < 0) return usage_error("bench", "%s", err.msg);
     }
     if (resolve_dtype(&o, dtype_given, &err)) return usage_error("bench", "%s", err.msg);
-    if (!o.model_dir || !o.ctx) return usage_error("bench", "%s", "--model and --ctx are required");
-    if (o.threads > 0) omp_set_num_threads(o.threads);
-    int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
-    const lqa_backend *be = lqa_backend_open(o.device ? o.device : "cpu", &err);
-    if (!be) return fail(&err);
-    lqa_model m;
-    if (lqa_load_for_training(&o, &m, &err)) return fail(&err);
-    lqa_model_to_backend(&m, be);
-    if (o.dtype_bf16 && lqa_model_use_bf16(&m, o.train, &err)) {
-        lqa_model_free(&m);
-        return fail(&err);
-    }
-    lqa_step_opts so = {o.attn, o.group_ratio, o.train, o.checkpointing, threads};
-    if (lqa_model_check_opts(&m, o.ctx, &so, &err)) {
-        lqa_model_free(&m);
-        return fail(&err);
-    }
-    int B = o.micro_batch, T = o.ctx;
-    size_t n = (size_t)B * T;
-    int32_t *tok = lqa_malloc(n * sizeof(int32_t));
-    uint8_t *mask = lqa_malloc(n);
-    lqa_rng rng;
-    lqa_rng_seed(&rng, o.seed);
-    for (size_t i = 0; i < n; i++) {
-        tok[i] = (int32_t)lqa_rng_below(&rng, (uint64_t)m.cfg.vocab_size);
-        mask[i] = i % (size_t)T != 0;
-    }
-    lqa_grads g;
-    lqa_grads_alloc(&g, &m, o.train);
-    lqa_adamw_cfg ac = {o.beta1, o.beta2, o.adam_eps, o.weight_decay};
-    lqa_optim opt;
-    lqa_optim_init_on(&opt, &ac, be);
-    lqa_for_each_trainable(&m, o.train, &g, bench_add_group, &opt);
-    lqa_batch b = {B, T, tok, mask, NULL};
-    /* the trainer's own step: a workspace planned once, loss read back once per step */
-    lqa_workspace *ws = lqa_workspace_new(&m, B, T, &so, 1);
-    double *dev_loss = be->alloc(sizeof(double));
-    double best = 1e30, total = 0, loss = 0;
-    for (long s = 0; s <= o.steps; s++) {
-        double t = lqa_now();
-        lqa_optim_zero_grads(&opt);
-        be->zero(dev_loss, sizeof(double));
-        lqa_model_step_ws(&m, ws, &b, &so, &g, dev_loss);
-        lqa_optim_step(&opt, o.lr, 1.0f);
-        be->to_host(&loss, dev_loss, sizeof loss); /* waits for the step */
-        t = lqa_now() - t;
-        if (s == 0) continue; /* warm-up: first touch of every buffer */
-        total += t;
-        if (t < best) best = t;
-    }
-    double mean = total / (double)o.steps;
-    lqa_step_flops f = lqa_count_step_flops(&m, B, T, &so);
-    size_t dev_free = 0, dev_total = 0;
-    if (!be->host_memory) be->mem_info(&dev_free, &dev_total);
-    json_t *j = json_pack("{s:s, s:i, s:i, s:s, s:s, s:i, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "model",
-                          o.model_dir, "ctx", T, "micro_batch", B, "attn", o.attn == LQA_ATTN_S2 ? "s2" : "full", "train",
-                          lqa_train_set_name(o.train), "threads", threads, "checkpointing", o.checkpointing,
-                          "step_s_mean", mean, "step_s_best", best, "tokens_per_s", (double)n / mean, "gflop_per_step",
-                          f.total / 1e9, "attn_gflop_per_step", f.attention / 1e9, "gflops", f.total / mean / 1e9,
-                          "peak_rss_mib", lqa_peak_rss_mib(), "loss", (double)loss, "params_m", (double)m.n_params / 1e6);
-    mallocCheck(j);
-    json_object_set_new(j, "device", json_string(o.device ? o.device : "cpu"));
-    json_object_set_new(j, "dtype", json_string(o.dtype_bf16 ? "bf16" : "fp32"));
-    if (!be->host_memory) /* the model, gradients, moments and the workspace, all held at this point */
-        json_object_set_new(j, "device_mem_used_mib", json_real((double)(dev_total - dev_free) / (1024.0 * 1024)));
-    if (sgemm_n) {
-        json_object_set_new(j, "sgemm_square_n", json_integer(sgemm_n));
-        json_object_set_new(j, "sgemm_square_gflops", json_real(lqa_sgemm_gflops((int)sgemm_n, (int)sgemm_n, (int)sgemm_n)));
-        json_object_set_new(j, "sgemm_layer_gflops", json_real(lqa_sgemm_gflops((int)n, m.cfg.hidden_dim, m.cfg.dim)));
-    }
-    char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-    printf("%s\n", text);
-    free(text);
-    json_decref(j);
-    lqa_workspace_free(ws);
-    be->free(dev_loss);
-    lqa_optim_free(&opt);
-    lqa_grads_free(&g, lqa_model_backend(&m));
-    free(tok);
-    free(mask);
-    lqa_model_free(&m);
-    return 0;
+    if (!o.model_dir == !o.preset || !o.ctx)
+        return usage_error("bench", "%s", "--ctx and one of --model or --preset are required");
+    if (o.preset && o.adapter_dir) return usage_error("bench", "%s", "--adapter goes with --model, not --preset");
+    int rc = lqa_bench_run(&o, &err);
+    if (rc < 0) return fail(&err);
+    return rc == LQA_BENCH_DOES_NOT_FIT ? 3 : 0;
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
@@ -523,7 +441,7 @@ static void main_help(void) {
            "  train  LongLoRA fine-tuning into a run directory\n"
            "  merge  fold an adapter into a full model directory\n"
            "  grad   one forward/backward on a JSON batch, gradients to safetensors\n"
-           "  bench  time training steps on random tokens (tokens/s, GFLOP/s, peak RSS)\n"
+           "  bench  time training steps on random tokens (tokens/s, GFLOP/s, MFU, peak memory)\n"
            "  plan   the memory a training run needs, by kind (fp32 exact; bf16 the design), no GPU needed\n");
 }
 

@@ -128,6 +128,13 @@ static const opt_def OPTS[] = {
      "bf16 (CUDA, lora+/lora): frozen linears and attention on tensor cores;\n"
      "the rest fp32 for now (docs/CUDA.md). Default: bf16 on --device cuda\n"
      "(fp32 with --train full), fp32 on the CPU (as lqa-eval)"},
+    {"preset", "NAME", NULL, K_STR, OFF(preset), NULL, 0, 0, NULL, LQA_CMD_BENCH, 0,
+     "instead of --model: a random model of a preset's shape (lqa-sft init\n"
+     "--help lists them), built in the device's memory, no folder on disk"},
+    {"sgemm", "N", NULL, K_INT, OFF(sgemm_n), NULL, 16, 1 << 15, NULL, LQA_CMD_BENCH, 0,
+     "also OpenBLAS sgemm's GFLOP/s for N x N x N and the largest layer GEMM"},
+    {"peak-tflops", "X", NULL, K_DOUBLE, OFF(peak_tflops), NULL, 0, HUGE_VAL, NULL, LQA_CMD_BENCH, F_OPEN_LO,
+     "the device's dense peak (bf16: H100/H200 SXM 989): adds \"mfu\""},
 };
 enum { N_OPTS = sizeof OPTS / sizeof OPTS[0] };
 _Static_assert((int)N_OPTS <= (int)LQA_OPT_MAX, "raise LQA_OPT_MAX");

@@ -46,6 +46,10 @@ typedef struct lqa_train_opts {
                                      NULL: one process */
     int dtype_bf16;               /* --dtype bf16: frozen linears in bf16 on tensor cores (CUDA;
                                      lqa_model_use_bf16); 0: fp32 */
+    /* bench only (trainer/bench.h) */
+    const char *preset;           /* --preset: a random model of this shape (model/presets.h) */
+    int sgemm_n;                  /* --sgemm N: also time OpenBLAS sgemm (0: no) */
+    double peak_tflops;           /* --peak-tflops: the device's dense peak, for MFU (0: none) */
 } lqa_train_opts;
 
 /* The commands an option belongs to. */

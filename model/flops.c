@@ -1,17 +1,5 @@
-/* step_cost.c: what `lqa-sft bench` reports beside its timings: the FLOPs of one training step
- * (a model of what the step executes), peak RSS, and OpenBLAS sgemm's own GFLOP/s as the
- * machine's reference. Measurement code, linked into lqa-sft for its bench command only (the
- * Makefile); nothing of the product calls it. See step_cost.h. */
-#include "bench/step_cost.h"
-
-#include <stdlib.h>
-#include <sys/resource.h>
-
-#include <cblas.h>
-
-#include "common/check.h"
-#include "common/progress.h"
-#include "kernels/common.h"
+/* flops.c: the FLOP counts of a training step (see flops.h). */
+#include "model/flops.h"
 
 /* Visible (query, key) pairs of one causal segment of length s. */
 static double causal_pairs(double s) {
@@ -48,31 +36,13 @@ lqa_step_flops lqa_count_step_flops(const lqa_model *m, int B, int T, const lqa_
     return f;
 }
 
-double lqa_peak_rss_mib(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
-
-/* Best-of-3 GFLOP/s of C[M,N] = A[M,K] B[N,K]^T by OpenBLAS itself on the training threads (the
- * kernels keep OpenBLAS single-threaded and split GEMMs over OpenMP, so the reference gets its
- * own thread count for the measurement and is put back afterwards). */
-double lqa_sgemm_gflops(int M, int N, int K) {
-    openblas_set_num_threads(kernels_get_threads());
-    float *a = lqa_malloc(sizeof(float) * (size_t)M * K), *b = lqa_malloc(sizeof(float) * (size_t)K * N),
-          *c = lqa_malloc(sizeof(float) * (size_t)M * N);
-    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 7) * 0.1f;
-    for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 5) * 0.1f;
-    double best = 1e30;
-    for (int rep = 0; rep < 4; rep++) {
-        double t = lqa_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
-        t = lqa_now() - t;
-        if (rep > 0 && t < best) best = t;
-    }
-    openblas_set_num_threads(1);
-    free(a);
-    free(b);
-    free(c);
-    return 2.0 * M * N * K / best / 1e9;
+/* The MFU convention: forward 2 FLOPs per weight per token, backward 4; attention's QK^T and PV
+ * are 2 x 2 (H hd) FLOPs per visible key forward, 3x that with the backward, over T_seen / 2
+ * visible keys on average (causal). The embedding is a lookup; LoRA (< 0.1 %) is left out. */
+double lqa_model_flops_per_token(const lqa_config *c, int T, const lqa_step_opts *so) {
+    double D = c->dim, hd = (double)c->dim / c->n_heads, Hq = c->n_heads * hd, Hkv = c->n_kv_heads * hd,
+           F = c->hidden_dim, V = c->vocab_size, L = c->n_layers;
+    double linear = L * (D * Hq + 2 * D * Hkv + Hq * D + 3 * D * F) + V * D;
+    double seen = so->attn == LQA_ATTN_S2 ? (double)T * so->group_ratio : (double)T;
+    return 6 * linear + 6 * L * Hq * seen;
 }
