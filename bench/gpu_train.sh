@@ -2,8 +2,9 @@
 # bench/gpu_train.sh: the tools on a GPU (issue 13's part of scripts/gpu_check.sh), at the demo
 # model's shape (lqa-sft init --preset demo):
 #   1. CPU vs GPU end to end: the same few optimizer steps of lqa-sft train on the same shards with
-#      --device cpu and --device cuda; per-step losses must agree within 1e-4 relative;
+#      --device cpu and --device cuda --dtype fp32; per-step losses must agree within 1e-4 relative;
 #   2. a 200-step LongLoRA run (S2-Attn, lora+) on the demo's data with --device cuda;
+#   (2-4 run the device's default dtype: bf16 on cuda; the bench lines record it)
 #   3. train speed and device memory: lqa-sft bench at ctx 2k, 8k, 32k, S2 and full attention;
 #   4. decode speed: lqa-eval bench (prefill and KV-cache decode) at the same lengths.
 # Prints a Markdown section on stdout (also $OUT_DIR/gpu_train.md); logs in $OUT_DIR.
@@ -42,16 +43,16 @@ step "data: $CORPUS -> store, tokenizer, shards (ctx $TRAIN_CTX), $PRESET model"
     "$SFT" init --preset "$PRESET" --tokenizer "$W/tok.model" --ctx "$TRAIN_CTX" -o "$W/model" \
         >"$OUT_DIR/init.log" 2>&1 || { echo "gpu_train: data preparation failed (logs in $OUT_DIR)" >&2; exit 1; }
 
-train() { # train RUN DEVICE STEPS
+train() { # train RUN DEVICE STEPS [FLAGS...]
     "$SFT" train --model "$W/model" --data "$W/shards" --out "$W/$1" --ctx "$TRAIN_CTX" --steps "$3" --warmup 2 \
-        --lr 1e-3 --micro-batch 1 --grad-accum 1 --save-every "$3" --log-every 1 --device "$2" --seed 7 \
+        --lr 1e-3 --micro-batch 1 --grad-accum 1 --save-every "$3" --log-every 1 --device "$2" --seed 7 "${@:4}" \
         >"$OUT_DIR/$1.log" 2>&1
 }
 losses() { grep -o '"loss": *[-0-9.e+]*' "$W/$1/metrics.jsonl" | sed 's/.*: *//'; }
 
 step "1. CPU vs $DEVICE: $CMP_STEPS steps each"
 cmp_line="FAILED"
-if train cmp-cpu cpu "$CMP_STEPS" && train cmp-gpu "$DEVICE" "$CMP_STEPS"; then
+if train cmp-cpu cpu "$CMP_STEPS" && train cmp-gpu "$DEVICE" "$CMP_STEPS" --dtype fp32; then
     if paste <(losses cmp-cpu) <(losses cmp-gpu) | awk '{ d = $1 - $2; if (d < 0) d = -d; r = d / ($1 < 0 ? -$1 : $1);
             if (r > m) m = r; n++ } END { printf "%d steps, largest relative loss difference %.2g\n", n, m; exit !(n > 0 && m <= 1e-4) }' \
             >"$W/cmp.txt"; then

@@ -28,9 +28,11 @@ static void usage(FILE *f) {
           "  lqa-eval run --model MODEL_DIR [--adapter DIR] [--db DB --split test] [--tasks qa,passkey,ppl]\n"
           "               [--lengths 1024,2048,...] [--depths 0,0.25,0.5,0.75,1] [--trials N]\n"
           "               [--filler paper|store] [--stride 256] [--max-new-tokens N] [--limit N]\n"
-          "               [--ppl-tokens N] [--threads N] [--device cpu|cuda|cuda:N] [--ctx N] [--seed N] [--name LABEL] -o RESULTS.json\n"
+          "               [--ppl-tokens N] [--threads N] [--device cpu|cuda|cuda:N] [--dtype fp32|bf16] [--ctx N]\n"
+          "               [--seed N] [--name LABEL] -o RESULTS.json\n"
           "  lqa-eval report RESULTS.json... [--notes NOTES.tsv] -o REPORT_DIR\n"
           "  lqa-eval bench --model MODEL_DIR [--lengths 2048,8192] [--decode 64] [--threads N] [--device D]\n"
+          "                 [--dtype fp32|bf16]\n"
           "\n"
           "run options:\n"
           "  --model DIR          Hugging Face LLaMA directory (config.json, *.safetensors, tokenizer.model)\n"
@@ -48,8 +50,11 @@ static void usage(FILE *f) {
           "                       the test split holds long documents on purpose)\n"
           "  --threads N          CPU threads (default: all)\n"
           "  --device D           cpu (default), cuda or cuda:N: where the model runs (prefill and decode)\n"
-          "  --dtype fp32|bf16    bf16 (cuda only): frozen weights bf16 on the device, loaded straight from\n"
-          "                       the shards; embedding, norms and the adapter fp32 (default fp32)\n"
+          "  --dtype fp32|bf16    bf16 (the default on cuda): the frozen linear weights in bf16 only, loaded\n"
+          "                       straight from the shards, and attention on tensor cores; embedding, norms\n"
+          "                       and the adapter fp32 (docs/EVAL.md). fp32 (the default on the CPU, which\n"
+          "                       has no bf16) for checks. bf16 needs a head dim that is a multiple of 16\n"
+          "                       up to 128\n"
           "  --ctx N              evaluation context (default: the model's max_position_embeddings, which\n"
           "                       carries rope_scaling for an interpolated model); longer is an error\n"
           "                       unless --extrapolate\n"
@@ -60,7 +65,8 @@ static void usage(FILE *f) {
           "report: writes REPORT_DIR/report.md and REPORT_DIR/report.html (self-contained, inline SVG)\n"
           "  --notes FILE         a tab-separated table (first line the header, \"# text\" lines are\n"
           "                       paragraphs) shown as \"How these figures were made\" (the demo's stage times)\n"
-          "bench: prefill and decode speed on random tokens (wall and CPU time), one JSON line per length\n",
+          "bench: prefill and decode speed on random tokens (wall and CPU time), one JSON line per length;\n"
+          "       --device and --dtype as for run\n",
           f);
 }
 
@@ -108,7 +114,8 @@ static int parse_int(const char *opt, const char *s, int min, int *out) {
 
 typedef struct run_opts {
     const char *model, *adapter, *db, *split, *tasks, *out, *name, *filler, *device;
-    int bf16; /* --dtype bf16 */
+    const char *dtype; /* --dtype as given (NULL: the device's default) */
+    int bf16;          /* the dtype the run uses (lqa_backend_dtype) */
     int lengths[MAX_LIST], n_lengths;
     double depths[MAX_LIST];
     int n_depths, trials, stride, max_new, limit, threads, ctx, extrapolate, ppl_tokens;
@@ -121,8 +128,8 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         {"tasks", 1, 0, 't'}, {"lengths", 1, 0, 'L'}, {"depths", 1, 0, 'D'}, {"trials", 1, 0, 'T'},
         {"filler", 1, 0, 'f'}, {"stride", 1, 0, 'S'}, {"max-new-tokens", 1, 0, 'n'}, {"limit", 1, 0, 'l'},
         {"threads", 1, 0, 'j'}, {"ctx", 1, 0, 'c'}, {"seed", 1, 0, 'r'}, {"name", 1, 0, 'N'},
-        {"extrapolate", 0, 0, 'X'}, {"device", 1, 0, 'g'}, {"ppl-tokens", 1, 0, 'P'}, {"help", 0, 0, 'h'},
-        {"dtype", 1, 0, 'y'}, {0, 0, 0, 0}};
+        {"extrapolate", 0, 0, 'X'}, {"device", 1, 0, 'g'}, {"ppl-tokens", 1, 0, 'P'}, {"dtype", 1, 0, 'y'},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     *o = (run_opts){.split = "test", .filler = "paper", .trials = 5, .stride = 256, .max_new = 32, .seed = 1234,
                     .device = "cpu"};
     o->n_depths = 5;
@@ -151,13 +158,7 @@ static int parse_run(int argc, char **argv, run_opts *o) {
         case 'N': o->name = optarg; break;
         case 'X': o->extrapolate = 1; break;
         case 'g': o->device = optarg; break;
-        case 'y':
-            if (strcmp(optarg, "fp32") && strcmp(optarg, "bf16")) {
-                fprintf(stderr, "lqa-eval run: --dtype '%s': expected fp32 or bf16\n", optarg);
-                bad = 1;
-            }
-            o->bf16 = !strcmp(optarg, "bf16");
-            break;
+        case 'y': o->dtype = optarg; break;
         case 'o': o->out = optarg; break;
         case 'h': usage(stdout); exit(0);
         default:
@@ -177,6 +178,11 @@ static int parse_run(int argc, char **argv, run_opts *o) {
     }
     if (strcmp(o->filler, "paper") && strcmp(o->filler, "store")) {
         lqa_eprintf("lqa-eval run: --filler \"%s\": expected paper or store", o->filler);
+        return -1;
+    }
+    lqa_err err;
+    if (lqa_backend_dtype(o->device, o->dtype, &o->bf16, &err)) {
+        lqa_eprintf("lqa-eval run: %s", err.msg);
         return -1;
     }
     if (!o->tasks) o->tasks = o->db ? "qa,passkey,ppl" : "passkey";
@@ -258,6 +264,19 @@ static void default_lengths(run_opts *o) {
     o->lengths[o->n_lengths++] = o->ctx;
 }
 
+/* The model of dir on be: fp32, or with bf16 the bf16 layout (model.h), its frozen weights
+ * straight from the memory-mapped shards to the device, never a whole fp32 copy. LoRA stays fp32
+ * and unmerged, as in training: the base counts as frozen (LQA_TRAIN_LORA). Attention and the
+ * frozen linears then run on tensor cores, prefill and KV-cache decode alike. */
+static int load_model(const char *dir, const lqa_backend *be, int bf16, lqa_model *m, lqa_err *err) {
+    if (!bf16) return lqa_hf_load(dir, m, err);
+    lqa_config cfg;
+    return lqa_hf_read_config(dir, &cfg, err) || lqa_model_bf16_check(be, &cfg, LQA_TRAIN_LORA, err) ||
+                   lqa_hf_load_bf16(dir, m, be, err)
+               ? -1
+               : 0;
+}
+
 static int run_tasks(const run_opts *o, lqa_eval_ctx *e, json_t *tasks) {
     int failed = 0;
     lqa_err err;
@@ -300,14 +319,7 @@ static int cmd_run(int argc, char **argv) {
     char *tok_path = NULL;
     const lqa_backend *be = lqa_backend_open(o.device, &err);
     if (!be) goto fail;
-    if (o.bf16) { /* the bf16 layout, frozen weights straight to the device (model.h) */
-        lqa_config cfg;
-        if (lqa_hf_read_config(o.model, &cfg, &err) || lqa_model_bf16_check(be, &cfg, LQA_TRAIN_LORA, &err) ||
-            lqa_hf_load_bf16(o.model, &m, be, &err))
-            goto fail;
-    } else if (lqa_hf_load(o.model, &m, &err)) {
-        goto fail;
-    }
+    if (load_model(o.model, be, o.bf16, &m, &err)) goto fail;
     if (o.adapter && lqa_adapter_load(o.adapter, &m, &err)) goto fail;
     if (!(tok_path = lqa_hf_tokenizer_path(o.model, &err)) || !(tok = lqa_tok_load(tok_path, &err))) goto fail;
     if (lqa_tok_vocab_size(tok) > m.cfg.vocab_size) {
@@ -400,8 +412,8 @@ static double cpu_seconds(void) {
 /* lqa-eval bench: prefill and decode speed of a model at given context lengths, on random
  * tokens (no tokenizer or store needed). One JSON line per length on stdout. */
 static int cmd_bench(int argc, char **argv) {
-    const char *model = NULL, *lengths_s = "2048,8192", *device = "cpu";
-    int threads = 0, decode = 64, lengths[MAX_LIST], n_lengths;
+    const char *model = NULL, *lengths_s = "2048,8192", *device = "cpu", *dtype = NULL;
+    int threads = 0, decode = 64, lengths[MAX_LIST], n_lengths, bf16;
     for (int i = 1; i < argc; i++) {
         int last = i + 1 >= argc;
         if (!strcmp(argv[i], "--model") && !last) model = argv[++i];
@@ -409,17 +421,23 @@ static int cmd_bench(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads") && !last) { if (parse_int("--threads", argv[++i], 0, &threads)) return 2; }
         else if (!strcmp(argv[i], "--decode") && !last) { if (parse_int("--decode", argv[++i], 1, &decode)) return 2; }
         else if (!strcmp(argv[i], "--device") && !last) device = argv[++i];
-        else { lqa_eprintf("lqa-eval bench: unexpected \"%s\"; expected --model DIR [--lengths L,...] [--decode N] [--threads N] [--device D]", argv[i]); return 2; }
+        else if (!strcmp(argv[i], "--dtype") && !last) dtype = argv[++i];
+        else { lqa_eprintf("lqa-eval bench: unexpected \"%s\"; expected --model DIR [--lengths L,...] [--decode N] [--threads N] [--device D] [--dtype fp32|bf16]", argv[i]); return 2; }
     }
     if (!model || parse_ints("--lengths", lengths_s, lengths, &n_lengths)) {
         fprintf(stderr, "lqa-eval bench: expected --model MODEL_DIR\n");
         return 2;
     }
     lqa_err err;
+    if (lqa_backend_dtype(device, dtype, &bf16, &err)) {
+        lqa_eprintf("lqa-eval bench: %s", err.msg);
+        return 2;
+    }
     lqa_model m = {0};
     const lqa_backend *be = lqa_backend_open(device, &err);
-    if (!be || lqa_hf_load(model, &m, &err)) {
+    if (!be || load_model(model, be, bf16, &m, &err)) {
         lqa_eprintf("lqa-eval: %s", err.msg);
+        if (m.params || m.params16) lqa_model_free(&m);
         return 1;
     }
     lqa_model_to_backend(&m, be);
@@ -445,9 +463,9 @@ static int cmd_bench(int argc, char **argv) {
         if (rc == 0)
             printf("{\"context\": %d, \"prefill_tokens\": %ld, \"prefill_s\": %.3f, \"prefill_tok_s\": %.1f, "
                    "\"decode_tokens\": %ld, \"decode_s\": %.3f, \"decode_tok_s\": %.2f, \"decode_ms_per_token\": %.3f, "
-                   "\"prefill_cpu_s\": %.3f, \"decode_cpu_ms_per_token\": %.3f}\n",
+                   "\"prefill_cpu_s\": %.3f, \"decode_cpu_ms_per_token\": %.3f, \"device\": \"%s\", \"dtype\": \"%s\"}\n",
                    L, pf_tok, pf_s, pf_tok / pf_s, dc_tok, dc_s, dc_tok / dc_s, 1000 * dc_s / dc_tok, c1 - c0,
-                   1000 * (c2 - c1) / decode);
+                   1000 * (c2 - c1) / decode, device, bf16 ? "bf16" : "fp32");
         fflush(stdout);
         free(tok);
         free(logits);

@@ -95,3 +95,18 @@ bad:
     lqa_err_set(err, "--device '%s': expected cpu, cuda or cuda:N (N a device index)", device);
     return NULL;
 }
+
+int lqa_backend_dtype(const char *device, const char *dtype, int *bf16, lqa_err *err) {
+    int cuda = device && strncmp(device, "cuda", 4) == 0;
+    if (!dtype) {
+        *bf16 = cuda;
+        return 0;
+    }
+    if (!strcmp(dtype, "fp32")) *bf16 = 0;
+    else if (!strcmp(dtype, "bf16")) *bf16 = 1;
+    else return lqa_err_set(err, "--dtype '%s': expected fp32 or bf16", dtype);
+    if (*bf16 && !cuda)
+        return lqa_err_set(err, "--dtype bf16 needs --device cuda (the %s has no bf16 kernels); use --dtype fp32 "
+                                "there", device ? device : "cpu");
+    return 0;
+}

@@ -112,6 +112,12 @@ const lqa_backend *lqa_backend_cpu(void);
  * not there (the message gives the reason the CUDA runtime gives). */
 const lqa_backend *lqa_backend_open(const char *device, lqa_err *err);
 
+/* --dtype of the tools that run the model (lqa-sft train and bench, lqa-eval run and bench), one
+ * rule for all: "bf16" (frozen linears and attention on tensor cores, lqa_model_use_bf16) or
+ * "fp32"; dtype NULL: the device's default, bf16 on "cuda"/"cuda:N", fp32 on the CPU. bf16 on the
+ * CPU (no bf16 kernels) is an error. Sets *bf16 to 1 or 0; -1 with err set. */
+int lqa_backend_dtype(const char *device, const char *dtype, int *bf16, lqa_err *err);
+
 #ifdef LQA_CUDA
 /* The CUDA backend on device dev (cudaSetDevice); NULL with err set when unusable. */
 const lqa_backend *lqa_backend_cuda_open(int dev, lqa_err *err);

@@ -381,7 +381,8 @@ int lqa_model_bf16_check(const lqa_backend *be, const lqa_config *cfg, lqa_train
         return lqa_err_set(err, "--dtype bf16: the %s backend has no bf16 kernels; use --device cuda", be->name);
     int hd = cfg->dim / cfg->n_heads;
     if (hd % 16 != 0 || hd > 128)
-        return lqa_err_set(err, "--dtype bf16: head dim %d; the bf16 attention takes multiples of 16 up to 128", hd);
+        return lqa_err_set(err, "--dtype bf16: head dim %d; the bf16 attention takes multiples of 16 up to 128 "
+                                "(--dtype fp32 runs any model)", hd);
     if (train == LQA_TRAIN_FULL)
         return lqa_err_set(err, "--dtype bf16 with --train full: not yet (the bf16 weights would need refreshing "
                                 "after every optimizer step); use lora+ or lora, or --dtype fp32");

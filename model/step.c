@@ -290,6 +290,8 @@ struct lqa_kv {
     int max_len, chunk;
     float *k, *v;       /* backend: [L][max_len][KV*hd] each */
     float *logits;      /* backend: [chunk, V] */
+    void *attn16;       /* --dtype bf16: the bf16 attention's scratch for a chunk against all max_len
+                           cached keys (the workspace's is sized for Tk = chunk only) */
 };
 
 static void kv_layer(step_ctx *c, int l, layer_acts *la) {
@@ -426,6 +428,9 @@ lqa_kv *lqa_kv_new(const lqa_model *m, int max_len, int chunk, int threads) {
     kv->k = be->alloc(sizeof(float) * cache);
     kv->v = be->alloc(sizeof(float) * cache);
     kv->logits = be->alloc(sizeof(float) * (size_t)kv->chunk * cfg->vocab_size);
+    attn_params all = {.B = 1, .Tq = kv->chunk, .Tk = max_len, .H = cfg->n_heads, .KV = cfg->n_kv_heads,
+                       .hd = cfg->dim / cfg->n_heads};
+    if (m->params16) kv->attn16 = be->alloc(be->attention_bf16_scratch_bytes(&all));
     return kv;
 }
 
@@ -435,6 +440,7 @@ void lqa_kv_free(lqa_kv *kv) {
     be->free(kv->k);
     be->free(kv->v);
     be->free(kv->logits);
+    be->free(kv->attn16);
     lqa_workspace_free(kv->ws);
     free(kv);
 }
@@ -460,6 +466,8 @@ void lqa_model_forward_kv(lqa_model *m, lqa_kv *kv, const int32_t *tokens, int n
     c.T = n;
     c.N = n;
     c.s = lqa_workspace_carve(ws, m, 1, n, &o, 0);
+    lqaCheck(!m->params16 == !kv->attn16, "KV cache made before lqa_model_use_bf16 (or the reverse)");
+    c.s->attn16 = kv->attn16;
     c.kv = kv;
     c.kv_pos0 = pos0;
     c.ap = (attn_params){.B = 1, .Tq = n, .Tk = pos0 + n, .H = cfg->n_heads, .KV = cfg->n_kv_heads,

@@ -1,8 +1,10 @@
 /* test_eval_cli.c: lqa-eval run end to end on a small random model and a store made by
  * lqa-ingest: results.json with every task and its settings, an adapter applied unmerged, and
  * the clear errors the issue asks for: a missing adapter file, an adapter made for another base
- * model, a context longer than the model supports, an empty split. `--device cuda` on the CPU
- * emulator ($LQA_BUILD/cuda-emu/lqa-eval) gives the CPU's passkey answers and perplexities. */
+ * model, a context longer than the model supports, an empty split. `--device cuda --dtype fp32` on
+ * the CPU emulator ($LQA_BUILD/cuda-emu/lqa-eval) gives the CPU's passkey answers and perplexities;
+ * `--dtype bf16` (cuda's default) evaluates an adapter trained by the emulated `lqa-sft --dtype bf16`
+ * within 1% of the CPU's fp32 perplexity, runs qa and passkey, and is refused on the CPU. */
 #include "tests/testutil.h"
 
 #include <math.h>
@@ -24,6 +26,7 @@
 
 static const char *g_dir;
 static char *g_tok, *g_model, *g_model_other, *g_adapter, *g_adapter_other, *g_db, *g_empty_db;
+static char *g_model16, *g_adapter16; /* the bf16 tests' (bf16_fixture) */
 
 static void write_model(const char *dir, int dim, int max_pos, uint64_t seed, const char *adapter_dir) {
     lqa_err err;
@@ -94,8 +97,8 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-    char *all[] = {g_tok, g_model, g_model_other, g_adapter, g_adapter_other, g_db, g_empty_db};
-    for (int i = 0; i < 7; i++) free(all[i]);
+    char *all[] = {g_tok, g_model, g_model_other, g_adapter, g_adapter_other, g_db, g_empty_db, g_model16, g_adapter16};
+    for (int i = 0; i < 9; i++) free(all[i]);
     return 0;
 }
 
@@ -406,7 +409,7 @@ static void test_cuda_device_matches_cpu(void **state) {
     json_t *res[2];
     for (int i = 0; i < 2; i++) {
         lqa_buf log = {0};
-        if (lqa_test_run(&log, "%s run --threads 1 --device %s --model %s --adapter %s --db %s --tasks passkey,ppl "
+        if (lqa_test_run(&log, "%s run --threads 1 --device %s --dtype fp32 --model %s --adapter %s --db %s --tasks passkey,ppl "
                                "--lengths 192,256 --depths 0,1 --trials 1 --stride 128 --limit 1 -o %s",
                          tool[i], device[i], g_model, g_adapter, g_db, out[i]))
             fail_msg("lqa-eval --device %s failed: %s", device[i], log.data);
@@ -487,6 +490,161 @@ static void test_newline_in_argument_escaped(void **state) {
     lqa_test_cli_not_forged("lqa-eval", cases, sizeof cases / sizeof *cases);
 }
 
+/* ---- --dtype bf16 on the emulated device -------------------------------------------------------- */
+
+/* The emulated tool `name` (LQA_CUDA_EVAL / LQA_CUDA_SFT: a GPU build's instead) into path; 0 with
+ * the reason printed when it is not built (a build without nvcc has no emulated tools). */
+static int emu_tool(const char *name, const char *env, char *path, size_t n) {
+    const char *b = getenv("LQA_BUILD"), *tool = getenv(env);
+    if (tool && *tool) snprintf(path, n, "%s", tool);
+    else snprintf(path, n, "%s/cuda-emu/%s", b && *b ? b : "build", name);
+    if (lqa_path_exists(path)) return 1;
+    print_message("# skip: %s is not built (`make cuda-emu` builds it; a build without nvcc has none)\n", path);
+    return 0;
+}
+
+/* The bf16 fixture, made once: the tiny preset (head dim 16, which the bf16 attention takes; the
+ * other tests' models have 8) with max_position_embeddings 1024, first trained in full on the CPU
+ * on lm shards of the store's book until it predicts the book well (loss about 0.3: a random
+ * model predicts nearly uniformly, and its perplexity hardly moves whatever the rounding), then a
+ * lora+ adapter trained 20 steps on it by the emulated `lqa-sft train --device cuda --dtype bf16`:
+ * the bf16 adapter. */
+static char g_emu_eval[4096];
+
+static int bf16_fixture(void) {
+    char emu_sft[4096];
+    if (!emu_tool("lqa-eval", "LQA_CUDA_EVAL", g_emu_eval, sizeof g_emu_eval) ||
+        !emu_tool("lqa-sft", "LQA_CUDA_SFT", emu_sft, sizeof emu_sft))
+        return 0;
+    if (g_adapter16) return 1;
+    char *init = lqa_path_join(g_dir, "init16"), *shards = lqa_path_join(g_dir, "shards16"),
+         *base = lqa_path_join(g_dir, "base16"), *run = lqa_path_join(g_dir, "run16");
+    unsigned long long seed = (unsigned long long)lqa_test_seed();
+    lqa_buf log = {0};
+    if (lqa_test_run(&log, "%s init --preset tiny --tokenizer %s --ctx 1024 --seed %llu -o %s", lqa_test_tool("lqa-sft"),
+                     g_tok, seed, init))
+        fail_msg("lqa-sft init: %s", log.data);
+    if (lqa_test_run(&log, "%s shards --db %s --tokenizer %s --kind lm --max-len 128 --split test -o %s",
+                     lqa_test_tool("lqa-build"), g_db, g_tok, shards))
+        fail_msg("lqa-build: %s", log.data);
+    if (lqa_test_run(&log, "%s train --device cpu --train full --model %s --data %s --out %s --ctx 128 --steps 150 "
+                           "--grad-accum 1 --warmup 5 --lr 3e-3 --threads 1 --save-every 150 --seed %llu",
+                     lqa_test_tool("lqa-sft"), init, shards, base, seed))
+        fail_msg("lqa-sft train --train full: %s", log.data);
+    g_model16 = lqa_path_join(base, "final");
+    if (lqa_test_run(&log, "%s train --device cuda --dtype bf16 --model %s --data %s --out %s --ctx 128 --steps 20 "
+                           "--grad-accum 1 --warmup 2 --lr 1e-2 --threads 1 --save-every 20 --seed %llu",
+                     emu_sft, g_model16, shards, run, seed + 1))
+        fail_msg("emulated lqa-sft train --dtype bf16: %s", log.data);
+    g_adapter16 = lqa_path_join(run, "final");
+    lqa_buf_free(&log);
+    free(init);
+    free(shards);
+    free(base);
+    free(run);
+    return 1;
+}
+
+/* lqa-eval run (tool, device flags) on the bf16 fixture into g_dir/name; the results. */
+static json_t *eval16(const char *tool, const char *flags, const char *tasks, const char *name) {
+    char *out = lqa_path_join(g_dir, name);
+    lqa_buf log = {0};
+    if (lqa_test_run(&log, "%s run --threads 1 %s --model %s --adapter %s --db %s %s -o %s", tool, flags, g_model16,
+                     g_adapter16, g_db, tasks, out))
+        fail_msg("lqa-eval %s %s: %s", flags, tasks, log.data);
+    lqa_err err;
+    json_t *j = lqa_json_load_file(out, &err);
+    if (!j) fail_msg("%s", err.msg);
+    lqa_buf_free(&log);
+    free(out);
+    return j;
+}
+
+/* The bf16 adapter's perplexity from `--device cuda --dtype bf16` (prefill and KV-cache decode
+ * with bf16 frozen linears and attention) within 1% of the CPU's fp32 run's (the issue's bound),
+ * and within 2e-3: bf16 rounds weights and attention inputs to nearest with a relative error of at
+ * most u = 2^-8 (unbiased), which moved this fixture's perplexity by 1.5e-4 to 5.0e-4 over the
+ * seeds measured. Checked by hand, on one fixture: rounding toward zero instead (biased) moved it
+ * by 1.3e-3 to 2.0e-3 (not reliably caught); rounding to 4 mantissa bits instead of 7 by 5.0e-3
+ * (fails the 2e-3 bound, not the 1% one); the bf16 attention reading the keys from the chunk's
+ * position instead of the cache's start fails the test. The 600-token window is fed in chunks of
+ * 256, so its last chunk's attention reads 599 cached keys (Tq < Tk, past two chunks). */
+static void test_bf16_ppl_within_1pct_of_cpu(void **state) {
+    if (!bf16_fixture()) skip();
+    const char *tasks = "--tasks ppl --lengths 128,600 --stride 64 --limit 1 --ppl-tokens 700";
+    json_t *cpu = eval16(lqa_test_tool("lqa-eval"), "--device cpu", tasks, "ppl16-cpu.json");
+    json_t *bf = eval16(g_emu_eval, "--device cuda", tasks, "ppl16-bf16.json"); /* bf16: cuda's default */
+    assert_string_equal(lqa_json_str(json_object_get(cpu, "settings"), "dtype", ""), "fp32");
+    assert_string_equal(lqa_json_str(json_object_get(bf, "settings"), "dtype", ""), "bf16");
+    json_t *pa = json_object_get(json_object_get(json_object_get(cpu, "tasks"), "ppl"), "points"),
+           *pb = json_object_get(json_object_get(json_object_get(bf, "tasks"), "ppl"), "points");
+    assert_int_equal(json_array_size(pa), 2);
+    assert_int_equal(json_array_size(pb), 2);
+    double worst = 0, any = 0;
+    for (size_t i = 0; i < 2; i++) {
+        double a = lqa_json_num(json_array_get(pa, i), "ppl", -1), b = lqa_json_num(json_array_get(pb, i), "ppl", -2);
+        assert_int_equal(lqa_json_int(json_array_get(pa, i), "tokens", -1), lqa_json_int(json_array_get(pb, i), "tokens", -2));
+        print_message("# ppl at length %s: cpu fp32 %.6f, cuda bf16 %.6f (relative %.2e)\n", i ? "600" : "128", a, b,
+                      fabs(a - b) / a);
+        assert_true(a > 1 && b > 1);
+        worst = fmax(worst, fabs(a - b) / a);
+        any = fmax(any, fabs(a - b));
+    }
+    assert_true(worst <= 0.01);
+    assert_true(worst <= 2e-3);
+    assert_true(any > 0); /* it ran in bf16: not the fp32 run's perplexity */
+    json_decref(cpu);
+    json_decref(bf);
+}
+
+/* qa (prefill and greedy decoding) and passkey run in bf16 on the device without error, and
+ * lqa-eval bench records its dtype. */
+static void test_bf16_qa_passkey_and_bench(void **state) {
+    if (!bf16_fixture()) skip();
+    json_t *j = eval16(g_emu_eval, "--device cuda --dtype bf16 --ctx 640",
+                       "--tasks qa,passkey --lengths 300,640 --depths 0,1 --trials 1 --max-new-tokens 4 --limit 2",
+                       "qa16-bf16.json");
+    json_t *tasks = json_object_get(j, "tasks");
+    assert_null(json_object_get(json_object_get(tasks, "qa"), "error"));
+    assert_null(json_object_get(json_object_get(tasks, "passkey"), "error"));
+    assert_int_equal(json_array_size(json_object_get(json_object_get(tasks, "passkey"), "cells")), 4);
+    assert_true(lqa_json_int(json_object_get(tasks, "qa"), "n", 0) > 0);
+    assert_string_equal(lqa_json_str(json_object_get(j, "settings"), "dtype", ""), "bf16");
+    json_decref(j);
+    lqa_buf log = {0};
+    if (lqa_test_run(&log, "%s bench --model %s --lengths 300 --decode 4 --threads 1 --device cuda 2>/dev/null",
+                     g_emu_eval, g_model16))
+        fail_msg("lqa-eval bench --device cuda: %s", log.data);
+    assert_non_null(strstr(log.data, "\"dtype\": \"bf16\""));
+    lqa_buf_free(&log);
+}
+
+/* bf16 is refused on the CPU (run and bench), and on the device for a head dim the bf16 attention
+ * does not take, each with what to use instead. */
+static void test_bf16_refusals(void **state) {
+    lqa_buf log = {0};
+    char *out = lqa_path_join(g_dir, "refused.json");
+    assert_int_equal(lqa_test_run(&log, "%s run --device cpu --dtype bf16 --model %s -o %s", lqa_test_tool("lqa-eval"),
+                                  g_model, out), 2);
+    assert_non_null(strstr(log.data, "--dtype bf16 needs --device cuda"));
+    assert_non_null(strstr(log.data, "--dtype fp32"));
+    assert_int_equal(lqa_test_run(&log, "%s bench --dtype bf16 --model %s", lqa_test_tool("lqa-eval"), g_model), 2);
+    assert_non_null(strstr(log.data, "--dtype bf16 needs --device cuda"));
+    assert_int_equal(lqa_test_run(&log, "%s run --device cuda --dtype fp16 --model %s -o %s", lqa_test_tool("lqa-eval"),
+                                  g_model, out), 2);
+    assert_non_null(strstr(log.data, "expected fp32 or bf16"));
+    assert_false(lqa_path_exists(out));
+    if (emu_tool("lqa-eval", "LQA_CUDA_EVAL", g_emu_eval, sizeof g_emu_eval)) { /* g_model: head dim 8 */
+        assert_int_equal(lqa_test_run(&log, "%s run --device cuda --model %s --tasks passkey -o %s", g_emu_eval, g_model,
+                                      out), 1);
+        assert_non_null(strstr(log.data, "head dim 8"));
+        assert_non_null(strstr(log.data, "--dtype fp32"));
+        assert_false(lqa_path_exists(out));
+    }
+    lqa_buf_free(&log);
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_all_tasks_writes_results),
@@ -500,6 +658,9 @@ int main(void) {
         cmocka_unit_test(test_store_filler),
         cmocka_unit_test(test_qa_prompt_matches_lqa_build),
         cmocka_unit_test(test_cuda_device_matches_cpu),
+        cmocka_unit_test(test_bf16_refusals),
+        cmocka_unit_test(test_bf16_ppl_within_1pct_of_cpu),
+        cmocka_unit_test(test_bf16_qa_passkey_and_bench),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -45,7 +45,8 @@ static int teardown(void **state) {
     return 0;
 }
 
-/* lqa-sft train into g_dir/name on device ("cpu" or "cuda": the emulated build).
+/* lqa-sft train into g_dir/name on device ("cpu" or "cuda": the emulated build), fp32 on both
+ * (cuda's default is bf16; extra may still ask --dtype bf16).
  * --adam-eps 1e-3: AdamW's step is lr * m / (sqrt(v) + eps), about lr * g / (|g| + eps) in the
  * first steps, so with the default eps 1e-8 a gradient element near 1e-8 (a sum that nearly
  * cancels, where the two devices' rounding is a large part of it) moves its weight by a
@@ -55,8 +56,8 @@ static char *train(const char *name, const char *device, const char *extra) {
     char cmd[8192];
     const char *tool = strcmp(device, "cpu") ? g_emu : lqa_test_tool("lqa-sft");
     snprintf(cmd, sizeof cmd,
-             "%s train --device %s --model %s --data %s --out %s --ctx %d --micro-batch 2 --grad-accum 2 --pack "
-             "--threads 1 --warmup 1 --lr 1e-3 --adam-eps 1e-3 --seed %llu --save-every 2 %s",
+             "%s train --device %s --dtype fp32 --model %s --data %s --out %s --ctx %d --micro-batch 2 --grad-accum 2 "
+             "--pack --threads 1 --warmup 1 --lr 1e-3 --adam-eps 1e-3 --seed %llu --save-every 2 %s",
              tool, device, g_model, g_data, run, CTX, (unsigned long long)g_seed, extra);
     run_expect(0, NULL, cmd);
     return run;
@@ -227,7 +228,7 @@ static void test_bf16_follows_cpu(void **state) {
     assert_non_null(strstr(out.data, "not yet"));
     snprintf(cmd, sizeof cmd, "%s train --device cpu --dtype bf16 --model %s --data %s --out %s/bf16-cpu --ctx %d 2>&1",
              lqa_test_tool("lqa-sft"), g_model, g_data, g_dir, CTX);
-    run_expect(1, &out, cmd);
+    run_expect(2, &out, cmd);
     assert_non_null(strstr(out.data, "--device cuda"));
     lqa_buf_free(&out);
 }
@@ -246,8 +247,8 @@ static void test_plan_equals_allocation(void **state) {
         char *run = lqa_path_join(g_dir, name), *peak_file = lqa_path_join(g_dir, "peak.txt");
         remove(peak_file);
         snprintf(cmd, sizeof cmd,
-                 "LQA_EMU_PEAK_FILE=%s %s train --device cuda --model %s --data %s --out %s --ctx %d --micro-batch 2 "
-                 "--pack --threads 1 --steps 1 --seed %llu %s",
+                 "LQA_EMU_PEAK_FILE=%s %s train --device cuda --dtype fp32 --model %s --data %s --out %s --ctx %d "
+                 "--micro-batch 2 --pack --threads 1 --steps 1 --seed %llu %s",
                  peak_file, g_emu, g_model, g_data, run, CTX, (unsigned long long)g_seed, cases[i]);
         run_expect(0, NULL, cmd);
         char *text;
@@ -296,6 +297,21 @@ static void test_device_errors(void **state) {
     lqa_buf_free(&out);
 }
 
+/* --dtype's default follows --device, as lqa-eval's: bf16 on cuda (fp32 with --train full, which
+ * has no bf16 path), fp32 on the CPU; what ran is in bench's JSON line. */
+static void test_dtype_defaults(void **state) {
+    const char *tool[] = {g_emu, g_emu, lqa_test_tool("lqa-sft")}, *flags[] = {"--device cuda", "--device cuda --train full", ""};
+    const char *want[] = {"\"dtype\":\"bf16\"", "\"dtype\":\"fp32\"", "\"dtype\":\"fp32\""};
+    for (int i = 0; i < 3; i++) {
+        char cmd[8192];
+        lqa_buf out = {0};
+        snprintf(cmd, sizeof cmd, "%s bench --model %s --ctx %d --steps 1 --threads 1 %s", tool[i], g_model, CTX, flags[i]);
+        run_expect(0, &out, cmd);
+        if (!strstr(out.data, want[i])) fail_msg("%s: expected %s in %s", cmd, want[i], out.data);
+        lqa_buf_free(&out);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lora_plus_s2),
@@ -305,6 +321,7 @@ int main(void) {
         cmocka_unit_test(test_device_errors),
         cmocka_unit_test(test_plan_equals_allocation),
         cmocka_unit_test(test_bf16_follows_cpu),
+        cmocka_unit_test(test_dtype_defaults),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

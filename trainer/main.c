@@ -142,6 +142,19 @@ static int cmd_init(int argc, char **argv) {
     return rc ? fail(&err) : 0;
 }
 
+/* --dtype: as given, else the device's default (kernels/backend.h, the rule lqa-eval follows):
+ * bf16 on cuda, fp32 on the CPU; --train full stays fp32 by default (its bf16 weights would need
+ * refreshing after every step: not built). bf16 on the CPU is refused. */
+static int resolve_dtype(lqa_train_opts *o, int given, lqa_err *err) {
+    const char *device = o->device ? o->device : "cpu";
+    if (lqa_backend_dtype(device, given ? (o->dtype_bf16 ? "bf16" : "fp32") : NULL, &o->dtype_bf16, err)) return -1;
+    if (!given && o->dtype_bf16 && o->train == LQA_TRAIN_FULL) {
+        o->dtype_bf16 = 0;
+        log_info("--train full on %s: fp32 (bf16 full training is not built yet)", device);
+    }
+    return 0;
+}
+
 /* ---- train --------------------------------------------------------------------------------- */
 
 static void train_help(void) {
@@ -158,17 +171,19 @@ static int cmd_train(int argc, char **argv) {
     lqa_train_opts o;
     lqa_train_opts_default(&o);
     lqa_err err;
-    int c;
+    int c, dtype_given = 0;
     while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
         if (c == O_HELP) {
             train_help();
             return 0;
         }
         if (c == 'o') c = lqa_train_opts_val("out");
+        dtype_given |= c == lqa_train_opts_val("dtype");
         int r = c == '?' ? 1 : lqa_train_opts_apply(&o, c, optarg, &err);
         if (r > 0) return usage_error("train", "unknown option or missing value '%s'", lqa_bad_option(argc, argv));
         if (r < 0) return usage_error("train", "%s", err.msg);
     }
+    if (resolve_dtype(&o, dtype_given, &err)) return usage_error("train", "%s", err.msg);
     if (!o.model_dir || !o.data_dir || !o.out_dir || !o.ctx)
         return usage_error("train", "%s", "--model, --data, --out and --ctx are required");
     /* [dist] one rank of an mpirun/srun job, or the only process (trainer/dist.h) */
@@ -401,16 +416,18 @@ static int cmd_bench(int argc, char **argv) {
     lqa_train_opts_default(&o);
     o.steps = 3;
     lqa_err err;
-    int c;
+    int c, dtype_given = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == O_HELP) {
             bench_help();
             return 0;
         }
+        dtype_given |= c == lqa_train_opts_val("dtype");
         int r = c == '?' ? 1 : lqa_train_opts_apply(&o, c, optarg, &err);
         if (r > 0) return usage_error("bench", "unknown option or missing value '%s'", lqa_bad_option(argc, argv));
         if (r < 0) return usage_error("bench", "%s", err.msg);
     }
+    if (resolve_dtype(&o, dtype_given, &err)) return usage_error("bench", "%s", err.msg);
     if (!o.model_dir == !o.preset || !o.ctx)
         return usage_error("bench", "%s", "--ctx and one of --model or --preset are required");
     if (o.preset && o.adapter_dir) return usage_error("bench", "%s", "--adapter goes with --model, not --preset");

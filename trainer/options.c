@@ -124,9 +124,10 @@ static const opt_def OPTS[] = {
     {"device", "cpu|cuda|cuda:N", "device", K_DEVICE, OFF(device), "cpu", 0, 0, NULL, ALL, 0,
      "where the step runs; cuda:N picks GPU N"},
     {"threads", "N", "threads", K_INT, OFF(threads), NULL, 1, 4096, NULL, ALL, 0, "CPU threads (default: OpenMP's)"},
-    {"dtype", "fp32|bf16", "dtype", K_ENUM, OFF(dtype_bf16), "fp32", 0, 0, DTYPE_NAMES, ALL, F_OMIT_ZERO,
+    {"dtype", "fp32|bf16", "dtype", K_ENUM, OFF(dtype_bf16), NULL, 0, 0, DTYPE_NAMES, ALL, F_OMIT_ZERO,
      "bf16 (CUDA, lora+/lora): frozen linears and attention on tensor cores;\n"
-     "the rest fp32 for now (docs/CUDA.md)"},
+     "the rest fp32 for now (docs/CUDA.md). Default: bf16 on --device cuda\n"
+     "(fp32 with --train full), fp32 on the CPU (as lqa-eval)"},
     {"preset", "NAME", NULL, K_STR, OFF(preset), NULL, 0, 0, NULL, LQA_CMD_BENCH, 0,
      "instead of --model: a random model of a preset's shape (lqa-sft init\n"
      "--help lists them), built in the device's memory, no folder on disk"},
