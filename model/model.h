@@ -176,7 +176,13 @@ typedef struct lqa_step_opts {
     lqa_train_set train;   /* which gradients are computed */
     int checkpointing;     /* recompute per layer in backward */
     int threads;
+    int mlp_rows;          /* bf16 layout: rows per MLP pass (0: LQA_MLP_ROWS); fp32: the whole batch */
 } lqa_step_opts;
+
+/* With the bf16 layout the MLP runs over row chunks of this many rows by default: its F-wide
+ * buffers (gate, up, their product and their gradients; six of N x 11008 fp32 at 7B) are a
+ * layer's largest and every row is independent, so they are sized for a chunk, not the batch. */
+enum { LQA_MLP_ROWS = 4096 };
 
 /* Gradients of the trainable tensors. d_lora has lora's layout; d_params has params' layout, or
  * with compact (lora+) only the embedding and norms, at lp_offset: a 7B model's lora+ gradients

@@ -61,36 +61,42 @@ typedef struct step_ctx {
     const float *att_k, *att_v; /* what attention reads (the cache's layer); NULL: la->k, la->v */
 } step_ctx;
 
-/* y = x W^T (+ the LoRA branch); accumulate: y += instead. */
-static void linear_forward(const step_ctx *c, const linear *lin, float *y, const float *x, int accumulate) {
+/* lin on rows r0.. of the batch: its saved x A^T from row r0 (the MLP's row chunks). */
+static linear linear_from_row(linear lin, int r0, int rank) {
+    if (lin.t) lin.t += (size_t)r0 * rank;
+    return lin;
+}
+
+/* y = x W^T (+ the LoRA branch) over n rows; accumulate: y += instead. */
+static void linear_forward(const step_ctx *c, const linear *lin, float *y, const float *x, int n, int accumulate) {
     const lqa_model *m = c->m;
     if (lin->W16)
-        c->be->linear_bf16_forward(y, x, lin->W16, c->N, lin->in, lin->out, accumulate, c->s->x16);
+        c->be->linear_bf16_forward(y, x, lin->W16, n, lin->in, lin->out, accumulate, c->s->x16);
     else
-        c->be->matmul_forward(y, x, lin->W, c->N, lin->in, lin->out, accumulate);
+        c->be->matmul_forward(y, x, lin->W, n, lin->in, lin->out, accumulate);
     if (!lin->A) return;
     float scale = m->lora_alpha / m->lora_rank;
     if (lin->W16) /* x16 holds x in bf16 from the line above; t is saved bf16 (in its fp32-sized slot) */
-        c->be->lora_bf16_forward(y, lin->t, c->s->x16, lin->A, lin->B, c->N, lin->in, lin->out, m->lora_rank, scale,
+        c->be->lora_bf16_forward(y, lin->t, c->s->x16, lin->A, lin->B, n, lin->in, lin->out, m->lora_rank, scale,
                                  c->s->lora16);
     else
-        c->be->lora_forward(y, lin->t, x, lin->A, lin->B, c->N, lin->in, lin->out, m->lora_rank, scale);
+        c->be->lora_forward(y, lin->t, x, lin->A, lin->B, n, lin->in, lin->out, m->lora_rank, scale);
 }
 
-/* dx += dy W_eff; weight gradients where selected. */
-static void linear_backward(const step_ctx *c, const linear *lin, float *dx, const float *dy, const float *x) {
+/* dx += dy W_eff over n rows; weight gradients (added) where selected. */
+static void linear_backward(const step_ctx *c, const linear *lin, float *dx, const float *dy, const float *x, int n) {
     const lqa_model *m = c->m;
     if (lin->W16)
-        c->be->linear_bf16_backward(dx, dy, lin->W16, c->N, lin->in, lin->out, c->s->x16);
+        c->be->linear_bf16_backward(dx, dy, lin->W16, n, lin->in, lin->out, c->s->x16);
     else
-        c->be->matmul_backward(dx, lin->dW, dy, x, lin->W, c->N, lin->in, lin->out);
+        c->be->matmul_backward(dx, lin->dW, dy, x, lin->W, n, lin->in, lin->out);
     if (!lin->A) return;
     float scale = m->lora_alpha / m->lora_rank;
     if (lin->W16) /* x16 holds dy in bf16 from the line above; the LoRA backward then rounds x into it */
-        c->be->lora_bf16_backward(dx, lin->dA, lin->dB, c->s->x16, x, c->s->x16, lin->t, lin->A, lin->B, c->N,
-                                  lin->in, lin->out, m->lora_rank, scale, c->s->lora16);
+        c->be->lora_bf16_backward(dx, lin->dA, lin->dB, c->s->x16, x, c->s->x16, lin->t, lin->A, lin->B, n, lin->in,
+                                  lin->out, m->lora_rank, scale, c->s->lora16);
     else
-        c->be->lora_backward(dx, lin->dA, lin->dB, dy, x, lin->t, lin->A, lin->B, c->N, lin->in, lin->out,
+        c->be->lora_backward(dx, lin->dA, lin->dB, dy, x, lin->t, lin->A, lin->B, n, lin->in, lin->out,
                              m->lora_rank, scale, c->s->lora_scratch);
 }
 
@@ -100,26 +106,12 @@ static size_t att_floats(const step_ctx *c) {
     return (size_t)c->N * c->m->cfg.n_heads * (c->m->cfg.dim / c->m->cfg.n_heads);
 }
 
-/* Whether the step keeps each layer's attention output (checkpointing with backward). */
-static int saves_attention(const step_mem *s) {
-    return s->att_saved || s->att16;
-}
-
-/* Points the shared activations' attention output (fp32 checkpoints) and lse at layer l's saved
- * slots; bf16 checkpoints keep att in the layer's own buffer (save_attention / load_attention). */
+/* Points the shared activations' attention output and lse at layer l's saved slots (fp32
+ * checkpointing with backward; bf16 runs save none and recompute the attention). */
 static void use_saved_attention(const step_ctx *c, int l, layer_acts *la) {
-    if (!saves_attention(c->s)) return;
-    if (c->s->att_saved) la->att = c->s->att_saved + (size_t)l * att_floats(c);
+    if (!c->s->att_saved) return;
+    la->att = c->s->att_saved + (size_t)l * att_floats(c);
     la->lse = c->s->lse_saved + (size_t)l * c->N * c->m->cfg.n_heads;
-}
-
-/* The forward's attention output of layer l into its bf16 slot (exact: the bf16 attention's
- * output is bf16), and back for the recompute. No-ops without bf16 checkpoints. */
-static void save_attention(const step_ctx *c, int l, const layer_acts *la) {
-    if (c->s->att16) c->be->to_bf16((char *)c->s->att16 + 2 * (size_t)l * att_floats(c), la->att, att_floats(c));
-}
-static void load_attention(const step_ctx *c, int l, layer_acts *la) {
-    if (c->s->att16) c->be->from_bf16(la->att, (const char *)c->s->att16 + 2 * (size_t)l * att_floats(c), att_floats(c));
 }
 
 /* Layer l's input (l = L: the final residual) as fp32: the checkpoint itself, or in bf16 runs the
@@ -140,39 +132,100 @@ static void keep_output(const step_ctx *c, int l) {
     if (c->s->xs16) c->be->to_bf16((char *)c->s->xs16 + 2 * (l + 1) * ND, c->s->x_out, ND);
 }
 
-/* recompute: the backward's rerun of a checkpointed layer; the attention output is the saved
- * one (bitwise what the first forward computed), so attention_forward is skipped. */
+/* ---- the MLP, over row chunks of s->mlp_rows (one chunk: the whole batch) ---- */
+
+static int mlp_chunked(const step_ctx *c) {
+    return c->s->mlp_rows < c->N;
+}
+
+/* la->g, la->u, la->h of rows r0..r0+n-1 (the gate and up projections of xn2, and their SwiGLU). */
+static void mlp_hidden_rows(const step_ctx *c, int l, const layer_acts *la, int r0, int n) {
+    const lqa_model *m = c->m;
+    linear g = linear_from_row(linear_of(m, l, T_GATE, la, NULL), r0, m->lora_rank);
+    linear u = linear_from_row(linear_of(m, l, T_UP, la, NULL), r0, m->lora_rank);
+    const float *xn2 = la->xn2 + (size_t)r0 * m->cfg.dim;
+    linear_forward(c, &g, la->g, xn2, n, 0);
+    linear_forward(c, &u, la->u, xn2, n, 0);
+    c->be->swiglu_forward(la->h, la->g, la->u, (size_t)n * m->cfg.hidden_dim);
+}
+
+/* xout = x2 + h Wd^T, chunk by chunk. */
+static void mlp_forward(const step_ctx *c, int l, const layer_acts *la, float *xout) {
+    const lqa_model *m = c->m;
+    int D = m->cfg.dim;
+    c->be->copy(xout, la->x2, sizeof(float) * (size_t)c->N * D);
+    for (int r0 = 0; r0 < c->N; r0 += c->s->mlp_rows) {
+        int n = c->N - r0 < c->s->mlp_rows ? c->N - r0 : c->s->mlp_rows;
+        mlp_hidden_rows(c, l, la, r0, n);
+        linear d = linear_from_row(linear_of(m, l, T_DOWN, la, NULL), r0, m->lora_rank);
+        linear_forward(c, &d, xout + (size_t)r0 * D, la->h, n, 1);
+    }
+}
+
+/* s->dxn = dL/d(xn2) from s->dx = dL/d(layer output), chunk by chunk. Chunked, each chunk's g,
+ * u and h are recomputed first (the buffers hold one chunk), and with LoRA on down_proj its
+ * saved h A^T too: the down projection runs into the chunk's rows of dxn, zeroed after. */
+static void mlp_backward(const step_ctx *c, int l, const layer_acts *la) {
+    const lqa_model *m = c->m;
+    const lqa_backend *be = c->be;
+    step_mem *s = c->s;
+    int D = m->cfg.dim, F = m->cfg.hidden_dim;
+    size_t f = sizeof(float);
+    be->zero(s->dxn, f * c->N * D);
+    for (int r0 = 0; r0 < c->N; r0 += s->mlp_rows) {
+        int n = c->N - r0 < s->mlp_rows ? c->N - r0 : s->mlp_rows;
+        linear d = linear_from_row(linear_of(m, l, T_DOWN, la, &c->gs), r0, m->lora_rank);
+        linear g = linear_from_row(linear_of(m, l, T_GATE, la, &c->gs), r0, m->lora_rank);
+        linear u = linear_from_row(linear_of(m, l, T_UP, la, &c->gs), r0, m->lora_rank);
+        float *dxn = s->dxn + (size_t)r0 * D;
+        const float *xn2 = la->xn2 + (size_t)r0 * D;
+        if (mlp_chunked(c)) {
+            mlp_hidden_rows(c, l, la, r0, n);
+            if (d.A) {
+                linear_forward(c, &d, dxn, la->h, n, 0);
+                be->zero(dxn, f * n * D);
+            }
+        }
+        be->zero(s->dh, f * n * F);
+        linear_backward(c, &d, s->dh, s->dx + (size_t)r0 * D, la->h, n);
+        be->zero(s->dg, f * n * F);
+        be->zero(s->du, f * n * F);
+        be->swiglu_backward(s->dg, s->du, s->dh, la->g, la->u, (size_t)n * F);
+        linear_backward(c, &g, dxn, s->dg, xn2, n);
+        linear_backward(c, &u, dxn, s->du, xn2, n);
+    }
+}
+
+/* ---- forward / backward of one layer ---- */
+
+/* recompute: the backward's rerun of a checkpointed layer. It reruns what the backward reads:
+ * the attention unless its output was saved (fp32 checkpointing: bitwise what the first
+ * forward computed), and the MLP only when it runs in one chunk (a chunked backward recomputes
+ * each chunk itself); xout is then not written. */
 static void layer_forward(const step_ctx *c, int l, layer_acts *la, const float *x, float *xout, int recompute) {
     const lqa_model *m = c->m;
     const lqa_backend *be = c->be;
     const lqa_config *cfg = &m->cfg;
-    int N = c->N, D = cfg->dim, hd = cfg->dim / cfg->n_heads, F = cfg->hidden_dim;
+    int N = c->N, D = cfg->dim, hd = cfg->dim / cfg->n_heads;
     be->rmsnorm_forward(la->xn1, la->rstd1, x, layer_w(m, l, T_LN1), N, D, cfg->rms_eps);
     linear q = linear_of(m, l, T_Q, la, NULL), k = linear_of(m, l, T_K, la, NULL), v = linear_of(m, l, T_V, la, NULL);
-    linear_forward(c, &q, la->q, la->xn1, 0);
-    linear_forward(c, &k, la->k, la->xn1, 0);
-    linear_forward(c, &v, la->v, la->xn1, 0);
+    linear_forward(c, &q, la->q, la->xn1, N, 0);
+    linear_forward(c, &k, la->k, la->xn1, N, 0);
+    linear_forward(c, &v, la->v, la->xn1, N, 0);
     be->rope_forward(la->q, c->s->cos_t, c->s->sin_t, c->B, c->T, cfg->n_heads, hd);
     be->rope_forward(la->k, c->s->cos_t, c->s->sin_t, c->B, c->T, cfg->n_kv_heads, hd);
-    if (!recompute && m->params16)
+    int attention_saved = recompute && c->s->att_saved;
+    if (!attention_saved && m->params16)
         be->attention_bf16_forward(la->att, la->lse, la->q, c->att_k ? c->att_k : la->k, c->att_v ? c->att_v : la->v,
                                    &c->ap, c->s->attn16);
-    else if (!recompute)
+    else if (!attention_saved)
         be->attention_forward(la->att, la->lse, la->q, c->att_k ? c->att_k : la->k, c->att_v ? c->att_v : la->v,
                               &c->ap, c->s->attn_scratch);
-    if (recompute) load_attention(c, l, la);
-    else save_attention(c, l, la);
     linear o = linear_of(m, l, T_O, la, NULL);
     be->copy(la->x2, x, sizeof(float) * (size_t)N * D);
-    linear_forward(c, &o, la->x2, la->att, 1); /* x2 = x + att Wo^T */
+    linear_forward(c, &o, la->x2, la->att, N, 1); /* x2 = x + att Wo^T */
     be->rmsnorm_forward(la->xn2, la->rstd2, la->x2, layer_w(m, l, T_LN2), N, D, cfg->rms_eps);
-    linear g = linear_of(m, l, T_GATE, la, NULL), u = linear_of(m, l, T_UP, la, NULL);
-    linear_forward(c, &g, la->g, la->xn2, 0);
-    linear_forward(c, &u, la->u, la->xn2, 0);
-    be->swiglu_forward(la->h, la->g, la->u, (size_t)N * F);
-    linear d = linear_of(m, l, T_DOWN, la, NULL);
-    be->copy(xout, la->x2, sizeof(float) * (size_t)N * D);
-    linear_forward(c, &d, xout, la->h, 1); /* x' = x2 + h Wd^T */
+    if (!(recompute && mlp_chunked(c))) mlp_forward(c, l, la, xout);
 }
 
 /* On entry s->dx holds dL/d(layer output); on exit dL/d(layer input). */
@@ -181,7 +234,7 @@ static void layer_backward(const step_ctx *c, int l, const layer_acts *la, const
     const lqa_backend *be = c->be;
     const lqa_config *cfg = &m->cfg;
     step_mem *s = c->s;
-    int N = c->N, D = cfg->dim, hd = cfg->dim / cfg->n_heads, F = cfg->hidden_dim;
+    int N = c->N, D = cfg->dim, hd = cfg->dim / cfg->n_heads;
     size_t Hq = (size_t)cfg->n_heads * hd, Hkv = (size_t)cfg->n_kv_heads * hd, f = sizeof(float);
     const grad_sel *gs = &c->gs;
     float *dnorm1 = NULL, *dnorm2 = NULL;
@@ -189,21 +242,12 @@ static void layer_backward(const step_ctx *c, int l, const layer_acts *la, const
         dnorm1 = lqa_grad_at(gs->d_params, gs->compact, m, layer_tensor_index(l, T_LN1));
         dnorm2 = lqa_grad_at(gs->d_params, gs->compact, m, layer_tensor_index(l, T_LN2));
     }
-    /* MLP */
-    linear d = linear_of(m, l, T_DOWN, la, gs), g = linear_of(m, l, T_GATE, la, gs), u = linear_of(m, l, T_UP, la, gs);
-    be->zero(s->dh, f * N * F);
-    linear_backward(c, &d, s->dh, s->dx, la->h);
-    be->zero(s->dg, f * N * F);
-    be->zero(s->du, f * N * F);
-    be->swiglu_backward(s->dg, s->du, s->dh, la->g, la->u, (size_t)N * F);
-    be->zero(s->dxn, f * N * D);
-    linear_backward(c, &g, s->dxn, s->dg, la->xn2);
-    linear_backward(c, &u, s->dxn, s->du, la->xn2);
+    mlp_backward(c, l, la);
     be->rmsnorm_backward(s->dx, dnorm2, s->dxn, la->x2, layer_w(m, l, T_LN2), la->rstd2, N, D);
     /* attention */
     linear o = linear_of(m, l, T_O, la, gs);
     be->zero(s->datt, f * N * Hq);
-    linear_backward(c, &o, s->datt, s->dx, la->att);
+    linear_backward(c, &o, s->datt, s->dx, la->att, N);
     be->zero(s->dq, f * N * Hq);
     be->zero(s->dk, f * N * Hkv);
     be->zero(s->dv, f * N * Hkv);
@@ -217,9 +261,9 @@ static void layer_backward(const step_ctx *c, int l, const layer_acts *la, const
     be->rope_backward(s->dk, s->cos_t, s->sin_t, c->B, c->T, cfg->n_kv_heads, hd);
     linear q = linear_of(m, l, T_Q, la, gs), k = linear_of(m, l, T_K, la, gs), v = linear_of(m, l, T_V, la, gs);
     be->zero(s->dxn, f * N * D);
-    linear_backward(c, &q, s->dxn, s->dq, la->xn1);
-    linear_backward(c, &k, s->dxn, s->dk, la->xn1);
-    linear_backward(c, &v, s->dxn, s->dv, la->xn1);
+    linear_backward(c, &q, s->dxn, s->dq, la->xn1, N);
+    linear_backward(c, &k, s->dxn, s->dk, la->xn1, N);
+    linear_backward(c, &v, s->dxn, s->dv, la->xn1, N);
     be->rmsnorm_backward(s->dx, dnorm1, s->dxn, x, layer_w(m, l, T_LN1), la->rstd1, N, D);
 }
 
@@ -377,9 +421,9 @@ void lqa_model_step_ws(lqa_model *m, lqa_workspace *ws, const lqa_batch *b, cons
     for (int l = cfg->n_layers - 1; l >= 0; l--) {
         layer_acts *la = &s->acts[keep_all ? l : 0];
         const float *x = layer_input(&c, l);
-        if (!keep_all) { /* recompute the checkpointed layer (its output is written and not used) */
+        if (!keep_all) { /* recompute the checkpointed layer (its output, where written, is not used) */
             use_saved_attention(&c, l, la);
-            layer_forward(&c, l, la, x, layer_output(&c, l), saves_attention(s));
+            layer_forward(&c, l, la, x, layer_output(&c, l), 1);
         }
         layer_backward(&c, l, la, x);
     }

@@ -49,7 +49,8 @@ static inline int has_lora(const lqa_model *m) {
 /* ---- the step's memory (workspace.c) ---- */
 
 typedef struct layer_acts {
-    float *rstd1, *xn1, *q, *k, *v, *att, *lse, *x2, *rstd2, *xn2, *g, *u, *h;
+    float *rstd1, *xn1, *q, *k, *v, *att, *lse, *x2, *rstd2, *xn2;
+    float *g, *u, *h; /* [mlp_rows, F]: the MLP's current row chunk */
     float *lora_t[N_LORA_TARGETS]; /* x A^T of each LoRA target, [N, r] */
 } layer_acts;
 
@@ -63,20 +64,21 @@ typedef struct step_mem {
      * L x [N, H] (selective recomputation: the backward recomputes the projections, not the
      * attention, which is most of a layer's forward at long ctx; memory stays linear) */
     float *att_saved, *lse_saved;
-    /* bf16 runs (m->params16): the same checkpoints in bf16, xs and att_saved NULL then. The
-     * forward rounds each layer's output into xs16 and every layer (and the backward's recompute)
-     * reads that bf16 value widened into x_in, so both see the same input; the bf16 attention's
-     * output is bf16-exact, so att16 loses nothing. lse stays fp32 (lse_saved). */
+    /* bf16 runs (m->params16): the layer inputs in bf16, xs NULL then, and no saved attention:
+     * the backward's recompute reruns the layer's attention too (one more attention forward per
+     * layer for 26 GB less at 7B, 100k), as Hugging Face's gradient checkpointing does. The
+     * forward rounds each layer's output into xs16 and every layer (and the recompute) reads
+     * that bf16 value widened into x_in, so both see the same input. */
     void *xs16;         /* (L+1) x [N, D] bf16 */
-    void *att16;        /* L x [N, H*hd] bf16 (checkpointing with backward) */
     float *x_in, *x_out; /* [N, D]: a layer's input widened; its output before rounding (with
                             backward x_out is dxn, dead between layers' backwards) */
     layer_acts *acts;   /* (host array) L sets (no checkpointing) or 1 set reused */
     int n_acts;
+    int mlp_rows;       /* rows per MLP pass: N, or with bf16 a chunk (g, u, h, dg, du, dh hold that many) */
     float *xf, *rstdf;  /* final norm output, [N, D], [N] */
     /* backward scratch, shared by all layers */
     float *dx, *dxn, *dq, *dk, *dv, *datt, *dg, *du, *dh, *dxf, *lora_scratch;
-    void *x16;             /* bf16 weights: an activation rounded to bf16, N * max(D, H*hd, F) */
+    void *x16;             /* bf16 weights: an activation rounded to bf16, max(N * max(D, H*hd), mlp_rows * F) */
     void *attn16;          /* bf16 attention: q, k, v, out, dout rounded to bf16 */
     void *lora16;          /* bf16 LoRA: A, B rounded per call (+ dt [N, r] with backward) */
     float *attn_scratch, *ce_scratch;

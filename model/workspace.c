@@ -36,8 +36,8 @@ static int ce_chunk_rows(int N, int V) {
     return c < N ? c : N;
 }
 
-/* own_att / own_lse = 0: att / lse point into the per-layer saved slots instead. */
-static void plan_acts(arena *a, layer_acts *la, const lqa_model *m, size_t N, int own_att, int own_lse) {
+/* own_attention = 0: att and lse point into the per-layer saved slots instead. */
+static void plan_acts(arena *a, layer_acts *la, const lqa_model *m, size_t N, size_t mlp_rows, int own_attention) {
     const lqa_config *c = &m->cfg;
     size_t D = c->dim, hd = c->dim / c->n_heads, Hq = c->n_heads * hd, Hkv = c->n_kv_heads * hd, F = c->hidden_dim;
     la->rstd1 = TAKE_F(a, N);
@@ -45,14 +45,14 @@ static void plan_acts(arena *a, layer_acts *la, const lqa_model *m, size_t N, in
     la->q = TAKE_F(a, N * Hq);
     la->k = TAKE_F(a, N * Hkv);
     la->v = TAKE_F(a, N * Hkv);
-    la->att = own_att ? TAKE_F(a, N * Hq) : NULL;
-    la->lse = own_lse ? TAKE_F(a, N * c->n_heads) : NULL;
+    la->att = own_attention ? TAKE_F(a, N * Hq) : NULL;
+    la->lse = own_attention ? TAKE_F(a, N * c->n_heads) : NULL;
     la->x2 = TAKE_F(a, N * D);
     la->rstd2 = TAKE_F(a, N);
     la->xn2 = TAKE_F(a, N * D);
-    la->g = TAKE_F(a, N * F);
-    la->u = TAKE_F(a, N * F);
-    la->h = TAKE_F(a, N * F);
+    la->g = TAKE_F(a, mlp_rows * F);
+    la->u = TAKE_F(a, mlp_rows * F);
+    la->h = TAKE_F(a, mlp_rows * F);
     for (int i = 0; i < N_LORA_TARGETS; i++)
         la->lora_t[i] = (has_lora(m) && (m->lora_targets & (1 << i))) ? TAKE_F(a, N * m->lora_rank) : NULL;
 }
@@ -82,21 +82,22 @@ static void plan_step(arena *a, step_mem *s, layer_acts *acts, const lqa_model *
     s->rows = TAKE_I(a, N);
     s->loss_sum = take(a, sizeof(double));
     size_t before = a->used;
-    int bf16 = m->params16 != NULL; /* checkpoints in bf16 (step_mem.h) */
+    int bf16 = m->params16 != NULL; /* checkpoints in bf16, no saved attention (step_mem.h) */
     if (bf16) s->xs16 = take(a, 2 * (L + 1) * N * D);
     else s->xs = TAKE_F(a, (L + 1) * N * D);
     s->n_acts = (backward && !(o && o->checkpointing)) ? L : 1;
-    int saved_attention = backward && s->n_acts == 1; /* (pointers are NULL while sizing) */
+    int saved_attention = backward && s->n_acts == 1 && !bf16; /* (pointers are NULL while sizing) */
     if (saved_attention) {
-        if (bf16) s->att16 = take(a, 2 * (size_t)L * N * Hq);
-        else s->att_saved = TAKE_F(a, (size_t)L * N * Hq);
+        s->att_saved = TAKE_F(a, (size_t)L * N * Hq);
         s->lse_saved = TAKE_F(a, (size_t)L * N * c->n_heads);
     }
     a->saved += a->used - before;
     s->acts = acts;
-    for (int l = 0; l < s->n_acts; l++) { /* bf16: att widened from att16 into the layer's own */
+    size_t rows = bf16 ? (size_t)(o && o->mlp_rows > 0 ? o->mlp_rows : LQA_MLP_ROWS) : N;
+    s->mlp_rows = (int)(rows < N ? rows : N);
+    for (int l = 0; l < s->n_acts; l++) {
         layer_acts tmp;
-        plan_acts(a, &tmp, m, N, !saved_attention || bf16, !saved_attention);
+        plan_acts(a, &tmp, m, N, (size_t)s->mlp_rows, !saved_attention);
         if (acts) acts[l] = tmp;
     }
     if (bf16) s->x_in = TAKE_F(a, N * D);
@@ -114,7 +115,8 @@ static void plan_step(arena *a, step_mem *s, layer_acts *acts, const lqa_model *
     s->ce_scratch = take(a, ce_bytes);
     if (m->params16) {
         size_t widest = D > Hq ? D : Hq;
-        s->x16 = take(a, 2 * N * (widest > F ? widest : F));
+        size_t x16 = N * widest > (size_t)s->mlp_rows * F ? N * widest : (size_t)s->mlp_rows * F;
+        s->x16 = take(a, 2 * x16);
         if (be->attention_bf16_scratch_bytes) s->attn16 = take(a, be->attention_bf16_scratch_bytes(&ap));
         size_t io = widest > F ? widest : F; /* bounds every linear's In and Out */
         if (has_lora(m)) s->lora16 = take(a, lora_bf16_scratch_bytes(backward ? N : 0, io, io, m->lora_rank));
@@ -128,9 +130,9 @@ static void plan_step(arena *a, step_mem *s, layer_acts *acts, const lqa_model *
     s->datt = TAKE_F(a, N * Hq);
     s->dk = TAKE_F(a, N * Hkv);
     s->dv = TAKE_F(a, N * Hkv);
-    s->dg = TAKE_F(a, N * F);
-    s->du = TAKE_F(a, N * F);
-    s->dh = TAKE_F(a, N * F);
+    s->dg = TAKE_F(a, (size_t)s->mlp_rows * F);
+    s->du = TAKE_F(a, (size_t)s->mlp_rows * F);
+    s->dh = TAKE_F(a, (size_t)s->mlp_rows * F);
     s->lora_scratch = has_lora(m) && !m->params16 ? TAKE_F(a, N * m->lora_rank) : NULL; /* bf16: in lora16 */
 }
 

@@ -105,7 +105,7 @@ static void test_loader(void **state) {
         lqa_model_add_lora(&mb, targets, 4, 8.0f, 7);
         lqa_model_to_backend(&mb, be);
         lqa_plan_opts po = {LQA_PLAN_BF16_RUN, LQA_TRAIN_LORA_PLUS, targets, 4, 8.0f, 1, 32,
-                            {LQA_ATTN_FULL, 0.25f, LQA_TRAIN_LORA_PLUS, 1, 1}, 1};
+                            {LQA_ATTN_FULL, 0.25f, LQA_TRAIN_LORA_PLUS, 1, 1, 0}, 1};
         lqa_plan p;
         assert_int_equal(lqa_plan_training(&c, &po, lqa_plan_backend("cuda"), &p, &err), 0);
         print_message("# %s: device holds %zu bytes of weights and trainables, plan %zu (fp32 would be %zu)\n",
@@ -200,7 +200,7 @@ static void test_step_head(void **state) {
         lqa_model_to_backend(&m16, be);
         assert_int_equal(lqa_model_use_bf16(&m16, LQA_TRAIN_LORA_PLUS, &err), 0);
         assert_null(m16.params);
-        lqa_step_opts o = {LQA_ATTN_FULL, 0.25f, LQA_TRAIN_LORA_PLUS, 1, 1};
+        lqa_step_opts o = {LQA_ATTN_FULL, 0.25f, LQA_TRAIN_LORA_PLUS, 1, 1, 0};
         float l32 = lqa_model_step(&m32, &x.b, &o, NULL), l16 = lqa_model_step(&m16, &x.b, &o, NULL);
         print_message("# V=%d D=%d %dx%d: loss fp32 head %.7f, bf16 head %.7f, |diff| %.2e, bound %.2e\n",
                       c.vocab_size, c.dim, x.b.B, x.b.T, l32, l16, fabs(l32 - l16), bound);

@@ -1,10 +1,10 @@
 /* test_cuda_step_bf16.c: a whole --dtype bf16 training step on the CUDA backend (model/step.c with
  * the per-layer checkpoints in bf16, docs/CUDA.md "Memory plan") on random tiny models with LoRA on
- * every target, lora+ gradients, S2 or full attention, packed or not: the checkpointed step's
- * loss and gradients are bitwise the non-checkpointed step's (the recompute reads the same bf16
- * layer inputs and attention outputs the forward used), and both follow the fp32 CPU step within
- * a bound derived from bf16's precision; the backend's from_bf16 widens exactly as the CPU
- * reference (lqa_bf16_to_floats). */
+ * every target, lora+ gradients, S2 or full attention, packed or not, the MLP in one pass or in
+ * row chunks: the checkpointed step's loss and gradients are bitwise the non-checkpointed step's
+ * (the recompute reads the same bf16 layer inputs and reruns the same deterministic kernels), and
+ * both follow the fp32 CPU step (unchunked) within a bound derived from bf16's precision; the
+ * backend's from_bf16 widens exactly as the CPU reference (lqa_bf16_to_floats). */
 #include "tests/test_cuda_bf16_util.h"
 
 #include "model/adapter.h"
@@ -140,7 +140,9 @@ static void one_case(int k) {
         seg[i] = i % T < cut ? 0 : 1;
     }
     lqa_batch b = {B, T, tokens, mask, packed ? seg : NULL};
-    lqa_step_opts o = {k % 4 < 2 ? LQA_ATTN_S2 : LQA_ATTN_FULL, 0.25f, LQA_TRAIN_LORA_PLUS, 1, 1};
+    /* cases 2 and up: the MLP in row chunks of a size that divides nothing in particular */
+    int mlp_rows = k >= 2 ? rand_between(3, N - 1) : 0;
+    lqa_step_opts o = {k % 4 < 2 ? LQA_ATTN_S2 : LQA_ATTN_FULL, 0.25f, LQA_TRAIN_LORA_PLUS, 1, 1, mlp_rows};
 
     step_out want = run_step(&cpu, &b, &o);
     step_out ck = run_step(&dev, &b, &o);
@@ -168,10 +170,11 @@ static void one_case(int k) {
         if (e > bound) fail_msg("case %d: %s: bf16 gradient off the fp32 CPU one by %.3g relative (bound %.3g)", k,
                                 ti->name, e, bound);
     }
-    printf("# case %d (L %d, D %d, H %d/%d, F %d, V %d, %d x %d, %s%s): loss %.3g rel, worst gradient %s %.3g "
-           "rel (bound %.3g)\n",
+    printf("# case %d (L %d, D %d, H %d/%d, F %d, V %d, %d x %d, %s%s, MLP rows %d): loss %.3g rel, worst gradient "
+           "%s %.3g rel (bound %.3g)\n",
            k, cfg.n_layers, cfg.dim, cfg.n_heads, cfg.n_kv_heads, cfg.hidden_dim, cfg.vocab_size, B, T,
-           o.attn == LQA_ATTN_S2 ? "s2" : "full", packed ? ", packed" : "", loss_rel, worst_name, worst, bound);
+           o.attn == LQA_ATTN_S2 ? "s2" : "full", packed ? ", packed" : "", mlp_rows ? mlp_rows : N, loss_rel,
+           worst_name, worst, bound);
     step_out_free(&want), step_out_free(&ck), step_out_free(&all);
     free(tokens), free(seg), free(mask);
     lqa_model_free(&cpu);
@@ -205,7 +208,7 @@ static void test_checkpoints_round_to_nearest(void **state) {
         int32_t *tokens = lqa_malloc(sizeof(int32_t) * N);
         for (int i = 0; i < N; i++) tokens[i] = rand_between(0, cfg.vocab_size - 1);
         lqa_batch b = {B, T, tokens, NULL, NULL};
-        lqa_step_opts o = {LQA_ATTN_FULL, 0.25f, LQA_TRAIN_LORA, 1, 1};
+        lqa_step_opts o = {LQA_ATTN_FULL, 0.25f, LQA_TRAIN_LORA, 1, 1, 0};
         lqa_workspace *ws = lqa_workspace_new(&dev, B, T, &o, 0);
         lqa_model_step_ws(&dev, ws, &b, &o, NULL, NULL);
         lqa_bf16 *want = lqa_malloc(sizeof(lqa_bf16) * N * D), *got = lqa_malloc(sizeof(lqa_bf16) * N * D);
@@ -228,7 +231,7 @@ static void test_checkpoints_round_to_nearest(void **state) {
 static void test_checkpointed_step(void **state) {
     CUDA_TEST_REQUIRE();
 #ifdef LQA_CUDA
-    for (int k = 0; k < 4; k++) one_case(k);
+    for (int k = 0; k < 6; k++) one_case(k);
 #endif
 }
 

@@ -442,7 +442,7 @@ static float dir_loss(const char *dir, uint64_t seed, float **logits, size_t *n_
     uint8_t mask[48];
     for (int i = 0; i < B * T; i++) tok[i] = (int32_t)lqa_rng_below(&r, (uint64_t)m.cfg.vocab_size), mask[i] = i % T != 0;
     lqa_batch b = {B, T, tok, mask, NULL};
-    lqa_step_opts o = {LQA_ATTN_FULL, 0.25f, LQA_TRAIN_LORA_PLUS, 0, 1};
+    lqa_step_opts o = {LQA_ATTN_FULL, 0.25f, LQA_TRAIN_LORA_PLUS, 0, 1, 0};
     float loss = lqa_model_step(&m, &b, &o, NULL);
     if (logits) *logits = lqa_model_logits(&m, &b, &o);
     if (n_logits) *n_logits = (size_t)B * T * m.cfg.vocab_size;

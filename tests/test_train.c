@@ -295,7 +295,7 @@ static void test_merge_matches_base_plus_adapter(void **state) {
     uint8_t mask[B * T];
     random_batch(&r, B, T, tok, mask);
     lqa_batch b = {B, T, tok, mask, NULL};
-    lqa_step_opts so = {LQA_ATTN_FULL, 0.25f, LQA_TRAIN_LORA_PLUS, 0, 1};
+    lqa_step_opts so = {LQA_ATTN_FULL, 0.25f, LQA_TRAIN_LORA_PLUS, 0, 1, 0};
     float *la = lqa_model_logits(&mm, &b, &so), *lb = lqa_model_logits(&base, &b, &so);
     double maxdiff = 0, maxabs = 0;
     for (size_t i = 0; i < (size_t)B * T * VOCAB; i++) {
@@ -377,7 +377,7 @@ static void check_grad_cli(const char *adapter, lqa_train_set set, const char *f
     lqa_grads g;
     lqa_grads_alloc(&g, &m, set);
     lqa_batch b = {B, T, tok, mask, NULL};
-    lqa_step_opts so = {LQA_ATTN_S2, 0.25f, set, 1, 1};
+    lqa_step_opts so = {LQA_ATTN_S2, 0.25f, set, 1, 1, 0};
     float loss = lqa_model_step(&m, &b, &so, &g);
     lqa_st_reader rd;
     assert_int_equal(lqa_st_open(&rd, gp, &err), 0);
