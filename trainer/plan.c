@@ -21,9 +21,6 @@
  * cuBLASLt's workspace (kernels/cuda/matmul_bf16.cu, LT_WORKSPACE). The trainer's two scalars
  * (loss and gradient sum of squares) are one allocation of 2 doubles on either backend. */
 enum { CUDA_SUMSQ_BYTES = 256 * 8, CUDA_LT_WORKSPACE_BYTES = 32 << 20, TRAINER_SCALARS_BYTES = 2 * 8 };
-/* bf16 design: the MLP runs over row chunks of this many rows (its F-wide buffers are the
- * largest of a layer and every row is independent). */
-enum { BF16_MLP_ROWS = 4096 };
 
 static size_t cuda_attention_scratch_none(const attn_params *p) {
     (void)p;
@@ -116,7 +113,7 @@ static void plan_bf16(const lqa_model *m, const lqa_plan_opts *o, lqa_plan *p) {
     /* one layer's forward values, live from its recompute through its backward */
     size_t layer = 2 * N * D + 4 * N + 2 * N * (Hq + 2 * Hkv) + 2 * N * Hq + 4 * N * H + 4 * N * D + 4 * N +
                    2 * N * D + 2 * N * r * n_targets;
-    size_t rows = N < BF16_MLP_ROWS ? N : BF16_MLP_ROWS;
+    size_t rows = N < LQA_MLP_ROWS ? N : LQA_MLP_ROWS;
     size_t mlp = rows * F * (3 * 2 + 4 + 2 * 2); /* g, u, h bf16; dh fp32; dg, du bf16 */
     size_t backward = 4 * N * D + 2 * N * D     /* dx (fp32, also the forward's layer output) + bf16 copy */
                       + 4 * N * D               /* dxn */
@@ -201,6 +198,11 @@ static void print_plan(const lqa_plan *p, const char *what, int json, const lqa_
         if (run) {
             json_object_set_new(j, "bf16_run_total", json_integer((json_int_t)run_total));
             json_object_set_new(j, "bf16_run_weights", json_integer((json_int_t)run->weights));
+            size_t rvals[] = {run->weights, run->trainables, run->gradients, run->optimizer, run->checkpoints,
+                              run->workspace, run->runtime, run->total};
+            json_t *r = json_object();
+            for (int i = 0; i < 8; i++) json_object_set_new(r, kinds[i], json_integer((json_int_t)rvals[i]));
+            json_object_set_new(j, "bf16_run", r);
         }
         char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
         printf("%s\n", text);
@@ -214,9 +216,9 @@ static void print_plan(const lqa_plan *p, const char *what, int json, const lqa_
         printf("  %-12s %16zu bytes  %9.3f GB  %9.3f GiB\n", kinds[i], vals[i], gb(vals[i]), gib(vals[i]));
     if (run)
         printf("  (bf16: the design's layout, not allocated by any run yet as a whole. Today's `train --dtype\n"
-               "   bf16` allocates exactly %zu bytes, %.3f GB; its weights: %zu bytes, %.3f GB, the frozen\n"
-               "   GEMM weights in bf16, the embedding and norms in fp32; its layer checkpoints in bf16)\n",
-               run_total, gb(run_total), run->weights, gb(run->weights));
+               "   bf16` allocates exactly %zu bytes, %.3f GB (by kind: --json's bf16_run): weights %.3f GB,\n"
+               "   checkpoints %.3f GB, workspace %.3f GB (its transient activations are fp32))\n",
+               run_total, gb(run_total), gb(run->weights), gb(run->checkpoints), gb(run->workspace));
 }
 
 int lqa_plan_main(int argc, char **argv) {
@@ -231,7 +233,7 @@ int lqa_plan_main(int argc, char **argv) {
     lqa_train_opts_default(&d);
     const char *model = NULL, *preset = NULL, *device = "cpu";
     lqa_plan_opts o = {LQA_PLAN_FP32, d.train, d.lora_targets, d.lora_rank, d.lora_alpha, 1, 0,
-                       {d.attn, d.group_ratio, d.train, d.checkpointing, 0}, 1};
+                       {d.attn, d.group_ratio, d.train, d.checkpointing, 0, 0}, 1};
     int json = 0, c;
     lqa_err err;
     char *end;
