@@ -194,9 +194,9 @@ __global__ void attn_backward_dkv_kernel(float *dk, float *dv, const float *dout
     for (int h = kvh * R; h < (kvh + 1) * R; h++) {
         int i_lo, i_hi;
         query_range(p, h, j_first, j_last, &i_lo, &i_hi);
-        const float *qh = q + (size_t)b * p.Tq * qstride + (size_t)h * hd;
-        const float *doh = dout + (size_t)b * p.Tq * qstride + (size_t)h * hd;
-        const float *oh = out + (size_t)b * p.Tq * qstride + (size_t)h * hd;
+        const float *qh = query_head(q, p, b, h);
+        const float *doh = query_head(dout, p, b, h);
+        const float *oh = query_head(out, p, b, h);
         const float *lseh = lse + ((size_t)b * p.H + h) * p.Tq;
         for (int i0 = (i_lo / 32) * 32; i0 <= i_hi; i0 += 32) {
             __syncthreads(); /* the previous query tile is no longer read (and ks/vs are written) */

@@ -144,7 +144,7 @@ __global__ void attn_bf16_forward_kernel(bf16 *out, float *lse, const bf16 *q, c
     size_t qstride = (size_t)p.H * hd, kstride = (size_t)p.KV * hd;
     const bf16 *kb = k + (size_t)b * p.Tk * kstride + (size_t)kvh * hd;
     const bf16 *vb = v + (size_t)b * p.Tk * kstride + (size_t)kvh * hd;
-    stage(Qs, q + (size_t)b * p.Tq * qstride + (size_t)h * hd, qstride, i0, p.Tq, hd);
+    stage(Qs, query_head(q, p, b, h), qstride, i0, p.Tq, hd);
     for (int e = threadIdx.x; e < FA_BR * ldo; e += blockDim.x) Os[e] = 0.0f;
     int off = p.Tk - p.Tq, last_i = min(i0 + FA_BR, p.Tq) - 1, j_lo, j_hi;
     key_range(p, h, off + i0, off + last_i, &j_lo, &j_hi);
@@ -216,8 +216,8 @@ __global__ void attn_bf16_dq_kernel(float *dq, const bf16 *dout, const bf16 *out
     size_t qoff = ((size_t)b * p.Tq + i) * qstride + (size_t)h * hd;
     const bf16 *kb = k + (size_t)b * p.Tk * kstride + (size_t)kvh * hd;
     const bf16 *vb = v + (size_t)b * p.Tk * kstride + (size_t)kvh * hd;
-    stage(Qs, q + (size_t)b * p.Tq * qstride + (size_t)h * hd, qstride, i0, p.Tq, hd);
-    stage(dOs, dout + (size_t)b * p.Tq * qstride + (size_t)h * hd, qstride, i0, p.Tq, hd);
+    stage(Qs, query_head(q, p, b, h), qstride, i0, p.Tq, hd);
+    stage(dOs, query_head(dout, p, b, h), qstride, i0, p.Tq, hd);
     for (int e = threadIdx.x; e < FA_BR * ldo; e += blockDim.x) dQs[e] = 0.0f;
     float Di = row_ok ? half_dot(dout + qoff, out + qoff, hd, half) : 0.0f;
     Di += __shfl_xor_sync(0xffffffffu, Di, 1);
@@ -283,9 +283,9 @@ __global__ void attn_bf16_dkv_kernel(float *dk, float *dv, const bf16 *dout, con
     for (int h = kvh * R; h < (kvh + 1) * R; h++) {
         int i_lo, i_hi;
         query_range(p, h, j_first, j_last, &i_lo, &i_hi);
-        const bf16 *qh = q + (size_t)b * p.Tq * qstride + (size_t)h * hd;
-        const bf16 *doh = dout + (size_t)b * p.Tq * qstride + (size_t)h * hd;
-        const bf16 *oh = out + (size_t)b * p.Tq * qstride + (size_t)h * hd;
+        const bf16 *qh = query_head(q, p, b, h);
+        const bf16 *doh = query_head(dout, p, b, h);
+        const bf16 *oh = query_head(out, p, b, h);
         const float *lseh = lse + ((size_t)b * p.H + h) * p.Tq;
         for (int i0 = (i_lo / FA_BR) * FA_BR; i0 <= i_hi; i0 += FA_BR) {
             __syncthreads(); /* the previous query tile is no longer read (and Ks, Vs, dKs, dVs are written) */

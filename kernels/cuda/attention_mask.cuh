@@ -59,4 +59,11 @@ __device__ __forceinline__ void query_range(const attn_dev &p, int h, int j_firs
     *i_hi = min(p.Tq - 1, pos_hi - off);
 }
 
+/* Row 0 of query head h of batch b in a [B, Tq, H * hd] tensor (q, out, dout; rows qstride =
+ * H * hd apart). */
+template <typename T>
+__device__ __forceinline__ T *query_head(T *x, const attn_dev &p, int b, int h) {
+    return x + (size_t)b * p.Tq * p.H * p.hd + (size_t)h * p.hd;
+}
+
 #endif
