@@ -234,6 +234,14 @@ static float *base_param(lqa_model *m, const char *name, const lqa_tensor_info *
     return dst && *ti >= m->tensors && *ti < m->tensors + m->n_tensors ? dst : NULL;
 }
 
+/* Tensor t of path into the base parameter it names; otherwise an error saying it is `what`. */
+static int load_base_tensor(const char *path, lqa_model *m, const lqa_st_tensor *t, const char *what, lqa_err *err) {
+    const lqa_tensor_info *ti;
+    float *dst = base_param(m, t->name, &ti);
+    if (!dst) return lqa_err_set(err, "%s: tensor %s is %s", path, t->name, what);
+    return load_checked(path, ti, t, dst, err);
+}
+
 /* adapter_model.safetensors: LoRA A and B under PEFT's names, and the modules_to_save weights
  * (base_model.model.model.embed_tokens.weight, ...) that replace the base's. */
 static int load_adapter_tensors(const char *path, lqa_model *m, int *has_record, lqa_err *err) {
@@ -251,13 +259,11 @@ static int load_adapter_tensors(const char *path, lqa_model *m, int *has_record,
                                  m->cfg.n_layers);
             continue;
         }
-        float *dst = base_param(m, t->name, &ti);
-        if (!dst && m->cfg.tie_embeddings && !strcmp(t->name, PEFT_PREFIX_S "lm_head.weight"))
+        if (m->cfg.tie_embeddings && !strcmp(t->name, PEFT_PREFIX_S "lm_head.weight") && !base_param(m, t->name, &ti))
             continue; /* the tied head is the embedding, which the adapter carries too */
-        if (!dst)
-            rc = lqa_err_set(err, "%s: tensor %s is neither a LoRA weight nor a parameter of the base model "
-                             "(a modules_to_save weight is named base_model.model.<HF name>)", path, t->name);
-        else rc = load_checked(path, ti, t, dst, err);
+        rc = load_base_tensor(path, m, t,
+                              "neither a LoRA weight nor a parameter of the base model (a modules_to_save "
+                              "weight is named base_model.model.<HF name>)", err);
     }
     for (int i = 0; i < m->n_lora_tensors && !rc; i++) {
         const lqa_tensor_info *ti = &m->lora_tensors[i];
@@ -274,13 +280,8 @@ static int load_trainable_params(const char *path, lqa_model *m, lqa_err *err) {
     lqa_st_reader r;
     if (lqa_st_open(&r, path, err)) return -1;
     int rc = 0;
-    for (int i = 0; i < r.n_tensors && !rc; i++) {
-        const lqa_st_tensor *t = &r.tensors[i];
-        const lqa_tensor_info *ti;
-        float *dst = base_param(m, t->name, &ti);
-        if (!dst) rc = lqa_err_set(err, "%s: tensor %s is not a parameter of the base model", path, t->name);
-        else rc = load_checked(path, ti, t, dst, err);
-    }
+    for (int i = 0; i < r.n_tensors && !rc; i++)
+        rc = load_base_tensor(path, m, &r.tensors[i], "not a parameter of the base model", err);
     lqa_st_close(&r);
     return rc;
 }
