@@ -25,17 +25,22 @@ void lqa_buf_puts(lqa_buf *b, const char *s) { lqa_buf_append(b, s, strlen(s)); 
 
 void lqa_buf_putc(lqa_buf *b, char c) { lqa_buf_append(b, &c, 1); }
 
-void lqa_buf_printf(lqa_buf *b, const char *fmt, ...) {
-    va_list ap, ap2;
-    va_start(ap, fmt);
+void lqa_buf_vprintf(lqa_buf *b, const char *fmt, va_list ap) {
+    va_list ap2;
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
     lqaCheck(n >= 0, "bad format");
     lqa_buf_reserve(b, (size_t)n);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
     va_end(ap2);
     b->len += (size_t)n;
+}
+
+void lqa_buf_printf(lqa_buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    lqa_buf_vprintf(b, fmt, ap);
+    va_end(ap);
 }
 
 void lqa_buf_clear(lqa_buf *b) {

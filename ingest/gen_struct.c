@@ -14,10 +14,8 @@ static char *fmt(const char *f, ...) {
     lqa_buf b = {0};
     va_list ap;
     va_start(ap, f);
-    char tmp[4096];
-    vsnprintf(tmp, sizeof tmp, f, ap);
+    lqa_buf_vprintf(&b, f, ap);
     va_end(ap);
-    lqa_buf_puts(&b, tmp);
     return lqa_buf_steal(&b);
 }
 

@@ -46,10 +46,8 @@ int lqa_test_run(lqa_buf *out, const char *fmt, ...) {
     lqa_buf cmd = {0};
     va_list ap;
     va_start(ap, fmt);
-    char tmp[8192];
-    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    lqa_buf_vprintf(&cmd, fmt, ap);
     va_end(ap);
-    lqa_buf_puts(&cmd, tmp);
     lqa_buf_puts(&cmd, " 2>&1");
     FILE *p = popen(cmd.data, "r");
     lqa_buf_free(&cmd);
