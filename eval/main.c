@@ -340,8 +340,8 @@ static int cmd_run(int argc, char **argv) {
     }
     if (o.n_lengths == 0) default_lengths(&o);
     if (o.db && !(store = lqa_store_open(o.db, 0, &err))) goto fail;
-    if (lqa_hf_check_kv_cache(o.model, &m.cfg, o.ctx, &err)) goto fail;
     lqa_model_to_backend(&m, be); /* prefill and decode run where the model is */
+    if (lqa_hf_check_kv_cache(o.model, &m, be, o.ctx, &err)) goto fail;
     if (!(inf = lqa_infer_new(&m, o.ctx, o.threads, &err))) goto fail;
     lqa_eval_ctx e = {inf, tok, m.cfg.vocab_size, lqa_tok_bos_id(tok), lqa_tok_eos_id(tok), o.ctx, store, o.split,
                       o.max_new, o.limit, o.seed, o.ppl_tokens};
@@ -446,7 +446,7 @@ static int cmd_bench(int argc, char **argv) {
     lqa_rng_seed(&rng, 1);
     for (int li = 0; li < n_lengths && rc == 0; li++) {
         int L = lengths[li];
-        lqa_infer *inf = lqa_hf_check_kv_cache(model, &m.cfg, (long long)L + decode, &err) ? NULL
+        lqa_infer *inf = lqa_hf_check_kv_cache(model, &m, be, (long long)L + decode, &err) ? NULL
                          : lqa_infer_new(&m, L + decode, threads, &err);
         if (!inf) { rc = 1; break; }
         int32_t *tok = lqa_malloc(sizeof(int32_t) * (size_t)(L + decode));

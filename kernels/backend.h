@@ -102,6 +102,11 @@ typedef struct lqa_backend {
     void (*lora_bf16_backward)(float *dx, float *dA, float *dB, const void *dy16, const float *x, void *x16,
                                const void *t16, const float *A, const float *B, int N, int In, int Out, int r,
                                float scale, void *scratch);
+    /* attention_bf16_forward over keys and values kept in bf16 (lqa-eval's bf16 KV cache): k16,
+     * v16 [B, Tk, KV, hd] bf16 as they are; q rounded into scratch, out widened to fp32. scratch:
+     * attention_bf16_scratch_bytes of any p with the same B, Tq, H and hd */
+    void (*attention_bf16_cached_forward)(float *out, float *lse, const float *q, const void *k16, const void *v16,
+                                          const attn_params *p, void *scratch);
 } lqa_backend;
 
 /* The CPU backend (always there). */

@@ -54,6 +54,9 @@ void attention_bf16_io_forward_cuda(float *out, float *lse, const float *q, cons
 void attention_bf16_io_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *out,
                                      const float *lse, const float *q, const float *k, const float *v,
                                      const attn_params *p, void *scratch);
+/* The forward with k and v already bf16 (a bf16 KV cache): only q rounded into scratch. */
+void attention_bf16_io_cached_forward_cuda(float *out, float *lse, const float *q, const void *k16, const void *v16,
+                                           const attn_params *p, void *scratch);
 /* LoRA behind fp32 masters (kernels/backend.h's lora_bf16_*): A and B rounded to bf16 into
  * scratch on every call, then the products above; x16 / dy16 are the activations the frozen
  * linear already rounded, t16 the bf16 t the backward reads back. */

@@ -448,16 +448,20 @@ int lqa_hf_load_bf16(const char *dir, lqa_model *m, const lqa_backend *be, lqa_e
     return rc;
 }
 
-int lqa_hf_check_kv_cache(const char *dir, const lqa_config *c, long long ctx, lqa_err *err) {
+int lqa_hf_check_kv_cache(const char *dir, const lqa_model *m, const lqa_backend *be, long long ctx, lqa_err *err) {
+    const lqa_config *c = &m->cfg;
     size_t kvdim = (size_t)c->n_kv_heads * (size_t)(c->dim / c->n_heads), per_pos, bytes;
-    int ovf = ctx < 0 || __builtin_mul_overflow(kvdim, 2 * sizeof(float) * (size_t)c->n_layers, &per_pos) ||
+    size_t value = m->params16 ? 2 : sizeof(float);
+    int ovf = ctx < 0 || __builtin_mul_overflow(kvdim, 2 * value * (size_t)c->n_layers, &per_pos) ||
               __builtin_mul_overflow(per_pos, (size_t)ctx, &bytes);
-    double avail = lqa_mem_available_bytes();
+    size_t free_b = 0, total_b = 0;
+    if (!be->host_memory) be->mem_info(&free_b, &total_b);
+    double avail = be->host_memory ? lqa_mem_available_bytes() : (double)free_b;
     if (ovf || (avail > 0 && (double)bytes > avail))
         return lqa_err_set(err, "%s: a context of %lld tokens needs a %s%.1f GiB key/value cache (num_hidden_layers %d, "
-                           "%zu key/value dims) but %.1f GiB are available; give a shorter --ctx", dir, ctx,
-                           ovf ? "size_t-overflowing " : "", ovf ? 0.0 : (double)bytes / 1073741824.0, c->n_layers,
-                           kvdim, avail / 1073741824.0);
+                           "%zu key/value dims, %zu B each) but %.1f GiB are available%s; give a shorter --ctx", dir,
+                           ctx, ovf ? "size_t-overflowing " : "", ovf ? 0.0 : (double)bytes / 1073741824.0,
+                           c->n_layers, kvdim, value, avail / 1073741824.0, be->host_memory ? "" : " on the device");
     return 0;
 }
 

@@ -50,9 +50,10 @@ typedef struct lqa_hf_save_opts {
  * tokenizer's own folder when it has them (with its tokenizer.json), else LLaMA's, made here. */
 int lqa_hf_save(const char *dir, const lqa_model *m, const lqa_hf_save_opts *o, lqa_err *err);
 
-/* Refuses a key/value cache of ctx positions for c (what eval allocates) whose size overflows
- * or exceeds the machine's memory, naming dir and the context; 0 when it fits. */
-int lqa_hf_check_kv_cache(const char *dir, const lqa_config *c, long long ctx, lqa_err *err);
+/* Refuses a key/value cache of ctx positions for m (what eval allocates: 4 B per value, 2 B in
+ * the bf16 layout) whose size overflows or exceeds the free memory of be (the machine's, or the
+ * device's after the model's weights), naming dir and the context; 0 when it fits. */
+int lqa_hf_check_kv_cache(const char *dir, const lqa_model *m, const lqa_backend *be, long long ctx, lqa_err *err);
 
 /* DIR/tokenizer.model (freshly allocated path); NULL with err set when absent. */
 char *lqa_hf_tokenizer_path(const char *dir, lqa_err *err);

@@ -379,7 +379,7 @@ void lqa_model_to_backend(lqa_model *m, const lqa_backend *be) {
 int lqa_model_bf16_check(const lqa_backend *be, const lqa_config *cfg, lqa_train_set train, lqa_err *err) {
     if (!be->linear_bf16_forward || !be->linear_bf16_backward || !be->lora_bf16_forward || !be->lora_bf16_backward ||
         !be->to_bf16 || !be->from_bf16 || !be->attention_bf16_forward || !be->attention_bf16_backward ||
-        !be->crossentropy_bf16_rows)
+        !be->attention_bf16_cached_forward || !be->crossentropy_bf16_rows)
         return lqa_err_set(err, "--dtype bf16: the %s backend has no bf16 kernels; use --device cuda", be->name);
     int hd = cfg->dim / cfg->n_heads;
     if (hd % 16 != 0 || hd > 128)

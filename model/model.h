@@ -244,7 +244,8 @@ float *lqa_model_logits(lqa_model *m, const lqa_batch *b, const lqa_step_opts *o
 /* Inference with a KV cache, on the model's backend, through the same layer code as training:
  * attention's Tq < Tk form over the cached keys and RoPE at the tokens' true positions.
  * lqa_kv_new: a cache of max_len positions and a forward workspace for chunks of up to `chunk`
- * tokens (at most max_len). lqa_model_forward_kv runs tokens[0..n) (n <= chunk) at positions
+ * tokens (at most max_len); its keys and values are fp32, or bf16 for a model in the bf16
+ * layout (made after lqa_model_use_bf16 / lqa_hf_load_bf16). lqa_model_forward_kv runs tokens[0..n) (n <= chunk) at positions
  * pos0.. (the cache must hold positions < pos0), appends their keys and values, and returns in
  * host memory: logits (may be NULL) of rows logits_from..n-1, [n - logits_from, V]; with
  * targets (host, n entries, < 0 for none) the sum of -log p(target) is ADDED to *nll. threads:

@@ -217,6 +217,11 @@ static void test_step_head(void **state) {
 #endif
 }
 
+/* The KV forward of a bf16 model against the whole-sequence logits: prefill in chunks of a random
+ * size, then one token at a time, so later chunks read keys and values earlier ones rounded into
+ * the bf16 cache (the rounding the whole sequence's bf16 attention applies to the same values).
+ * Its NLL is the bf16 head's loss. The cache itself holds 2 B per key and value: the device
+ * memory lqa_kv_new takes is the two caches at 2 B, the logits and the chunk's workspace. */
 static void test_logits_and_kv(void **state) {
     CUDA_TEST_REQUIRE();
 #ifdef LQA_CUDA
@@ -228,16 +233,27 @@ static void test_logits_and_kv(void **state) {
     random_model(&m, &c);
     lqa_model_to_backend(&m, be);
     assert_int_equal(lqa_model_use_bf16(&m, LQA_TRAIN_LORA, &err), 0);
-    int T = rand_between(4, 24), V = c.vocab_size;
+    int T = rand_between(8, 24), V = c.vocab_size, chunk = rand_between(2, T / 2), prefill = T - 3;
     batch x = random_batch(1, T, V);
     float *logits = lqa_model_logits(&m, &x.b, NULL);
-    /* the KV forward's logits and its NLL (the bf16 head's loss) against the whole-sequence logits */
-    lqa_kv *kv = lqa_kv_new(&m, T, T, 1);
+    size_t before = device_used(be);
+    lqa_kv *kv = lqa_kv_new(&m, T, chunk, 1);
+    lqa_step_opts o = {.attn = LQA_ATTN_FULL};
+    size_t kvd = (size_t)c.n_kv_heads * (c.dim / c.n_heads), cache = 2 * 2 * (size_t)c.n_layers * T * kvd;
+    size_t rest = sizeof(float) * (size_t)chunk * V + lqa_workspace_bytes(&m, be, 1, chunk, &o, 0);
+    size_t took = device_used(be) - before;
+    print_message("# KV cache of %d positions: %zu bytes (2 B per value), logits and workspace %zu; took %zu\n", T,
+                  cache, rest, took);
+    assert_true(took >= cache + rest && took <= cache + rest + 4 * 256); /* 256-byte allocation granules */
     float *kv_logits = lqa_malloc(sizeof(float) * (size_t)T * V);
     int32_t *targets = lqa_malloc(sizeof(int32_t) * (size_t)T);
     for (int t = 0; t < T; t++) targets[t] = t + 1 < T ? x.tok[t + 1] : -1;
     double nll = 0, want = 0;
-    lqa_model_forward_kv(&m, kv, x.tok, T, 0, 1, kv_logits, 0, targets, &nll);
+    for (int pos = 0; pos < T;) {
+        int n = pos < prefill ? (prefill - pos < chunk ? prefill - pos : chunk) : 1;
+        lqa_model_forward_kv(&m, kv, x.tok + pos, n, pos, 1, kv_logits + (size_t)pos * V, 0, targets + pos, &nll);
+        pos += n;
+    }
     for (int t = 0; t + 1 < T; t++) {
         const float *z = logits + (size_t)t * V;
         double mx = z[0], s = 0;
@@ -245,7 +261,7 @@ static void test_logits_and_kv(void **state) {
         for (int j = 0; j < V; j++) s += exp(z[j] - mx);
         want += mx + log(s) - z[targets[t]];
     }
-    print_message("# T=%d V=%d: KV NLL %.7f, from the logits %.7f\n", T, V, nll, want);
+    print_message("# T=%d V=%d chunks of %d: KV NLL %.7f, from the logits %.7f\n", T, V, chunk, nll, want);
     expect_close("KV logits", kv_logits, logits, (size_t)T * V, 1e-5 * max_abs(logits, (size_t)T * V), 1e-4);
     assert_true(fabs(nll - want) <= 1e-4 * fabs(want) + 1e-5);
     lqa_kv_free(kv);

@@ -597,6 +597,28 @@ static void test_bf16_ppl_within_1pct_of_cpu(void **state) {
     json_decref(bf);
 }
 
+/* lqa-eval on the device checks its KV cache against the device's free memory, at 2 B per value
+ * in bf16: with 512 MiB of emulated device memory (537 MB), a 1.2M-position cache of the bf16
+ * fixture (tiny: 2 layers x 32 key/value dims, so 307 MB in bf16 beside about 100 MB of weights
+ * and workspace, 614 MB in fp32) is made in bf16 and passkey runs, while fp32 is refused before
+ * allocating it, naming the device. */
+static void test_kv_cache_in_device_memory(void **state) {
+    if (!bf16_fixture()) skip();
+    lqa_buf log = {0};
+    char *out = lqa_path_join(g_dir, "kv-device.json");
+    const char *run = "LQA_EMU_DEVICE_MIB=512 %s run --threads 1 --device cuda --dtype %s --model %s --extrapolate "
+                      "--ctx 1200000 --tasks passkey --lengths 256 --depths 0.5 --trials 1 -o %s";
+    if (lqa_test_run(&log, run, g_emu_eval, "bf16", g_model16, out)) fail_msg("bf16 KV cache: %s", log.data);
+    assert_true(lqa_path_exists(out));
+    unlink(out);
+    assert_int_not_equal(lqa_test_run(&log, run, g_emu_eval, "fp32", g_model16, out), 0);
+    if (!strstr(log.data, "key/value cache") || !strstr(log.data, "4 B each") || !strstr(log.data, "on the device"))
+        fail_msg("%s", log.data);
+    assert_false(lqa_path_exists(out));
+    lqa_buf_free(&log);
+    free(out);
+}
+
 /* qa (prefill and greedy decoding) and passkey run in bf16 on the device without error, and
  * lqa-eval bench records its dtype. */
 static void test_bf16_qa_passkey_and_bench(void **state) {
@@ -661,6 +683,7 @@ int main(void) {
         cmocka_unit_test(test_bf16_refusals),
         cmocka_unit_test(test_bf16_ppl_within_1pct_of_cpu),
         cmocka_unit_test(test_bf16_qa_passkey_and_bench),
+        cmocka_unit_test(test_kv_cache_in_device_memory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

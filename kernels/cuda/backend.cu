@@ -65,6 +65,7 @@ static lqa_backend cuda_backend(int dev) {
     b.from_bf16 = cuda_from_bf16;
     b.lora_bf16_forward = lora_bf16_io_forward_cuda;
     b.lora_bf16_backward = lora_bf16_io_backward_cuda;
+    b.attention_bf16_cached_forward = attention_bf16_io_cached_forward_cuda;
     return b;
 }
 

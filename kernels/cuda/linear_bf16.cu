@@ -101,6 +101,17 @@ extern "C" void attention_bf16_io_forward_cuda(float *out, float *lse, const flo
     bf16_to_f32_cuda(out, io.out, nq);
 }
 
+/* scratch: q and out in bf16, 4 B per query value; attention_bf16_io_scratch_bytes of any p with
+ * the same B, Tq, H and hd is larger. */
+extern "C" void attention_bf16_io_cached_forward_cuda(float *out, float *lse, const float *q, const void *k16,
+                                                      const void *v16, const attn_params *p, void *scratch) {
+    size_t nq = (size_t)p->B * p->Tq * p->H * p->hd;
+    lqa_bf16 *q16 = (lqa_bf16 *)scratch, *out16 = q16 + nq;
+    bf16_from_f32_cuda(q16, q, nq);
+    attention_forward_bf16_cuda(out16, lse, q16, (const lqa_bf16 *)k16, (const lqa_bf16 *)v16, p);
+    bf16_to_f32_cuda(out, out16, nq);
+}
+
 extern "C" void attention_bf16_io_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *out,
                                                 const float *lse, const float *q, const float *k, const float *v,
                                                 const attn_params *p, void *scratch) {
