@@ -125,9 +125,10 @@ static const opt_def OPTS[] = {
      "where the step runs; cuda:N picks GPU N"},
     {"threads", "N", "threads", K_INT, OFF(threads), NULL, 1, 4096, NULL, ALL, 0, "CPU threads (default: OpenMP's)"},
     {"dtype", "fp32|bf16", "dtype", K_ENUM, OFF(dtype_bf16), NULL, 0, 0, DTYPE_NAMES, ALL, F_OMIT_ZERO,
-     "bf16 (CUDA, lora+/lora): frozen linears and attention on tensor cores;\n"
-     "the rest fp32 for now (docs/CUDA.md). Default: bf16 on --device cuda\n"
-     "(fp32 with --train full), fp32 on the CPU (as lqa-eval)"},
+     "bf16 (CUDA, lora+/lora): frozen weights bf16 only, linears, LoRA,\n"
+     "attention and loss on tensor cores, bf16 layer checkpoints (docs/CUDA.md).\n"
+     "Default: bf16 on --device cuda (fp32 with --train full), fp32 on the\n"
+     "CPU (as lqa-eval); like --device, a resumed run may change it"},
     {"preset", "NAME", NULL, K_STR, OFF(preset), NULL, 0, 0, NULL, LQA_CMD_BENCH, 0,
      "instead of --model: a random model of a preset's shape (lqa-sft init\n"
      "--help lists them), built in the device's memory, no folder on disk"},
