@@ -195,7 +195,7 @@ static void test_resume(void **state) {
  * the bound. The bf16 checkpoints themselves are checked closer in test_cuda_step_bf16. */
 static void test_bf16_follows_cpu(void **state) {
     enum { BF16_STEPS = 20 }; /* as issue 14's end-to-end check */
-    const char *cases[] = {"--steps 20", "--steps 20 --train lora --attn full"};
+    const char *cases[] = {"--steps 20", "--steps 20 --train lora --attn full --mlp-rows 7"}; /* bf16: MLP in chunks */
     for (int i = 0; i < 2; i++) {
         char a[32], b[32], extra[256];
         snprintf(a, sizeof a, "bf16-cpu-%d", i);
@@ -236,11 +236,13 @@ static void test_bf16_follows_cpu(void **state) {
 /* `lqa-sft plan --device cuda` (fp32) is exact: its total is the most device memory the emulated
  * run holds at once (the emulator's cudaMalloc count, written to $LQA_EMU_PEAK_FILE at exit),
  * for each training set, with and without checkpointing; so is its bf16_run_total for
- * --dtype bf16 (bf16 checkpoints), with and without checkpointing. */
+ * --dtype bf16 (bf16 checkpoints), with and without checkpointing, and with the MLP in row chunks
+ * of a size that divides nothing (with LoRA on MLP targets too). */
 static void test_plan_equals_allocation(void **state) {
     const char *cases[] = {"", "--train lora --attn full", "--train full", "--checkpointing off --lora-rank 4",
                            "--train lora+ --lora-targets q,v,down", "--dtype bf16", "--dtype bf16 --train lora --attn full",
-                           "--dtype bf16 --checkpointing off"};
+                           "--dtype bf16 --checkpointing off", "--dtype bf16 --mlp-rows 7",
+                           "--dtype bf16 --mlp-rows 5 --checkpointing off --lora-targets q,v,gate,down"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char name[32], cmd[8192];
         snprintf(name, sizeof name, "plan-%zu", i);

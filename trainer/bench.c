@@ -209,7 +209,7 @@ static bench_times time_steps(lqa_model *m, const lqa_train_opts *o, const lqa_s
 int lqa_bench_run(const lqa_train_opts *o, lqa_err *err) {
     if (o->threads > 0) omp_set_num_threads(o->threads);
     lqa_step_opts so = {o->attn, o->group_ratio, o->train, o->checkpointing,
-                        o->threads > 0 ? o->threads : omp_get_max_threads(), 0};
+                        o->threads > 0 ? o->threads : omp_get_max_threads(), o->mlp_rows};
     const lqa_backend *be = lqa_backend_open(o->device ? o->device : "cpu", err);
     if (!be) return -1;
     lqa_config cfg;

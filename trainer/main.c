@@ -371,7 +371,7 @@ static int cmd_grad(int argc, char **argv) {
     if (lqa_load_for_training(&o, &m, &err)) return fail(&err);
     json_batch jb;
     int rc = load_json_batch(batch_path, m.cfg.vocab_size, &jb, &err);
-    lqa_step_opts so = {o.attn, o.group_ratio, o.train, o.checkpointing, o.threads > 0 ? o.threads : omp_get_max_threads(), 0};
+    lqa_step_opts so = {o.attn, o.group_ratio, o.train, o.checkpointing, o.threads > 0 ? o.threads : omp_get_max_threads(), o.mlp_rows};
     if (!rc) rc = lqa_model_check_opts(&m, jb.T, &so, &err);
     if (!rc) {
         lqa_grads g;

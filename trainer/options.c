@@ -116,6 +116,9 @@ static const opt_def OPTS[] = {
     {"log-every", "N", "log_every", K_LONG, OFF(log_every), "10", 1, BIG, NULL, TR, 0, "log a line every N steps"},
     {"checkpointing", "on|off", "checkpointing", K_ON_OFF, OFF(checkpointing), "on", 0, 0, NULL, ALL, 0,
      "recompute each layer in the backward"},
+    {"mlp-rows", "N", "mlp_rows", K_INT, OFF(mlp_rows), NULL, 1, 1 << 24, NULL, ALL, F_OMIT_ZERO,
+     "bf16: rows per MLP pass (default 4096): fewer hold less memory, the\n"
+     "values are the same"},
     {"max-memory", "GIB", NULL, K_DOUBLE, OFF(max_memory_gb), NULL, 0, HUGE_VAL, NULL, TR, F_OPEN_LO,
      "refuse to start above this estimate (default: available memory)"},
     {"pack", NULL, "pack", K_SWITCH, OFF(pack), NULL, 0, 0, NULL, TR, F_RESUME,

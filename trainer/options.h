@@ -39,6 +39,7 @@ typedef struct lqa_train_opts {
     long save_every, log_every;
     int keep_checkpoints;
     int checkpointing;
+    int mlp_rows;                 /* --mlp-rows: bf16's MLP row chunk (0: LQA_MLP_ROWS) */
     float max_grad_norm, weight_decay, beta1, beta2, adam_eps;
     double max_memory_gb;         /* 0: the machine's available memory */
     int pack;                     /* pack whole short records into each row (segment-masked) */

@@ -113,7 +113,7 @@ static void plan_bf16(const lqa_model *m, const lqa_plan_opts *o, lqa_plan *p) {
     /* one layer's forward values, live from its recompute through its backward */
     size_t layer = 2 * N * D + 4 * N + 2 * N * (Hq + 2 * Hkv) + 2 * N * Hq + 4 * N * H + 4 * N * D + 4 * N +
                    2 * N * D + 2 * N * r * n_targets;
-    size_t rows = N < LQA_MLP_ROWS ? N : LQA_MLP_ROWS;
+    size_t chunk = o->step.mlp_rows > 0 ? (size_t)o->step.mlp_rows : LQA_MLP_ROWS, rows = N < chunk ? N : chunk;
     size_t mlp = rows * F * (3 * 2 + 4 + 2 * 2); /* g, u, h bf16; dh fp32; dg, du bf16 */
     size_t backward = 4 * N * D + 2 * N * D     /* dx (fp32, also the forward's layer output) + bf16 copy */
                       + 4 * N * D               /* dxn */
@@ -157,11 +157,11 @@ static void plan_help(void) {
            "Prints the memory a training run needs, by kind, without a GPU. fp32 is exactly what the run\n"
            "allocates; bf16 is the design's layout (and bf16_run_total what today's --dtype bf16 allocates).\n"
            "  --group-ratio R, --lora-rank N, --lora-alpha A, --lora-targets LIST, --checkpointing on|off,\n"
-           "  --threads N (CPU attention scratch), --ranks N (data-parallel ranks) as for train\n");
+           "  --mlp-rows N, --threads N (CPU attention scratch), --ranks N (data-parallel ranks) as for train\n");
 }
 
 enum { P_MODEL = 256, P_PRESET, P_CTX, P_DEVICE, P_DTYPE, P_TRAIN, P_ATTN, P_MB, P_JSON, P_GROUP, P_RANK,
-       P_ALPHA, P_TARGETS, P_CKPT, P_THREADS, P_RANKS, P_HELP };
+       P_ALPHA, P_TARGETS, P_CKPT, P_THREADS, P_RANKS, P_MLP_ROWS, P_HELP };
 
 /* arg is the user's: the line is printed escaped (common/escape.h). */
 static int plan_usage(const char *fmt, const char *arg) {
@@ -228,12 +228,13 @@ int lqa_plan_main(int argc, char **argv) {
         {"attn", 1, 0, P_ATTN},     {"micro-batch", 1, 0, P_MB},       {"json", 0, 0, P_JSON},
         {"group-ratio", 1, 0, P_GROUP}, {"lora-rank", 1, 0, P_RANK},   {"lora-alpha", 1, 0, P_ALPHA},
         {"lora-targets", 1, 0, P_TARGETS}, {"checkpointing", 1, 0, P_CKPT}, {"threads", 1, 0, P_THREADS},
-        {"ranks", 1, 0, P_RANKS},   {"help", 0, 0, P_HELP},            {0, 0, 0, 0}};
+        {"ranks", 1, 0, P_RANKS},   {"mlp-rows", 1, 0, P_MLP_ROWS},    {"help", 0, 0, P_HELP},
+        {0, 0, 0, 0}};
     lqa_train_opts d;
     lqa_train_opts_default(&d);
     const char *model = NULL, *preset = NULL, *device = "cpu";
     lqa_plan_opts o = {LQA_PLAN_FP32, d.train, d.lora_targets, d.lora_rank, d.lora_alpha, 1, 0,
-                       {d.attn, d.group_ratio, d.train, d.checkpointing, 0, 0}, 1};
+                       {d.attn, d.group_ratio, d.train, d.checkpointing, 0, d.mlp_rows}, 1};
     int json = 0, c;
     lqa_err err;
     char *end;
@@ -288,6 +289,10 @@ int lqa_plan_main(int argc, char **argv) {
             break;
         case P_RANKS:
             if (parse_int(optarg, 1, 1 << 20, &o.ranks)) return plan_usage("--ranks '%s': expected a count", optarg);
+            break;
+        case P_MLP_ROWS:
+            if (parse_int(optarg, 1, 1 << 24, &o.step.mlp_rows))
+                return plan_usage("--mlp-rows '%s': expected a count", optarg);
             break;
         default: return plan_usage("unknown option or missing value '%s'", lqa_bad_option(argc, argv));
         }

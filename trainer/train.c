@@ -435,7 +435,7 @@ static int setup_and_run(train_run *r, lqa_err *err) {
     const lqa_train_opts *o = r->o;
     if (o->threads > 0) omp_set_num_threads(o->threads);
     lqa_step_opts so = {o->attn, o->group_ratio, o->train, o->checkpointing,
-                        o->threads > 0 ? o->threads : omp_get_max_threads(), 0};
+                        o->threads > 0 ? o->threads : omp_get_max_threads(), o->mlp_rows};
     const char *device = o->device ? o->device : "cpu";
     char local[32];
     /* [dist] --device cuda with several ranks: this rank's local GPU, and NCCL over the ranks */
