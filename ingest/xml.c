@@ -176,6 +176,12 @@ static xmlDoc *finish_read(xmlParserCtxtPtr ctxt, xmlDoc *doc, parse_state *st, 
     return doc;
 }
 
+/* Whether the m bytes at p begin with s, in any case (p need not be NUL-terminated). */
+static int begins_nocase(const char *p, size_t m, const char *s) {
+    size_t k = strlen(s);
+    return m >= k && strncasecmp(p, s, k) == 0;
+}
+
 /* Whether the XML declaration names an encoding other than UTF-8 (then libxml2 converts). */
 static int declares_other_encoding(const char *data, size_t len) {
     if (len < 5 || memcmp(data, "<?xml", 5) != 0) return 0;
@@ -185,7 +191,8 @@ static int declares_other_encoding(const char *data, size_t len) {
     if (!enc) return 0;
     const char *q = enc + 8;
     while (q < end && (*q == ' ' || *q == '=' || *q == '"' || *q == '\'')) q++;
-    return !(end - q >= 5 && (strncasecmp(q, "utf-8", 5) == 0 || strncasecmp(q, "utf8", 4) == 0));
+    size_t m = (size_t)(end - q);
+    return !(begins_nocase(q, m, "utf-8") || begins_nocase(q, m, "utf8"));
 }
 
 static long line_at(const char *s, size_t off) {
@@ -231,11 +238,11 @@ static xmlDoc *read_xml_checked(const char *path, const char *data, size_t len, 
 static int html_other_charset(const char *data, size_t len) {
     size_t n = len < 4096 ? len : 4096;
     for (size_t i = 0; i + 8 < n; i++) {
-        if ((data[i] | 0x20) != 'c' || strncasecmp(data + i, "charset", 7) != 0) continue; /* a call per 'c' only */
+        if ((data[i] | 0x20) != 'c' || !begins_nocase(data + i, n - i, "charset")) continue; /* a call per 'c' only */
         size_t j = i + 7;
         while (j < n && (data[j] == ' ' || data[j] == '=' || data[j] == '"' || data[j] == '\'')) j++;
         if (j >= n) return 0;
-        return !(n - j >= 4 && (strncasecmp(data + j, "utf-8", 5) == 0 || strncasecmp(data + j, "utf8", 4) == 0));
+        return !(begins_nocase(data + j, n - j, "utf-8") || begins_nocase(data + j, n - j, "utf8"));
     }
     return 0;
 }

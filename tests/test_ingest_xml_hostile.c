@@ -394,6 +394,43 @@ static void test_html_declared_charset(void **state) {
     }
 }
 
+/* The fuzzer's second finding (tests/fuzz/findings/html-charset-at-end.html): a charset value
+ * cut off at the end of the page ("utf-") made the charset scan compare 5 bytes where 4 were
+ * left, reading one past the buffer (ASan: heap-buffer-overflow; `make test SAN=1` sees it
+ * here). Each page below ends inside or right after its declared value, in a buffer of exactly
+ * its length; only the whole "utf-8" counts as UTF-8, so that page's UTF-8 text decodes as such. */
+static void test_html_charset_cut_at_end(void **state) {
+    static const char *const values[] = {"u", "ut", "utf", "utf-", "utf8", "utf-8", "UTF-8"};
+    for (size_t k = 0; k < sizeof values / sizeof values[0]; k++) {
+        lqa_buf h = {0};
+        lqa_buf_printf(&h, "<html><body><h1>T</h1><p>caf\xC3\xA9 au lait</p><meta charset=\"%s", values[k]);
+        char *exact = lqa_malloc(h.len); /* no NUL after the page: any read past it is an overflow */
+        memcpy(exact, h.data, h.len);
+        xt_docs c = {0};
+        int rc = xt_parse_buffer("cut.html", exact, h.len, "html", &c);
+        if (rc == 0)
+            for (int i = 0; i < c.n; i++) xt_check_invariants(&c.docs[i]);
+        if (k >= 4) { /* declared UTF-8: the text is UTF-8 */
+            assert_int_equal(rc, 0);
+            assert_int_equal(c.n, 1);
+            assert_non_null(strstr(c.docs[0].text.data, "caf\xC3\xA9 au lait"));
+        }
+        xt_docs_free(&c);
+        free(exact);
+        lqa_buf_free(&h);
+    }
+    char *path = lqa_path_join(lqa_test_fixtures(), "../fuzz/findings/html-charset-at-end.html"), *data;
+    size_t len;
+    assert_int_equal(lqa_read_file(path, &data, &len, NULL), 0);
+    char *exact = lqa_malloc(len);
+    memcpy(exact, data, len);
+    xt_docs c = {0};
+    if (xt_parse_buffer(path, exact, len, "html", &c) == 0)
+        for (int i = 0; i < c.n; i++) xt_check_invariants(&c.docs[i]);
+    xt_docs_free(&c);
+    free(exact), free(data), free(path);
+}
+
 /* The fuzzer's finding (tests/fuzz/findings/html-table-cell-span.html): an empty cell with a
  * colspan whose first column is empty in every row (so dropped as a layout column) while its
  * last column holds text in other rows. Its continuation slot took the span of the cell that
@@ -501,6 +538,7 @@ int main(void) {
         cmocka_unit_test(test_mutated_fixtures),
         cmocka_unit_test(test_table_colspan_over_dropped_column),
         cmocka_unit_test(test_html_declared_charset),
+        cmocka_unit_test(test_html_charset_cut_at_end),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
