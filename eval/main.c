@@ -269,12 +269,7 @@ static void default_lengths(run_opts *o) {
  * and unmerged, as in training: the base counts as frozen (LQA_TRAIN_LORA). Attention and the
  * frozen linears then run on tensor cores, prefill and KV-cache decode alike. */
 static int load_model(const char *dir, const lqa_backend *be, int bf16, lqa_model *m, lqa_err *err) {
-    if (!bf16) return lqa_hf_load(dir, m, err);
-    lqa_config cfg;
-    return lqa_hf_read_config(dir, &cfg, err) || lqa_model_bf16_check(be, &cfg, LQA_TRAIN_LORA, err) ||
-                   lqa_hf_load_bf16(dir, m, be, err)
-               ? -1
-               : 0;
+    return bf16 ? lqa_hf_load_bf16(dir, m, be, LQA_TRAIN_LORA, err) : lqa_hf_load(dir, m, err);
 }
 
 static int run_tasks(const run_opts *o, lqa_eval_ctx *e, json_t *tasks) {

@@ -348,33 +348,6 @@ static int load_tensor(const char *where, const lqa_tensor_info *ti, const lqa_s
     return check_finite(where, ti, dst, ti->numel, 0, err);
 }
 
-int lqa_hf_load(const char *dir, lqa_model *m, lqa_err *err) {
-    lqa_config cfg;
-    memset(m, 0, sizeof *m);
-    if (lqa_hf_read_config(dir, &cfg, err)) return -1;
-    char *cpath = lqa_path_join(dir, "config.json");
-    int big = check_param_bytes(cpath, &cfg, 1, err);
-    free(cpath);
-    if (big) return -1;
-    lqa_st_reader r;
-    if (lqa_st_open_dir(&r, dir, err)) return -1;
-    lqa_model_alloc(m, &cfg);
-    int rc = 0;
-    for (int i = 0; i < m->n_tensors && !rc; i++) {
-        const lqa_tensor_info *ti = &m->tensors[i];
-        const lqa_st_tensor *t = lqa_st_find(&r, ti->name);
-        if (!t) rc = lqa_err_set(err, "%s: tensor %s is missing from the model's safetensors", dir, ti->name);
-        else rc = load_tensor(dir, ti, t, m->params + ti->offset, err);
-    }
-    for (int i = 0; i < r.n_tensors && !rc; i++) {
-        const lqa_tensor_info *ti;
-        if (!lqa_model_tensor(m, r.tensors[i].name, &ti)) log_debug("%s: ignoring tensor %s", dir, r.tensors[i].name);
-    }
-    lqa_st_close(&r);
-    if (rc) lqa_model_free(m);
-    return rc;
-}
-
 /* ---- parameters in the bf16 layout --------------------------------------------------------- */
 
 /* The bf16 load converts through host staging of this many elements (16 MiB fp32 + 8 MiB bf16),
@@ -417,24 +390,34 @@ static int load_tensor_bf16(const char *where, lqa_model *m, int i, const lqa_st
     return 0;
 }
 
-int lqa_hf_load_bf16(const char *dir, lqa_model *m, const lqa_backend *be, lqa_err *err) {
+/* The model of dir: fp32 in host memory (be16 NULL), or the bf16 layout with its frozen weights
+ * on be16 (after lqa_model_bf16_check for train). */
+static int hf_load(const char *dir, lqa_model *m, const lqa_backend *be16, lqa_train_set train, lqa_err *err) {
     lqa_config cfg;
     memset(m, 0, sizeof *m);
-    if (lqa_hf_read_config(dir, &cfg, err)) return -1;
+    if (lqa_hf_read_config(dir, &cfg, err) || (be16 && lqa_model_bf16_check(be16, &cfg, train, err))) return -1;
     char *cpath = lqa_path_join(dir, "config.json");
-    int big = check_param_bytes(cpath, &cfg, 0, err); /* the device's memory is the trainer's check */
+    int big = check_param_bytes(cpath, &cfg, !be16, err); /* bf16: the device's memory is the trainer's check */
     free(cpath);
     if (big) return -1;
     lqa_st_reader r;
     if (lqa_st_open_dir(&r, dir, err)) return -1;
-    lqa_model_alloc_bf16(m, &cfg, be);
-    float *f32 = lqa_malloc(sizeof(float) * BF16_STAGE_ELEMS);
-    lqa_bf16 *b16 = lqa_malloc(sizeof(lqa_bf16) * BF16_STAGE_ELEMS);
+    float *f32 = NULL;
+    lqa_bf16 *b16 = NULL;
+    if (be16) {
+        lqa_model_alloc_bf16(m, &cfg, be16);
+        f32 = lqa_malloc(sizeof(float) * BF16_STAGE_ELEMS);
+        b16 = lqa_malloc(sizeof(lqa_bf16) * BF16_STAGE_ELEMS);
+    } else {
+        lqa_model_alloc(m, &cfg);
+    }
     int rc = 0;
     for (int i = 0; i < m->n_tensors && !rc; i++) {
-        const lqa_st_tensor *t = lqa_st_find(&r, m->tensors[i].name);
-        if (!t) rc = lqa_err_set(err, "%s: tensor %s is missing from the model's safetensors", dir, m->tensors[i].name);
-        else rc = load_tensor_bf16(dir, m, i, t, f32, b16, err);
+        const lqa_tensor_info *ti = &m->tensors[i];
+        const lqa_st_tensor *t = lqa_st_find(&r, ti->name);
+        if (!t) rc = lqa_err_set(err, "%s: tensor %s is missing from the model's safetensors", dir, ti->name);
+        else if (be16) rc = load_tensor_bf16(dir, m, i, t, f32, b16, err);
+        else rc = load_tensor(dir, ti, t, m->params + ti->offset, err);
     }
     for (int i = 0; i < r.n_tensors && !rc; i++) {
         int known = 0;
@@ -446,6 +429,14 @@ int lqa_hf_load_bf16(const char *dir, lqa_model *m, const lqa_backend *be, lqa_e
     lqa_st_close(&r);
     if (rc) lqa_model_free(m);
     return rc;
+}
+
+int lqa_hf_load(const char *dir, lqa_model *m, lqa_err *err) {
+    return hf_load(dir, m, NULL, LQA_TRAIN_LORA, err);
+}
+
+int lqa_hf_load_bf16(const char *dir, lqa_model *m, const lqa_backend *be, lqa_train_set train, lqa_err *err) {
+    return hf_load(dir, m, be, train, err);
 }
 
 int lqa_hf_check_kv_cache(const char *dir, const lqa_model *m, const lqa_backend *be, long long ctx, lqa_err *err) {

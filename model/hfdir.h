@@ -33,11 +33,12 @@ int lqa_hf_write_config(const char *dir, const lqa_config *cfg, lqa_st_dtype dty
  * naming the tensor;
  * extra tensors (e.g. rotary_emb.inv_freq) are ignored; lm_head is ignored when tied. */
 int lqa_hf_load(const char *dir, lqa_model *m, lqa_err *err);
-/* The same into the bf16 layout (model.h, --dtype bf16) on backend be: the safetensors shards are
- * memory-mapped and read tensor by tensor, the embedding and norms into params_lp (fp32, host),
- * every other tensor converted (F32/F16/BF16 -> bf16, round to nearest even) through a bounded
- * host staging buffer into params16 in be's memory: no fp32 copy of the model anywhere. */
-int lqa_hf_load_bf16(const char *dir, lqa_model *m, const lqa_backend *be, lqa_err *err);
+/* The same into the bf16 layout (model.h, --dtype bf16) on backend be, for a run that trains
+ * `train` (lqa_model_bf16_check's refusals first): the safetensors shards are memory-mapped and
+ * read tensor by tensor, the embedding and norms into params_lp (fp32, host), every other tensor
+ * converted (F32/F16/BF16 -> bf16, round to nearest even) through a bounded host staging buffer
+ * into params16 in be's memory: no fp32 copy of the model anywhere. */
+int lqa_hf_load_bf16(const char *dir, lqa_model *m, const lqa_backend *be, lqa_train_set train, lqa_err *err);
 
 typedef struct lqa_hf_save_opts {
     lqa_st_dtype dtype;          /* storage dtype (default F32) */

@@ -92,7 +92,7 @@ static void test_loader(void **state) {
         lqa_model mf, mb;
         assert_int_equal(lqa_hf_load(dir, &mf, &err), 0); /* the fp32 loader: the file's values */
         size_t before = device_used(be);
-        if (lqa_hf_load_bf16(dir, &mb, be, &err)) fail_msg("%s", err.msg);
+        if (lqa_hf_load_bf16(dir, &mb, be, LQA_TRAIN_LORA_PLUS, &err)) fail_msg("%s", err.msg);
         /* on the device: the bf16 weights and nothing else (no fp32 copy of a frozen tensor) */
         assert_int_equal(device_used(be) - before, 2 * mb.n_params16);
         assert_null(mb.params);

@@ -15,10 +15,10 @@
 #include "model/model.h"
 
 /* FP32: the fp32 run (exact). BF16: the design's bf16 layout (no run allocates it yet).
- * BF16_RUN: what `lqa-sft train --dtype bf16` allocates today (exact): the fp32 layout with the
- * per-layer checkpoints (layer inputs, saved attention outputs) in bf16, plus a bf16 copy of the
- * base parameters for the tensor-core GEMMs, bf16 staging for the GEMM and attention inputs, and
- * cuBLASLt's workspace. */
+ * BF16_RUN: what `lqa-sft train --dtype bf16` allocates today (exact): the bf16 layout of
+ * model.h (frozen GEMM weights bf16 only), the layer inputs as bf16 checkpoints (no saved
+ * attention), the MLP in row chunks, the recomputed layer's activations fp32, bf16 staging for
+ * the GEMM and attention inputs, and cuBLASLt's workspace. */
 typedef enum { LQA_PLAN_FP32 = 0, LQA_PLAN_BF16 = 1, LQA_PLAN_BF16_RUN = 2 } lqa_plan_dtype;
 
 typedef struct lqa_plan_opts {

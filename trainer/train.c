@@ -39,14 +39,8 @@ int lqa_load_for_training(const lqa_train_opts *o, lqa_model *m, lqa_err *err) {
 }
 
 int lqa_load_for_training_on(const lqa_train_opts *o, const lqa_backend *be, lqa_model *m, lqa_err *err) {
-    if (o->dtype_bf16 && be) { /* the bf16 layout, loaded straight into be's memory */
-        lqa_config cfg;
-        if (lqa_hf_read_config(o->model_dir, &cfg, err) || lqa_model_bf16_check(be, &cfg, o->train, err) ||
-            lqa_hf_load_bf16(o->model_dir, m, be, err))
-            return -1;
-    } else if (lqa_hf_load(o->model_dir, m, err)) {
-        return -1;
-    }
+    int bf16 = o->dtype_bf16 && be; /* the bf16 layout, straight into be's memory */
+    if (bf16 ? lqa_hf_load_bf16(o->model_dir, m, be, o->train, err) : lqa_hf_load(o->model_dir, m, err)) return -1;
     int rc = 0;
     if (o->adapter_dir) {
         /* the adapter's own interpolation first; a longer ctx then extends from there */
