@@ -108,12 +108,6 @@ static void lora_case(const lqa_backend *be, int grads) {
     free(scratch);
 }
 
-static const lqa_backend *cuda_backend(void) {
-    lqa_err err = {0};
-    const lqa_backend *be = lqa_backend_cuda_open(0, &err);
-    if (!be) fail_msg("lqa_backend_cuda_open: %s", err.msg);
-    return be;
-}
 #endif
 
 /* The entries are the CUDA table's (and the CPU's are NULL: the model never calls them there). */
@@ -121,13 +115,13 @@ static void test_table(void **state) {
     assert_null(lqa_backend_cpu()->lora_bf16_forward);
     assert_null(lqa_backend_cpu()->lora_bf16_backward);
     CUDA_TEST_REQUIRE();
-    CUDA_ONLY(const lqa_backend *be = cuda_backend(); assert_non_null(be->lora_bf16_forward);
+    CUDA_ONLY(const lqa_backend *be = cuda_test_backend(); assert_non_null(be->lora_bf16_forward);
               assert_non_null(be->lora_bf16_backward));
 }
 
 static void test_forward_backward(void **state) {
     CUDA_TEST_REQUIRE();
-    CUDA_ONLY(const lqa_backend *be = cuda_backend(); for (int i = 0; i < 3; i++) lora_case(be, 1); lora_case(be, 0));
+    CUDA_ONLY(const lqa_backend *be = cuda_test_backend(); for (int i = 0; i < 3; i++) lora_case(be, 1); lora_case(be, 0));
 }
 
 int main(void) {

@@ -79,8 +79,7 @@ static void test_loader(void **state) {
     CUDA_TEST_REQUIRE();
 #ifdef LQA_CUDA
     lqa_err err;
-    const lqa_backend *be = lqa_backend_open("cuda", &err);
-    assert_non_null(be);
+    const lqa_backend *be = cuda_test_backend();
     lqa_config c = small_config(2, (int)lqa_rng_below(&cuda_rng, 2));
     lqa_model orig;
     random_model(&orig, &c);
@@ -184,8 +183,7 @@ static void test_step_head(void **state) {
     CUDA_TEST_REQUIRE();
 #ifdef LQA_CUDA
     lqa_err err;
-    const lqa_backend *be = lqa_backend_open("cuda", &err);
-    assert_non_null(be);
+    const lqa_backend *be = cuda_test_backend();
     for (int rep = 0; rep < 2; rep++) {
         /* no layers: the step is the embedding, the final norm and the head, so the bf16 head is
          * the only difference between the two runs */
@@ -226,8 +224,7 @@ static void test_logits_and_kv(void **state) {
     CUDA_TEST_REQUIRE();
 #ifdef LQA_CUDA
     lqa_err err;
-    const lqa_backend *be = lqa_backend_open("cuda", &err);
-    assert_non_null(be);
+    const lqa_backend *be = cuda_test_backend();
     lqa_config c = small_config(1, 0);
     lqa_model m;
     random_model(&m, &c);

@@ -17,9 +17,7 @@
 static void test_random_init_on_device_equals_host(void **state) {
     CUDA_TEST_REQUIRE();
 #ifdef LQA_CUDA
-    lqa_err err;
-    const lqa_backend *be = lqa_backend_cuda_open(0, &err);
-    if (!be) fail_msg("%s", err.msg);
+    const lqa_backend *be = cuda_test_backend();
     uint64_t seed = lqa_test_seed();
     /* a tied embedding of more than the 16M-float host slab, so it is filled in two slabs */
     lqa_config c = {.vocab_size = 32769 + (int)(seed % 3000), .dim = 512, .n_layers = 1, .n_heads = 8,
@@ -57,8 +55,7 @@ static void test_random_init_in_bf16_layout(void **state) {
     CUDA_TEST_REQUIRE();
 #ifdef LQA_CUDA
     lqa_err err;
-    const lqa_backend *be = lqa_backend_cuda_open(0, &err);
-    if (!be) fail_msg("%s", err.msg);
+    const lqa_backend *be = cuda_test_backend();
     uint64_t seed = lqa_test_seed();
     lqa_config c = {.vocab_size = 1000 + (int)(seed % 300), .dim = 64, .n_layers = 2, .n_heads = 4,
                     .n_kv_heads = 2, .hidden_dim = 96 + 2 * (int)(seed % 16), .max_pos = 64, .rope_theta = 10000,

@@ -11,23 +11,13 @@
 #include "model/model.h"
 #include "model/step_mem.h"
 
-#ifdef LQA_CUDA
-#include "kernels/backend.h"
-
-static const lqa_backend *cuda_be(void) {
-    lqa_err err;
-    const lqa_backend *be = lqa_backend_cuda_open(0, &err);
-    if (!be) fail_msg("%s", err.msg);
-    return be;
-}
-#endif
 
 /* from_bf16 against lqa_bf16_to_floats on random bit patterns (every exponent, NaN and inf
  * included): bitwise equal, since widening is exact. */
 static void test_from_bf16(void **state) {
     CUDA_TEST_REQUIRE();
 #ifdef LQA_CUDA
-    const lqa_backend *be = cuda_be();
+    const lqa_backend *be = cuda_test_backend();
     size_t n = (size_t)rand_between(1, 5000);
     lqa_bf16 *h = lqa_malloc(sizeof(lqa_bf16) * n);
     for (size_t i = 0; i < n; i++) h[i] = (lqa_bf16)lqa_rng_below(&cuda_rng, 1 << 16);
@@ -114,7 +104,7 @@ static double grad_bound(const lqa_config *c) {
 }
 
 static void one_case(int k) {
-    const lqa_backend *be = cuda_be();
+    const lqa_backend *be = cuda_test_backend();
     lqa_config cfg = random_config();
     int B = rand_between(1, 2), T = 8 * rand_between(3, 6), N = B * T;
     uint64_t seed = lqa_rng_u64(&cuda_rng);
@@ -202,7 +192,7 @@ static void test_checkpoints_round_to_nearest(void **state) {
                 memset(dev.params + dev.tensors[t].offset, 0, sizeof(float) * dev.tensors[t].numel);
         float *emb = lqa_malloc(sizeof(float) * cfg.vocab_size * D);
         memcpy(emb, dev.params, sizeof(float) * cfg.vocab_size * D); /* the embedding, tensor 0 */
-        lqa_model_to_backend(&dev, cuda_be());
+        lqa_model_to_backend(&dev, cuda_test_backend());
         lqa_err err;
         if (lqa_model_use_bf16(&dev, LQA_TRAIN_LORA, &err)) fail_msg("%s", err.msg);
         int32_t *tokens = lqa_malloc(sizeof(int32_t) * N);

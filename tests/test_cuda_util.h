@@ -19,6 +19,7 @@
 #include "common/check.h"
 #include "common/rng.h"
 #ifdef LQA_CUDA
+#include "kernels/backend.h"
 #include "kernels/cuda/device.h"
 #define CUDA_ONLY(...) __VA_ARGS__
 #else
@@ -112,6 +113,14 @@ static inline void expect_equal_bits(const char *what, const float *got, const f
 }
 
 #ifdef LQA_CUDA
+/* The CUDA backend table on device 0 (kernels/backend.h); the test fails with the runtime's
+ * reason when it cannot be opened. */
+static inline const lqa_backend *cuda_test_backend(void) {
+    lqa_err err = {0};
+    const lqa_backend *be = lqa_backend_cuda_open(0, &err);
+    if (!be) fail_msg("lqa_backend_cuda_open: %s", err.msg);
+    return be;
+}
 static inline float *dev_upload(const float *host, size_t n) { return lqa_cuda_upload(host, sizeof(float) * n); }
 static inline int32_t *dev_upload_i32(const int32_t *host, size_t n) { return lqa_cuda_upload(host, sizeof(int32_t) * n); }
 /* A new host array with the n floats of dev. */
