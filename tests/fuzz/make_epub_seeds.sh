@@ -1,7 +1,8 @@
 #!/bin/sh
-# make_epub_seeds.sh DIR: two small EPUBs for the EPUB fuzz target's corpus, zipped from the
-# XHTML fixture: one with "mimetype" first and stored (as the spec asks), one with it last
-# and compressed (as careless tools write them).
+# make_epub_seeds.sh DIR: seeds for the EPUB fuzz target's corpus, from the XHTML fixtures: two
+# small EPUBs, one with "mimetype" first and stored (as the spec asks), one with it last and
+# compressed (as careless tools write them), and the same members as a member list
+# (members.txt: "@@ NAME" lines, each followed by the member's bytes; fuzz_ingest_epub.c).
 set -eu
 out=$1
 mkdir -p "$out"
@@ -31,3 +32,8 @@ case "$out" in /*) dest=$out ;; *) dest=$here/$out ;; esac
 (cd "$t" && rm -f "$dest/first.epub" "$dest/last.epub" &&
     zip -q -X -0 "$dest/first.epub" mimetype && zip -q -X -r "$dest/first.epub" META-INF OEBPS &&
     zip -q -X -r "$dest/last.epub" META-INF OEBPS mimetype)
+for f in mimetype META-INF/container.xml OEBPS/content.opf OEBPS/a.xhtml OEBPS/b.xhtml; do
+    printf '@@ %s\n' "$f"
+    cat "$t/$f"
+    printf '\n'
+done > "$dest/members.txt"
