@@ -1,9 +1,5 @@
-/* hfdir.h: the Hugging Face LLaMA model directory: config.json <-> lqa_config (hidden_size,
- * num_hidden_layers, num_attention_heads, num_key_value_heads, intermediate_size,
- * max_position_embeddings, RoPE in transformers 5.x form (rope_parameters {rope_type,
- * rope_theta, factor, ...}) or 4.x form (rope_theta + rope_scaling), types default, linear and
- * llama3, rms_norm_eps, tie_word_embeddings, vocab_size, bos/eos ids; every typed value strict),
- * the parameters by their HF tensor names from model.safetensors or a sharded set with
+/* hfdir.h: the Hugging Face LLaMA model directory: config.json (model/hfconfig.h), the
+ * parameters by their HF tensor names from model.safetensors or a sharded set with
  * model.safetensors.index.json (F32/F16/BF16; non-finite values refused by name), tokenizer.model
  * and the tokenizer side files (tokenizer_config.json, special_tokens_map.json,
  * generation_config.json, tokenizer.json). Real LLaMA checkpoints load unchanged; trainer and
@@ -15,17 +11,8 @@
 
 #include "common/check.h"
 #include "common/safetensors.h"
+#include "model/hfconfig.h"
 #include "model/model.h"
-
-/* Parses DIR/config.json; errors name the file and the key that is missing, of the wrong type
- * or not implemented (a RoPE type other than default / linear / llama3). */
-int lqa_hf_read_config(const char *dir, lqa_config *cfg, lqa_err *err);
-/* The same from config.json's n bytes in memory; path names it in errors. */
-int lqa_hf_parse_config(const char *path, const char *text, size_t n, lqa_config *cfg, lqa_err *err);
-/* config.json as transformers writes it for LlamaForCausalLM (new reference), RoPE in the form
- * the config was read in (cfg->rope_hf5), 4.x's for a new model. */
-json_t *lqa_hf_config_json(const lqa_config *cfg, lqa_st_dtype dtype);
-int lqa_hf_write_config(const char *dir, const lqa_config *cfg, lqa_st_dtype dtype, lqa_err *err);
 
 /* Loads config and every base parameter into m (allocated here with lqa_model_alloc; the caller
  * frees with lqa_model_free). A shape whose parameters overflow or exceed the machine's memory
