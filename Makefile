@@ -60,7 +60,7 @@ all: $(TOOL_BIN) $(TEST_BIN)
 DEB_PKGS := build-essential pkg-config libsqlite3-dev sqlite3 libzstd-dev zstd libxml2-dev libxml2-utils \
             libsentencepiece-dev sentencepiece libopenblas-dev libjansson-dev libarchive-dev zlib1g-dev \
             libbz2-dev liblzma-dev bzip2 xz-utils libxxhash-dev libutf8proc-dev nettle-dev libcmocka-dev \
-            libmimalloc-dev debian-reference-en postgresql-doc-15 bible-kjv jargon-text nodejs-doc chromium
+            libmimalloc-dev clang libclang-rt-14-dev zip debian-reference-en postgresql-doc-15 bible-kjv jargon-text nodejs-doc chromium
 deps:
 	@scripts/deps.sh $(DEB_PKGS)
 
@@ -94,10 +94,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/obj/tests/testutil.o $(BUILD)/
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 
 # `make test` installs what is missing, builds, runs every test binary and prints one summary line;
-# it also builds the tools and the CUDA op tests on the CPU emulator (mk/cuda.mk) and runs them.
+# it also builds the tools and the CUDA op tests on the CPU emulator (mk/cuda.mk) and runs them,
+# and builds the fuzz targets (mk/fuzz.mk) for a short replay (tests/fuzz/test_fuzz_smoke.sh).
 test: deps
-	@$(MAKE) --no-print-directory -j$$(nproc) all cuda-emu cuda-emu-tests
-	@BUILD=$(BUILD) SAN=$(SAN) tests/run.sh $(TEST_BIN) $(EMUT_TEST_BIN)
+	@$(MAKE) --no-print-directory -j$$(nproc) all cuda-emu cuda-emu-tests fuzz-build
+	@BUILD=$(BUILD) SAN=$(SAN) tests/run.sh $(TEST_BIN) $(EMUT_TEST_BIN) tests/fuzz/test_fuzz_smoke.sh
 
 # `make demo` (DEMO=full|quick): the whole LongLoRA story on the default corpus, resumable by
 # stage (scripts/demo.sh, docs/DEMO.md); `make ablation` adds the paper's comparisons.

@@ -56,37 +56,26 @@ FUZZ_RUN = -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=1
 
 $(FUZZ_OUT)/fuzz_safetensors: tests/fuzz/fuzz_safetensors.c common/safetensors.c $(FUZZ_COMMON_SRC)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $^ $(FUZZ_COMMON_LIBS) -o $@
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(filter %.c,$^) $(FUZZ_COMMON_LIBS) -o $@
 
 $(FUZZ_OUT)/fuzz_state: tests/fuzz/fuzz_state.c trainer/ckpt.c $(FUZZ_COMMON_SRC)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $^ $(FUZZ_COMMON_LIBS) -o $@
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(filter %.c,$^) $(FUZZ_COMMON_LIBS) -o $@
 
 $(FUZZ_OUT)/fuzz_manifest: tests/fuzz/fuzz_manifest.c dataset/shards.c dataset/shards_dir.c $(FUZZ_COMMON_SRC)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $^ $(FUZZ_COMMON_LIBS) -o $@
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(filter %.c,$^) $(FUZZ_COMMON_LIBS) -o $@
 
-$(FUZZ_OUT)/fuzz_config: tests/fuzz/fuzz_config.c model/hfdir.c common/safetensors.c common/log.c $(FUZZ_COMMON_SRC)
+$(FUZZ_OUT)/fuzz_config: tests/fuzz/fuzz_config.c model/hfconfig.c common/log.c $(FUZZ_COMMON_SRC)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $^ $(FUZZ_COMMON_LIBS) -o $@
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(filter %.c,$^) $(FUZZ_COMMON_LIBS) -o $@
 
 .PHONY: fuzz-safetensors fuzz-state fuzz-manifest fuzz-config
-fuzz-safetensors: $(FUZZ_OUT)/fuzz_safetensors
-	@mkdir -p $(FUZZ_OUT)/safetensors-corpus
-	@printf '\x48\x00\x00\x00\x00\x00\x00\x00{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{}}    \x00\x00\x80\x3f\x00\x00\x00\x40' > $(FUZZ_OUT)/safetensors-corpus/seed
-	$< $(FUZZ_RUN) $(FUZZ_OUT)/safetensors-corpus
-fuzz-state: $(FUZZ_OUT)/fuzz_state
-	@mkdir -p $(FUZZ_OUT)/state-corpus
-	@printf '\x01{"step":4,"optim_t":4,"data":{"seed":"0000000000000001","epoch":"0000000000000000","step":"0000000000000002","rank":0,"world":1},"rng":["0000000000000001","0000000000000002","0000000000000003","0000000000000004"],"elapsed":1.5}' > $(FUZZ_OUT)/state-corpus/seed
-	$< $(FUZZ_RUN) $(FUZZ_OUT)/state-corpus
-fuzz-manifest: $(FUZZ_OUT)/fuzz_manifest
-	@mkdir -p $(FUZZ_OUT)/manifest-corpus
-	@printf '{"format":"lqa-shards","version":1,"kind":"lm","dtype":"uint16","packed":false,"template":"none","tokenizer":{"vocab_size":100},"shards":[{"file":"shard-00000.lqas","records":3,"tokens":24},{"file":"shard-00001.lqas","records":3,"tokens":24}],"records":6,"tokens":48}' > $(FUZZ_OUT)/manifest-corpus/seed
-	$< $(FUZZ_RUN) $(FUZZ_OUT)/manifest-corpus
-fuzz-config: $(FUZZ_OUT)/fuzz_config
-	@mkdir -p $(FUZZ_OUT)/config-corpus
-	@printf '{"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":172,"vocab_size":512,"max_position_embeddings":128,"rope_theta":10000.0,"rms_norm_eps":1e-5,"tie_word_embeddings":false,"rope_scaling":{"type":"linear","factor":2.0}}' > $(FUZZ_OUT)/config-corpus/seed
-	$< $(FUZZ_RUN) $(FUZZ_OUT)/config-corpus
+# Seeds: tests/fuzz/seeds/TARGET (one valid header each), also replayed by test_fuzz_smoke.sh.
+fuzz-safetensors fuzz-state fuzz-manifest fuzz-config: fuzz-%: $(FUZZ_OUT)/fuzz_%
+	@mkdir -p $(FUZZ_OUT)/$*-corpus
+	cp tests/fuzz/seeds/$*/* $(FUZZ_OUT)/$*-corpus/
+	$< $(FUZZ_RUN) $(FUZZ_OUT)/$*-corpus
 
 fuzz: fuzz-safetensors fuzz-state fuzz-manifest fuzz-config
 # The XML family (issue 16): one binary per parser, so each gets its own executions. The XML
@@ -127,3 +116,13 @@ fuzz-xml: $(FUZZ_XML_BINS) fuzz-xml-seeds
 	    $(FUZZ_OUT)/fuzz_xml_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 	        -print_final_stats=1 $(FUZZ_OUT)/xml-$$f-corpus || exit 1; done
 fuzz: fuzz-xml
+
+# Every target, built by `make test` (where clang is installed) for tests/fuzz/test_fuzz_smoke.sh,
+# so that a harness that stops building or linking fails the tests, not the next `make fuzz`.
+FUZZ_BINS := $(FUZZ_OUT)/make_seeds $(FUZZ_OUT)/fuzz_shard $(FUZZ_OUT)/fuzz_ingest_text $(FUZZ_OUT)/fuzz_ingest_qaset \
+             $(FUZZ_OUT)/fuzz_safetensors $(FUZZ_OUT)/fuzz_state $(FUZZ_OUT)/fuzz_manifest $(FUZZ_OUT)/fuzz_config \
+             $(FUZZ_XML_BINS)
+# The project's headers, so that a changed struct rebuilds the targets (they keep no .d files).
+$(FUZZ_BINS): $(wildcard common/*.h dataset/*.h ingest/*.h store/*.h model/*.h trainer/*.h kernels/*.h)
+.PHONY: fuzz-build
+fuzz-build: $(if $(shell command -v $(FUZZ_CC)),$(FUZZ_BINS))
